@@ -1,0 +1,1 @@
+"""The NUT side: Reading → NUT variables, and the dummy-ups port file."""

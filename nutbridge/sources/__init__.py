@@ -1,0 +1,1 @@
+"""Device sources: each turns one device family's protocol into Readings."""

@@ -17,6 +17,7 @@ NOMINAL_V = 12.0
 PANEL_W = 200.0
 FLOAT_SOC = 98.0
 LOW_SOC = 10.0  # where "lowbatt" puts the battery
+STEP = 60.0  # integration step, simulated seconds
 
 
 class Mode(enum.Enum):
@@ -85,9 +86,13 @@ class Plant:
         return ChargeStage.FLOAT if self.soc >= FLOAT_SOC else ChargeStage.BOOST
 
     def advance(self, dt: float) -> None:
-        """Move the clock on by ``dt`` simulated seconds and integrate the energy flows."""
-        if dt <= 0:
-            return
+        """Move the clock on by ``dt`` simulated seconds, integrating in steps of at most a minute."""
+        while dt > 0:
+            step = min(dt, STEP)
+            self._step(step)
+            dt -= step
+
+    def _step(self, dt: float) -> None:
         day_before = int(self.seconds // 86400)
         self.seconds += dt
         if int(self.seconds // 86400) != day_before:  # midnight: today's counters restart, as on the device

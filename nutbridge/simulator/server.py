@@ -92,6 +92,7 @@ class SimulatedTracer:
         self.device_id = device_id
         self._last = time.monotonic()
         self._server: ModbusTcpServer | ModbusSerialServer | None = None
+        self.port = 0  # the TCP port, once listening
 
     def _tick(self) -> None:
         now = time.monotonic()
@@ -147,7 +148,8 @@ class SimulatedTracer:
         )
         await self._server.serve_forever(background=True)
         listener = cast(asyncio.Server, self._server.transport)  # pymodbus listens through an asyncio.Server
-        return int(listener.sockets[0].getsockname()[1])
+        self.port = int(listener.sockets[0].getsockname()[1])
+        return self.port
 
     async def start_serial(self, device: str, baudrate: int = 115200) -> None:
         """Serve RTU on a serial device (a pty from socat, say)."""

@@ -1,0 +1,95 @@
+"""The standalone simulator: a real process speaking Modbus TCP, steered by commands on stdin."""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import sys
+from collections.abc import Iterator
+
+import pytest
+
+from nutbridge.errors import SourceError
+from nutbridge.simulator.control import apply
+from nutbridge.simulator.physics import Mode, Plant
+from nutbridge.sources.modbus_url import parse_modbus_url
+from nutbridge.sources.tracer import TracerSource
+
+
+@pytest.fixture
+def simulator() -> Iterator[tuple[subprocess.Popen[str], int]]:
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "nutbridge.simulator", "--listen", "127.0.0.1:0", "--mode", "sun"],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    assert proc.stdout is not None
+    first = proc.stdout.readline()
+    assert first.startswith("listening on 127.0.0.1:"), first
+    assert proc.stderr is not None
+    assert proc.stderr.readline().startswith("simulator: mode sun")
+    yield proc, int(first.split(":")[1].split()[0])
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+        proc.communicate(timeout=10)
+
+
+def command(proc: subprocess.Popen[str], text: str) -> str:
+    assert proc.stdin is not None and proc.stderr is not None
+    proc.stdin.write(text + "\n")
+    proc.stdin.flush()
+    while True:
+        line = proc.stderr.readline()
+        if line.startswith(("simulator:", "unknown", "bad")):
+            return line
+
+
+async def test_standalone_simulator_is_steered_from_stdin(simulator: tuple[subprocess.Popen[str], int]) -> None:
+    proc, port = simulator
+    async with TracerSource(parse_modbus_url(f"tcp://127.0.0.1:{port}", "t"), timeout=0.5) as tracer:
+        assert (await tracer.read()).pv_power
+        assert "mode night" in command(proc, "night")
+        night = await tracer.read()
+        assert night.pv_power == 0 and night.battery_current is not None and night.battery_current < 0
+        assert "battery 10.0 %" in command(proc, "lowbatt")
+        assert (await tracer.read()).battery_low
+        command(proc, "fault")
+        assert (await tracer.read()).faults
+        command(proc, "silent")
+        with pytest.raises(SourceError):
+            await tracer.read()
+        command(proc, "day")
+        assert (await tracer.read()).battery_charge == 10
+    assert command(proc, "explode").startswith("unknown command 'explode'")
+
+
+def test_stops_on_sigterm(simulator: tuple[subprocess.Popen[str], int]) -> None:
+    proc, _ = simulator
+    proc.send_signal(signal.SIGTERM)
+    proc.communicate(timeout=10)
+    assert proc.returncode == 0
+
+
+def test_plant_follows_the_sun() -> None:
+    plant = Plant(seconds=3 * 3600, soc=50)
+    assert plant.pv_power() == 0
+    plant.advance(3600)
+    assert 48 < plant.soc < 50  # 15 W for an hour out of 1200 Wh
+    plant.advance(3 * 3600)  # 07:00: sunrise
+    assert 0 < plant.pv_power() < 100
+    before = plant.soc
+    plant.advance(5 * 3600)  # 12:00
+    assert plant.pv_power() > 150
+    assert plant.soc > before + 20
+    assert plant.energy_in_today > 500
+
+
+def test_commands() -> None:
+    plant = Plant()
+    assert "mode lowbatt" in apply(plant, "lowbatt") and plant.mode is Mode.LOWBATT
+    apply(plant, "soc 55")
+    assert plant.soc == 55
+    assert apply(plant, "soc lots").startswith("bad value")
+    assert "12:30" in apply(plant, "time 12:30")

@@ -20,9 +20,6 @@ from nutbridge.errors import ConfigError, NutbridgeError, PortFileError
 from nutbridge.monitor import Monitor, Poll
 from nutbridge.nut.driver import PortFileSink
 from nutbridge.nut.portfile import PortFile
-from nutbridge.simulator.control import HELP, read_commands
-from nutbridge.simulator.physics import Plant
-from nutbridge.simulator.server import SimulatedTracer
 from nutbridge.sources.modbus_url import ModbusTarget
 from nutbridge.sources.tracer import TracerSource
 
@@ -77,6 +74,8 @@ def make_demo_folder() -> Path:
     folder = Path(tempfile.mkdtemp(prefix="nutbridge-demo-"))
     port_file = folder / "solar.dev"
     port_file.write_text(DEMO_PORT_FILE)
+    from nutbridge.simulator.control import HELP
+
     print(f"demo folder: {folder}\n  port file: {port_file}\n  {HELP}, then Enter; Ctrl-C stops\n", flush=True)
     return port_file
 
@@ -132,6 +131,11 @@ async def open_source(config: Config, *, demo: bool) -> AsyncIterator[TracerSour
         async with TracerSource(config.source, device_id=config.device_id, timeout=config.timeout) as source:
             yield source
         return
+    # Imported here so a daemon on real hardware does not carry the pymodbus server in memory.
+    from nutbridge.simulator.control import read_commands
+    from nutbridge.simulator.physics import Plant
+    from nutbridge.simulator.server import SimulatedTracer
+
     now = time.localtime()
     plant = Plant(seconds=7 * 3600 if demo else now.tm_hour * 3600 + now.tm_min * 60 + now.tm_sec)
     async with SimulatedTracer(plant, speed=DEMO_SPEED if demo else 1.0) as sim:

@@ -1,7 +1,7 @@
 """Resident memory (VmRSS) of the idle daemon, after it has connected and polled a few times.
 
 Measured for a daemon reading a separate simulator process (as on real hardware) and for --simulate
-(simulator in the same process). Usage: .venv/bin/python bench/idle_memory.py
+(simulator in the same process). Usage: .venv/bin/python -m bench.idle_memory
 """
 
 from __future__ import annotations
@@ -11,6 +11,8 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+
+from bench.simproc import simulator
 
 SETTLE = 6.0  # seconds: start-up, connect, a few polls
 
@@ -42,22 +44,9 @@ def daemon_rss(args: list[str], folder: Path) -> float:
 
 
 def main() -> None:
-    sim = subprocess.Popen(
-        [sys.executable, "-m", "nutbridge.simulator", "--listen", "127.0.0.1:0"],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
-        stdin=subprocess.DEVNULL,
-        text=True,
-    )
-    try:
-        assert sim.stdout is not None
-        port = int(sim.stdout.readline().split(":")[1].split()[0])
-        with tempfile.TemporaryDirectory() as folder:
-            alone = daemon_rss(["--source", f"tcp://127.0.0.1:{port}"], Path(folder))
-            simulated = daemon_rss(["--simulate"], Path(folder))
-    finally:
-        sim.terminate()
-        sim.wait(timeout=10)
+    with simulator() as port, tempfile.TemporaryDirectory() as folder:
+        alone = daemon_rss(["--source", f"tcp://127.0.0.1:{port}"], Path(folder))
+        simulated = daemon_rss(["--simulate"], Path(folder))
     print(f"idle daemon RSS: {alone:.1f} MB reading a Tracer over Modbus TCP, {simulated:.1f} MB with --simulate")
 
 

@@ -1,19 +1,18 @@
 """Modbus requests and CPU time per poll cycle (poll + NUT variables + port-file write).
 
 The simulator runs in its own process at 600x speed, so every poll changes values and the port file is
-really replaced each cycle; only nutbridge's CPU time is counted. Usage: .venv/bin/python bench/poll_cost.py
+really replaced each cycle; only nutbridge's CPU time is counted. Usage: .venv/bin/python -m bench.poll_cost
 """
 
 from __future__ import annotations
 
 import asyncio
 import statistics
-import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
 
+from bench.simproc import simulator
 from nutbridge.monitor import Monitor
 from nutbridge.nut.driver import PortFileSink
 from nutbridge.nut.portfile import PortFile, Write
@@ -51,21 +50,8 @@ async def measure(port: int, folder: Path) -> None:
 
 
 def main() -> None:
-    sim = subprocess.Popen(
-        [sys.executable, "-m", "nutbridge.simulator", "--listen", "127.0.0.1:0", "--speed", "600", "--time", "10:00"],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
-        stdin=subprocess.DEVNULL,
-        text=True,
-    )
-    try:
-        assert sim.stdout is not None
-        port = int(sim.stdout.readline().split(":")[1].split()[0])
-        with tempfile.TemporaryDirectory() as folder:
-            asyncio.run(measure(port, Path(folder)))
-    finally:
-        sim.terminate()
-        sim.wait(timeout=10)
+    with simulator("--speed", "600", "--time", "10:00") as port, tempfile.TemporaryDirectory() as folder:
+        asyncio.run(measure(port, Path(folder)))
 
 
 if __name__ == "__main__":

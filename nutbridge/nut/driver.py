@@ -32,6 +32,7 @@ class PortFileSink:
         self._pending: asyncio.TimerHandle | None = None
         self._landed = asyncio.Event()  # set while no deferred write is waiting
         self._landed.set()
+        self._restart: asyncio.Task[None] | None = None
 
     def __str__(self) -> str:
         return f"port file {self.portfile}"
@@ -49,7 +50,7 @@ class PortFileSink:
         self._write()
         if self.portfile.restore():
             log.warning("port file %s restored", self.portfile.path)
-            await self._restart_driver()
+            self._start_restart()
 
     def _write(self) -> None:
         self._cancel_pending()
@@ -73,13 +74,23 @@ class PortFileSink:
         self._landed.set()
 
     async def drain(self) -> None:
-        """Wait for a deferred write to land (for one-shot runs)."""
+        """Wait for a deferred write to land and a driver restart to finish (for one-shot runs)."""
         await self._landed.wait()
+        if self._restart is not None:
+            await self._restart
+
+    def _start_restart(self) -> None:
+        """Run the restart command beside the poll loop, so a slow ``upsdrvctl`` never holds up polling."""
+        if not self.restart_command:
+            return
+        if self._restart is not None and not self._restart.done():
+            log.warning("driver_restart_command still running from the last recovery; not started again")
+            return
+        self._restart = asyncio.create_task(self._restart_driver(), name="nutbridge.driver-restart")
 
     async def _restart_driver(self) -> None:
         """dummy-ups exited when its file vanished; run the configured command to start it again."""
-        if not self.restart_command:
-            return
+        assert self.restart_command is not None
         try:
             proc = await asyncio.create_subprocess_exec(
                 *shlex.split(self.restart_command),

@@ -190,7 +190,8 @@ def main(argv: list[str] | None = None) -> int:
         args.poll_interval = args.poll_interval or 1.0
     try:
         config = read_config(args)
-        portfile = PortFile(config.port_file or Path())
+        assert config.port_file is not None  # with_overrides refuses a config without one
+        portfile = PortFile(config.port_file)
         portfile.locate()
     except (ConfigError, PortFileError) as exc:
         print(f"nutbridge: {exc}", file=sys.stderr)

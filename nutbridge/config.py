@@ -9,14 +9,13 @@ import os
 import stat
 import tomllib
 from collections.abc import Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 from nutbridge.errors import ConfigError
 from nutbridge.sources.modbus_url import ModbusTarget, parse_modbus_url
 
-SIMULATOR_URL = "simulator:"  # the built-in simulated Tracer, started in-process
 MIN_POLL_INTERVAL = 0.2
 MAX_CONFIG_SIZE = 64 * 1024
 SECRET_KEYS = frozenset({"password", "token", "secret", "api_key"})
@@ -51,7 +50,6 @@ class Config:
     port_file: Path | None = None
     driver_restart_command: str | None = None
     origin: str = "command line"  # where the settings came from, for messages
-    loaded_keys: frozenset[str] = field(default_factory=frozenset)
 
     @property
     def simulate(self) -> bool:
@@ -117,7 +115,7 @@ def from_mapping(data: Mapping[str, Any], origin: str, base_dir: Path) -> Config
             if isinstance(value, bool) or not isinstance(value, kind) or (check and not check(value)):
                 raise ConfigError(f"{origin}: {section}.{key} = {value!r} is not allowed; use {allowed}")
             settings[key] = value
-    config = Config(origin=origin, loaded_keys=frozenset(settings))
+    config = Config(origin=origin)
     if "url" in settings:
         config = replace(config, source=parse_modbus_url(settings.pop("url"), f"{origin}: source.url"))
     if "port_file" in settings:

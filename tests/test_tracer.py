@@ -16,6 +16,7 @@ from nutbridge.model import ChargeStage
 from nutbridge.simulator import server
 from nutbridge.simulator.physics import Mode, Plant
 from nutbridge.simulator.server import SimulatedTracer
+from nutbridge.sources import tracer_map as tmap
 from nutbridge.sources.modbus_url import ModbusTarget, parse_modbus_url
 from nutbridge.sources.tracer import TracerSource
 from tests.conftest import need
@@ -66,7 +67,13 @@ async def test_strict_device_answers_exception_02_outside_blocks(source: TracerS
     assert wrong_fc.isError() and wrong_fc.exception_code == 2
 
 
-async def test_exception_reply_is_a_protocol_error(sim: SimulatedTracer) -> None:
+async def test_exception_reply_is_a_protocol_error_and_drops_the_link(source: TracerSource) -> None:
+    await source.read()
+    with pytest.raises(ProtocolError, match=r"exception 2 reading 1 registers at 0x3108"):
+        await source._read(tmap.Request(tmap.Table.INPUT, 0x3108, 1))  # the undocumented gap
+
+
+async def test_unknown_device_id_is_a_source_error(sim: SimulatedTracer) -> None:
     target = ModbusTarget(scheme="tcp", host="127.0.0.1", port=sim.port, device_id=2)
     sim.device_id = 2  # not served: pymodbus answers with an exception for unknown ids
     async with TracerSource(target, timeout=0.3) as tracer:
@@ -137,32 +144,37 @@ async def test_device_id_from_the_url() -> None:
             assert (await t.read()).battery_charge == 70
 
 
-@pytest.fixture
-def pty_pair(tmp_path: Path) -> Iterator[tuple[str, str]]:
-    """Two linked pseudo-terminals from socat: a serial line with no hardware."""
-    need(shutil.which("socat") is not None, "socat (Debian package socat) for the serial-line test")
-    a, b = tmp_path / "ttyA", tmp_path / "ttyB"
+def start_socat(a: Path, b: Path) -> subprocess.Popen[bytes]:
+    """Two linked pseudo-terminals: a serial line with no hardware. The links appear 0.1-0.5 s after start."""
     proc = subprocess.Popen(
         ["socat", f"pty,raw,echo=0,link={a}", f"pty,raw,echo=0,link={b}"],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
-    try:
-        for _ in range(100):  # the links appear 0.1-0.5 s after start
-            if (a.exists() and b.exists()) or proc.poll() is not None:
-                break
-            time.sleep(0.05)
-        assert a.exists() and b.exists(), "socat did not create the pty pair"
-        yield str(a), str(b)
-    finally:
+    for _ in range(100):
+        if (a.exists() and b.exists()) or proc.poll() is not None:
+            break
+        time.sleep(0.05)
+    assert a.exists() and b.exists(), "socat did not create the pty pair"
+    return proc
+
+
+@pytest.fixture
+def pty_pair(tmp_path: Path) -> Iterator[tuple[Path, Path, list[subprocess.Popen[bytes]]]]:
+    """A socat pty pair; the list holds the socat processes, so a test can pull the cable and plug it back."""
+    need(shutil.which("socat") is not None, "socat (Debian package socat) for the serial-line test")
+    a, b = tmp_path / "ttyA", tmp_path / "ttyB"
+    procs = [start_socat(a, b)]
+    yield a, b, procs
+    for proc in procs:
         proc.terminate()
         proc.wait(timeout=5)
 
 
-async def test_rtu_over_a_real_serial_line(pty_pair: tuple[str, str]) -> None:
-    server_end, client_end = pty_pair
+async def test_rtu_over_a_real_serial_line(pty_pair: tuple[Path, Path, list[subprocess.Popen[bytes]]]) -> None:
+    server_end, client_end, _ = pty_pair
     async with SimulatedTracer(Plant(mode=Mode.NIGHT)) as sim:
-        await sim.start_serial(server_end)
+        await sim.start_serial(str(server_end))
         target = parse_modbus_url(f"rtu://{client_end}?baudrate=115200", "test")
         async with TracerSource(target, timeout=1.0) as tracer:
             info = await tracer.connect()
@@ -170,6 +182,27 @@ async def test_rtu_over_a_real_serial_line(pty_pair: tuple[str, str]) -> None:
             assert tracer.requests == 11
     assert info.model == "Tracer2210AN"
     assert reading.pv_power == 0
+
+
+async def test_serial_device_vanishes_and_comes_back(
+    pty_pair: tuple[Path, Path, list[subprocess.Popen[bytes]]],
+) -> None:
+    server_end, client_end, procs = pty_pair
+    target = parse_modbus_url(f"rtu://{client_end}?baudrate=115200", "test")
+    async with TracerSource(target, timeout=0.5) as tracer:
+        async with SimulatedTracer(Plant(mode=Mode.SUN)) as sim:
+            await sim.start_serial(str(server_end))
+            assert (await tracer.read()).battery_charge == 70
+            procs[0].terminate()  # the USB adapter is pulled: the pty disappears under the open client
+            procs[0].wait(timeout=5)
+            with pytest.raises(SourceError):
+                await tracer.read()
+            with pytest.raises(SourceError, match="cannot open"):
+                await tracer.read()
+        procs.append(start_socat(server_end, client_end))  # plugged back in
+        async with SimulatedTracer(Plant(mode=Mode.SUN)) as sim:
+            await sim.start_serial(str(server_end))
+            assert (await tracer.read()).battery_charge == 70
 
 
 async def test_protocol_error_on_implausible_charge(source: TracerSource, monkeypatch: pytest.MonkeyPatch) -> None:

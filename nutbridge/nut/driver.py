@@ -46,15 +46,16 @@ class PortFileSink:
             return
         if poll.reading is None or poll.info is None:
             return  # a failed poll before nocomms: leave the last good values in place
-        self.last_values = nut_values(poll.reading, poll.info, parse_values(self.portfile.read()))
-        self._write()
+        text = self.portfile.read()
+        self.last_values = nut_values(poll.reading, poll.info, parse_values(text))
+        self._write(text)
         if self.portfile.restore():
             log.warning("port file %s restored", self.portfile.path)
             self._start_restart()
 
-    def _write(self) -> None:
+    def _write(self, text: str | None = None) -> None:
         self._cancel_pending()
-        self.last_write = self.portfile.update(self.last_values)
+        self.last_write = self.portfile.update(self.last_values, text)
         if self.last_write is Write.DEFERRED:
             self._landed.clear()
             loop = asyncio.get_running_loop()

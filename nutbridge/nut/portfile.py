@@ -126,9 +126,9 @@ class PortFile:
             raise PortFileError(f"{self.current} is over {MAX_SIZE // 1024} KiB; is it really a port file?")
         return data.decode("utf-8", "surrogateescape")
 
-    def update(self, values: Mapping[str, str | None]) -> Write:
-        """Merge ``values`` into the file and replace it if anything changed."""
-        old = self.read()
+    def update(self, values: Mapping[str, str | None], old: str | None = None) -> Write:
+        """Merge ``values`` into the file and replace it if anything changed; ``old`` is its text, if just read."""
+        old = self.read() if old is None else old
         new = merge(old, values)
         if new == old:
             return Write.UNCHANGED

@@ -15,7 +15,10 @@ from pathlib import Path
 from bench.simproc import simulator
 from nutbridge.monitor import Monitor
 from nutbridge.nut.driver import PortFileSink
-from nutbridge.nut.portfile import PortFile, Write
+from nutbridge.nut.portfile import HandSettings, PortFile
+from nutbridge.nut.variables import setting_names
+from nutbridge.nut.version import Dialect, NutVersion
+from nutbridge.sinks import SinkRunner
 from nutbridge.sources.modbus_url import parse_modbus_url
 from nutbridge.sources.tracer import TracerSource
 
@@ -28,20 +31,30 @@ async def measure(port: int, folder: Path) -> None:
     port_file.write_text("# bench\nbattery.charge.low: 25\n")
     pf = PortFile(port_file)
     pf.locate()
-    sink = PortFileSink(pf)
     async with TracerSource(parse_modbus_url(f"tcp://127.0.0.1:{port}", "bench"), timeout=1.0) as source:
-        monitor = Monitor(source, [sink], interval=INTERVAL)
-        await monitor.once()  # connect and read rated data: not part of a poll cycle
+        settings = setting_names(source.table)
+        runner = SinkRunner(PortFileSink(pf, dialect=Dialect(NutVersion(2, 8, 0)), settings=settings))
+        monitor = Monitor(source, [runner], interval=INTERVAL, settings=HandSettings(pf, settings).get)
+        task = asyncio.create_task(runner.run())
+
+        async def cycle() -> None:
+            snapshot = await monitor.poll()
+            monitor.publish(snapshot)
+            await runner.handled(snapshot.seq)
+
+        await cycle()  # connect and read rated data: not part of a poll cycle
         await asyncio.sleep(1.0)
         cpu, requests, writes = [], [], 0
         for _ in range(CYCLES):
-            start, before = time.monotonic(), source.requests
-            t0 = time.process_time()
-            await monitor.tell(await monitor.poll())
+            start, before, mtime = time.monotonic(), source.requests, port_file.stat().st_mtime_ns
+            t0 = time.process_time()  # all threads: the port-file write runs in a worker thread
+            await cycle()
             cpu.append(time.process_time() - t0)
             requests.append(source.requests - before)
-            writes += sink.last_write is Write.WRITTEN
+            writes += port_file.stat().st_mtime_ns != mtime
             await asyncio.sleep(max(0.0, INTERVAL - (time.monotonic() - start)))
+        runner.close()
+        await task
     print(f"Modbus requests per full poll: {statistics.mode(requests)} (start-up and reconnect: 5 more)")
     print(
         f"CPU per poll cycle ({CYCLES} cycles, {writes} port-file writes): "

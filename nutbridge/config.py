@@ -1,60 +1,206 @@
-"""Configuration: a TOML file plus command-line overrides → one frozen Config, validated once.
+"""Configuration: a TOML file of sections plus command-line overrides → one frozen Config, validated once.
 
+Each section is a frozen dataclass whose fields declare their own key, type, check and whether they hold a
+secret (``Key`` metadata); ``[source]`` picks its dataclass by ``kind``. A key belongs to one section only.
 Every error names the file, the key and what is allowed; the CLI turns it into exit status 78.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import os
+import shlex
 import stat
 import tomllib
-from collections.abc import Mapping
-from dataclasses import dataclass, replace
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 from nutbridge.errors import ConfigError
+from nutbridge.nut.version import NutVersion, parse_version
+from nutbridge.redact import has_password, redact_url
 from nutbridge.sources.modbus_url import ModbusTarget, parse_modbus_url
 
 MIN_POLL_INTERVAL = 0.2
 MAX_CONFIG_SIZE = 64 * 1024
-SECRET_KEYS = frozenset({"password", "token", "secret", "api_key"})
 
-# section → key → (type, check, what is allowed)
-SCHEMA: Mapping[str, Mapping[str, tuple[type | tuple[type, ...], Any, str]]] = {
-    "source": {
-        "url": (str, None, "rtu:///dev/ttyUSB0?baudrate=115200, tcp://HOST:502 or rtu+tcp://HOST:PORT"),
-        "device_id": (int, lambda v: 1 <= v <= 247, "an integer 1-247"),
-        "timeout": ((int, float), lambda v: 0.05 <= v <= 30, "seconds, 0.05-30"),
-    },
-    "monitor": {
-        "poll_interval": ((int, float), lambda v: MIN_POLL_INTERVAL <= v <= 3600, "seconds, 0.2-3600"),
-        "nocomms_after": (int, lambda v: 1 <= v <= 1000, "an integer 1-1000 (failed polls)"),
-    },
-    "nut": {
-        "port_file": (str, bool, "a path to the dummy-ups port file"),
-        "driver_restart_command": (str, None, "a command line, e.g. 'upsdrvctl start solar'"),
-    },
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Key:
+    """How one TOML key is read: its types, a check, the words for what is allowed, and a conversion.
+
+    ``secret`` marks a value that must never be printed and makes a group- or world-readable file refused;
+    ``url`` marks a URL, which counts as a secret when it carries a password.
+    """
+
+    types: type | tuple[type, ...]
+    allowed: str
+    check: Callable[[Any], bool] | None = None
+    convert: Callable[[Any, str, Path], Any] | None = None  # (value, where, base_dir) → field value
+    secret: bool = False
+    url: bool = False
+
+
+def key(default: Any = None, **spec: Any) -> Any:
+    """A dataclass field read from TOML as ``Key(**spec)`` describes."""
+    return field(default=default, metadata={"key": Key(**spec)})
+
+
+def seconds(low: float, high: float) -> dict[str, Any]:
+    """A Key spec for a number of seconds in [low, high]."""
+    return {"types": (int, float), "check": lambda v: low <= v <= high, "allowed": f"seconds, {low:g}-{high:g}"}
+
+
+def _modbus(value: str, where: str, _base: Path) -> ModbusTarget:
+    return parse_modbus_url(value, where)
+
+
+def _path(value: str, _where: str, base: Path) -> Path:
+    return base / Path(value).expanduser()
+
+
+def _command(value: str, where: str, _base: Path) -> tuple[str, ...]:
+    return parse_command(value, where)
+
+
+def _version(value: str, where: str, _base: Path) -> NutVersion:
+    return parse_version(value, where)
+
+
+def parse_command(value: str, where: str) -> tuple[str, ...]:
+    """A command line split as a shell would (no shell runs it); ``""`` means none."""
+    try:
+        return tuple(shlex.split(value))
+    except ValueError as exc:
+        raise ConfigError(f"{where}: {value!r} is not a valid command line ({exc})") from None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class TracerConfig:
+    """``[source] kind = "tracer"``: an EPEver Tracer over Modbus."""
+
+    kind: ClassVar[str] = "tracer"
+    url: ModbusTarget | None = key(
+        types=str,
+        convert=_modbus,
+        url=True,
+        allowed="rtu:///dev/ttyUSB0?baudrate=115200, tcp://HOST:502 or rtu+tcp://HOST:PORT",
+    )
+    device_id: int = key(1, types=int, check=lambda v: 1 <= v <= 247, allowed="an integer 1-247")
+    timeout: float = key(1.0, **seconds(0.05, 30))
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SimulatorConfig:
+    """``[source] kind = "simulator"``: the built-in simulated Tracer, reached over loopback Modbus TCP."""
+
+    kind: ClassVar[str] = "simulator"
+    speed: float = key(1.0, types=(int, float), check=lambda v: 0.1 <= v <= 10_000, allowed="0.1-10000 (× real time)")
+    timeout: float = key(1.0, **seconds(0.05, 30))
+
+
+SourceConfig = TracerConfig | SimulatorConfig
+SOURCE_KINDS: Mapping[str, type[TracerConfig] | type[SimulatorConfig]] = {
+    cls.kind: cls for cls in (TracerConfig, SimulatorConfig)
 }
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class Config:
-    """Everything the daemon needs, validated. ``source`` is None for the built-in simulator."""
+class MonitorConfig:
+    """``[monitor]``: the poll schedule and when silence becomes comms loss."""
 
-    source: ModbusTarget | None = None
-    device_id: int = 1
-    timeout: float = 1.0
-    poll_interval: float = 10.0
-    nocomms_after: int = 1
-    port_file: Path | None = None
-    driver_restart_command: str | None = None
+    poll_interval: float = key(10.0, **seconds(MIN_POLL_INTERVAL, 3600))
+    # Seconds a device may stay silent before NUT is told (the port file is renamed): rides out a glitch.
+    nocomms_grace: float = key(10.0, **seconds(0, 3600))
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class NutConfig:
+    """``[nut]``: the port file and the NUT that reads it."""
+
+    port_file: Path | None = key(types=str, check=bool, convert=_path, allowed="a path to the dummy-ups port file")
+    version: NutVersion | None = key(types=str, convert=_version, allowed="a NUT version such as 2.8.1")
+    # None: find the UPS in ups.conf and run upsdrvctl (not under systemd); () : never restart the driver.
+    driver_restart_command: tuple[str, ...] | None = key(
+        types=str, convert=_command, allowed="a command line, e.g. 'upsdrvctl start solar', or '' for none"
+    )
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Config:
+    """Everything the daemon needs, validated."""
+
+    source: SourceConfig | None = None
+    monitor: MonitorConfig = MonitorConfig()
+    nut: NutConfig = NutConfig()
     origin: str = "command line"  # where the settings came from, for messages
 
-    @property
-    def simulate(self) -> bool:
-        """True when the built-in simulator is the source."""
-        return self.source is None
+
+SECTIONS: Mapping[str, type[MonitorConfig] | type[NutConfig]] = {"monitor": MonitorConfig, "nut": NutConfig}
+RENAMED = {"monitor.nocomms_after": "monitor.nocomms_grace (seconds of silence, default 10)"}
+
+
+def keys_of(cls: type) -> dict[str, Key]:
+    """The TOML keys a section dataclass reads."""
+    return {f.name: f.metadata["key"] for f in dataclasses.fields(cls) if "key" in f.metadata}
+
+
+def section_class(section: str, table: Mapping[str, Any], origin: str) -> type:
+    """The dataclass that reads ``[section]``; for ``[source]``, the one its ``kind`` names."""
+    if section == "source":
+        kind = table.get("kind", "tracer")
+        if kind not in SOURCE_KINDS:
+            raise ConfigError(f"{origin}: source.kind = {kind!r} is not allowed; use {', '.join(SOURCE_KINDS)}")
+        return SOURCE_KINDS[kind]
+    if section not in SECTIONS:
+        raise ConfigError(f"{origin}: unknown section [{section}]; allowed: source, {', '.join(SECTIONS)}")
+    return SECTIONS[section]
+
+
+def shown(spec: Key, value: Any) -> str:
+    """A value as an error message may print it."""
+    if spec.secret:
+        return "<hidden>"
+    return repr(redact_url(value)) if spec.url and isinstance(value, str) else repr(value)
+
+
+def read_section(cls: type, section: str, table: Mapping[str, Any], origin: str, base_dir: Path) -> Any:
+    """Validate one TOML table against ``cls``'s keys and build it."""
+    if not isinstance(table, Mapping):
+        raise ConfigError(f"{origin}: {section} must be a [{section}] table")
+    keys = keys_of(cls)
+    values: dict[str, Any] = {}
+    for name, value in table.items():
+        where = f"{origin}: {section}.{name}"
+        if section == "source" and name == "kind":
+            continue
+        if f"{section}.{name}" in RENAMED:
+            raise ConfigError(f"{where} was replaced by {RENAMED[f'{section}.{name}']}")
+        if name not in keys:
+            raise ConfigError(f"{origin}: unknown key {section}.{name}; allowed in [{section}]: {', '.join(keys)}")
+        spec = keys[name]
+        if isinstance(value, bool) or not isinstance(value, spec.types) or (spec.check and not spec.check(value)):
+            raise ConfigError(f"{where} = {shown(spec, value)} is not allowed; use {spec.allowed}")
+        values[name] = spec.convert(value, where, base_dir) if spec.convert else value
+    return cls(**values)
+
+
+def secrets_in(data: Mapping[str, Any], origin: str) -> list[str]:
+    """Dotted names of the keys in ``data`` that hold secrets, as the schema declares them."""
+    found = []
+    for section, table in data.items():
+        if not isinstance(table, Mapping):
+            continue
+        try:
+            keys = keys_of(section_class(section, table, origin))
+        except ConfigError:
+            continue  # reported with its own message once the file is read
+        for name, value in table.items():
+            spec = keys.get(name)
+            if spec and (spec.secret or (spec.url and isinstance(value, str) and has_password(value))):
+                found.append(f"{section}.{name}")
+    return found
 
 
 def config_path(ups: str) -> Path:
@@ -64,19 +210,8 @@ def config_path(ups: str) -> Path:
     return Path(os.environ.get("NUT_CONFPATH") or "/etc/nut") / f"nutbridge-{ups}.toml"
 
 
-def secret_keys(table: Mapping[str, Any], prefix: str = "") -> list[str]:
-    """Dotted names of keys that hold secrets, anywhere in the file."""
-    found = []
-    for key, value in table.items():
-        if isinstance(value, Mapping):
-            found += secret_keys(value, f"{prefix}{key}.")
-        elif key.lower() in SECRET_KEYS:
-            found.append(prefix + key)
-    return found
-
-
 def load(path: Path) -> Config:
-    """Read and validate a TOML file."""
+    """Read and validate a TOML file; one holding a secret must not be readable by group or others."""
     try:
         st = path.stat()
         if not stat.S_ISREG(st.st_mode):
@@ -90,7 +225,7 @@ def load(path: Path) -> Config:
         data = tomllib.loads(raw.decode("utf-8"))
     except (UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
         raise ConfigError(f"{path}: not valid TOML: {exc}") from exc
-    secrets = secret_keys(data)
+    secrets = secrets_in(data, str(path))
     if secrets and st.st_mode & 0o077:
         raise ConfigError(
             f"{path}: holds a secret ({', '.join(secrets)}) and is readable by group or others "
@@ -100,27 +235,12 @@ def load(path: Path) -> Config:
 
 
 def from_mapping(data: Mapping[str, Any], origin: str, base_dir: Path) -> Config:
-    """Validate parsed TOML against SCHEMA and build a Config; relative paths are taken from ``base_dir``."""
-    settings: dict[str, Any] = {}
+    """Validate parsed TOML section by section; relative paths are taken from ``base_dir``."""
+    parts: dict[str, Any] = {}
     for section, table in data.items():
-        if section not in SCHEMA:
-            raise ConfigError(f"{origin}: unknown section [{section}]; allowed: {', '.join(SCHEMA)}")
-        if not isinstance(table, Mapping):
-            raise ConfigError(f"{origin}: {section} must be a [{section}] table")
-        for key, value in table.items():
-            if key not in SCHEMA[section]:
-                allowed = ", ".join(SCHEMA[section])
-                raise ConfigError(f"{origin}: unknown key {section}.{key}; allowed in [{section}]: {allowed}")
-            kind, check, allowed = SCHEMA[section][key]
-            if isinstance(value, bool) or not isinstance(value, kind) or (check and not check(value)):
-                raise ConfigError(f"{origin}: {section}.{key} = {value!r} is not allowed; use {allowed}")
-            settings[key] = value
-    config = Config(origin=origin)
-    if "url" in settings:
-        config = replace(config, source=parse_modbus_url(settings.pop("url"), f"{origin}: source.url"))
-    if "port_file" in settings:
-        settings["port_file"] = base_dir / Path(settings["port_file"]).expanduser()
-    return replace(config, **settings)
+        cls = section_class(section, table if isinstance(table, Mapping) else {}, origin)
+        parts[section] = read_section(cls, section, table, origin, base_dir)
+    return Config(origin=origin, **parts)
 
 
 def with_overrides(
@@ -130,20 +250,26 @@ def with_overrides(
     simulate: bool = False,
     port_file: str | None = None,
     poll_interval: float | None = None,
+    nut_version: str | None = None,
 ) -> Config:
-    """Apply command-line overrides; they win over the file."""
+    """Apply command-line overrides (they win over the file), then check that a daemon can run."""
     if source is not None and simulate:
         raise ConfigError("--source and --simulate exclude each other; pick one")
     if source is not None:
-        config = replace(config, source=parse_modbus_url(source, "--source"))
+        config = replace(config, source=TracerConfig(url=parse_modbus_url(source, "--source")))
+    elif simulate and not isinstance(config.source, SimulatorConfig):
+        timeout = (config.source or SimulatorConfig()).timeout
+        config = replace(config, source=SimulatorConfig(timeout=timeout))
     if port_file is not None:
-        config = replace(config, port_file=Path(port_file).expanduser().absolute())
+        config = replace(config, nut=replace(config.nut, port_file=Path(port_file).expanduser().absolute()))
+    if nut_version is not None:
+        config = replace(config, nut=replace(config.nut, version=parse_version(nut_version, "--nut-version")))
     if poll_interval is not None:
         if not MIN_POLL_INTERVAL <= poll_interval <= 3600:
-            raise ConfigError(f"--poll-interval {poll_interval:g}: use seconds, 0.2-3600")
-        config = replace(config, poll_interval=poll_interval)
-    if config.port_file is None:
+            raise ConfigError(f"--poll-interval {poll_interval:g}: use seconds, {MIN_POLL_INTERVAL:g}-3600")
+        config = replace(config, monitor=replace(config.monitor, poll_interval=poll_interval))
+    if config.nut.port_file is None:
         raise ConfigError(f"{config.origin}: no port file; set nut.port_file or pass --port-file PATH")
-    if config.source is None and not simulate:
+    if config.source is None or (isinstance(config.source, TracerConfig) and config.source.url is None):
         raise ConfigError(f"{config.origin}: no source; set source.url, or pass --source URL or --simulate")
-    return replace(config, source=None) if simulate else config
+    return config

@@ -1,8 +1,11 @@
-"""The coordinator: the only place that knows about time. One poll, many sinks (HA's DataUpdateCoordinator).
+"""The coordinator: the only place that knows about time. One poll, one Snapshot, many sinks (HA's
+DataUpdateCoordinator).
 
 Each poll retries with jittered exponential backoff (tenacity), but never past the poll's deadline, so a
-dead device never delays the schedule. Comms loss is a state: logged once when it starts, once when it
-ends, and told to every sink with each poll.
+dead device never delays the schedule. Silence becomes comms loss only after ``grace`` seconds, so a
+glitch of a few seconds never reaches upsmon, which on NUT 2.8.1/2.8.2 would shut down at once while on
+battery. Comms changes are logged once when they start and once when they end. Intervals use the
+monotonic clock; the wall clock is only stamped on snapshots, for people.
 """
 
 from __future__ import annotations
@@ -10,71 +13,81 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping, Sequence
+from types import MappingProxyType
 from typing import Protocol
 
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception_type, wait_exponential_jitter
 
-from nutbridge.errors import NutbridgeError, SourceError
+from nutbridge.errors import SourceError
 from nutbridge.model import DeviceInfo, Reading
+from nutbridge.nut.status import PowerState
+from nutbridge.nut.variables import Var, evaluate
+from nutbridge.sinks import SinkRunner
+from nutbridge.snapshot import Comms, Snapshot
 
 log = logging.getLogger(__name__)
 
 # An attempt needs at least this much time left before the deadline to be worth starting.
 MIN_ATTEMPT = 0.05
-# The share of the interval a poll may use; the rest is for the sinks (the port-file write).
+# The share of the interval a poll may use; the rest is slack for the loop.
 POLL_SHARE = 0.9
+NO_SETTINGS: Mapping[str, str] = MappingProxyType({})
 
 
 class Source(Protocol):
-    """A device: ``read`` (re)connects as needed and returns one Reading, or raises SourceError."""
+    """A device, used as an async context manager. ``read`` (re)connects as needed and returns one
+    Reading or raises SourceError; ``reset`` drops the link so the next read starts clean."""
 
-    info: DeviceInfo | None
+    @property
+    def info(self) -> DeviceInfo | None:
+        """What the device said about itself when it last connected."""
+
+    @property
+    def table(self) -> Sequence[Var]:
+        """Its family's NUT variable table."""
+
+    @property
+    def timeout(self) -> float:
+        """Seconds one attempt may take."""
 
     async def read(self) -> Reading: ...
 
-    def close(self) -> None: ...
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class Poll:
-    """What one poll produced, as every sink sees it."""
-
-    reading: Reading | None
-    info: DeviceInfo | None
-    error: str | None = None
-    failures: int = 0  # consecutive failed polls; 0 after a success
-    comms_ok: bool = True  # False once `nocomms_after` polls in a row have failed
-
-
-class Sink(Protocol):
-    """Told about every poll, in order; never polls the device itself."""
-
-    async def update(self, poll: Poll) -> None: ...
+    async def reset(self) -> None: ...
 
 
 class Monitor:
-    """Polls ``source`` every ``interval`` seconds and tells ``sinks``."""
+    """Polls ``source`` every ``interval`` seconds and offers each Snapshot to every runner."""
 
     def __init__(
         self,
         source: Source,
-        sinks: Sequence[Sink],
+        runners: Sequence[SinkRunner] = (),
         *,
         interval: float,
-        nocomms_after: int = 1,
+        grace: float = 10.0,
+        settings: Callable[[], Mapping[str, str]] = lambda: NO_SETTINGS,
         clock: Callable[[], float] = time.monotonic,
+        wall_clock: Callable[[], float] = time.time,
     ) -> None:
         self.source = source
-        self.sinks = list(sinks)
+        self.runners = list(runners)
         self.interval = interval
-        self.nocomms_after = nocomms_after
+        self.grace = grace
+        self.settings = settings
         self.clock = clock
-        self.failures = 0
+        self.wall_clock = wall_clock
         self.polls = 0
+        self.failures = 0
+        self.comms = Comms.OK
         self._failing_since: float | None = None
-        self._sink_errors: dict[int, str] = {}
+        self._last_good: float | None = None
+        self._power: PowerState | None = None
+        self._reset_requested = False
+
+    def request_reset(self) -> None:
+        """Reconnect before the next poll, so device info is read again (SIGHUP)."""
+        self._reset_requested = True
 
     async def read(self, deadline: float) -> Reading:
         """Read the source, retrying with backoff until ``deadline`` (a ``clock`` time)."""
@@ -94,18 +107,35 @@ class Monitor:
                     async with asyncio.timeout(max(MIN_ATTEMPT, deadline - self.clock())):
                         return await self.source.read()
                 except TimeoutError:
-                    self.source.close()  # the cancelled request may still answer: start clean
+                    await self.source.reset()  # the cancelled request may still answer: start clean
                     raise SourceError(f"{self.source}: no complete answer within the poll interval") from None
         raise AssertionError("unreachable: tenacity re-raises the last error")  # pragma: no cover
 
-    async def poll(self, deadline: float | None = None) -> Poll:
+    def deadline(self, start: float) -> float:
+        """When this poll must give up: within its share of the interval, and, while failing, at the end
+        of the grace, so comms loss is declared on time. One attempt is always allowed."""
+        end = start + self.interval * POLL_SHARE
+        if self._failing_since is not None and self.comms is not Comms.LOST:
+            end = min(end, max(self._failing_since + self.grace, start + self.source.timeout + MIN_ATTEMPT))
+        return end
+
+    async def poll(self, deadline: float | None = None) -> Snapshot:
         """One poll, with retries inside the interval; updates and logs the comms state."""
         self.polls += 1
         start = self.clock()
+        if self._reset_requested:
+            self._reset_requested = False
+            await self.source.reset()
         try:
-            reading = await self.read(deadline or start + self.interval * POLL_SHARE)
+            reading = await self.read(min(deadline or float("inf"), self.deadline(start)))
         except SourceError as exc:
-            return self._failed(str(exc))
+            return self._failed(exc, start)
+        return self._answered(reading)
+
+    def _answered(self, reading: Reading) -> Snapshot:
+        info = self.source.info
+        if info is None:  # a source sets info when it connects; a reading without it is a source bug
+            raise AssertionError(f"{self.source} returned a reading without device info")
         if self._failing_since is not None:
             log.warning(
                 "contact with %s restored after %d failed poll(s) over %.1f s",
@@ -113,55 +143,63 @@ class Monitor:
                 self.failures,
                 self.clock() - self._failing_since,
             )
-        self.failures, self._failing_since = 0, None
-        return Poll(reading=reading, info=self.source.info)
-
-    def _failed(self, error: str) -> Poll:
-        self.failures += 1
-        if self.failures == 1:
-            self._failing_since = self.clock()
-        if self.failures == self.nocomms_after:
-            log.error("lost contact: %s", error)
-        elif self.failures < self.nocomms_after:
-            log.info("poll failed (%d of %d before nocomms): %s", self.failures, self.nocomms_after, error)
-        else:
-            log.debug("still no contact: %s", error)
-        return Poll(
-            reading=None,
-            info=None,
-            error=error,
-            failures=self.failures,
-            comms_ok=self.failures < self.nocomms_after,
+        self.failures, self._failing_since, self.comms = 0, None, Comms.OK
+        variables, self._power = evaluate(self.source.table, reading, info, self.settings(), self._power)
+        self._last_good = self.wall_clock()
+        return Snapshot(
+            seq=self.polls,
+            time=self._last_good,
+            comms=Comms.OK,
+            reading=reading,
+            info=info,
+            power=self._power,
+            variables=MappingProxyType(variables),
+            last_good=self._last_good,
         )
 
-    async def tell(self, poll: Poll) -> bool:
-        """Tell every sink; a failing sink is logged once per new error and never stops the others."""
-        ok = True
-        for i, sink in enumerate(self.sinks):
-            try:
-                await sink.update(poll)
-            except NutbridgeError as exc:
-                ok = False
-                if self._sink_errors.get(i) != str(exc):
-                    log.error("%s", exc)
-                    self._sink_errors[i] = str(exc)
+    def _failed(self, error: SourceError, start: float) -> Snapshot:
+        self.failures += 1
+        if self._failing_since is None:
+            self._failing_since = start
+        silent = self.clock() - self._failing_since
+        if silent >= self.grace:
+            if self.comms is not Comms.LOST:
+                log.error("lost contact after %.1f s without an answer: %s", silent, error)
             else:
-                if self._sink_errors.pop(i, None) is not None:
-                    log.warning("%s works again", sink)
-        return ok
+                log.debug("still no contact: %s", error)
+            self.comms = Comms.LOST
+        else:
+            if self.failures == 1:
+                log.warning("poll failed; NUT keeps the last values for up to %g s: %s", self.grace, error)
+            self.comms = Comms.FAILING
+        return Snapshot(
+            seq=self.polls,
+            time=self.wall_clock(),
+            comms=self.comms,
+            variables=MappingProxyType({}),
+            error=error,
+            failures=self.failures,
+            silent_for=silent,
+            last_good=self._last_good,
+        )
 
-    async def once(self) -> bool:
-        """One poll, told to the sinks; True when the device answered and every sink succeeded."""
-        poll = await self.poll()
-        return await self.tell(poll) and poll.reading is not None
+    def publish(self, snapshot: Snapshot) -> None:
+        """Offer ``snapshot`` to every sink; never waits for one."""
+        for runner in self.runners:
+            runner.offer(snapshot)
 
-    async def run(self) -> None:
-        """Poll on a fixed schedule until cancelled; a slow cycle skips the slots it missed."""
+    async def run(self, stop: asyncio.Event) -> None:
+        """Poll on a fixed schedule until ``stop`` is set; a slow cycle skips the slots it missed.
+
+        ``stop`` is checked after every poll, so a cancellation swallowed inside a library (Python 3.11's
+        ``asyncio.wait_for`` drops one that lands with a reply) cannot keep the daemon polling.
+        """
         next_at = self.clock()
-        while True:
-            deadline = next_at + self.interval * POLL_SHARE
-            await self.tell(await self.poll(deadline))
-            next_at += self.interval
-            now = self.clock()
-            next_at = max(next_at, now)
-            await asyncio.sleep(next_at - now)
+        while not stop.is_set():
+            self.publish(await self.poll(next_at + self.interval * POLL_SHARE))
+            next_at = max(next_at + self.interval, self.clock())
+            try:
+                async with asyncio.timeout(max(0.0, next_at - self.clock())):
+                    await stop.wait()
+            except TimeoutError:
+                pass

@@ -9,6 +9,7 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -151,3 +152,120 @@ def test_demo_prints_its_folder_and_writes_there() -> None:
 @pytest.mark.parametrize("flag", ["--source", "--port-file"])
 def test_demo_refuses_conflicting_flags(flag: str) -> None:
     assert run("--demo", flag, "x").returncode == 2
+
+
+def start_daemon(port_file: Path, *extra: str) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [*NUTBRIDGE, "--simulate", "--port-file", str(port_file), "--nut-version", "2.8.0", *extra],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        stdin=subprocess.DEVNULL,
+        text=True,
+    )
+
+
+def wait_until(check: Callable[[], bool], what: str, timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while not check():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.05)
+
+
+def test_a_closed_stdout_never_stops_the_daemon(port_file: Path) -> None:
+    proc = start_daemon(port_file, "-v", "--poll-interval", "0.2")
+    assert proc.stdout is not None
+    try:
+        assert "battery" in proc.stdout.readline()
+        proc.stdout.close()  # what `| head -1` does
+        for _ in range(2):
+            port_file.write_text("# by hand\n")  # each poll after this must write the variables again
+            wait_until(lambda: "ups.status" in port_file.read_text(), "a poll after stdout closed")
+        assert proc.poll() is None, "the daemon ended when its stdout closed"
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        err = proc.communicate(timeout=20)[1]
+    assert proc.returncode == 0, err
+    assert "Traceback" not in err
+    assert err.count("poll printer (stdout): BrokenPipeError") == 1, err
+
+
+def catches(pid: int, sig: int) -> bool:
+    """True once process ``pid`` has a handler for ``sig`` (SigCgt in /proc/PID/status)."""
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except OSError:
+        return True  # gone already
+    mask = int(next(line.split()[1] for line in status.splitlines() if line.startswith("SigCgt:")), 16)
+    return bool(mask & (1 << (sig - 1)))
+
+
+@pytest.mark.parametrize("delay", [0.0, 0.01, 0.03, 0.06, 0.1, 0.15, 0.25, 0.4])
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
+def test_a_signal_at_any_moment_of_start_up_stops_it_quietly(port_file: Path, delay: float, sig: int) -> None:
+    proc = start_daemon(port_file, "--poll-interval", "0.2")
+    if sig == signal.SIGINT:
+        # Python's own start-up turns an early SIGINT into a fatal error before any program runs; from the
+        # moment nutbridge runs (its first act is to catch SIGTERM), a Ctrl-C must be quiet.
+        wait_until(lambda: catches(proc.pid, signal.SIGTERM), "nutbridge's first signal handler")
+    time.sleep(delay)
+    proc.send_signal(sig)
+    _, err = proc.communicate(timeout=20)
+    assert "Traceback" not in err and "Exception" not in err, err
+    assert proc.returncode in (0, -sig), err  # -sig: SIGTERM arrived before Python set up any handler
+
+
+def test_sighup_reconnects_and_keeps_running(port_file: Path) -> None:
+    proc = start_daemon(port_file, "--poll-interval", "0.2", "-v")
+    assert proc.stdout is not None
+    try:
+        proc.stdout.readline()
+        proc.send_signal(signal.SIGHUP)
+        lines = [proc.stdout.readline() for _ in range(5)]
+        assert proc.poll() is None
+        assert all("battery" in line for line in lines), lines
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        err = proc.communicate(timeout=20)[1]
+    assert proc.returncode == 0
+    assert "SIGHUP: reconnecting to the device" in err
+
+
+def test_s_exits_0_only_when_the_file_holds_the_fresh_poll(port_file: Path) -> None:
+    future = int(time.time()) + 86400  # the box booted with its clock a day behind the file
+    os.utime(port_file, (future, future))
+    done = run("--simulate", "--port-file", str(port_file), "-s")
+    assert done.returncode == 0, done.stderr
+    assert "ahead of the clock" in done.stderr
+    assert "ups.status" in port_file.read_text()
+    port_file.parent.chmod(0o500)
+    port_file.chmod(0o400)
+    try:
+        unwritable = run("--simulate", "--port-file", str(port_file), "-s", "--poll-interval", "0.2")
+    finally:
+        port_file.parent.chmod(0o700)
+    if os.geteuid() == 0:
+        return  # root writes anyway; the read-only case is covered by test_portfile's bind mount
+    assert unwritable.returncode == 1
+
+
+@pytest.mark.parametrize(
+    ("source", "message"),
+    [
+        ("rtu:///dev/ttyUSB0?bytesize=9", "bytesize=9"),
+        ("rtu:///dev/ttyUSB0?stopbits=7", "stopbits=7"),
+        ("rtu:///dev/ttyUSB0?baudrate=-1", "baudrate=-1"),
+        ("tcp://me:hunter2@127.0.0.1:502", "Modbus has no user or password"),
+    ],
+)
+def test_bad_serial_options_and_urls_exit_78_without_a_traceback(port_file: Path, source: str, message: str) -> None:
+    done = run("--source", source, "--port-file", str(port_file), "-s")
+    assert done.returncode == 78, done.stderr
+    assert message in done.stderr and "Traceback" not in done.stderr and "hunter2" not in done.stderr
+
+
+def test_unbalanced_quote_in_the_restart_command_exits_78(tmp_path: Path, port_file: Path) -> None:
+    conf = tmp_path / "c.toml"
+    restart = 'driver_restart_command = "a \'b"\n'
+    conf.write_text(f"[source]\nkind = 'simulator'\n[nut]\nport_file = '{port_file}'\n{restart}")
+    done = run("-c", str(conf), "-s")
+    assert done.returncode == 78 and "is not a valid command line" in done.stderr

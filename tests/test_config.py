@@ -1,26 +1,41 @@
-"""Configuration: TOML schema, clear errors, secrets and file modes, command-line overrides."""
+"""Configuration: sections as frozen dataclasses, clear errors, declared secrets and file modes, overrides."""
 
 from __future__ import annotations
 
+import tomllib
 from pathlib import Path
 
 import pytest
 
-from nutbridge.config import Config, config_path, load, with_overrides
+from nutbridge.config import (
+    Config,
+    MonitorConfig,
+    NutConfig,
+    SimulatorConfig,
+    TracerConfig,
+    config_path,
+    from_mapping,
+    keys_of,
+    load,
+    with_overrides,
+)
 from nutbridge.errors import ConfigError
+from nutbridge.nut.version import NutVersion
 
 GOOD = """\
 [source]
+kind = "tracer"
 url = "rtu:///dev/ttyUSB0?baudrate=9600&device_id=3"
 timeout = 0.5
 
 [monitor]
 poll_interval = 2.5
-nocomms_after = 3
+nocomms_grace = 20
 
 [nut]
 port_file = "solar.dev"
-driver_restart_command = "upsdrvctl start solar"
+version = "2.8.1"
+driver_restart_command = "upsdrvctl -u root start 'my solar'"
 """
 
 
@@ -33,24 +48,56 @@ def write(tmp_path: Path, text: str, mode: int = 0o644) -> Path:
 
 def test_good_file(tmp_path: Path) -> None:
     config = load(write(tmp_path, GOOD))
-    assert config.source is not None
-    assert (config.source.device, config.source.baudrate, config.source.device_id) == ("/dev/ttyUSB0", 9600, 3)
-    assert (config.poll_interval, config.nocomms_after, config.timeout) == (2.5, 3, 0.5)
-    assert config.port_file == tmp_path / "solar.dev"  # relative to the config's folder, like ups.conf's port
-    assert config.driver_restart_command == "upsdrvctl start solar"
+    assert isinstance(config.source, TracerConfig) and config.source.url is not None
+    url = config.source.url
+    assert (url.device, url.baudrate, url.device_id, config.source.timeout) == ("/dev/ttyUSB0", 9600, 3, 0.5)
+    assert config.monitor == MonitorConfig(poll_interval=2.5, nocomms_grace=20)
+    assert config.nut.port_file == tmp_path / "solar.dev"  # relative to the config's folder, like ups.conf's port
+    assert config.nut.version == NutVersion(2, 8, 1)
+    assert config.nut.driver_restart_command == ("upsdrvctl", "-u", "root", "start", "my solar")
+
+
+def test_defaults_ride_out_a_glitch() -> None:
+    assert Config().monitor == MonitorConfig(poll_interval=10.0, nocomms_grace=10.0)
+    assert Config().nut == NutConfig()
+
+
+def test_simulator_kind(tmp_path: Path) -> None:
+    config = load(write(tmp_path, '[source]\nkind = "simulator"\nspeed = 60\n'))
+    assert config.source == SimulatorConfig(speed=60)
+
+
+def test_sections_never_share_a_key() -> None:
+    # the same key name in two sections is two fields; nothing is merged into one namespace
+    assert "timeout" in keys_of(TracerConfig) and "timeout" not in keys_of(MonitorConfig)
+    with pytest.raises(ConfigError, match=r"unknown key monitor\.timeout"):
+        with_overrides(load_text("[monitor]\ntimeout = 1\n"), simulate=True, port_file="x")
+
+
+def load_text(text: str) -> Config:
+    return from_mapping(tomllib.loads(text), "test.toml", base_dir=Path("/nonexistent"))
 
 
 @pytest.mark.parametrize(
     ("text", "message"),
     [
         ("[monitor]\npoll_interval = 0.1\n", r"monitor\.poll_interval = 0\.1 is not allowed; use seconds, 0\.2-3600"),
-        ("[monitor]\nnocomms_after = true\n", r"monitor\.nocomms_after = True is not allowed"),
-        ("[monitor]\npoll = 3\n", r"unknown key monitor\.poll; allowed in \[monitor\]: poll_interval, nocomms_after"),
+        ("[monitor]\nnocomms_grace = true\n", r"monitor\.nocomms_grace = True is not allowed"),
+        ("[monitor]\nnocomms_after = 3\n", r"monitor\.nocomms_after was replaced by monitor\.nocomms_grace"),
+        ("[monitor]\npoll = 3\n", r"unknown key monitor\.poll; allowed in \[monitor\]: poll_interval, nocomms_grace"),
         ("[envoy]\nhost = 'x'\n", r"unknown section \[envoy\]; allowed: source, monitor, nut"),
+        ("[source]\nkind = 'envoy'\n", r"source\.kind = 'envoy' is not allowed; use tracer, simulator"),
+        ("[source]\nkind = 'simulator'\nurl = 'tcp://h'\n", r"unknown key source\.url; allowed in \[source\]: speed"),
         ("[source]\nurl = 'http://x'\n", r"source\.url: 'http://x' is not a Modbus URL; allowed schemes: rtu, tcp"),
         ("[source]\nurl = 'tcp://h:502?speed=1'\n", r"unknown option 'speed'"),
         ("[source]\nurl = 'tcp://h?device_id=0'\n", r"device_id must be 1-247"),
         ("[source]\nurl = 'rtu://dev/ttyUSB0'\n", r"rtu:///dev/ttyUSB0 \(three slashes\)"),
+        ("[source]\nurl = 'rtu:///dev/ttyUSB0?bytesize=9'\n", r"bytesize=9 in .* is not allowed; use 5, 6, 7 or 8"),
+        ("[source]\nurl = 'rtu:///dev/ttyUSB0?stopbits=7'\n", r"stopbits=7 in .* is not allowed; use 1 or 2"),
+        ("[source]\nurl = 'rtu:///dev/ttyUSB0?baudrate=-1'\n", r"baudrate=-1 in .* is not allowed; use 50-4000000"),
+        ("[source]\nurl = 'rtu:///dev/ttyUSB0?parity=X'\n", r"parity=X in .* is not allowed; use N, E or O"),
+        ('[nut]\ndriver_restart_command = "upsdrvctl start \'solar"\n', r"is not a valid command line \(No closing"),
+        ("[nut]\nversion = 'latest'\n", r"nut\.version: 'latest' is not a NUT version"),
         ("[source\nurl=", r"not valid TOML"),
     ],
 )
@@ -61,18 +108,31 @@ def test_errors_name_file_key_and_what_is_allowed(tmp_path: Path, text: str, mes
     assert str(path) in str(err.value)
 
 
-def test_a_secret_in_a_group_readable_file_is_refused(tmp_path: Path) -> None:
-    path = write(tmp_path, GOOD.replace("[nut]", "[nut]\npassword = 'hunter2'"), mode=0o640)
-    with pytest.raises(ConfigError, match=r"holds a secret \(nut\.password\) and is readable by group or others") as e:
+def test_a_url_with_a_password_is_a_secret_and_never_echoed(tmp_path: Path) -> None:
+    text = "[source]\nurl = 'tcp://admin:hunter2@192.0.2.1:502?speed=1'\n"
+    path = write(tmp_path, text, mode=0o640)
+    with pytest.raises(ConfigError, match=r"holds a secret \(source\.url\) and is readable by group or others") as e:
         load(path)
     assert "hunter2" not in str(e.value)
     path.chmod(0o600)
-    with pytest.raises(ConfigError, match=r"unknown key nut\.password"):  # past the mode check: the schema
+    with pytest.raises(ConfigError, match=r"Modbus has no user or password") as e:
         load(path)
+    assert "hunter2" not in str(e.value) and "admin:***@" in str(e.value)
+    with pytest.raises(ConfigError) as e:
+        with_overrides(Config(), source="tcp://u:hunter2@h:502?x=1", port_file="x")
+    assert "hunter2" not in str(e.value)
+
+
+def test_secrets_are_declared_by_the_schema_not_guessed_from_names(tmp_path: Path) -> None:
+    # a key merely called "password" is an unknown key, reported by name, never by value
+    path = write(tmp_path, "[nut]\npassword = 'hunter2'\n", mode=0o644)
+    with pytest.raises(ConfigError, match=r"unknown key nut\.password") as e:
+        load(path)
+    assert "hunter2" not in str(e.value)
 
 
 def test_readable_file_without_secrets_is_fine(tmp_path: Path) -> None:
-    assert load(write(tmp_path, GOOD, mode=0o644)).nocomms_after == 3
+    assert load(write(tmp_path, GOOD, mode=0o644)).monitor.nocomms_grace == 20
 
 
 def test_missing_file(tmp_path: Path) -> None:
@@ -91,16 +151,24 @@ def test_ups_name_finds_its_file_in_nut_confpath(tmp_path: Path, monkeypatch: py
 
 def test_overrides_win(tmp_path: Path) -> None:
     config = with_overrides(
-        load(write(tmp_path, GOOD)), source="tcp://10.0.0.9:1502", port_file="x.dev", poll_interval=0.2
+        load(write(tmp_path, GOOD)),
+        source="tcp://10.0.0.9:1502",
+        port_file="x.dev",
+        poll_interval=0.2,
+        nut_version="2.8.5",
     )
-    assert config.source is not None and (config.source.host, config.source.port) == ("10.0.0.9", 1502)
-    assert config.port_file == Path("x.dev").absolute()
-    assert config.poll_interval == 0.2
+    assert isinstance(config.source, TracerConfig) and config.source.url is not None
+    assert (config.source.url.host, config.source.url.port) == ("10.0.0.9", 1502)
+    assert config.nut.port_file == Path("x.dev").absolute()
+    assert config.monitor.poll_interval == 0.2 and config.monitor.nocomms_grace == 20
+    assert config.nut.version == NutVersion(2, 8, 5)
+    simulated = with_overrides(load(write(tmp_path, GOOD)), simulate=True)
+    assert simulated.source == SimulatorConfig(timeout=0.5)
 
 
 def test_no_config_file_needed_for_a_try() -> None:
     config = with_overrides(Config(), simulate=True, port_file="./solar.dev", poll_interval=1)
-    assert config.simulate and config.poll_interval == 1
+    assert isinstance(config.source, SimulatorConfig) and config.monitor.poll_interval == 1
 
 
 @pytest.mark.parametrize(
@@ -110,6 +178,7 @@ def test_no_config_file_needed_for_a_try() -> None:
         ({"port_file": "x"}, "no source"),
         ({"port_file": "x", "simulate": True, "poll_interval": 0.1}, r"--poll-interval 0\.1: use seconds, 0\.2-3600"),
         ({"port_file": "x", "simulate": True, "source": "tcp://h"}, "exclude each other"),
+        ({"port_file": "x", "simulate": True, "nut_version": "2"}, "--nut-version: '2' is not a NUT version"),
     ],
 )
 def test_override_errors(kw: dict[str, object], message: str) -> None:

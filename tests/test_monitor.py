@@ -1,116 +1,276 @@
-"""The monitor with the real simulator and a real port file: comms state, retries, sinks, restart command."""
+"""The monitor with the real simulator and a real port file: snapshots, comms grace, retries, the sink boundary."""
 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
+import time
+from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
 
 import pytest
 
-from nutbridge.monitor import Monitor, Poll
+from nutbridge.errors import SourceError
+from nutbridge.model import DeviceInfo, Reading
+from nutbridge.monitor import Monitor
+from nutbridge.nut.charge_controller import TABLE
 from nutbridge.nut.driver import PortFileSink
-from nutbridge.nut.portfile import PortFile, parse_values
+from nutbridge.nut.portfile import HandSettings, PortFile, parse_values
+from nutbridge.nut.variables import Var, setting_names
+from nutbridge.nut.version import Dialect, NutVersion
 from nutbridge.simulator.physics import Mode
 from nutbridge.simulator.server import SimulatedTracer
+from nutbridge.sinks import SinkRunner
+from nutbridge.snapshot import Comms, Snapshot
 from nutbridge.sources.tracer import TracerSource
 
+NUT_2_8_0 = Dialect(NutVersion(2, 8, 0))
 
-def sink_for(port_file: Path, restart: str | None = None) -> PortFileSink:
+
+class Recorder:
+    """A sink that keeps every snapshot it is given."""
+
+    def __init__(self, delay: float = 0.0, error: Exception | None = None) -> None:
+        self.seen: list[Snapshot] = []
+        self.delay = delay
+        self.error = error
+
+    def __str__(self) -> str:
+        return "recorder"
+
+    async def update(self, snapshot: Snapshot) -> None:
+        self.seen.append(snapshot)
+        await asyncio.sleep(self.delay)
+        if self.error is not None:
+            raise self.error
+
+
+def sink_for(port_file: Path, restart: tuple[str, ...] = ()) -> PortFileSink:
     pf = PortFile(port_file)
     pf.locate()
-    return PortFileSink(pf, restart_command=restart)
+    return PortFileSink(pf, dialect=NUT_2_8_0, settings=setting_names(TABLE), restart_command=restart)
 
 
-async def poll_and_tell(monitor: Monitor) -> Poll:
+async def cycle(monitor: Monitor) -> Snapshot:
+    """One poll, handed to every sink, waiting until each has handled it (and any driver restart is done)."""
     async with asyncio.timeout(10):  # a guard against hanging, not a timing assertion
-        poll = await monitor.poll()
-        await monitor.tell(poll)
-        for sink in monitor.sinks:
-            if isinstance(sink, PortFileSink):
-                await sink.drain()
-    return poll
+        snapshot = await monitor.poll()
+        monitor.publish(snapshot)
+        for runner in monitor.runners:
+            await runner.handled(snapshot.seq)
+            if isinstance(runner.sink, PortFileSink):
+                await runner.sink.drain()
+    return snapshot
 
 
-async def test_poll_writes_nut_values(source: TracerSource, port_file: Path) -> None:
-    sink = sink_for(port_file)
-    monitor = Monitor(source, [sink], interval=1.0)
-    poll = await poll_and_tell(monitor)
-    assert poll.reading is not None and poll.comms_ok
+@pytest.fixture
+async def running() -> AsyncIterator[list[SinkRunner]]:
+    """Runners started in the test's loop and stopped after it."""
+    runners: list[SinkRunner] = []
+    yield runners
+    for runner in runners:
+        runner.close()
+
+
+def start(runners: list[SinkRunner], *sinks: object, **kw: float) -> list[SinkRunner]:
+    for sink in sinks:
+        runner = SinkRunner(sink, **kw)  # type: ignore[arg-type]
+        runners.append(runner)
+        asyncio.get_running_loop().create_task(runner.run())
+    return runners
+
+
+async def test_one_snapshot_per_poll_shared_by_every_sink(
+    source: TracerSource, port_file: Path, running: list[SinkRunner]
+) -> None:
+    first, second, sink = Recorder(), Recorder(), sink_for(port_file)
+    settings = HandSettings(sink.portfile, setting_names(TABLE)).get
+    monitor = Monitor(source, start(running, sink, first, second), interval=1.0, settings=settings)
+    snapshot = await cycle(monitor)
+    assert first.seen == second.seen == [snapshot]
+    assert first.seen[0] is second.seen[0]
+    assert snapshot.comms is Comms.OK and snapshot.error is None and snapshot.last_good == snapshot.time
+    assert snapshot.reading is not None and snapshot.info is not None and snapshot.info.model == "Tracer2210AN"
+    assert snapshot.variables["ups.status"] == "OL CHRG"
+    assert snapshot.variables["battery.charge.low"] == "25"  # the hand-set value, as every consumer sees it
+    with pytest.raises(TypeError):
+        snapshot.variables["ups.status"] = "OB"  # type: ignore[index]
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        snapshot.comms = Comms.LOST  # type: ignore[misc]
     values = parse_values(port_file.read_text())
-    assert values["ups.status"] == "OL CHRG"
-    assert values["battery.charge.low"] == "25"  # the hand-set value stays
+    assert values["ups.status"] == "OL CHRG" and values["battery.charge.low"] == "25"
     assert port_file.read_text().startswith("# written by hand\nbattery.charge.low: 25\n")
 
 
-async def test_nocomms_after_n_failures_then_recovery(
-    source: TracerSource, sim: SimulatedTracer, port_file: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture
+async def test_a_glitch_rides_through_the_grace_and_a_loss_does_not(
+    source: TracerSource,
+    sim: SimulatedTracer,
+    port_file: Path,
+    tmp_path: Path,
+    caplog: pytest.LogCaptureFixture,
+    running: list[SinkRunner],
 ) -> None:
     caplog.set_level(logging.INFO)
     marker = tmp_path / "restarted"
-    sink = sink_for(port_file, restart=f"touch {marker}")
-    monitor = Monitor(source, [sink], interval=0.5, nocomms_after=2)
-    await poll_and_tell(monitor)
+    sink = sink_for(port_file, restart=("touch", str(marker)))
+    monitor = Monitor(source, start(running, sink), interval=0.3, grace=1.5)
+    await cycle(monitor)
     sim.plant.set_mode(Mode.SILENT)
-    first = await poll_and_tell(monitor)
-    assert first.reading is None and first.comms_ok and port_file.exists()  # one failure: not yet
-    for _ in range(3):
-        assert not (await poll_and_tell(monitor)).comms_ok
+    first = await cycle(monitor)
+    assert first.comms is Comms.FAILING and isinstance(first.error, SourceError)
+    assert first.reading is None and first.last_good is not None
+    assert port_file.exists(), "one failed poll inside the grace must not reach NUT"
+    seen = [first]
+    while seen[-1].comms is not Comms.LOST:
+        seen.append(await cycle(monitor))
+    assert seen[-1].silent_for >= 1.5 and all(s.silent_for < 1.5 for s in seen[:-1])
     assert not port_file.exists() and sink.portfile.hidden_path.exists()
     assert not marker.exists()
     sim.plant.set_mode(Mode.NIGHT)
-    back = await poll_and_tell(monitor)
-    assert back.comms_ok and back.failures == 0
+    back = await cycle(monitor)
+    assert back.comms is Comms.OK and back.failures == 0
     assert port_file.exists() and not sink.portfile.hidden_path.exists()
     assert parse_values(port_file.read_text())["ups.status"] == "OB DISCHRG"  # fresh values, not stale ones
-    assert marker.exists()  # driver_restart_command ran after the rename back
+    assert marker.exists()  # the driver restart ran after the rename back
     messages = [r.getMessage() for r in caplog.records]
-    assert sum("lost contact" in m for m in messages) == 1
-    assert sum("restored after 4 failed poll(s)" in m for m in messages) == 1
+    assert sum("poll failed; NUT keeps the last values" in m for m in messages) == 1
+    assert sum("lost contact after" in m for m in messages) == 1
+    assert sum(f"restored after {len(seen)} failed poll(s)" in m for m in messages) == 1
     assert sum("renamed to" in m for m in messages) == 1
 
 
 async def test_a_dead_device_never_holds_a_poll_past_its_deadline(source: TracerSource, sim: SimulatedTracer) -> None:
-    monitor = Monitor(source, [], interval=0.6)
+    monitor = Monitor(source, interval=0.6)
     sim.plant.set_mode(Mode.SILENT)
+    start_at = monitor.clock()
     # Without the deadline tenacity would retry a silent device for ever; the guard turns that into a failure.
     async with asyncio.timeout(10):
-        poll = await monitor.poll(asyncio.get_running_loop().time() + 1.5)
-    assert poll.error is not None and poll.reading is None
+        snapshot = await monitor.poll(start_at + 1.5)
+    assert snapshot.error is not None and snapshot.reading is None
+    assert monitor.clock() < start_at + 1.5 + source.timeout, "the poll ran past its deadline and one attempt"
     assert source.requests >= 2, "no retry happened within the poll"
 
 
 async def test_retries_within_a_poll_recover_a_hiccup(source: TracerSource, sim: SimulatedTracer) -> None:
-    monitor = Monitor(source, [], interval=5.0)
+    monitor = Monitor(source, interval=5.0)
     sim.plant.set_mode(Mode.SILENT)
-    loop = asyncio.get_running_loop()
-    loop.call_later(0.5, sim.plant.set_mode, Mode.SUN)
-    poll = await monitor.poll()
-    assert poll.reading is not None and poll.failures == 0
+    asyncio.get_running_loop().call_later(0.5, sim.plant.set_mode, Mode.SUN)
+    snapshot = await monitor.poll()
+    assert snapshot.comms is Comms.OK and snapshot.failures == 0
 
 
-async def test_a_failing_sink_is_logged_once_and_the_monitor_goes_on(
-    source: TracerSource, port_file: Path, caplog: pytest.LogCaptureFixture
+async def test_a_failing_sink_is_logged_once_and_polling_goes_on(
+    source: TracerSource, port_file: Path, caplog: pytest.LogCaptureFixture, running: list[SinkRunner]
 ) -> None:
+    broken = Recorder(error=BrokenPipeError(32, "Broken pipe"))  # `nutbridge -v | head -1`
     sink = sink_for(port_file)
-    monitor = Monitor(source, [sink], interval=0.5)
+    monitor = Monitor(source, start(running, broken, sink), interval=0.5)
     port_file.unlink()  # the file vanished under us: reading it fails
     for _ in range(3):
-        assert not await monitor.once()
-    errors = [r for r in caplog.records if r.levelno == logging.ERROR]
-    assert len(errors) == 1 and "cannot read" in errors[0].getMessage()
+        assert (await cycle(monitor)).comms is Comms.OK
+    errors = [r.getMessage() for r in caplog.records if r.levelno == logging.ERROR]
+    assert sum("BrokenPipeError" in m for m in errors) == 1
+    assert sum("cannot read" in m for m in errors) == 1
+    assert len(broken.seen) == 3
     port_file.write_text("")
-    assert await monitor.once()
+    await cycle(monitor)
+    assert "ups.status" in port_file.read_text()
     assert any("works again" in r.getMessage() for r in caplog.records)
 
 
-async def test_failed_restart_command_is_logged(
-    source: TracerSource, sim: SimulatedTracer, port_file: Path, caplog: pytest.LogCaptureFixture
+async def test_a_slow_sink_never_delays_the_poll(
+    source: TracerSource, port_file: Path, running: list[SinkRunner], caplog: pytest.LogCaptureFixture
 ) -> None:
-    sink = sink_for(port_file, restart="false")
-    monitor = Monitor(source, [sink], interval=0.5)
-    sim.plant.set_mode(Mode.SILENT)
-    await poll_and_tell(monitor)
-    sim.plant.set_mode(Mode.SUN)
-    await poll_and_tell(monitor)
-    assert any("driver_restart_command 'false' exited 1" in r.getMessage() for r in caplog.records)
+    slow, fast = Recorder(delay=3600), Recorder()
+    monitor = Monitor(source, start(running, slow, sink_for(port_file), fast, timeout=30), interval=0.2)
+    stop = asyncio.Event()
+    asyncio.get_running_loop().call_later(2.0, stop.set)
+    async with asyncio.timeout(20):
+        await monitor.run(stop)
+    assert monitor.polls >= 5, "polling stalled behind a sink that never finishes"
+    assert len(fast.seen) >= monitor.polls - 1
+    assert len(slow.seen) == 1  # still on its first snapshot; the rest were dropped, not queued without bound
+    assert running[0].dropped >= monitor.polls - 2
+    assert any("recorder is falling behind" in r.getMessage() for r in caplog.records)
+
+
+async def test_a_hung_sink_times_out_and_recovers(source: TracerSource, running: list[SinkRunner]) -> None:
+    hung = Recorder(delay=3600)
+    monitor = Monitor(source, start(running, hung, timeout=0.2), interval=1.0)
+    snapshot = await cycle(monitor)
+    assert not await running[0].handled(snapshot.seq)  # timed out: counted as a failure
+    hung.delay = 0
+    again = await cycle(monitor)
+    assert await running[0].handled(again.seq)
+
+
+class SwallowingSource:
+    """Python 3.11's asyncio.wait_for (used by pymodbus for every request) returns a reply that is ready when
+    a cancellation lands in the same loop iteration, and drops the cancellation. This source answers that way."""
+
+    info = DeviceInfo(mfr="test", model="swallower")
+    table: Sequence[Var] = TABLE
+    timeout = 1.0
+
+    def __init__(self) -> None:
+        self.reads = 0
+        self.on_read: list[object] = []
+
+    def __str__(self) -> str:
+        return "swallowing source"
+
+    async def read(self) -> Reading:
+        self.reads += 1
+        loop = asyncio.get_running_loop()
+        reply: asyncio.Future[Reading] = loop.create_future()
+        loop.call_soon(reply.set_result, Reading(time=time.time(), battery_charge=50, pv_power=10.0))
+        for hook in self.on_read:
+            loop.call_soon(hook)  # type: ignore[arg-type]
+        return await wait_for_311(reply, 1.0)
+
+    async def reset(self) -> None:
+        return None
+
+
+async def wait_for_311(fut: asyncio.Future[Reading], limit: float) -> Reading:
+    """The 3.11 behaviour, on any Python: a done future wins over a pending cancellation (``limit`` unused)."""
+    try:
+        return await asyncio.shield(fut)
+    except asyncio.CancelledError:
+        if fut.done():
+            return fut.result()
+        raise
+
+
+async def test_the_first_stop_always_ends_the_loop_even_when_a_cancel_is_swallowed() -> None:
+    source = SwallowingSource()
+    monitor = Monitor(source, interval=0.2)
+    stop = asyncio.Event()
+    task = asyncio.get_running_loop().create_task(monitor.run(stop))
+
+    def sigterm() -> None:  # what the daemon's SIGTERM handler does: set the event, cancel the poll
+        stop.set()
+        task.cancel()
+
+    source.on_read.append(sigterm)
+    async with asyncio.timeout(5):
+        await asyncio.wait({task})
+    assert source.reads == 1, "the daemon went on polling after the stop"
+
+
+async def test_ob_ol_hysteresis_across_polls(port_file: Path) -> None:
+    class Marginal(SwallowingSource):
+        currents = (0.5, -0.1, 0.03, -0.15, 0.04, -0.5, 0.03, 0.1)
+
+        async def read(self) -> Reading:
+            current = self.currents[self.reads]
+            self.reads += 1
+            return Reading(time=0.0, battery_charge=60, battery_current=current, pv_power=12.0, battery_voltage=12.5)
+
+    monitor = Monitor(Marginal(), interval=1.0)
+    words = []
+    for _ in Marginal.currents:
+        words.append((await monitor.poll()).variables["ups.status"].split()[0])  # type: ignore[union-attr]
+    # OL holds through small draws; only a clear drain goes OB; only a clear charge comes back
+    assert words == ["OL", "OL", "OL", "OL", "OL", "OB", "OB", "OL"]

@@ -3,16 +3,22 @@
 from __future__ import annotations
 
 import contextlib
+import grp
 import os
+import pwd
+import shutil
 import subprocess
+import sys
+import tempfile
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from nutbridge.errors import PortFileError
-from nutbridge.nut.portfile import PortFile, Write, format_value, merge, parse_values
+from nutbridge.nut.portfile import PortFile, Write, format_value, hand_set, merge, parse_values
 from tests.conftest import need
 
 HAND = """\
@@ -198,3 +204,150 @@ def test_non_utf8_junk_survives_byte_for_byte(tmp_path: Path) -> None:
     pf.locate()
     pf.update({"ups.status": "OL"})
     assert path.read_bytes() == b"\xff\xfe odd bytes\nups.status: OL\n"
+
+
+def test_hand_lines_stay_verbatim_crlf_form_feed_and_line_separators(tmp_path: Path) -> None:
+    path = tmp_path / "solar.dev"
+    hand = (
+        "# notes from windows\r\nbattery.charge.low: 30\r\n# ls\u2028battery.charge: 1\n# page\x0cbreak\n"
+        "ups.status: OB\r\n"
+    )
+    path.write_bytes(hand.encode())
+    os.utime(path, (0, 0))
+    pf = PortFile(path)
+    pf.locate()
+    assert pf.update({"ups.status": "OL", "battery.charge": "80"}) is Write.WRITTEN
+    text = path.read_bytes().decode()
+    assert text == (
+        "# notes from windows\r\nbattery.charge.low: 30\r\n# ls\u2028battery.charge: 1\n# page\x0cbreak\n"
+        "ups.status: OL\r\nbattery.charge: 80\n"
+    )
+    assert parse_values(text)["battery.charge"] == "80"  # the comment never became a live line
+
+
+def test_a_symlinked_port_file_stays_a_link_and_its_target_is_replaced(tmp_path: Path) -> None:
+    real = tmp_path / "persistent" / "solar.dev"
+    real.parent.mkdir()
+    real.write_text("# by hand\n")
+    os.utime(real, (0, 0))
+    link = tmp_path / "solar.dev"
+    link.symlink_to(real)
+    pf = PortFile(link)
+    pf.locate()
+    for charge in ("50", "60"):
+        while pf.update({"battery.charge": charge}) is Write.DEFERRED:
+            pass
+        assert link.is_symlink() and link.resolve() == real
+        assert parse_values(real.read_text())["battery.charge"] == charge
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["persistent", "solar.dev"]
+    assert [p.name for p in real.parent.iterdir()] == ["solar.dev"]  # the temp file lived beside the target
+
+
+def test_an_mtime_ahead_of_the_clock_never_stops_the_writes(port_file: Path, caplog: pytest.LogCaptureFixture) -> None:
+    future = int(time.time()) + 3 * 86400  # a file written before the clock stepped back three days
+    os.utime(port_file, (future, future))
+    pf = PortFile(port_file)
+    pf.locate()
+    assert pf.update({"ups.status": "OB LB"}) is Write.WRITTEN
+    assert int(port_file.stat().st_mtime) != future  # dummy-once sees a new second, so it reads the file
+    assert int(port_file.stat().st_mtime) <= time.time() + 1
+    while pf.update({"ups.status": "OL"}) is Write.DEFERRED:
+        pass
+    assert parse_values(port_file.read_text())["ups.status"] == "OL"
+    warnings = [r for r in caplog.records if "ahead of the clock" in r.getMessage()]
+    assert len(warnings) == 1
+
+
+def test_stale_temp_files_of_our_naming_are_removed_at_start(port_file: Path) -> None:
+    stale = [port_file.parent / f".solar.dev.{tag}.tmp" for tag in ("abc123", "x_9")]
+    for tmp in stale:
+        tmp.write_text("half a write")
+    other = port_file.parent / ".other.dev.abc.tmp"
+    other.write_text("not ours")
+    PortFile(port_file).locate()
+    assert not any(tmp.exists() for tmp in stale)
+    assert other.exists()
+
+
+def test_generated_settings_follow_the_device_and_hand_set_ones_stay(tmp_path: Path) -> None:
+    path = tmp_path / "solar.dev"
+    path.write_text("battery.type: my own words\n")
+    os.utime(path, (0, 0))
+    pf = PortFile(path)
+    pf.locate()
+    settings = ("battery.capacity", "ups.model", "battery.type")
+
+    def write(values: dict[str, str | None]) -> None:
+        keep = {n: v for n, v in values.items() if n not in hand_set(pf.read(), settings)}
+        while pf.update(keep, marked=settings) is Write.DEFERRED:
+            pass
+
+    write({"battery.capacity": None, "ups.model": "Tracer", "battery.type": "PbAc sealed"})  # identification failed
+    first = path.read_text()
+    assert "ups.model: Tracer # nutbridge" in first and "battery.capacity" not in first
+    assert hand_set(first, settings) == {"battery.type": "my own words"}
+    write({"battery.capacity": "200", "ups.model": "Tracer2210AN", "battery.type": "PbAc sealed"})  # read later
+    values = parse_values(path.read_text())
+    assert (values["battery.capacity"], values["ups.model"]) == ("200", "Tracer2210AN")
+    assert values["battery.type"] == "my own words"
+
+
+def test_trailing_comments_are_read_as_dummy_ups_reads_them() -> None:
+    assert parse_values('ups.model: "A # B" # note\nbattery.capacity: 100 # nutbridge\n') == {
+        "ups.model": "A # B",
+        "battery.capacity": "100",
+    }
+    assert hand_set("battery.capacity: 100 # nutbridge\nups.model: X\n", ["battery.capacity", "ups.model"]) == {
+        "ups.model": "X"
+    }
+
+
+def test_alarm_instruction_is_set_and_cleared_in_one_line() -> None:
+    text = merge("# hand\nALARM old text\n", {"ALARM": "load short circuit"})
+    assert text == "# hand\nALARM load short circuit\n"
+    assert merge(text, {"ALARM": None}) == "# hand\nALARM\n"
+    assert merge("ups.status: OL\n", {"ALARM": None}) == "ups.status: OL\nALARM\n"
+    assert merge("ALARM a\nALARM b\n", {"ALARM": "c"}) == "ALARM c\n"
+    assert merge("ALARM by hand\n", {"ups.status": "OL"}) == "ALARM by hand\nups.status: OL\n"  # not ours: kept
+
+
+def run_as(user: str, groups: str, code: str) -> subprocess.CompletedProcess[str]:
+    """Run Python ``code`` as ``user`` with supplementary ``groups`` (setpriv, from util-linux)."""
+    return subprocess.run(
+        ["setpriv", f"--reuid={user}", f"--regid={user}", f"--groups={groups}", sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=60,
+        cwd=Path(__file__).parent.parent,
+    )
+
+
+def test_run_as_nut_the_group_is_kept_and_a_lost_owner_is_warned(request: pytest.FixtureRequest) -> None:
+    need(os.geteuid() == 0 and shutil.which("setpriv") is not None, "root and setpriv, to act as the nut user")
+    try:
+        nut, dialout = pwd.getpwnam("nut"), grp.getgrnam("dialout")
+    except KeyError:
+        need(False, "the nut user (nut-server) and the dialout group")
+        raise
+    # pytest's own folders are 0700: nut could not reach one below them
+    folder = Path(tempfile.mkdtemp(prefix="nutbridge-as-nut-", dir="/var/tmp"))
+    request.addfinalizer(lambda: shutil.rmtree(folder))
+    os.chown(folder, nut.pw_uid, dialout.gr_gid)
+    path = folder / "solar.dev"
+    path.write_text("ups.status: OL\n")
+    os.chown(path, 0, dialout.gr_gid)
+    path.chmod(0o664)
+    os.utime(path, (0, 0))
+    code = (
+        "import logging, sys; from pathlib import Path; from nutbridge.nut.portfile import PortFile\n"
+        "logging.basicConfig(stream=sys.stderr, level=logging.INFO)\n"
+        f"pf = PortFile(Path({str(path)!r})); pf.locate()\n"
+        "print(pf.update({'ups.status': 'OB'}).value); print(pf.update({'ups.status': 'OB LB'}).value)\n"
+    )
+    done = run_as("nut", "dialout", code)
+    assert done.returncode == 0, done.stderr
+    st = path.stat()
+    assert (st.st_uid, st.st_gid, st.st_mode & 0o777) == (nut.pw_uid, dialout.gr_gid, 0o664)
+    assert done.stderr.count("cannot keep owner 0") == 1, done.stderr  # once, not per write
+    assert "group" not in done.stderr

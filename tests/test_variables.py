@@ -7,7 +7,8 @@ from pathlib import Path
 import pytest
 
 from nutbridge.model import ChargeStage, DeviceInfo, Reading
-from nutbridge.nut.variables import RUNTIME_CAP, VARIABLES, nut_values
+from nutbridge.nut.charge_controller import TABLE
+from nutbridge.nut.variables import RUNTIME_CAP, evaluate, setting_names
 
 INFO = DeviceInfo(
     mfr="EPsolar Tech co., Ltd",
@@ -41,6 +42,10 @@ def reading(**kw: object) -> Reading:
     return Reading(**(base | kw))  # type: ignore[arg-type]
 
 
+def nut_values(r: Reading, info: DeviceInfo, by_hand: dict[str, str]) -> dict[str, str | None]:
+    return evaluate(TABLE, r, info, by_hand, None)[0]
+
+
 def status(r: Reading, by_hand: dict[str, str] | None = None) -> str | None:
     return nut_values(r, INFO, by_hand or {})["ups.status"]
 
@@ -68,17 +73,29 @@ def test_hand_set_charge_low_decides_lb_and_is_not_overwritten() -> None:
         reading(pv_power=0.0, battery_current=-1.0, battery_charge=35), INFO, {"battery.charge.low": "40"}
     )
     assert values["ups.status"] == "OB LB DISCHRG"
-    assert "battery.charge.low" not in values
+    assert values["battery.charge.low"] == "40"  # every consumer sees the hand-set value
     assert nut_values(reading(battery_charge=35), INFO, {})["battery.charge.low"] == "20"
 
 
-def test_runtime_from_capacity_and_load() -> None:
+def test_runtime_counts_down_to_charge_low_from_capacity_and_load() -> None:
     values = nut_values(reading(battery_charge=50, load_power=60.0), INFO, {})
-    assert values["battery.runtime"] == str(int(0.5 * 100 * 12 / 60 * 3600))  # 36000 s
-    by_hand = nut_values(reading(battery_charge=50, load_power=60.0), INFO, {"battery.capacity": "200"})
-    assert by_hand["battery.runtime"] == "72000"
-    assert "battery.capacity" not in by_hand
+    assert values["battery.runtime"] == str(int((0.50 - 0.20) * 100 * 12 / 60 * 3600))  # 21600 s to 20 %
+    by_hand = nut_values(
+        reading(battery_charge=50, load_power=60.0), INFO, {"battery.capacity": "200", "battery.charge.low": "10"}
+    )
+    assert by_hand["battery.runtime"] == str(int(0.40 * 200 * 12 / 60 * 3600))  # 57600 s
+    assert by_hand["battery.capacity"] == "200"
+    assert nut_values(reading(battery_charge=15, load_power=60.0), INFO, {})["battery.runtime"] == "0"
     assert nut_values(reading(load_power=0.0), INFO, {})["battery.runtime"] == str(RUNTIME_CAP)
+
+
+def test_runtime_counts_the_battery_drain_when_the_load_terminals_read_nothing() -> None:
+    # An inverter wired to the battery: the load terminals read 0 W while the battery gives 12.5 V × 8 A.
+    for load in (0.0, None):
+        inverter = reading(pv_power=0.0, battery_current=-8.0, battery_voltage=12.5, battery_charge=60, load_power=load)
+        values = nut_values(inverter, INFO, {})
+        assert values["battery.runtime"] == str(int(0.40 * 100 * 12 / 100 * 3600))  # 100 W drain: 17280 s
+        assert values["ups.status"] == "OB DISCHRG"
 
 
 def test_ups_load_is_share_of_rated_load_current() -> None:
@@ -106,9 +123,14 @@ def test_pv_is_input_load_is_output() -> None:
 def test_only_nut_names_or_experimental() -> None:
     names = {line.strip() for line in NAMES_FILE.read_text().splitlines() if line and not line.startswith("#")}
     assert "ups.status" in names and len(names) > 200
-    unknown = [v.name for v in VARIABLES if v.name not in names and not v.name.startswith("experimental.")]
+    unknown = [v.name for v in TABLE if v.name not in names and not v.name.startswith("experimental.")]
     assert unknown == []
 
 
 def test_names_are_unique() -> None:
-    assert len({v.name for v in VARIABLES}) == len(VARIABLES)
+    assert len({v.name for v in TABLE}) == len(TABLE)
+
+
+def test_settings_are_what_a_person_may_set() -> None:
+    assert setting_names(TABLE) >= {"battery.charge.low", "battery.capacity", "battery.type", "ups.model"}
+    assert "battery.charge" not in setting_names(TABLE)

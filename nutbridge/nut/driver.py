@@ -1,82 +1,98 @@
-"""The port-file sink: what NUT's dummy-ups sees of each poll."""
+"""The port-file sink: what NUT's dummy-ups sees of each Snapshot, in the dialect of the NUT that reads it.
+
+All file work (read, fsync, rename) runs in a worker thread, so an SD card that takes hundreds of
+milliseconds to flush never stalls the event loop the sidecar shares.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import logging
-import shlex
 import time
+from collections.abc import Callable, Iterable
+from typing import TypeVar
 
-from nutbridge.errors import PortFileError
-from nutbridge.monitor import Poll
-from nutbridge.nut.portfile import PortFile, Write, parse_values
-from nutbridge.nut.variables import nut_values
+from nutbridge.nut.portfile import ALARM, PortFile, Write, hand_set
+from nutbridge.nut.version import Dialect
+from nutbridge.snapshot import Comms, Snapshot
 
 log = logging.getLogger(__name__)
 
 RESTART_TIMEOUT = 30.0
+T = TypeVar("T")
+
+
+def file_values(snapshot: Snapshot, dialect: Dialect) -> dict[str, str | None]:
+    """The snapshot's variables as ``dialect``'s NUT reads them from a port file.
+
+    A fault shows in ups.alarm on every version and clears when it ends: ``ups.alarm:`` up to 2.8.3,
+    the ``ALARM`` instruction from 2.8.4; the ALARM status token only where it clears again (≤ 2.8.2).
+    """
+    values = dict(snapshot.variables)
+    status = values.get("ups.status") or ""
+    if not dialect.alarm_token:
+        values["ups.status"] = " ".join(w for w in status.split() if w != "ALARM")
+    alarm = values.get("ups.alarm")
+    if not dialect.alarm_line:
+        values["ups.alarm"] = None  # 2.8.4+ drops these lines; an old one is cleared, none is added
+    if dialect.alarm_instruction:
+        values[ALARM] = alarm
+    return values
 
 
 class PortFileSink:
-    """Writes each reading into the port file; hides it on comms loss and brings it back after.
+    """Writes each good snapshot into the port file; hides it on comms loss and brings it back after.
 
-    A write the port file defers (no free whole second for its mtime yet) is retried at the next
-    second, so dummy-once never misses a change.
+    Settings (``settings``: battery.capacity, ups.model …) the file sets by hand stay as written; those
+    nutbridge writes carry a marker, so a value read later from the device replaces them. A write with
+    no free whole second for its mtime waits for the next second, so dummy-once never misses a change.
     """
 
-    def __init__(self, portfile: PortFile, *, restart_command: str | None = None) -> None:
+    def __init__(
+        self,
+        portfile: PortFile,
+        *,
+        dialect: Dialect,
+        settings: Iterable[str] = (),
+        restart_command: tuple[str, ...] = (),
+    ) -> None:
         self.portfile = portfile
+        self.dialect = dialect
+        self.settings = frozenset(settings)
         self.restart_command = restart_command
-        self.last_values: dict[str, str | None] = {}
-        self.last_write: Write | None = None
-        self._pending: asyncio.TimerHandle | None = None
-        self._landed = asyncio.Event()  # set while no deferred write is waiting
-        self._landed.set()
         self._restart: asyncio.Task[None] | None = None
 
     def __str__(self) -> str:
         return f"port file {self.portfile}"
 
-    async def update(self, poll: Poll) -> None:
-        """Write the reading, or hide the file when comms are lost."""
-        if not poll.comms_ok:
-            self._cancel_pending()
-            if self.portfile.hide():
+    async def update(self, snapshot: Snapshot) -> None:
+        """Write the snapshot, hide the file when comms are lost, or leave it while comms are failing."""
+        if snapshot.comms is Comms.LOST:
+            if await asyncio.to_thread(self._locked, self.portfile.hide):
                 log.error("port file renamed to %s: upsd will report the driver lost", self.portfile.hidden_path)
             return
-        if poll.reading is None or poll.info is None:
-            return  # a failed poll before nocomms: leave the last good values in place
-        text = self.portfile.read()
-        self.last_values = nut_values(poll.reading, poll.info, parse_values(text))
-        self._write(text)
-        if self.portfile.restore():
+        if snapshot.comms is Comms.FAILING:
+            return  # within the grace: NUT keeps the last good values
+        values = file_values(snapshot, self.dialect)
+        while (await asyncio.to_thread(self._locked, lambda: self._write(values))) is Write.DEFERRED:  # noqa: ASYNC110
+            await asyncio.sleep(1.001 - time.time() % 1)  # waiting for the clock's next second, not for an event
+        if await asyncio.to_thread(self._locked, self.portfile.restore):
             log.warning("port file %s restored", self.portfile.path)
             self._start_restart()
 
-    def _write(self, text: str | None = None) -> None:
-        self._cancel_pending()
-        self.last_write = self.portfile.update(self.last_values, text)
-        if self.last_write is Write.DEFERRED:
-            self._landed.clear()
-            loop = asyncio.get_running_loop()
-            self._pending = loop.call_at(loop.time() + 1.001 - time.time() % 1, self._write_pending)
+    def _locked(self, work: Callable[[], T]) -> T:
+        with self.portfile.lock:  # a timed-out update's thread may still be running
+            return work()
 
-    def _write_pending(self) -> None:
-        self._pending = None
-        try:
-            self._write()
-        except PortFileError as exc:
-            log.error("%s", exc)
-
-    def _cancel_pending(self) -> None:
-        if self._pending is not None:
-            self._pending.cancel()
-            self._pending = None
-        self._landed.set()
+    def _write(self, values: dict[str, str | None]) -> Write:
+        """In the worker thread: merge into the file's current text, leaving hand-set settings alone."""
+        text = self.portfile.read()
+        for name in hand_set(text, self.settings):
+            values.pop(name, None)
+        return self.portfile.update(values, marked=self.settings, old=text)
 
     async def drain(self) -> None:
-        """Wait for a deferred write to land and a driver restart to finish (for one-shot runs)."""
-        await self._landed.wait()
+        """Wait for a driver restart to finish (for one-shot runs)."""
         if self._restart is not None:
             await self._restart
 
@@ -85,21 +101,22 @@ class PortFileSink:
         if not self.restart_command:
             return
         if self._restart is not None and not self._restart.done():
-            log.warning("driver_restart_command still running from the last recovery; not started again")
+            log.warning("driver restart still running from the last recovery; not started again")
             return
         self._restart = asyncio.create_task(self._restart_driver(), name="nutbridge.driver-restart")
 
     async def _restart_driver(self) -> None:
-        """dummy-ups exited when its file vanished; run the configured command to start it again."""
-        assert self.restart_command is not None
+        """dummy-ups exited when its file vanished; start it again."""
+        shown = " ".join(self.restart_command)
         try:
             proc = await asyncio.create_subprocess_exec(
-                *shlex.split(self.restart_command),
+                *self.restart_command,
+                stdin=asyncio.subprocess.DEVNULL,
                 stdout=asyncio.subprocess.DEVNULL,
                 stderr=asyncio.subprocess.PIPE,
             )
         except OSError as exc:
-            log.error("driver_restart_command %r failed to start: %s", self.restart_command, exc.strerror)
+            log.error("driver restart %r failed to start: %s", shown, exc.strerror)
             return
         try:
             async with asyncio.timeout(RESTART_TIMEOUT):
@@ -107,10 +124,10 @@ class PortFileSink:
         except TimeoutError:
             proc.kill()
             await proc.wait()
-            log.error("driver_restart_command %r killed after %.0f s", self.restart_command, RESTART_TIMEOUT)
+            log.error("driver restart %r killed after %.0f s", shown, RESTART_TIMEOUT)
             return
         if proc.returncode:
             tail = err.decode(errors="replace").strip().splitlines()[-1:] or [""]
-            log.error("driver_restart_command %r exited %d: %s", self.restart_command, proc.returncode, tail[0])
+            log.error("driver restart %r exited %d: %s", shown, proc.returncode, tail[0])
         else:
-            log.info("driver_restart_command %r done", self.restart_command)
+            log.info("driver restart %r done", shown)

@@ -1,33 +1,45 @@
 """The dummy-ups port file: merge generated variables into it, replace it atomically, hide it on comms loss.
 
-Facts from real NUT 2.8.0 that shape this module (shared/reference/nut-and-enphase-monitor.md, part 2):
-- dummy-ups in dummy-once mode re-reads the file only when its mtime moves to a new whole second, so two
+Facts from real NUT that shape this module (shared/reference/nut-and-enphase-monitor.md part 2,
+nut-versions.md):
+- dummy-ups in dummy-once mode re-reads the file only when its mtime moves to another whole second, so two
   writes must never share one: a write gets the next free second as its mtime, at most one second
   ahead of the clock; past that (sub-second polling) it is deferred.
 - Deleting a line does not delete the variable; ``name: ""`` does. A bare ``name:`` repeats the previous
   line's value, so it is never written.
-- A ``#`` inside a value breaks the 2.8.0 parser, and values are cut at 127 characters.
+- ``#`` starts a comment, also after a value; inside a value it breaks the 2.8.0 parser. Values are cut
+  at 127 characters.
 - When the file disappears dummy-ups exits, so renaming it to ``<file>-nocomms`` makes upsd lose the driver.
+
+Lines are split on ``\\n`` only: a hand-written line keeps its ``\\r``, form feeds and U+2028 verbatim.
+A setting nutbridge writes itself carries the marker ``# nutbridge``; one without it was set by hand.
 """
 
 from __future__ import annotations
 
-import contextlib
 import enum
 import errno
+import logging
 import os
 import re
 import tempfile
+import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 
 from nutbridge.errors import PortFileError
 
+log = logging.getLogger(__name__)
+
 MAX_SIZE = 256 * 1024  # a port file is a few hundred bytes; anything this big is not one
 MAX_VALUE = 127  # dummy-ups truncates longer values
-KEY_LINE = re.compile(r"^\s*([A-Za-z0-9_][A-Za-z0-9_.\-]*):(.*)$")
+MARK = "# nutbridge"
+KEY_LINE = re.compile(r"^[ \t]*([A-Za-z0-9_][A-Za-z0-9_.\-]*):(.*)$", re.DOTALL)
+ALARM_LINE = re.compile(r"^[ \t]*ALARM(?:[ \t].*)?$", re.DOTALL)
 UNSAFE = re.compile(r'[#"\\\x00-\x1f\x7f]')  # what the dummy-ups tokenizer would misread
+ALARM = "ALARM"  # the instruction NUT 2.8.4+ reads: ``ALARM <text>`` sets ups.alarm, a bare ``ALARM`` clears it
+TEMP_SUFFIX = ".tmp"
 
 
 class Write(enum.Enum):
@@ -46,34 +58,88 @@ def format_value(value: str | None) -> str:
     return text or '""'
 
 
+def split_lines(text: str) -> list[str]:
+    """Lines as dummy-ups sees them: split on ``\\n`` only, the last newline dropped."""
+    lines = text.split("\n")
+    if lines and lines[-1] == "":
+        lines.pop()
+    return lines
+
+
+def strip_comment(value: str) -> tuple[str, str]:
+    """(value, comment): a ``#`` outside quotes starts a comment, as in NUT's parser."""
+    quoted = False
+    for i, ch in enumerate(value):
+        if ch == '"':
+            quoted = not quoted
+        elif ch == "#" and not quoted:
+            return value[:i], value[i:]
+    return value, ""
+
+
+def parse_line(line: str) -> tuple[str, str, bool] | None:
+    """(name, value, marked) for a ``name: value`` line, else None."""
+    match = KEY_LINE.match(line)
+    if not match:
+        return None
+    value, comment = strip_comment(match[2])
+    return match[1], value.strip().strip('"'), comment.strip() == MARK
+
+
 def parse_values(text: str) -> dict[str, str]:
     """Variable → value for every ``name: value`` line (the last one wins, as in dummy-ups)."""
     values = {}
-    for line in text.splitlines():
-        match = KEY_LINE.match(line)
-        if match:
-            values[match[1]] = match[2].strip().strip('"')
+    for line in split_lines(text):
+        parsed = parse_line(line)
+        if parsed:
+            values[parsed[0]] = parsed[1]
     return values
 
 
-def merge(text: str, values: Mapping[str, str | None]) -> str:
+def hand_set(text: str, names: Iterable[str]) -> dict[str, str]:
+    """The values of ``names`` the file sets by hand: lines without nutbridge's marker."""
+    wanted = frozenset(names)
+    found: dict[str, str] = {}
+    for line in split_lines(text):
+        parsed = parse_line(line)
+        if parsed and parsed[0] in wanted:
+            name, value, marked = parsed
+            if marked:
+                found.pop(name, None)
+            else:
+                found[name] = value
+    return found
+
+
+def render(name: str, value: str | None, marked: bool) -> str:
+    """One generated line; ``ALARM`` is NUT 2.8.4's instruction, bare when there is no alarm."""
+    if name == ALARM:
+        return ALARM if value is None else f"{ALARM} {format_value(value)}"
+    return f"{name}: {format_value(value)}" + (f" {MARK}" if marked else "")
+
+
+def merge(text: str, values: Mapping[str, str | None], marked: Iterable[str] = ()) -> str:
     """Update generated variables in place; keep every other line verbatim and in order; append new ones.
 
     A variable whose value is None is written as ``name: ""`` where the file has it, and not added
-    where it doesn't.
+    where it doesn't. Names in ``marked`` are written with the marker. The ``ALARM`` key stands for the
+    instruction line and is always written. A CRLF line stays CRLF.
     """
+    marks = frozenset(marked)
     out: list[str] = []
     seen: set[str] = set()
-    for line in text.splitlines():
-        match = KEY_LINE.match(line)
-        if match and match[1] in values:
-            name = match[1]
-            seen.add(name)
-            out.append(f"{name}: {format_value(values[name])}")
-        else:
+    for line in split_lines(text):
+        parsed = parse_line(line)
+        name = parsed[0] if parsed else (ALARM if ALARM in values and ALARM_LINE.match(line) else None)
+        if name is None or name not in values:
             out.append(line)
-    out.extend(f"{n}: {format_value(v)}" for n, v in values.items() if n not in seen and v is not None)
-    return "\n".join(out) + "\n"
+            continue
+        if name in seen and name == ALARM:
+            continue  # one instruction line is enough
+        seen.add(name)
+        out.append(render(name, values[name], name in marks) + ("\r" if line.endswith("\r") else ""))
+    out.extend(render(n, v, n in marks) for n, v in values.items() if n not in seen and (v is not None or n == ALARM))
+    return "".join(line + "\n" for line in out)
 
 
 def describe(exc: OSError) -> str:
@@ -86,34 +152,67 @@ def describe(exc: OSError) -> str:
 
 
 class PortFile:
-    """One port file and its ``-nocomms`` twin. Which of the two exists is the comms state NUT sees."""
+    """One port file and its ``-nocomms`` twin. Which of the two exists is the comms state NUT sees.
+
+    A symlinked port file stays a link: its target is replaced. Every method may block on the disk;
+    callers in the event loop run them in a thread, one at a time (a lock guards against overlap).
+    """
 
     def __init__(self, path: Path) -> None:
         self.path = path
         self.hidden_path = path.with_name(path.name + "-nocomms")
         self.hidden = False
-        self._last_mtime = -1  # whole second of our last write
+        self.lock = threading.Lock()
+        self._last_mtime = -1  # whole second of our last write (or of the file when found)
+        self._warned: set[str] = set()
 
     def __str__(self) -> str:
         return str(self.path)
 
     def locate(self) -> None:
-        """Find which name exists now. Neither → error: the file must exist, so we run on the right machine."""
-        if self.path.is_file():
-            self.hidden = False
-        elif self.hidden_path.is_file():
-            self.hidden = True
-        else:
-            raise PortFileError(
-                f"port file {self.path} does not exist (nor {self.hidden_path.name}); create it first, "
-                f"e.g. with 'touch {self.path}', and point ups.conf's port= at it"
-            )
-        self._last_mtime = int(self.current.stat().st_mtime)
+        """Find which name exists now, and clear temp files a killed write left behind.
+
+        Neither name → error: the file must exist, so we run on the right machine.
+        """
+        try:
+            if self.path.is_file():
+                self.hidden = False
+            elif self.hidden_path.is_file():
+                self.hidden = True
+            else:
+                raise PortFileError(
+                    f"port file {self.path} does not exist (nor {self.hidden_path.name}); create it first, "
+                    f"e.g. with 'touch {self.path}', and point ups.conf's port= at it"
+                )
+            self._last_mtime = int(self.target.stat().st_mtime)
+        except OSError as exc:
+            raise PortFileError(f"cannot look at port file {self.path}: {exc.strerror}") from exc
+        self.remove_stale_temps()
 
     @property
     def current(self) -> Path:
         """The name the file has now."""
         return self.hidden_path if self.hidden else self.path
+
+    @property
+    def target(self) -> Path:
+        """The file itself: the current name, or what it links to."""
+        return Path(os.path.realpath(self.current))
+
+    def remove_stale_temps(self) -> list[Path]:
+        """Delete temp files of our own naming beside the file (a ``kill -9`` mid-write leaves one)."""
+        removed = []
+        for name in {self.path.name, self.hidden_path.name, self.target.name}:
+            for tmp in self.target.parent.glob(f".{glob_escape(name)}.*{TEMP_SUFFIX}"):
+                try:
+                    tmp.unlink()
+                except OSError as exc:
+                    log.warning("cannot remove stale temp file %s: %s", tmp, describe(exc))
+                else:
+                    removed.append(tmp)
+        if removed:
+            log.info("removed %d stale temp file(s) beside %s", len(removed), self.target)
+        return removed
 
     def read(self) -> str:
         """The file's text; bytes that are not UTF-8 survive the round trip unchanged."""
@@ -126,25 +225,43 @@ class PortFile:
             raise PortFileError(f"{self.current} is over {MAX_SIZE // 1024} KiB; is it really a port file?")
         return data.decode("utf-8", "surrogateescape")
 
-    def update(self, values: Mapping[str, str | None], old: str | None = None) -> Write:
+    def update(self, values: Mapping[str, str | None], marked: Iterable[str] = (), old: str | None = None) -> Write:
         """Merge ``values`` into the file and replace it if anything changed; ``old`` is its text, if just read."""
         old = self.read() if old is None else old
-        new = merge(old, values)
+        new = merge(old, values, marked)
         if new == old:
             return Write.UNCHANGED
-        # Each write gets its own whole-second mtime; it may run at most one second ahead of the clock.
-        mtime = max(int(time.time()), self._last_mtime + 1)
-        if mtime > time.time() + 1:
+        mtime = self._next_mtime()
+        if mtime is None:
             return Write.DEFERRED
         self._replace(new.encode("utf-8", "surrogateescape"), mtime)
         return Write.WRITTEN
 
+    def _next_mtime(self) -> int | None:
+        """A whole second no write of ours had, at most one ahead of the clock; None if there is none yet.
+
+        dummy-once compares seconds for inequality, so when the file's mtime is ahead of the clock
+        (a Pi without RTC that booted with an old time, NTP stepping back, a file copied in) the
+        current second is as good as any: writes go on, with one warning.
+        """
+        now = time.time()
+        if self._last_mtime > int(now) + 1:
+            self._warn_once(
+                "mtime-ahead",
+                f"port file {self.target} has an mtime {self._last_mtime - int(now)} s ahead of the clock "
+                "(clock stepped back?); writing with the current time",
+            )
+            return int(now)
+        self._warned.discard("mtime-ahead")
+        mtime = max(int(now), self._last_mtime + 1)
+        return None if mtime > now + 1 else mtime
+
     def _replace(self, data: bytes, mtime: int) -> None:
-        """Temp file in the same folder, fsync, rename: a reader sees the old file or the new one, whole."""
-        target = self.current
+        """Temp file beside the target, fsync, rename: a reader sees the old file or the new one, whole."""
+        target = self.target
         try:
             st = target.stat()
-            fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
+            fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=TEMP_SUFFIX)
         except OSError as exc:
             raise PortFileError(f"cannot replace {target}: {describe(exc)}; the file is unchanged") from exc
         try:
@@ -152,18 +269,33 @@ class PortFile:
                 f.write(data)
                 f.flush()
                 os.fchmod(f.fileno(), st.st_mode & 0o7777)
-                if (st.st_uid, st.st_gid) != (os.geteuid(), os.getegid()):
-                    with contextlib.suppress(PermissionError):  # not root: the file becomes ours, same mode
-                        os.fchown(f.fileno(), st.st_uid, st.st_gid)
+                self._keep_owner(f.fileno(), st, target)
                 os.fsync(f.fileno())
-            if int(os.stat(tmp).st_mtime) != mtime:
-                os.utime(tmp, (mtime, mtime))
+            os.utime(tmp, (mtime, mtime))
             os.replace(tmp, target)
         except OSError as exc:
             Path(tmp).unlink(missing_ok=True)
             raise PortFileError(f"cannot replace {target}: {describe(exc)}; the file is unchanged") from exc
         self._last_mtime = mtime
         sync_folder(target.parent)
+
+    def _keep_owner(self, fd: int, st: os.stat_result, target: Path) -> None:
+        """Give the new file the old one's group and owner where allowed; warn once where not."""
+        if st.st_gid != os.getegid():
+            try:
+                os.fchown(fd, -1, st.st_gid)  # allowed when we belong to that group
+            except PermissionError:
+                self._warn_once("group", f"cannot keep group {st.st_gid} of {target}: not a member of it")
+        if st.st_uid != os.geteuid():
+            try:
+                os.fchown(fd, st.st_uid, -1)
+            except PermissionError:
+                self._warn_once("owner", f"cannot keep owner {st.st_uid} of {target} (running as uid {os.geteuid()})")
+
+    def _warn_once(self, what: str, message: str) -> None:
+        if what not in self._warned:
+            self._warned.add(what)
+            log.warning("%s", message)
 
     def hide(self) -> bool:
         """Rename to ``<file>-nocomms`` (dummy-ups exits, upsd loses the driver). False if already hidden."""
@@ -190,6 +322,32 @@ class PortFile:
         except OSError as exc:
             raise PortFileError(f"cannot rename {src} to {dst.name}: {describe(exc)}") from exc
         sync_folder(dst.parent)
+
+
+class HandSettings:
+    """The settings a port file sets by hand, read again only when the file changes (one stat per poll)."""
+
+    def __init__(self, portfile: PortFile, names: Iterable[str]) -> None:
+        self.portfile = portfile
+        self.names = frozenset(names)
+        self._key: tuple[int, int, int] | None = None
+        self._values: dict[str, str] = {}
+
+    def get(self) -> Mapping[str, str]:
+        """The hand-set values; the last ones known if the file cannot be read now."""
+        try:
+            st = self.portfile.current.stat()
+            key = (st.st_ino, st.st_mtime_ns, st.st_size)
+            if key != self._key:
+                self._values, self._key = hand_set(self.portfile.read(), self.names), key
+        except (OSError, PortFileError):
+            pass  # the port-file sink reports an unreadable file; keep what we knew
+        return self._values
+
+
+def glob_escape(name: str) -> str:
+    """``name`` with glob characters taken literally."""
+    return re.sub(r"([*?\[])", r"[\1]", name)
 
 
 def sync_folder(folder: Path) -> None:

@@ -6,9 +6,17 @@ import urllib.parse
 from dataclasses import dataclass
 
 from nutbridge.errors import ConfigError
+from nutbridge.redact import has_password, redact_url
 
 SCHEMES = ("rtu", "tcp", "rtu+tcp")
 SERIAL_OPTIONS = {"baudrate": int, "bytesize": int, "parity": str, "stopbits": int}
+# What pyserial accepts, checked here so a bad value is a configuration error (exit 78), not a traceback.
+SERIAL_CHECKS = {
+    "baudrate": (lambda v: 50 <= v <= 4_000_000, "50-4000000"),
+    "bytesize": (lambda v: v in (5, 6, 7, 8), "5, 6, 7 or 8"),
+    "parity": (lambda v: v in ("N", "E", "O"), "N, E or O"),
+    "stopbits": (lambda v: v in (1, 2), "1 or 2"),
+}
 DEFAULT_TCP_PORT = 502
 
 
@@ -40,11 +48,17 @@ class ModbusTarget:
 def parse_modbus_url(url: str, where: str) -> ModbusTarget:
     """Parse ``rtu:///dev/ttyUSB0?baudrate=115200``, ``tcp://host:502`` or ``rtu+tcp://host:port``.
 
-    ``where`` names the file and key (or flag) for error messages.
+    ``where`` names the file and key (or flag) for error messages. A password in the URL never reaches them.
     """
-    parts = urllib.parse.urlsplit(url)
+    shown = redact_url(url)
+    try:
+        parts = urllib.parse.urlsplit(url)
+    except ValueError:
+        raise ConfigError(f"{where}: {shown!r} is not a valid URL") from None
+    if has_password(url) or parts.username:
+        raise ConfigError(f"{where}: {shown!r}: Modbus has no user or password; remove the part before '@'")
     if parts.scheme not in SCHEMES:
-        raise ConfigError(f"{where}: {url!r} is not a Modbus URL; allowed schemes: {', '.join(SCHEMES)}")
+        raise ConfigError(f"{where}: {shown!r} is not a Modbus URL; allowed schemes: {', '.join(SCHEMES)}")
     query = urllib.parse.parse_qs(parts.query, keep_blank_values=True)
     options: dict[str, int | str] = {}
     for name, values in query.items():
@@ -54,15 +68,16 @@ def parse_modbus_url(url: str, where: str) -> ModbusTarget:
             kind = SERIAL_OPTIONS[name]
         else:
             allowed = "device_id" + (", " + ", ".join(SERIAL_OPTIONS) if parts.scheme == "rtu" else "")
-            raise ConfigError(f"{where}: unknown option {name!r} in {url!r}; allowed: {allowed}")
+            raise ConfigError(f"{where}: unknown option {name!r} in {shown!r}; allowed: {allowed}")
         try:
             options[name] = kind(values[-1])
         except ValueError:
-            raise ConfigError(f"{where}: option {name!r} in {url!r} must be {kind.__name__}") from None
+            raise ConfigError(f"{where}: option {name!r} in {shown!r} must be {kind.__name__}") from None
     if "device_id" in options and not 1 <= int(options["device_id"]) <= 247:
         raise ConfigError(f"{where}: device_id must be 1-247 (0 is broadcast and gets no reply)")
-    if str(options.get("parity", "N")) not in ("N", "E", "O"):
-        raise ConfigError(f"{where}: parity must be N, E or O")
+    for name, (check, allowed) in SERIAL_CHECKS.items():
+        if name in options and not check(options[name]):  # type: ignore[no-untyped-call]
+            raise ConfigError(f"{where}: {name}={options[name]} in {shown!r} is not allowed; use {allowed}")
     if parts.scheme == "rtu":
         if not parts.path or parts.netloc:
             raise ConfigError(f"{where}: write a serial device as rtu:///dev/ttyUSB0 (three slashes)")
@@ -70,7 +85,7 @@ def parse_modbus_url(url: str, where: str) -> ModbusTarget:
     try:
         port = parts.port or DEFAULT_TCP_PORT
     except ValueError:
-        raise ConfigError(f"{where}: bad port in {url!r}") from None
+        raise ConfigError(f"{where}: bad port in {shown!r}") from None
     if not parts.hostname:
-        raise ConfigError(f"{where}: {url!r} has no host; write {parts.scheme}://HOST:PORT")
+        raise ConfigError(f"{where}: {shown!r} has no host; write {parts.scheme}://HOST:PORT")
     return ModbusTarget(scheme=parts.scheme, host=parts.hostname, port=port, **options)  # type: ignore[arg-type]

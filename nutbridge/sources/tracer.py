@@ -13,6 +13,7 @@ from pymodbus.exceptions import ModbusException
 
 from nutbridge.errors import ProtocolError, SourceError
 from nutbridge.model import DeviceInfo, Reading
+from nutbridge.nut import charge_controller
 from nutbridge.sources import tracer_map as tmap
 from nutbridge.sources.modbus_url import ModbusTarget
 
@@ -30,6 +31,8 @@ class TracerSource:
     Any failure closes the link, so the next attempt starts clean: on a serial line that also drops
     whatever half frame or garbage a timed-out request left behind.
     """
+
+    table = charge_controller.TABLE
 
     def __init__(self, target: ModbusTarget, *, device_id: int = 1, timeout: float = 1.0) -> None:
         self.target = target
@@ -51,6 +54,10 @@ class TracerSource:
         return self
 
     async def __aexit__(self, *exc: object) -> None:
+        self.close()
+
+    async def reset(self) -> None:
+        """Drop the link; the next read reconnects and reads device info again."""
         self.close()
 
     def _new_client(self) -> AsyncModbusTcpClient | AsyncModbusSerialClient:
@@ -151,19 +158,23 @@ class TracerSource:
         reader = client.read_input_registers if req.table == tmap.Table.INPUT else client.read_holding_registers
         self.requests += 1
         try:
-            reply = await reader(req.address, count=req.count, device_id=self.device_id)
-        except ModbusException as exc:
-            raise SourceError(f"{self}: no answer reading {req.address:#06x} ({exc})") from exc
-        except OSError as exc:
-            raise SourceError(f"{self}: link failed reading {req.address:#06x} ({exc})") from exc
-        if reply.isError():
-            raise ProtocolError(
-                f"{self}: exception {getattr(reply, 'exception_code', '?')} "
-                f"reading {req.count} registers at {req.address:#06x}"
-            )
-        registers = list(reply.registers)
-        if len(registers) != req.count:
-            raise ProtocolError(f"{self}: asked {req.count} registers at {req.address:#06x}, got {len(registers)}")
+            try:
+                reply = await reader(req.address, count=req.count, device_id=self.device_id)
+            except ModbusException as exc:
+                raise SourceError(f"{self}: no answer reading {req.address:#06x} ({exc})") from exc
+            except OSError as exc:
+                raise SourceError(f"{self}: link failed reading {req.address:#06x} ({exc})") from exc
+            if reply.isError():
+                raise ProtocolError(
+                    f"{self}: exception {getattr(reply, 'exception_code', '?')} "
+                    f"reading {req.count} registers at {req.address:#06x}"
+                )
+            registers = list(reply.registers)
+            if len(registers) != req.count:
+                raise ProtocolError(f"{self}: asked {req.count} registers at {req.address:#06x}, got {len(registers)}")
+        except SourceError:
+            self.close()  # every failure drops the link: a late or stray answer must not be taken for the next
+            raise
         return registers
 
     async def _identify(self) -> tuple[str, str, str | None]:

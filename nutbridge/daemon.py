@@ -1,0 +1,132 @@
+"""Wiring: source, monitor and sinks under one TaskGroup with named tasks; signals; the one-shot poll (-s).
+
+SIGTERM and SIGINT stop the daemon at once: the stop event ends the poll loop even if a library swallows
+the cancellation (Python 3.11's ``asyncio.wait_for``), and the poll task is cancelled again until it ends.
+SIGHUP reconnects to the device before the next poll, so changed controller settings are read again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+from collections.abc import AsyncIterator, Coroutine
+from typing import Any
+
+from nutbridge import __version__
+from nutbridge.config import Config, SimulatorConfig, TracerConfig
+from nutbridge.monitor import Monitor, Source
+from nutbridge.nut import upsconf, version
+from nutbridge.nut.driver import PortFileSink
+from nutbridge.nut.portfile import HandSettings, PortFile
+from nutbridge.nut.variables import setting_names
+from nutbridge.printer import PollPrinter
+from nutbridge.sinks import Sink, SinkRunner
+
+log = logging.getLogger("nutbridge")
+
+EX_OK, EX_FAIL = 0, 1
+DEMO_SPEED = 600.0  # a simulated day in 2.4 minutes
+DEMO_START = 7 * 3600.0
+STOP_GRACE = 5.0  # seconds sinks get to finish what is queued when the daemon stops
+
+
+@contextlib.asynccontextmanager
+async def open_source(config: Config, *, demo: bool) -> AsyncIterator[tuple[Source, list[Coroutine[Any, Any, None]]]]:
+    """The configured source, and the background work it brings (the simulator's stdin commands)."""
+    if isinstance(config.source, TracerConfig):
+        from nutbridge.sources.tracer import TracerSource
+
+        assert config.source.url is not None  # with_overrides refuses a tracer without a URL
+        tracer = TracerSource(config.source.url, device_id=config.source.device_id, timeout=config.source.timeout)
+        async with tracer:
+            yield tracer, []
+        return
+    # Imported here so a daemon on real hardware does not carry the pymodbus server in memory.
+    from nutbridge.simulator.source import SimulatedSource
+
+    sim = config.source if isinstance(config.source, SimulatorConfig) else SimulatorConfig()
+    async with SimulatedSource(
+        speed=DEMO_SPEED if demo else sim.speed, timeout=sim.timeout, start=DEMO_START if demo else None
+    ) as simulated:
+        yield simulated, [simulated.commands()]
+
+
+async def run(config: Config, portfile: PortFile, *, single: bool, verbose: bool, demo: bool) -> int:
+    """Poll once (-s) or until SIGTERM/SIGINT."""
+    dialect = version.Dialect(config.nut.version or version.detect())
+    assert config.nut.port_file is not None
+    restart = upsconf.restart_command(config.nut.port_file, config.nut.driver_restart_command)
+    async with open_source(config, demo=demo) as (source, background):
+        settings = setting_names(source.table)
+        sink = PortFileSink(portfile, dialect=dialect, settings=settings, restart_command=restart)
+        sinks: list[Sink] = [sink, PollPrinter()] if verbose else [sink]
+        runners = [SinkRunner(s, queue_size=1 if s is sink else 64) for s in sinks]
+        monitor = Monitor(
+            source,
+            runners,
+            interval=config.monitor.poll_interval,
+            grace=0.0 if single else config.monitor.nocomms_grace,
+            settings=HandSettings(portfile, settings).get,
+        )
+        if single:
+            for job in background:
+                job.close()
+            return await poll_once(monitor, runners, sink)
+        log.info(
+            "nutbridge %s: %s → %s every %g s, for %s", __version__, source, portfile.path, monitor.interval, dialect
+        )
+        await serve(monitor, runners, background)
+        log.info("stopped after %d polls", monitor.polls)
+    return EX_OK
+
+
+async def poll_once(monitor: Monitor, runners: list[SinkRunner], sink: PortFileSink) -> int:
+    """-s: one poll; exit 0 only when the device answered and the port file holds this poll."""
+    async with asyncio.TaskGroup() as tg:
+        for runner in runners:
+            tg.create_task(runner.run(), name=f"nutbridge.sink.{runner}")
+        snapshot = await monitor.poll()
+        monitor.publish(snapshot)
+        written = await runners[0].handled(snapshot.seq)
+        for runner in runners:
+            runner.close()
+    await sink.drain()
+    return EX_OK if snapshot.ok and written else EX_FAIL
+
+
+async def serve(monitor: Monitor, runners: list[SinkRunner], background: list[Coroutine[Any, Any, None]]) -> None:
+    """Run every long-lived part under one TaskGroup until SIGTERM or SIGINT."""
+    loop = asyncio.get_running_loop()
+    stop = asyncio.Event()
+    async with asyncio.TaskGroup() as tg:
+        sink_tasks = [tg.create_task(r.run(), name=f"nutbridge.sink.{r}") for r in runners]
+        extra = [tg.create_task(job, name=f"nutbridge.background.{i}") for i, job in enumerate(background)]
+        poll = tg.create_task(monitor.run(stop), name="nutbridge.poll")
+
+        def on_stop(signum: int) -> None:
+            log.info("%s: stopping", signal.Signals(signum).name)
+            stop.set()
+            poll.cancel()
+
+        def on_hangup() -> None:
+            log.info("SIGHUP: reconnecting to the device before the next poll to read its settings again")
+            monitor.request_reset()
+
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, on_stop, sig)
+        loop.add_signal_handler(signal.SIGHUP, on_hangup)
+        try:
+            await asyncio.wait({poll})  # a swallowed cancel still ends it: the loop checks ``stop``
+        finally:
+            for task in extra:
+                task.cancel()
+            for runner in runners:
+                runner.close()
+            _, late = await asyncio.wait(sink_tasks, timeout=STOP_GRACE)
+            for task in late:
+                log.warning("%s did not finish within %g s of the stop", task.get_name(), STOP_GRACE)
+                task.cancel()
+            for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+                loop.remove_signal_handler(sig)

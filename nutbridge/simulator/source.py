@@ -1,0 +1,69 @@
+"""The built-in simulator as a source: a real pymodbus server on loopback, read through the real Tracer client."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+
+from nutbridge.model import DeviceInfo, Reading
+from nutbridge.nut.variables import Var
+from nutbridge.simulator.control import read_commands
+from nutbridge.simulator.physics import Plant
+from nutbridge.simulator.server import SimulatedTracer
+from nutbridge.sources.modbus_url import ModbusTarget
+from nutbridge.sources.tracer import TracerSource
+
+
+class SimulatedSource:
+    """A simulated Tracer started on entry and stopped on exit; ``commands`` steers it from stdin."""
+
+    def __init__(self, *, speed: float = 1.0, timeout: float = 1.0, start: float | None = None) -> None:
+        now = time.localtime()
+        seconds = start if start is not None else now.tm_hour * 3600 + now.tm_min * 60 + now.tm_sec
+        self.plant = Plant(seconds=seconds)
+        self.timeout = timeout
+        self._server = SimulatedTracer(self.plant, speed=speed)
+        self._tracer: TracerSource | None = None
+
+    def __str__(self) -> str:
+        return f"simulated {self._tracer}" if self._tracer else "simulated Tracer (stopped)"
+
+    @property
+    def tracer(self) -> TracerSource:
+        """The Modbus client that reads the simulator."""
+        if self._tracer is None:
+            raise RuntimeError("the simulator is not started; use 'async with'")
+        return self._tracer
+
+    @property
+    def info(self) -> DeviceInfo | None:
+        """What the simulated controller says about itself."""
+        return self._tracer.info if self._tracer else None
+
+    @property
+    def table(self) -> Sequence[Var]:
+        """A simulated Tracer maps to NUT as a real one."""
+        return TracerSource.table
+
+    async def __aenter__(self) -> SimulatedSource:
+        await self._server.__aenter__()
+        port = await self._server.start_tcp("127.0.0.1", 0)
+        self._tracer = TracerSource(ModbusTarget(scheme="tcp", host="127.0.0.1", port=port), timeout=self.timeout)
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        if self._tracer is not None:
+            await self._tracer.reset()
+        await self._server.__aexit__(*exc)
+
+    async def read(self) -> Reading:
+        """One poll of the simulated controller."""
+        return await self.tracer.read()
+
+    async def reset(self) -> None:
+        """Drop the Modbus link."""
+        await self.tracer.reset()
+
+    async def commands(self) -> None:
+        """Apply simulator commands typed on stdin until it closes."""
+        await read_commands(self.plant)

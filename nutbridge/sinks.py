@@ -1,0 +1,104 @@
+"""The sink boundary: each sink runs in its own task behind a bounded queue, with a timeout per update.
+
+A sink that raises, hangs or falls behind never delays the poll: its errors are logged once per change,
+a slow one drops the oldest snapshots it has not started on (each sink needs only the newest state),
+and the monitor never awaits a sink.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import logging
+from typing import Protocol
+
+from nutbridge.errors import NutbridgeError
+from nutbridge.snapshot import Snapshot
+
+log = logging.getLogger(__name__)
+
+DEFAULT_TIMEOUT = 30.0
+
+
+class Sink(Protocol):
+    """Told about every poll it keeps up with, in order; never polls the device itself."""
+
+    def __str__(self) -> str: ...
+
+    async def update(self, snapshot: Snapshot) -> None: ...
+
+
+class SinkRunner:
+    """Feeds one sink from a bounded queue in its own task (``run``)."""
+
+    def __init__(self, sink: Sink, *, queue_size: int = 1, timeout: float = DEFAULT_TIMEOUT) -> None:
+        self.sink = sink
+        self.timeout = timeout
+        self.dropped = 0
+        self._queue: collections.deque[Snapshot] = collections.deque(maxlen=queue_size)
+        self._wake = asyncio.Event()  # set when there is work or the runner should stop
+        self._progress = asyncio.Event()  # set each time a snapshot has been handled
+        self._closing = False
+        self._done = 0  # seq of the last snapshot handled
+        self._ok = 0  # seq of the last snapshot handled without error
+        self._error: str | None = None
+
+    def __str__(self) -> str:
+        return str(self.sink)
+
+    def offer(self, snapshot: Snapshot) -> None:
+        """Queue ``snapshot`` without waiting; a full queue drops its oldest entry."""
+        if len(self._queue) == self._queue.maxlen:
+            self.dropped += 1
+            if self.dropped == 1 or self.dropped % 100 == 0:
+                log.warning("%s is falling behind; %d snapshot(s) skipped so far", self.sink, self.dropped)
+        self._queue.append(snapshot)
+        self._wake.set()
+
+    def close(self) -> None:
+        """Finish what is queued, then stop ``run``."""
+        self._closing = True
+        self._wake.set()
+
+    async def run(self) -> None:
+        """Hand each queued snapshot to the sink until ``close``."""
+        while self._queue or not self._closing:
+            if not self._queue:
+                self._wake.clear()
+                await self._wake.wait()
+                continue
+            await self._deliver(self._queue.popleft())
+
+    async def _deliver(self, snapshot: Snapshot) -> None:
+        try:
+            async with asyncio.timeout(self.timeout):
+                await self.sink.update(snapshot)
+        except Exception as exc:  # the boundary: whatever a sink raises must not reach the poll loop
+            message = describe(exc, self.timeout)
+            if message != self._error:
+                log.error("%s: %s", self.sink, message)
+                self._error = message
+        else:
+            self._ok = snapshot.seq
+            if self._error is not None:
+                log.warning("%s works again", self.sink)
+                self._error = None
+        finally:
+            self._done = snapshot.seq
+            self._progress.set()
+
+    async def handled(self, seq: int) -> bool:
+        """Wait until snapshot ``seq`` (or a later one) was handled; True if without error."""
+        while self._done < seq:
+            self._progress.clear()
+            await self._progress.wait()
+        return self._ok >= seq
+
+
+def describe(exc: Exception, timeout: float) -> str:
+    """One line for a sink's failure: our own errors speak for themselves, others are named."""
+    if isinstance(exc, TimeoutError):
+        return f"no update finished within {timeout:g} s"
+    if isinstance(exc, NutbridgeError):
+        return str(exc)
+    return f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__

@@ -255,8 +255,10 @@ class NutStack:
             folder.mkdir(parents=True, exist_ok=True)
         self.etc.chmod(0o700)
         self.state.chmod(0o700)
+        # user = root: a driver that nutbridge restarts with a plain `upsdrvctl start` may use the root-only folders
         (self.etc / "ups.conf").write_text(
-            f'[{UPS}]\n  driver = dummy-ups\n  port = {self.port_file}\n  mode = dummy-once\n  desc = "nutbridge e2e"\n'
+            f"user = root\n[{UPS}]\n  driver = dummy-ups\n  port = {self.port_file}\n  mode = dummy-once\n"
+            '  desc = "nutbridge e2e"\n'
         )
         self.write_upsd_conf()
         (self.etc / "upsd.users").write_text("[monuser]\n  password = secret\n  upsmon primary\n")

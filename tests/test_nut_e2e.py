@@ -16,6 +16,8 @@ from pathlib import Path
 
 import pytest
 
+from nutbridge.nut import version
+from nutbridge.nut.version import NutVersion
 from tests.nut_stack import Nutbridge, NutStack, Simulator, hold, wait_for, why_not_runnable
 
 pytestmark = pytest.mark.nut
@@ -51,18 +53,20 @@ class Rig:
         sim.start()
         return sim
 
-    def nutbridge(self, sim: Simulator, *, config_file: bool) -> Nutbridge:
-        """Start nutbridge on ``sim``: with command-line flags, or with a TOML file that adds driver_restart_command."""
+    def nutbridge(self, sim: Simulator, *, config_file: bool, grace: float | None = None) -> Nutbridge:
+        """Start nutbridge on ``sim``: with command-line flags, or with a TOML file. Either way it finds its UPS
+        in the stack's ups.conf and restarts the driver itself after a comms loss."""
         if config_file:
             toml = self.folder / "nutbridge.toml"
             toml.write_text(
-                f'[source]\nurl = "tcp://127.0.0.1:{sim.port}"\n\n'
-                "[monitor]\npoll_interval = 1\n\n"
-                f'[nut]\nport_file = "{self.nut.port_file}"\n'
-                f'driver_restart_command = "{self.nut.restart_command}"\n'
+                f'[source]\nkind = "tracer"\nurl = "tcp://127.0.0.1:{sim.port}"\n\n'
+                "[monitor]\npoll_interval = 1\n"
+                + (f"nocomms_grace = {grace}\n" if grace is not None else "")
+                + f'\n[nut]\nport_file = "{self.nut.port_file}"\n'
             )
             args = ["-c", str(toml), "-v"]
         else:
+            assert grace is None, "the grace is set in the TOML file"
             args = ["--source", f"tcp://127.0.0.1:{sim.port}", "--port-file", str(self.nut.port_file)]
             args += ["--poll-interval", "1", "-v"]
         self.bridge = Nutbridge(self.folder, args, env=self.nut.env)
@@ -186,7 +190,7 @@ def test_simulator_changes_reach_upsc(rig: Rig) -> None:
 
 def test_dead_controller_hides_port_file_and_recovers(rig: Rig) -> None:
     sim = rig.simulator("sun")
-    bridge = rig.nutbridge(sim, config_file=True)
+    bridge = rig.nutbridge(sim, config_file=True, grace=3)
     rig.wait_status(lambda w: "OL" in w, "to show OL (sun)")
     first_driver = rig.nut.driver_pid()
     assert first_driver is not None, rig.diagnostics()
@@ -213,7 +217,7 @@ def test_dead_controller_hides_port_file_and_recovers(rig: Rig) -> None:
         what="the port file to be renamed back (value: (file exists, -nocomms exists))",
         details=rig.diagnostics,
     )
-    rig.wait_status(lambda w: "OL" in w or "OB" in w, "to show OL or OB again after driver_restart_command")
+    rig.wait_status(lambda w: "OL" in w or "OB" in w, "to show OL or OB again after nutbridge restarted the driver")
     rig.assert_bridge_running()
     second_driver = rig.nut.driver_pid()
     assert second_driver is not None, rig.diagnostics()
@@ -222,11 +226,12 @@ def test_dead_controller_hides_port_file_and_recovers(rig: Rig) -> None:
     # Each state change is logged once, however many polls failed in between.
     log = bridge.stderr().splitlines()
     expected = {
-        "lost contact": r"ERROR lost contact",
+        "first failure": r"WARNING poll failed; NUT keeps the last values for up to 3 s",
+        "lost contact": r"ERROR lost contact after",
         "rename": r"ERROR port file renamed to .*-nocomms",
         "contact restored": r"WARNING contact with .* restored after",
         "port file restored": r"WARNING port file .* restored",
-        "driver restarted": r"INFO driver_restart_command .* done",
+        "driver restarted": r"INFO driver restart '.*upsdrvctl start solar' done",
     }
     for what, pattern in expected.items():
         hits = [line for line in log if re.search(pattern, line)]
@@ -268,9 +273,9 @@ def test_upsmon_shuts_down_when_comms_lost_on_battery(rig: Rig) -> None:
     rig.wait_notified("ONBATT")  # upsmon has seen OB
     assert not rig.nut.shutdown_ran(), f"upsmon shut down on OB alone\n{rig.diagnostics()}"
 
-    sim.command("silent")  # the controller stops answering
+    sim.command("silent")  # the controller stops answering, for good: with the default grace (10 s)
     rig.wait_nocomms()
-    rig.wait_shutdown()  # after DEADTIME upsmon treats a dead UPS last seen OB as OB LB
+    rig.wait_shutdown()  # after DEADTIME (at once on 2.8.1/2.8.2) upsmon treats a dead UPS last seen OB as OB LB
     rig.wait_notified("SHUTDOWN")
     events = [line.split()[0] for line in rig.nut.notifications()]
     assert "COMMBAD" in events, rig.diagnostics()
@@ -280,7 +285,7 @@ def test_upsmon_shuts_down_when_comms_lost_on_battery(rig: Rig) -> None:
 
 def test_no_shutdown_when_comms_lost_on_line(rig: Rig) -> None:
     sim = rig.simulator("sun")
-    rig.nutbridge(sim, config_file=True)
+    rig.nutbridge(sim, config_file=True, grace=2)
     rig.wait_status(lambda w: "OL" in w and "OB" not in w, "to show OL (sun)")
     rig.nut.start_upsmon()
 
@@ -299,4 +304,68 @@ def test_no_shutdown_when_comms_lost_on_line(rig: Rig) -> None:
     assert rig.nut.upsc("ups.status") == NOT_CONNECTED, rig.diagnostics()
     events = {line.split()[0] for line in rig.nut.notifications()}
     assert not events & {"ONBATT", "LOWBATT", "FSD", "SHUTDOWN"}, rig.diagnostics()
+    rig.assert_bridge_running()
+
+
+def test_a_five_second_glitch_on_battery_never_reaches_upsmon(rig: Rig) -> None:
+    """The default grace rides out a glitch at a 1 s poll interval: a spurious shutdown is the worst failure."""
+    sim = rig.simulator("night", soc=80)
+    bridge = rig.nutbridge(sim, config_file=True)  # default nocomms_grace
+    rig.wait_status(lambda w: "OB" in w, "to show OB (night)")
+    rig.nut.start_upsmon()
+    rig.wait_notified("ONBATT")
+    sim.command("silent")
+    hold(
+        lambda: (rig.nut.port_file.exists(), rig.nut.upsc("ups.status") != NOT_CONNECTED, rig.nut.shutdown_ran()),
+        lambda seen: seen == (True, True, False),
+        duration=5,
+        what="the port file in place, the driver connected and no shutdown during the glitch",
+        details=rig.diagnostics,
+    )
+    sim.command("night")
+    wait_for(
+        lambda: bridge.log_lines("restored after"),
+        bool,
+        timeout=TIMEOUT,
+        what="nutbridge to log the contact restored",
+        details=rig.diagnostics,
+    )
+    hold(
+        lambda: (rig.nut.shutdown_ran(), rig.nut.upsc("ups.status") != NOT_CONNECTED),
+        lambda seen: seen == (False, True),
+        duration=DEADTIME + 2,
+        what="no shutdown after the glitch, past DEADTIME",
+        details=rig.diagnostics,
+    )
+    events = {line.split()[0] for line in rig.nut.notifications()}
+    assert not events & {"COMMBAD", "NOCOMM", "LOWBATT", "FSD", "SHUTDOWN"}, rig.diagnostics()
+    assert len(bridge.log_lines("poll failed; NUT keeps the last values")) == 1, rig.diagnostics()
+    assert not bridge.log_lines("renamed to"), rig.diagnostics()
+
+
+def test_a_fault_shows_in_ups_alarm_and_clears(rig: Rig) -> None:
+    """On the machine's own NUT, in the form that version reads (ups.alarm line or ALARM instruction)."""
+    sim = rig.simulator("sun")
+    rig.nutbridge(sim, config_file=False)
+    rig.wait_status(lambda w: "OL" in w, "to show OL (sun)")
+    sim.command("fault")
+    wait_for(
+        lambda: rig.nut.upsc("ups.alarm"),
+        lambda out: "load short circuit" in out,
+        timeout=TIMEOUT,
+        what="upsc ups.alarm to name the fault",
+        details=rig.diagnostics,
+    )
+    installed = version.detect()
+    if installed is None or installed != NutVersion(2, 8, 3):  # 2.8.3's ALARM token would never clear
+        assert "ALARM" in rig.nut.status_words(), rig.diagnostics()
+    sim.command("sun")
+    rig.wait_status(lambda w: "ALARM" not in w and "OL" in w, "to drop ALARM once the fault is gone")
+    wait_for(
+        lambda: rig.nut.upsc("ups.alarm"),
+        lambda out: "load short circuit" not in out,
+        timeout=TIMEOUT,
+        what="upsc ups.alarm to clear",
+        details=rig.diagnostics,
+    )
     rig.assert_bridge_running()

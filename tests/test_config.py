@@ -184,3 +184,9 @@ def test_no_config_file_needed_for_a_try() -> None:
 def test_override_errors(kw: dict[str, object], message: str) -> None:
     with pytest.raises(ConfigError, match=message):
         with_overrides(Config(), **kw)  # type: ignore[arg-type]
+
+
+def test_the_sample_config_loads() -> None:
+    config = load(Path(__file__).parent.parent / "etc" / "nutbridge-solar.toml")
+    assert isinstance(config.source, TracerConfig) and config.monitor == MonitorConfig()
+    assert config.nut.port_file == Path("/var/lib/nut/solar.dev")

@@ -33,7 +33,7 @@ def simulator() -> Iterator[tuple[subprocess.Popen[str], int]]:
     yield proc, int(first.split(":")[1].split()[0])
     if proc.poll() is None:
         proc.send_signal(signal.SIGTERM)
-        proc.communicate(timeout=10)
+    proc.communicate(timeout=10)  # also closes the pipes
 
 
 def command(proc: subprocess.Popen[str], text: str) -> str:
@@ -42,6 +42,8 @@ def command(proc: subprocess.Popen[str], text: str) -> str:
     proc.stdin.flush()
     while True:
         line = proc.stderr.readline()
+        if not line:  # EOF: the simulator died; fail instead of reading nothing for ever
+            raise AssertionError(f"the simulator exited (status {proc.wait(timeout=10)}) before answering {text!r}")
         if line.startswith(("simulator:", "unknown", "bad")):
             return line
 
@@ -63,6 +65,15 @@ async def test_standalone_simulator_is_steered_from_stdin(simulator: tuple[subpr
         command(proc, "day")
         assert (await tracer.read()).battery_charge == 10
     assert command(proc, "explode").startswith("unknown command 'explode'")
+
+
+def test_a_dead_simulator_fails_the_command_instead_of_hanging(
+    simulator: tuple[subprocess.Popen[str], int],
+) -> None:
+    proc, _ = simulator
+    proc.kill()
+    with pytest.raises(AssertionError, match="the simulator exited"):
+        command(proc, "night")
 
 
 def test_stops_on_sigterm(simulator: tuple[subprocess.Popen[str], int]) -> None:

@@ -41,5 +41,11 @@ def test_unit_follows_enphase_monitor() -> None:
         "ExecStart=/usr/local/bin/nutbridge %i",
         "Restart=always",
         "RestartPreventExitStatus=78",
+        "ExecReload=/bin/kill -HUP $MAINPID",
     ):
         assert line in text.splitlines()
+
+
+def test_driver_drop_in_shortens_the_restart_delay() -> None:
+    lines = (UNIT.parent / "nut-driver-restart.conf").read_text().splitlines()
+    assert "[Service]" in lines and "RestartSec=2s" in lines

@@ -69,8 +69,11 @@ async def test_strict_device_answers_exception_02_outside_blocks(source: TracerS
 
 async def test_exception_reply_is_a_protocol_error_and_drops_the_link(source: TracerSource) -> None:
     await source.read()
+    assert source.connected
     with pytest.raises(ProtocolError, match=r"exception 2 reading 1 registers at 0x3108"):
         await source._read(tmap.Request(tmap.Table.INPUT, 0x3108, 1))  # the undocumented gap
+    assert not source.connected and source._client is None  # dropped: the next read reconnects
+    assert (await source.read()).battery_charge == 70
 
 
 async def test_unknown_device_id_is_a_source_error(sim: SimulatedTracer) -> None:

@@ -7,7 +7,6 @@ import asyncio
 import logging
 import os
 import sys
-import tempfile
 from pathlib import Path
 
 from nutbridge import __version__
@@ -66,6 +65,8 @@ def setup_logging(debug: int) -> None:
 
 def make_demo_folder() -> Path:
     """A fresh folder with a seeded port file, for --demo."""
+    import tempfile
+
     folder = Path(tempfile.mkdtemp(prefix="nutbridge-demo-"))
     port_file = folder / "solar.dev"
     port_file.write_text(DEMO_PORT_FILE)

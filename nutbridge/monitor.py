@@ -15,9 +15,7 @@ import logging
 import time
 from collections.abc import Callable, Mapping, Sequence
 from types import MappingProxyType
-from typing import Protocol
-
-from tenacity import AsyncRetrying, RetryCallState, retry_if_exception_type, wait_exponential_jitter
+from typing import TYPE_CHECKING, Protocol
 
 from nutbridge.errors import SourceError
 from nutbridge.model import DeviceInfo, Reading
@@ -25,6 +23,9 @@ from nutbridge.nut.status import PowerState
 from nutbridge.nut.variables import Var, evaluate
 from nutbridge.sinks import SinkRunner
 from nutbridge.snapshot import Comms, Snapshot
+
+if TYPE_CHECKING:
+    from tenacity import RetryCallState
 
 log = logging.getLogger(__name__)
 
@@ -90,7 +91,19 @@ class Monitor:
         self._reset_requested = True
 
     async def read(self, deadline: float) -> Reading:
-        """Read the source, retrying with backoff until ``deadline`` (a ``clock`` time)."""
+        """Read the source, retrying with backoff until ``deadline`` (a ``clock`` time).
+
+        The first attempt runs without tenacity: most polls succeed at once, and building the retry
+        machinery costs more CPU than the poll's own decoding.
+        """
+        try:
+            return await self._attempt(deadline)
+        except SourceError:
+            if self.clock() + MIN_ATTEMPT >= deadline:
+                raise
+
+        # Imported on the first failure only: `nutbridge -s` at boot should not pay for it.
+        from tenacity import AsyncRetrying, retry_if_exception_type, wait_exponential_jitter
 
         def out_of_time(state: RetryCallState) -> bool:
             return self.clock() + state.upcoming_sleep + MIN_ATTEMPT >= deadline
@@ -103,13 +116,16 @@ class Monitor:
         )
         async for attempt in retrying:
             with attempt:
-                try:
-                    async with asyncio.timeout(max(MIN_ATTEMPT, deadline - self.clock())):
-                        return await self.source.read()
-                except TimeoutError:
-                    await self.source.reset()  # the cancelled request may still answer: start clean
-                    raise SourceError(f"{self.source}: no complete answer within the poll interval") from None
+                return await self._attempt(deadline)
         raise AssertionError("unreachable: tenacity re-raises the last error")  # pragma: no cover
+
+    async def _attempt(self, deadline: float) -> Reading:
+        try:
+            async with asyncio.timeout(max(MIN_ATTEMPT, deadline - self.clock())):
+                return await self.source.read()
+        except TimeoutError:
+            await self.source.reset()  # the cancelled request may still answer: start clean
+            raise SourceError(f"{self.source}: no complete answer within the poll interval") from None
 
     def deadline(self, start: float) -> float:
         """When this poll must give up: within its share of the interval, and, while failing, at the end

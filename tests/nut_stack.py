@@ -20,11 +20,23 @@ from pathlib import Path
 from types import TracebackType
 from typing import IO, Self, TypeVar
 
+from nutbridge.nut.upsconf import find_upsdrvctl
+from nutbridge.nut.version import find_dummy_ups
+
 UPS = "solar"
-DUMMY_UPS = Path("/lib/nut/dummy-ups")
-UPSD = Path("/lib/nut/upsd")
-UPSMON = Path("/lib/nut/upsmon")
-UPSDRVCTL = Path("/sbin/upsdrvctl")
+
+
+def nut_program(name: str) -> Path:
+    """A NUT daemon: the real binary in /lib/nut up to 2.8.4 (/usr/sbin has a wrapper that reads
+    /etc/nut/nut.conf there), /usr/sbin from 2.8.5; the first path tried when none exists."""
+    candidates = [Path(folder) / name for folder in ("/lib/nut", "/usr/lib/nut", "/usr/sbin")]
+    return next((c for c in candidates if os.access(c, os.X_OK)), candidates[0])
+
+
+DUMMY_UPS = find_dummy_ups() or Path("/lib/nut/dummy-ups")  # /usr/libexec/nut from 2.8.5
+UPSD = nut_program("upsd")
+UPSMON = nut_program("upsmon")
+UPSDRVCTL = Path(find_upsdrvctl() or "/sbin/upsdrvctl")
 UPSMON_SYSTEM_PIDFILE = Path("/run/nut/upsmon.pid")  # upsmon 2.8.0 writes it whatever NUT_ALTPIDPATH says
 
 START_TIMEOUT = 30.0  # generous: the test machine is noisy

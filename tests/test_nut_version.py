@@ -91,6 +91,7 @@ def test_a_bad_version_names_where_it_came_from() -> None:
         ("Network UPS Tools - Device simulation and repeater driver 0.16 (2.8.1)", "2.8.1"),
         ("Network UPS Tools - Device simulation and repeater driver 0.19 (2.8.5-1)", "2.8.5"),
         ("Network UPS Tools - Device simulation and repeater driver 0.18 (2.8.4.1-some-git)", "2.8.4"),
+        ("Network UPS Tools 2.8.5 release - Device simulation and repeater driver 0.25", "2.8.5"),
         ("dummy-ups: no version here", None),
     ],
 )

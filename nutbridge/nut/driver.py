@@ -19,6 +19,7 @@ from nutbridge.snapshot import Comms, Snapshot
 log = logging.getLogger(__name__)
 
 RESTART_TIMEOUT = 30.0
+RESTORED = "restored"  # written, and renamed back from -nocomms
 T = TypeVar("T")
 
 
@@ -74,9 +75,9 @@ class PortFileSink:
         if snapshot.comms is Comms.FAILING:
             return  # within the grace: NUT keeps the last good values
         values = file_values(snapshot, self.dialect)
-        while (await asyncio.to_thread(self._locked, lambda: self._write(values))) is Write.DEFERRED:  # noqa: ASYNC110
+        while (outcome := await asyncio.to_thread(self._apply, values)) is Write.DEFERRED:  # noqa: ASYNC110
             await asyncio.sleep(1.001 - time.time() % 1)  # waiting for the clock's next second, not for an event
-        if await asyncio.to_thread(self._locked, self.portfile.restore):
+        if outcome is RESTORED:
             log.warning("port file %s restored", self.portfile.path)
             self._start_restart()
 
@@ -84,12 +85,17 @@ class PortFileSink:
         with self.portfile.lock:  # a timed-out update's thread may still be running
             return work()
 
-    def _write(self, values: dict[str, str | None]) -> Write:
-        """In the worker thread: merge into the file's current text, leaving hand-set settings alone."""
-        text = self.portfile.read()
-        for name in hand_set(text, self.settings):
-            values.pop(name, None)
-        return self.portfile.update(values, marked=self.settings, old=text)
+    def _apply(self, values: dict[str, str | None]) -> Write | str:
+        """In the worker thread, in one hop: merge into the file's current text, leaving hand-set settings
+        alone, then rename a hidden file back. Returns the Write, or RESTORED."""
+        with self.portfile.lock:
+            text = self.portfile.read()
+            for name in hand_set(text, self.settings):
+                values.pop(name, None)
+            outcome = self.portfile.update(values, marked=self.settings, old=text)
+            if outcome is not Write.DEFERRED and self.portfile.restore():
+                return RESTORED
+            return outcome
 
     async def drain(self) -> None:
         """Wait for a driver restart to finish (for one-shot runs)."""

@@ -19,10 +19,10 @@ from __future__ import annotations
 
 import enum
 import errno
+import functools
 import logging
 import os
 import re
-import tempfile
 import threading
 import time
 from collections.abc import Iterable, Mapping
@@ -68,6 +68,8 @@ def split_lines(text: str) -> list[str]:
 
 def strip_comment(value: str) -> tuple[str, str]:
     """(value, comment): a ``#`` outside quotes starts a comment, as in NUT's parser."""
+    if "#" not in value:
+        return value, ""
     quoted = False
     for i, ch in enumerate(value):
         if ch == '"':
@@ -86,22 +88,22 @@ def parse_line(line: str) -> tuple[str, str, bool] | None:
     return match[1], value.strip().strip('"'), comment.strip() == MARK
 
 
+@functools.lru_cache(maxsize=4)
+def parse_lines(text: str) -> tuple[tuple[str, tuple[str, str, bool] | None], ...]:
+    """Each line with its parse; cached, since one poll reads the same text for settings and for the merge."""
+    return tuple((line, parse_line(line)) for line in split_lines(text))
+
+
 def parse_values(text: str) -> dict[str, str]:
     """Variable → value for every ``name: value`` line (the last one wins, as in dummy-ups)."""
-    values = {}
-    for line in split_lines(text):
-        parsed = parse_line(line)
-        if parsed:
-            values[parsed[0]] = parsed[1]
-    return values
+    return {parsed[0]: parsed[1] for _, parsed in parse_lines(text) if parsed}
 
 
 def hand_set(text: str, names: Iterable[str]) -> dict[str, str]:
     """The values of ``names`` the file sets by hand: lines without nutbridge's marker."""
     wanted = frozenset(names)
     found: dict[str, str] = {}
-    for line in split_lines(text):
-        parsed = parse_line(line)
+    for _, parsed in parse_lines(text):
         if parsed and parsed[0] in wanted:
             name, value, marked = parsed
             if marked:
@@ -128,8 +130,7 @@ def merge(text: str, values: Mapping[str, str | None], marked: Iterable[str] = (
     marks = frozenset(marked)
     out: list[str] = []
     seen: set[str] = set()
-    for line in split_lines(text):
-        parsed = parse_line(line)
+    for line, parsed in parse_lines(text):
         name = parsed[0] if parsed else (ALARM if ALARM in values and ALARM_LINE.match(line) else None)
         if name is None or name not in values:
             out.append(line)
@@ -165,6 +166,7 @@ class PortFile:
         self.lock = threading.Lock()
         self._last_mtime = -1  # whole second of our last write (or of the file when found)
         self._warned: set[str] = set()
+        self._cache: tuple[tuple[int, int, int], str] | None = None  # identity and text of our last write
 
     def __str__(self) -> str:
         return str(self.path)
@@ -215,14 +217,23 @@ class PortFile:
         return removed
 
     def read(self) -> str:
-        """The file's text; bytes that are not UTF-8 survive the round trip unchanged."""
+        """The file's text; bytes that are not UTF-8 survive the round trip unchanged.
+
+        The text of our own last write is kept with the file's identity (inode, mtime, size), so a poll
+        that finds the file as we left it costs one stat; any edit by hand changes the identity.
+        """
+        path = self.current
         try:
-            with self.current.open("rb") as f:
+            st = path.stat()
+            cached = self._cache
+            if cached is not None and cached[0] == identity(st):
+                return cached[1]
+            with path.open("rb") as f:
                 data = f.read(MAX_SIZE + 1)
         except OSError as exc:
-            raise PortFileError(f"cannot read {self.current}: {describe(exc)}") from exc
+            raise PortFileError(f"cannot read {path}: {describe(exc)}") from exc
         if len(data) > MAX_SIZE:
-            raise PortFileError(f"{self.current} is over {MAX_SIZE // 1024} KiB; is it really a port file?")
+            raise PortFileError(f"{path} is over {MAX_SIZE // 1024} KiB; is it really a port file?")
         return data.decode("utf-8", "surrogateescape")
 
     def update(self, values: Mapping[str, str | None], marked: Iterable[str] = (), old: str | None = None) -> Write:
@@ -257,27 +268,37 @@ class PortFile:
         return None if mtime > now + 1 else mtime
 
     def _replace(self, data: bytes, mtime: int) -> None:
-        """Temp file beside the target, fsync, rename: a reader sees the old file or the new one, whole."""
+        """Temp file beside the target, fsync, rename: a reader sees the old file or the new one, whole.
+
+        The temp file has a fixed name (one writer per port file, under ``lock``): a leftover from a
+        ``kill -9`` is simply overwritten, and the syscalls are few (each costs on an idle Pi).
+        """
         target = self.target
+        tmp = target.with_name(f".{target.name}.nutbridge{TEMP_SUFFIX}")
         try:
-            st = target.stat()
-            fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=TEMP_SUFFIX)
+            st = os.stat(target)
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
         except OSError as exc:
             raise PortFileError(f"cannot replace {target}: {describe(exc)}; the file is unchanged") from exc
         try:
-            with os.fdopen(fd, "wb") as f:
-                f.write(data)
-                f.flush()
-                os.fchmod(f.fileno(), st.st_mode & 0o7777)
-                self._keep_owner(f.fileno(), st, target)
-                os.fsync(f.fileno())
-            os.utime(tmp, (mtime, mtime))
+            try:
+                view = memoryview(data)
+                while view:
+                    view = view[os.write(fd, view) :]
+                os.fchmod(fd, st.st_mode & 0o7777)
+                self._keep_owner(fd, st, target)
+                os.fsync(fd)
+                os.utime(fd, (mtime, mtime))
+                written = os.fstat(fd)
+            finally:
+                os.close(fd)
             os.replace(tmp, target)
         except OSError as exc:
-            Path(tmp).unlink(missing_ok=True)
+            tmp.unlink(missing_ok=True)
             raise PortFileError(f"cannot replace {target}: {describe(exc)}; the file is unchanged") from exc
         self._last_mtime = mtime
-        sync_folder(target.parent)
+        self._cache = (identity(written), data.decode("utf-8", "surrogateescape"))
+        # No fsync of the folder here: after a power cut the previous file, whole, is as good as this one.
 
     def _keep_owner(self, fd: int, st: os.stat_result, target: Path) -> None:
         """Give the new file the old one's group and owner where allowed; warn once where not."""
@@ -336,13 +357,17 @@ class HandSettings:
     def get(self) -> Mapping[str, str]:
         """The hand-set values; the last ones known if the file cannot be read now."""
         try:
-            st = self.portfile.current.stat()
-            key = (st.st_ino, st.st_mtime_ns, st.st_size)
+            key = identity(self.portfile.current.stat())
             if key != self._key:
                 self._values, self._key = hand_set(self.portfile.read(), self.names), key
         except (OSError, PortFileError):
             pass  # the port-file sink reports an unreadable file; keep what we knew
         return self._values
+
+
+def identity(st: os.stat_result) -> tuple[int, int, int]:
+    """What changes whenever a file is replaced or edited: inode, mtime in ns, size."""
+    return (st.st_ino, st.st_mtime_ns, st.st_size)
 
 
 def glob_escape(name: str) -> str:

@@ -23,7 +23,8 @@ log = logging.getLogger(__name__)
 
 # Where distributions install NUT's drivers when they are not on $PATH.
 DRIVER_FOLDERS = ("/lib/nut", "/usr/lib/nut", "/usr/libexec/nut", "/usr/lib/ups/driver", "/usr/local/ups/bin")
-VERSION_IN_BANNER = re.compile(r"\((?:[^)]*?\s)?v?(\d+)\.(\d+)\.(\d+)")
+# "... driver 0.15 (2.8.0)" up to 2.8.4; "Network UPS Tools 2.8.5 release - ... driver 0.25" from 2.8.5.
+VERSION_IN_BANNER = re.compile(r"(?:\(|Network UPS Tools v?)(\d+)\.(\d+)\.(\d+)")
 DETECT_TIMEOUT = 5.0
 
 
@@ -89,7 +90,7 @@ def find_dummy_ups() -> Path | None:
 
 
 def detect() -> NutVersion | None:
-    """The installed NUT's version from ``dummy-ups -V`` ("... driver 0.15 (2.8.0)"), or None."""
+    """The installed NUT's version from ``dummy-ups -V``, or None."""
     program = find_dummy_ups()
     if program is None:
         log.warning("dummy-ups not found on $PATH or in %s; set [nut] version", ", ".join(DRIVER_FOLDERS))

@@ -16,6 +16,7 @@ import pytest
 
 from nutbridge import __version__
 from nutbridge.nut.portfile import parse_values
+from tests.conftest import read_only
 
 NUTBRIDGE = [sys.executable, "-m", "nutbridge"]
 
@@ -237,15 +238,13 @@ def test_s_exits_0_only_when_the_file_holds_the_fresh_poll(port_file: Path) -> N
     assert done.returncode == 0, done.stderr
     assert "ahead of the clock" in done.stderr
     assert "ups.status" in port_file.read_text()
-    port_file.parent.chmod(0o500)
-    port_file.chmod(0o400)
-    try:
-        unwritable = run("--simulate", "--port-file", str(port_file), "-s", "--poll-interval", "0.2")
-    finally:
-        port_file.parent.chmod(0o700)
-    if os.geteuid() == 0:
-        return  # root writes anyway; the read-only case is covered by test_portfile's bind mount
-    assert unwritable.returncode == 1
+    port_file.write_text("# by hand: every variable must be written again\n")
+    before = port_file.read_text()
+    with read_only(port_file.parent):
+        unwritable = run("--simulate", "--port-file", str(port_file), "-s")
+    assert unwritable.returncode == 1, unwritable.stderr  # the device answered, but the file holds old values
+    assert "folder not writable; the file is unchanged" in unwritable.stderr
+    assert port_file.read_text() == before
 
 
 @pytest.mark.parametrize(

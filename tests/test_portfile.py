@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import grp
 import os
 import pwd
@@ -19,7 +18,7 @@ import pytest
 
 from nutbridge.errors import PortFileError
 from nutbridge.nut.portfile import PortFile, Write, format_value, hand_set, merge, parse_values
-from tests.conftest import need
+from tests.conftest import need, read_only
 
 HAND = """\
 # my UPS notes
@@ -113,24 +112,6 @@ def test_mode_is_kept(port_file: Path) -> None:
     pf._replace(b"ups.status: OL\n", 12345)
     assert port_file.stat().st_mode & 0o777 == 0o640
     assert int(port_file.stat().st_mtime) == 12345
-
-
-@contextlib.contextmanager
-def read_only(folder: Path) -> Iterator[None]:
-    """Make ``folder`` unwritable: chmod for a user, a read-only bind mount for root (who ignores modes)."""
-    if os.geteuid() != 0:
-        folder.chmod(0o500)
-        try:
-            yield
-        finally:
-            folder.chmod(0o700)
-        return
-    subprocess.run(["mount", "--bind", str(folder), str(folder)], check=True)
-    try:
-        subprocess.run(["mount", "-o", "remount,ro,bind", str(folder)], check=True)
-        yield
-    finally:
-        subprocess.run(["umount", str(folder)], check=True)
 
 
 def test_unwritable_folder_keeps_the_old_file(port_file: Path) -> None:

@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Protocol
 
@@ -70,6 +70,7 @@ class Monitor:
         settings: Callable[[], Mapping[str, str]] = lambda: NO_SETTINGS,
         clock: Callable[[], float] = time.monotonic,
         wall_clock: Callable[[], float] = time.time,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,  # the backoff's; a test's clock has its own
     ) -> None:
         self.source = source
         self.runners = list(runners)
@@ -78,6 +79,7 @@ class Monitor:
         self.settings = settings
         self.clock = clock
         self.wall_clock = wall_clock
+        self.sleep = sleep
         self.polls = 0
         self.failures = 0
         self.comms = Comms.OK
@@ -113,6 +115,7 @@ class Monitor:
             wait=wait_exponential_jitter(multiplier=0.05, max=max(0.1, self.interval / 4), jitter=0.05),
             retry=retry_if_exception_type(SourceError),
             reraise=True,
+            sleep=self.sleep,
         )
         async for attempt in retrying:
             with attempt:

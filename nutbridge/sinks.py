@@ -50,7 +50,11 @@ class SinkRunner:
         """Queue ``snapshot`` without waiting; a full queue drops its oldest entry."""
         if len(self._queue) == self._queue.maxlen:
             self.dropped += 1
-            if self.dropped == 1 or self.dropped % 100 == 0:
+            # A one-slot sink wants only the newest state (the port file at sub-second polling skips by
+            # design); a queued one losing entries is worth a warning.
+            if self._queue.maxlen == 1:
+                log.debug("%s: snapshot %d replaced by a newer one", self.sink, self._queue[0].seq)
+            elif self.dropped == 1 or self.dropped % 100 == 0:
                 log.warning("%s is falling behind; %d snapshot(s) skipped so far", self.sink, self.dropped)
         self._queue.append(snapshot)
         self._wake.set()

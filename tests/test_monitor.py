@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from nutbridge.config import MonitorConfig
 from nutbridge.errors import SourceError
 from nutbridge.model import DeviceInfo, Reading
 from nutbridge.monitor import Monitor
@@ -183,7 +184,7 @@ async def test_a_slow_sink_never_delays_the_poll(
     source: TracerSource, port_file: Path, running: list[SinkRunner], caplog: pytest.LogCaptureFixture
 ) -> None:
     slow, fast = Recorder(delay=3600), Recorder()
-    monitor = Monitor(source, start(running, slow, sink_for(port_file), fast, timeout=30), interval=0.2)
+    monitor = Monitor(source, start(running, slow, sink_for(port_file), fast, timeout=30, queue_size=4), interval=0.2)
     stop = asyncio.Event()
     asyncio.get_running_loop().call_later(2.0, stop.set)
     async with asyncio.timeout(20):
@@ -191,7 +192,7 @@ async def test_a_slow_sink_never_delays_the_poll(
     assert monitor.polls >= 5, "polling stalled behind a sink that never finishes"
     assert len(fast.seen) >= monitor.polls - 1
     assert len(slow.seen) == 1  # still on its first snapshot; the rest were dropped, not queued without bound
-    assert running[0].dropped >= monitor.polls - 2
+    assert running[0].dropped >= monitor.polls - 1 - 4
     assert any("recorder is falling behind" in r.getMessage() for r in caplog.records)
 
 
@@ -274,3 +275,53 @@ async def test_ob_ol_hysteresis_across_polls(port_file: Path) -> None:
         words.append((await monitor.poll()).variables["ups.status"].split()[0])  # type: ignore[union-attr]
     # OL holds through small draws; only a clear drain goes OB; only a clear charge comes back
     assert words == ["OL", "OL", "OL", "OL", "OL", "OB", "OB", "OL"]
+
+
+class Outage:
+    """A device that is silent during [start, end) of a fake clock; each failed attempt takes one timeout."""
+
+    info = DeviceInfo(mfr="test", model="outage")
+    table: Sequence[Var] = TABLE
+    timeout = 1.0
+
+    def __init__(self, start: float, end: float) -> None:
+        self.now, self.start, self.end = 0.0, start, end
+
+    def __str__(self) -> str:
+        return "outage"
+
+    def clock(self) -> float:
+        return self.now
+
+    async def sleep(self, seconds: float) -> None:
+        self.now += seconds
+
+    async def read(self) -> Reading:
+        if self.start <= self.now < self.end:
+            self.now += self.timeout
+            raise SourceError("no answer")
+        return Reading(time=self.now, battery_charge=50, pv_power=0.0, battery_current=-1.0)
+
+    async def reset(self) -> None:
+        return None
+
+
+async def renamed_during(outage: Outage, interval: float, until: float) -> bool:
+    """Poll on ``interval``'s schedule until ``until``; True if comms were ever declared lost."""
+    grace = MonitorConfig().nocomms_grace  # the default users get
+    monitor = Monitor(outage, interval=interval, grace=grace, clock=outage.clock, sleep=outage.sleep)
+    lost = False
+    while outage.now < until:
+        slot = outage.now
+        lost |= (await monitor.poll()).comms is Comms.LOST
+        outage.now = max(outage.now, slot + interval)
+    return lost
+
+
+@pytest.mark.parametrize("interval", [1.0, 10.0])
+@pytest.mark.parametrize("phase", [0.1, 3.0, 9.9])
+async def test_default_grace_rides_out_5_s_and_reports_20_s_at_any_phase(interval: float, phase: float) -> None:
+    # the schedule polls at 0, interval, 2 x interval ...; the outage starts `phase` seconds into the schedule
+    start = phase if interval > phase else phase % interval
+    assert not await renamed_during(Outage(start, start + 5.0), interval, until=60)
+    assert await renamed_during(Outage(start, start + 20.0), interval, until=60)

@@ -55,7 +55,7 @@ async def open_source(config: Config, *, demo: bool) -> AsyncIterator[tuple[Sour
 
 async def run(config: Config, portfile: PortFile, *, single: bool, verbose: bool, demo: bool) -> int:
     """Poll once (-s) or until SIGTERM/SIGINT."""
-    dialect = version.Dialect(config.nut.version or version.detect())
+    dialect = version.Dialect(config.nut.version or await asyncio.to_thread(version.detect))
     assert config.nut.port_file is not None
     restart = upsconf.restart_command(config.nut.port_file, config.nut.driver_restart_command)
     async with open_source(config, demo=demo) as (source, background):

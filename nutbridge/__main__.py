@@ -1,7 +1,9 @@
 """``python -m nutbridge`` and the ``nutbridge`` command.
 
-Signal handlers go in before anything heavy is imported, so a SIGTERM or SIGINT in the first
-milliseconds ends the process quietly (status 0) instead of with a traceback.
+Signal handlers go in before anything heavy is imported, so a SIGTERM or SIGINT in the first milliseconds
+ends the process quietly (status 0) instead of with a traceback. The handler raises its own exception, not
+KeyboardInterrupt: CPython exits by re-raising SIGINT on itself after any KeyboardInterrupt it saw escape
+a frame, even one we catch, which would turn a clean stop into "killed by SIGINT".
 """
 
 import signal
@@ -9,18 +11,23 @@ import sys
 from types import FrameType
 
 
+class EarlyStop(BaseException):
+    """SIGTERM or SIGINT arrived before the event loop took over the signals."""
+
+
 def _stop_early(signum: int, frame: FrameType | None) -> None:
-    raise KeyboardInterrupt
+    raise EarlyStop
 
 
 def main() -> int:
     """Run the command line; a stop before the event loop takes over the signals exits 0, quietly."""
-    signal.signal(signal.SIGTERM, _stop_early)
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, _stop_early)
     try:
         from nutbridge.cli import main as cli_main
 
         return cli_main()
-    except KeyboardInterrupt:
+    except (EarlyStop, KeyboardInterrupt):
         return 0
 
 

@@ -292,15 +292,22 @@ def test_alarm_instruction_is_set_and_cleared_in_one_line() -> None:
     assert merge("ALARM by hand\n", {"ups.status": "OL"}) == "ALARM by hand\nups.status: OL\n"  # not ours: kept
 
 
-def run_as(user: str, groups: str, code: str) -> subprocess.CompletedProcess[str]:
-    """Run Python ``code`` as ``user`` with supplementary ``groups`` (setpriv, from util-linux)."""
+def run_as(user: str, groups: str, code: str, folder: Path) -> subprocess.CompletedProcess[str]:
+    """Run Python ``code`` as ``user`` with supplementary ``groups`` (setpriv, from util-linux).
+
+    The checkout and its venv may sit in folders only root can enter (a fresh clone in a 0700 temp folder), so
+    the package is copied into ``folder`` and run by the system's Python: the port file needs the stdlib only.
+    """
+    shutil.copytree(Path(__file__).parent.parent / "nutbridge", folder / "lib" / "nutbridge")
+    python = shutil.which("python3", path="/usr/bin:/bin") or sys.executable
+    prelude = f"import sys; sys.path.insert(0, {str(folder / 'lib')!r})\n"
     return subprocess.run(
-        ["setpriv", f"--reuid={user}", f"--regid={user}", f"--groups={groups}", sys.executable, "-c", code],
+        ["setpriv", f"--reuid={user}", f"--regid={user}", f"--groups={groups}", python, "-I", "-c", prelude + code],
         capture_output=True,
         text=True,
         check=False,
         timeout=60,
-        cwd=Path(__file__).parent.parent,
+        cwd=folder,
     )
 
 
@@ -326,7 +333,7 @@ def test_run_as_nut_the_group_is_kept_and_a_lost_owner_is_warned(request: pytest
         f"pf = PortFile(Path({str(path)!r})); pf.locate()\n"
         "print(pf.update({'ups.status': 'OB'}).value); print(pf.update({'ups.status': 'OB LB'}).value)\n"
     )
-    done = run_as("nut", "dialout", code)
+    done = run_as("nut", "dialout", code, folder)
     assert done.returncode == 0, done.stderr
     st = path.stat()
     assert (st.st_uid, st.st_gid, st.st_mode & 0o777) == (nut.pw_uid, dialout.gr_gid, 0o664)

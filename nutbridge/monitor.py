@@ -15,7 +15,7 @@ import logging
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from types import MappingProxyType
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Protocol, Self
 
 from nutbridge.errors import SourceError
 from nutbridge.model import DeviceInfo, Reading
@@ -37,8 +37,15 @@ NO_SETTINGS: Mapping[str, str] = MappingProxyType({})
 
 
 class Source(Protocol):
-    """A device, used as an async context manager. ``read`` (re)connects as needed and returns one
-    Reading or raises SourceError; ``reset`` drops the link so the next read starts clean."""
+    """A device, used as an async context manager (``async with``; ``aclose`` on exit, since httpx and aiohttp
+    clients close asynchronously). ``read`` (re)connects as needed and returns one Reading or raises
+    SourceError; ``reset`` drops the link so the next read starts clean."""
+
+    async def __aenter__(self) -> Self: ...
+
+    async def __aexit__(self, *exc: object) -> None: ...
+
+    async def aclose(self) -> None: ...
 
     @property
     def info(self) -> DeviceInfo | None:

@@ -8,6 +8,7 @@ import logging
 import time
 from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
+from typing import Self
 
 import pytest
 
@@ -206,7 +207,20 @@ async def test_a_hung_sink_times_out_and_recovers(source: TracerSource, running:
     assert await running[0].handled(again.seq)
 
 
-class SwallowingSource:
+class FakeSource:
+    """What every source is besides reading: an async context manager with an async close."""
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        return None
+
+
+class SwallowingSource(FakeSource):
     """Python 3.11's asyncio.wait_for (used by pymodbus for every request) returns a reply that is ready when
     a cancellation lands in the same loop iteration, and drops the cancellation. This source answers that way."""
 
@@ -277,7 +291,7 @@ async def test_ob_ol_hysteresis_across_polls(port_file: Path) -> None:
     assert words == ["OL", "OL", "OL", "OL", "OL", "OB", "OB", "OL"]
 
 
-class Outage:
+class Outage(FakeSource):
     """A device that is silent during [start, end) of a fake clock; each failed attempt takes one timeout."""
 
     info = DeviceInfo(mfr="test", model="outage")

@@ -52,9 +52,13 @@ class SimulatedSource:
         return self
 
     async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        """Close the client, then stop the simulated controller."""
         if self._tracer is not None:
-            await self._tracer.reset()
-        await self._server.__aexit__(*exc)
+            await self._tracer.aclose()
+        await self._server.stop()
 
     async def read(self) -> Reading:
         """One poll of the simulated controller."""

@@ -54,6 +54,10 @@ class TracerSource:
         return self
 
     async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        """Close for good (pymodbus closes synchronously; the async form is the sources' common shape)."""
         self.close()
 
     async def reset(self) -> None:

@@ -51,6 +51,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--port-file", metavar="PATH", help="the dummy-ups port file (it must exist)")
     p.add_argument("--poll-interval", type=float, metavar="SECONDS", help="seconds between polls (>= 0.2)")
     p.add_argument("--nut-version", metavar="X.Y.Z", help="the NUT that reads the port file (default: dummy-ups -V)")
+    p.add_argument("--data-dir", metavar="PATH", help="keep the daily CSV data log in PATH (Solar Protocol v1 format)")
     return p
 
 
@@ -91,6 +92,7 @@ def read_config(args: argparse.Namespace) -> Config:
         port_file=args.port_file,
         poll_interval=args.poll_interval,
         nut_version=args.nut_version,
+        data_dir=args.data_dir,
     )
 
 

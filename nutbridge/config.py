@@ -128,16 +128,31 @@ class NutConfig:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class DataLogConfig:
+    """``[datalog]``: one CSV per day in Solar Protocol v1's format; off unless ``folder`` is set."""
+
+    folder: Path | None = key(types=str, check=bool, convert=_path, allowed="a folder for the daily CSV files")
+    retention_days: int = key(
+        90, types=int, check=lambda v: 0 <= v <= 36500, allowed="days to keep, 0-36500 (0 keeps every day)"
+    )
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class Config:
     """Everything the daemon needs, validated."""
 
     source: SourceConfig | None = None
     monitor: MonitorConfig = MonitorConfig()
     nut: NutConfig = NutConfig()
+    datalog: DataLogConfig = DataLogConfig()
     origin: str = "command line"  # where the settings came from, for messages
 
 
-SECTIONS: Mapping[str, type[MonitorConfig] | type[NutConfig]] = {"monitor": MonitorConfig, "nut": NutConfig}
+SECTIONS: Mapping[str, type[MonitorConfig] | type[NutConfig] | type[DataLogConfig]] = {
+    "monitor": MonitorConfig,
+    "nut": NutConfig,
+    "datalog": DataLogConfig,
+}
 RENAMED = {"monitor.nocomms_after": "monitor.nocomms_grace (seconds of silence, default 10)"}
 
 
@@ -251,6 +266,7 @@ def with_overrides(
     port_file: str | None = None,
     poll_interval: float | None = None,
     nut_version: str | None = None,
+    data_dir: str | None = None,
 ) -> Config:
     """Apply command-line overrides (they win over the file), then check that a daemon can run."""
     if source is not None and simulate:
@@ -264,6 +280,8 @@ def with_overrides(
         config = replace(config, nut=replace(config.nut, port_file=Path(port_file).expanduser().absolute()))
     if nut_version is not None:
         config = replace(config, nut=replace(config.nut, version=parse_version(nut_version, "--nut-version")))
+    if data_dir is not None:
+        config = replace(config, datalog=replace(config.datalog, folder=Path(data_dir).expanduser().absolute()))
     if poll_interval is not None:
         if not MIN_POLL_INTERVAL <= poll_interval <= 3600:
             raise ConfigError(f"--poll-interval {poll_interval:g}: use seconds, {MIN_POLL_INTERVAL:g}-3600")

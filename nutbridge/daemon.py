@@ -16,6 +16,7 @@ from typing import Any
 
 from nutbridge import __version__
 from nutbridge.config import Config, SimulatorConfig, TracerConfig
+from nutbridge.datalog import DataLog
 from nutbridge.monitor import Monitor, Source
 from nutbridge.nut import upsconf, version
 from nutbridge.nut.driver import PortFileSink
@@ -61,7 +62,12 @@ async def run(config: Config, portfile: PortFile, *, single: bool, verbose: bool
     async with open_source(config, demo=demo) as (source, background):
         settings = setting_names(source.table)
         sink = PortFileSink(portfile, dialect=dialect, settings=settings, restart_command=restart)
-        sinks: list[Sink] = [sink, PollPrinter()] if verbose else [sink]
+        sinks: list[Sink] = [sink]
+        if config.datalog.folder is not None:
+            sinks.append(DataLog(config.datalog.folder, retention_days=config.datalog.retention_days))
+        if verbose:
+            sinks.append(PollPrinter())
+        # The port file wants only the newest state; the log and the printer want every poll, in order.
         runners = [SinkRunner(s, queue_size=1 if s is sink else 64) for s in sinks]
         monitor = Monitor(
             source,

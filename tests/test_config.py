@@ -190,3 +190,13 @@ def test_the_sample_config_loads() -> None:
     config = load(Path(__file__).parent.parent / "etc" / "nutbridge-solar.toml")
     assert isinstance(config.source, TracerConfig) and config.monitor == MonitorConfig()
     assert config.nut.port_file == Path("/var/lib/nut/solar.dev")
+
+
+def test_datalog_section_and_data_dir(tmp_path: Path) -> None:
+    config = load(write(tmp_path, "[datalog]\nfolder = 'log'\nretention_days = 30\n"))
+    assert (config.datalog.folder, config.datalog.retention_days) == (tmp_path / "log", 30)
+    assert Config().datalog.folder is None  # off unless asked for
+    moved = with_overrides(config, simulate=True, port_file="x", data_dir="elsewhere")
+    assert moved.datalog.folder == Path("elsewhere").absolute() and moved.datalog.retention_days == 30
+    with pytest.raises(ConfigError, match=r"datalog\.retention_days = -1 is not allowed; use days to keep"):
+        load(write(tmp_path, "[datalog]\nretention_days = -1\n"))

@@ -31,6 +31,8 @@ log = logging.getLogger(__name__)
 
 # An attempt needs at least this much time left before the deadline to be worth starting.
 MIN_ATTEMPT = 0.05
+# The pause after a poll's first failed attempt, before the backoff proper.
+FIRST_BACKOFF = 0.05
 # The share of the interval a poll may use; the rest is slack for the loop.
 POLL_SHARE = 0.9
 NO_SETTINGS: Mapping[str, str] = MappingProxyType({})
@@ -108,8 +110,9 @@ class Monitor:
         try:
             return await self._attempt(deadline)
         except SourceError:
-            if self.clock() + MIN_ATTEMPT >= deadline:
+            if self.clock() + FIRST_BACKOFF + MIN_ATTEMPT >= deadline:
                 raise
+        await self.sleep(FIRST_BACKOFF)  # tenacity's first attempt follows at once; back off before it
 
         # Imported on the first failure only: `nutbridge -s` at boot should not pay for it.
         from tenacity import AsyncRetrying, retry_if_exception_type, wait_exponential_jitter
@@ -119,7 +122,7 @@ class Monitor:
 
         retrying = AsyncRetrying(
             stop=out_of_time,
-            wait=wait_exponential_jitter(multiplier=0.05, max=max(0.1, self.interval / 4), jitter=0.05),
+            wait=wait_exponential_jitter(multiplier=FIRST_BACKOFF, max=max(0.1, self.interval / 4), jitter=0.05),
             retry=retry_if_exception_type(SourceError),
             reraise=True,
             sleep=self.sleep,

@@ -9,6 +9,10 @@ missing=()
 for pkg in nut-server nut-client socat systemd; do
     dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
 done
+# Debian's own python3 makes venvs only with python3-venv (ensurepip); a python3 from elsewhere brings its own.
+if [ ! -x .venv/bin/python ] && ! python3 -c 'import ensurepip' 2>/dev/null; then
+    missing+=(python3-venv)
+fi
 if ((${#missing[@]})); then
     echo "installing Debian packages: ${missing[*]}"
     sudo=""

@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import os
 import re
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -368,4 +369,18 @@ def test_a_fault_shows_in_ups_alarm_and_clears(rig: Rig) -> None:
         what="upsc ups.alarm to clear",
         details=rig.diagnostics,
     )
+    rig.assert_bridge_running()
+
+
+def test_a_port_file_from_the_future_is_still_read(rig: Rig) -> None:
+    """A Pi without RTC boots with its clock behind the file's mtime: NUT must get fresh values, not the
+    OB LB from before the boot (which would shut the box down again)."""
+    future = int(time.time()) + 86400
+    rig.nut.port_file.write_text("ups.status: OB LB\n")
+    os.utime(rig.nut.port_file, (future, future))
+    rig.wait_status(lambda w: w == ["OB", "LB"], "to show the stale OB LB from the file")
+    sim = rig.simulator("sun")
+    bridge = rig.nutbridge(sim, config_file=False)
+    rig.wait_status(lambda w: "OL" in w and "LB" not in w, "to show OL from nutbridge despite the future mtime")
+    assert bridge.log_lines("ahead of the clock"), rig.diagnostics()
     rig.assert_bridge_running()

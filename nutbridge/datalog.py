@@ -20,8 +20,8 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from nutbridge.errors import NutbridgeError
+from nutbridge.files import describe, remove_all
 from nutbridge.model import Reading
-from nutbridge.nut.portfile import describe
 from nutbridge.snapshot import Comms, Snapshot
 
 log = logging.getLogger(__name__)
@@ -114,6 +114,11 @@ def read_day(path: Path) -> list[list[str]]:
     return [cells for cells in csv.reader(line for line in lines if line) if len(cells) == len(HEADER)]
 
 
+def file_day(path: Path) -> dt.date:
+    """The date in a day file's name."""
+    return dt.date.fromisoformat(path.name.removeprefix("tracerData").removesuffix(".csv"))
+
+
 def day_files(folder: Path) -> list[Path]:
     """The day files in ``folder``, oldest first (by the date in the name)."""
     try:
@@ -180,16 +185,8 @@ class DataLog:
         if not self.retention_days:
             return []
         oldest = today - dt.timedelta(days=self.retention_days - 1)
-        removed = []
-        for path in day_files(self.folder):
-            match = DAY_FILE.match(path.name)
-            if match and dt.date.fromisoformat(match[1]) < oldest:
-                try:
-                    path.unlink()
-                except OSError as exc:
-                    log.warning("cannot remove old day file %s: %s", path, describe(exc))
-                else:
-                    removed.append(path)
+        old = [p for p in day_files(self.folder) if file_day(p) < oldest]
+        removed = remove_all(old, "old day file")
         if removed:
             log.info("data log: removed %d day file(s) older than %d days", len(removed), self.retention_days)
         return removed

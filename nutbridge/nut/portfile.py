@@ -18,7 +18,6 @@ A setting nutbridge writes itself carries the marker ``# nutbridge``; one withou
 from __future__ import annotations
 
 import enum
-import errno
 import functools
 import logging
 import os
@@ -29,6 +28,7 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 
 from nutbridge.errors import PortFileError
+from nutbridge.files import describe, remove_all, sync_folder
 
 log = logging.getLogger(__name__)
 
@@ -143,15 +143,6 @@ def merge(text: str, values: Mapping[str, str | None], marked: Iterable[str] = (
     return "".join(line + "\n" for line in out)
 
 
-def describe(exc: OSError) -> str:
-    """A short, clear reason for a failed file operation."""
-    if exc.errno == errno.ENOSPC:
-        return "disk full"
-    if exc.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
-        return "folder not writable"
-    return exc.strerror or str(exc)
-
-
 class PortFile:
     """One port file and its ``-nocomms`` twin. Which of the two exists is the comms state NUT sees.
 
@@ -203,15 +194,9 @@ class PortFile:
 
     def remove_stale_temps(self) -> list[Path]:
         """Delete temp files of our own naming beside the file (a ``kill -9`` mid-write leaves one)."""
-        removed = []
-        for name in {self.path.name, self.hidden_path.name, self.target.name}:
-            for tmp in self.target.parent.glob(f".{glob_escape(name)}.*{TEMP_SUFFIX}"):
-                try:
-                    tmp.unlink()
-                except OSError as exc:
-                    log.warning("cannot remove stale temp file %s: %s", tmp, describe(exc))
-                else:
-                    removed.append(tmp)
+        names = {self.path.name, self.hidden_path.name, self.target.name}
+        stale = [tmp for n in names for tmp in self.target.parent.glob(f".{glob_escape(n)}.*{TEMP_SUFFIX}")]
+        removed = remove_all(stale, "stale temp file")
         if removed:
             log.info("removed %d stale temp file(s) beside %s", len(removed), self.target)
         return removed
@@ -373,17 +358,3 @@ def identity(st: os.stat_result) -> tuple[int, int, int]:
 def glob_escape(name: str) -> str:
     """``name`` with glob characters taken literally."""
     return re.sub(r"([*?\[])", r"[\1]", name)
-
-
-def sync_folder(folder: Path) -> None:
-    """fsync a folder so a rename survives a power cut (solar boxes lose power by design)."""
-    try:
-        fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass  # some filesystems refuse fsync on folders; the rename itself is still atomic
-    finally:
-        os.close(fd)

@@ -1,0 +1,47 @@
+"""Small file helpers the port file and the data log share: clear reasons, removals, folder fsync."""
+
+from __future__ import annotations
+
+import errno
+import logging
+import os
+from collections.abc import Iterable
+from pathlib import Path
+
+log = logging.getLogger(__name__)
+
+
+def describe(exc: OSError) -> str:
+    """A short, clear reason for a failed file operation."""
+    if exc.errno == errno.ENOSPC:
+        return "disk full"
+    if exc.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
+        return "folder not writable"
+    return exc.strerror or str(exc)
+
+
+def remove_all(paths: Iterable[Path], what: str) -> list[Path]:
+    """Delete ``paths``; one that cannot be deleted is logged (as ``what``) and left. Returns the removed."""
+    removed = []
+    for path in paths:
+        try:
+            path.unlink()
+        except OSError as exc:
+            log.warning("cannot remove %s %s: %s", what, path, describe(exc))
+        else:
+            removed.append(path)
+    return removed
+
+
+def sync_folder(folder: Path) -> None:
+    """fsync a folder so a rename survives a power cut (solar boxes lose power by design)."""
+    try:
+        fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass  # some filesystems refuse fsync on folders; the rename itself is still atomic
+    finally:
+        os.close(fd)

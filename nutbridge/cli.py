@@ -52,6 +52,8 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--poll-interval", type=float, metavar="SECONDS", help="seconds between polls (>= 0.2)")
     p.add_argument("--nut-version", metavar="X.Y.Z", help="the NUT that reads the port file (default: dummy-ups -V)")
     p.add_argument("--data-dir", metavar="PATH", help="keep the daily CSV data log in PATH (Solar Protocol v1 format)")
+    p.add_argument("--api-listen", metavar="ADDR", help="serve the API on ADDR, e.g. 127.0.0.1:8080")
+    p.add_argument("--no-poll", action="store_true", help="only serve an existing data log (with --api-listen)")
     return p
 
 
@@ -93,6 +95,8 @@ def read_config(args: argparse.Namespace) -> Config:
         poll_interval=args.poll_interval,
         nut_version=args.nut_version,
         data_dir=args.data_dir,
+        api_listen=args.api_listen,
+        no_poll=args.no_poll,
     )
 
 
@@ -117,12 +121,20 @@ def main(argv: list[str] | None = None) -> int:
         args.poll_interval = args.poll_interval or 1.0
     try:
         config = read_config(args)
+        if args.no_poll:
+            from nutbridge.daemon import serve_only
+
+            served: int = asyncio.run(serve_only(config))
+            return served
         assert config.nut.port_file is not None  # with_overrides refuses a config without one
         portfile = PortFile(config.nut.port_file)
         portfile.locate()
     except (ConfigError, PortFileError) as exc:
         print(f"nutbridge: {exc}", file=sys.stderr)
         return EX_CONFIG
+    except NutbridgeError as exc:
+        print(f"nutbridge: {exc}", file=sys.stderr)
+        return EX_FAIL
     if args.nocomms:
         try:
             hidden = portfile.hide()

@@ -68,6 +68,19 @@ def _version(value: str, where: str, _base: Path) -> NutVersion:
     return parse_version(value, where)
 
 
+def _listen(value: str, where: str, _base: Path) -> tuple[str, int]:
+    return parse_listen(value, where)
+
+
+def parse_listen(value: str, where: str) -> tuple[str, int]:
+    """``HOST:PORT`` (``[::1]:8080`` for IPv6) → (host, port)."""
+    host, sep, port = value.rpartition(":")
+    host = host.strip("[]")
+    if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise ConfigError(f"{where}: {value!r} is not an address to listen on; write it as 127.0.0.1:8080")
+    return host, int(port)
+
+
 def parse_command(value: str, where: str) -> tuple[str, ...]:
     """A command line split as a shell would (no shell runs it); ``""`` means none."""
     try:
@@ -138,6 +151,13 @@ class DataLogConfig:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class ApiConfig:
+    """``[api]``: the sidecar; off unless ``listen`` is set."""
+
+    listen: tuple[str, int] | None = key(types=str, convert=_listen, allowed="HOST:PORT, e.g. 127.0.0.1:8080")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class Config:
     """Everything the daemon needs, validated."""
 
@@ -145,13 +165,15 @@ class Config:
     monitor: MonitorConfig = MonitorConfig()
     nut: NutConfig = NutConfig()
     datalog: DataLogConfig = DataLogConfig()
+    api: ApiConfig = ApiConfig()
     origin: str = "command line"  # where the settings came from, for messages
 
 
-SECTIONS: Mapping[str, type[MonitorConfig] | type[NutConfig] | type[DataLogConfig]] = {
+SECTIONS: Mapping[str, type[MonitorConfig] | type[NutConfig] | type[DataLogConfig] | type[ApiConfig]] = {
     "monitor": MonitorConfig,
     "nut": NutConfig,
     "datalog": DataLogConfig,
+    "api": ApiConfig,
 }
 RENAMED = {"monitor.nocomms_after": "monitor.nocomms_grace (seconds of silence, default 10)"}
 
@@ -267,8 +289,13 @@ def with_overrides(
     poll_interval: float | None = None,
     nut_version: str | None = None,
     data_dir: str | None = None,
+    api_listen: str | None = None,
+    no_poll: bool = False,
 ) -> Config:
-    """Apply command-line overrides (they win over the file), then check that a daemon can run."""
+    """Apply command-line overrides (they win over the file), then check that a daemon can run.
+
+    ``no_poll`` serves an existing data log without polling: then no source or port file is needed.
+    """
     if source is not None and simulate:
         raise ConfigError("--source and --simulate exclude each other; pick one")
     if source is not None:
@@ -286,6 +313,14 @@ def with_overrides(
         if not MIN_POLL_INTERVAL <= poll_interval <= 3600:
             raise ConfigError(f"--poll-interval {poll_interval:g}: use seconds, {MIN_POLL_INTERVAL:g}-3600")
         config = replace(config, monitor=replace(config.monitor, poll_interval=poll_interval))
+    if api_listen is not None:
+        config = replace(config, api=ApiConfig(listen=parse_listen(api_listen, "--api-listen")))
+    if config.api.listen is not None and config.datalog.folder is None:
+        raise ConfigError(f"{config.origin}: the API serves the data log; set datalog.folder or pass --data-dir")
+    if no_poll:
+        if config.api.listen is None:
+            raise ConfigError("--no-poll only serves the data log: set api.listen or pass --api-listen ADDR")
+        return config
     if config.nut.port_file is None:
         raise ConfigError(f"{config.origin}: no port file; set nut.port_file or pass --port-file PATH")
     if config.source is None or (isinstance(config.source, TracerConfig) and config.source.url is None):

@@ -54,8 +54,43 @@ async def open_source(config: Config, *, demo: bool) -> AsyncIterator[tuple[Sour
         yield simulated, [simulated.commands()]
 
 
+def sidecar(config: Config) -> contextlib.AbstractAsyncContextManager[object]:
+    """The API listener when ``[api] listen`` is set, else nothing."""
+    if config.api.listen is None or config.datalog.folder is None:
+        return contextlib.nullcontext()
+    from nutbridge.server.app import Sidecar, make_app
+
+    host, port = config.api.listen
+    return Sidecar(make_app(config.datalog.folder), host, port)
+
+
+async def serve_only(config: Config) -> int:
+    """--no-poll: serve an existing data log until SIGTERM or SIGINT; no device is polled."""
+    loop = asyncio.get_running_loop()
+    stop = asyncio.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    try:
+        async with sidecar(config):
+            log.info("nutbridge %s: serving %s without polling", __version__, config.datalog.folder)
+            await stop.wait()
+    finally:
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.remove_signal_handler(sig)
+    log.info("stopped")
+    return EX_OK
+
+
 async def run(config: Config, portfile: PortFile, *, single: bool, verbose: bool, demo: bool) -> int:
     """Poll once (-s) or until SIGTERM/SIGINT."""
+    if not single:
+        async with sidecar(config):
+            return await poll(config, portfile, single=False, verbose=verbose, demo=demo)
+    return await poll(config, portfile, single=True, verbose=verbose, demo=demo)
+
+
+async def poll(config: Config, portfile: PortFile, *, single: bool, verbose: bool, demo: bool) -> int:
+    """The source, the monitor and the sinks: one poll (-s) or polling until stopped."""
     dialect = version.Dialect(config.nut.version or await asyncio.to_thread(version.detect))
     assert config.nut.port_file is not None
     restart = upsconf.restart_command(config.nut.port_file, config.nut.driver_restart_command)

@@ -1,0 +1,162 @@
+"""``GET /api/v1/chargecontroller.php`` as Solar Protocol's network runs it (its main branch), byte for byte.
+
+Every answer is a 200 with ``Content-Type: text/html; charset=UTF-8`` and no trailing newline, odd queries
+included: old peers and the Solar Protocol front end parse exactly these bodies. The first key present wins:
+``value`` > ``line`` > ``day`` > ``systemInfo`` > ``networkInfo``. Where the original leaks or breaks, this
+does not (README, "Legacy API"): ``day=`` serves only real log files, ``day=deviceList`` is not served, and no
+input gives a 500.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Mapping
+from pathlib import Path
+
+from aiohttp import web
+
+from nutbridge.server import php
+from nutbridge.server.daycache import DayCache
+
+CONTENT_TYPE = "text/html; charset=UTF-8"
+VALUES = (
+    "PV-current",
+    "PV-current",
+    "PV-power-H",
+    "PV-power-L",
+    "PV-voltage",
+    "battery-percentage",
+    "battery-voltage",
+    "charge-current",
+    "charge-power-H",
+    "charge-power-L",
+    "load-current",
+    "load-power",
+    "load-voltage",
+    "datetime",
+    "scaled-wattage",
+)
+VALUE_NOT_FOUND = (
+    "Value not found. Acceptable values: PV-current, PV-current, PV-power-H,PV-power-L, PV-voltage, "
+    "battery-percentage, battery-voltage, charge-current, charge-power-H, charge-power-L, load-current, "
+    "load-power, load-voltage, datetime, scaled-wattage"
+)
+MAX_FILES = 7
+
+
+def local_zone() -> str:
+    """The system's time-zone name (what a Pi's php.ini is set to): $TZ, /etc/timezone, /etc/localtime, UTC."""
+    if os.environ.get("TZ", "").strip(":"):
+        return os.environ["TZ"].strip(":")
+    try:
+        return Path("/etc/timezone").read_text().strip() or "UTC"
+    except OSError:
+        pass
+    target = os.path.realpath("/etc/localtime")
+    return target.split("zoneinfo/", 1)[1] if "zoneinfo/" in target else "UTC"
+
+
+def answer(body: str) -> web.Response:
+    """A 200 as PHP sends it."""
+    return web.Response(body=body.encode(), headers={"Content-Type": CONTENT_TYPE, "Access-Control-Allow-Origin": "*"})
+
+
+class ChargeController:
+    """The handler, reading the data log through ``cache``; ``scaler`` is this node's wattage scaler."""
+
+    def __init__(self, cache: DayCache, *, scaler: Callable[[], float] = lambda: 1.0, tz: str | None = None) -> None:
+        self.cache = cache
+        self.scaler = scaler
+        self.tz = tz or local_zone()
+
+    async def handle(self, request: web.Request) -> web.Response:
+        """Dispatch on the first key present, as the original does."""
+        if request.method != "GET":
+            return answer("")
+        params = php.get_params(request.query.items())
+        for key, route in (
+            ("value", self.value),
+            ("line", self.line),
+            ("day", self.day),
+            ("systemInfo", self.system_info),
+            ("networkInfo", self.network_info),
+        ):
+            if key in params:
+                return answer(route(params[key], params))
+        return answer("")
+
+    def newest(self, count: int) -> list[list[list[str]]]:
+        """The ``count`` newest day files' rows, newest first (``count`` counts files, not days)."""
+        names = self.cache.names()
+        picked = []
+        for f in range(count):
+            if f >= len(names):
+                break
+            picked.append(self.cache.rows(names[len(names) - 1 - f]) or [])
+        return picked
+
+    def value(self, value: php.Param, params: Mapping[str, php.Param]) -> str:
+        if isinstance(value, list) or value not in VALUES:
+            return VALUE_NOT_FOUND
+        column = value.replace("-", " ")
+        scaled = column == "scaled wattage"
+        if scaled:
+            column = "PV power L"
+        duration = php.intval_param(params["duration"]) if "duration" in params else 0
+        if duration != 0:
+            # JSON object timestamp → value; each file's header row first, so the first key is "datetime".
+            # The original never scales here (its test compares against a dashed name): neither do we.
+            series: dict[str, str | None] = {}
+            for rows in self.newest(min(duration, MAX_FILES)):
+                header = rows[0] if rows else []
+                position = header.index(column) if column in header else len(header)
+                for row in rows:
+                    series[row[0]] = row[position] if position < len(row) else None
+            return php.json_encode(series)
+        today = self.cache.rows(self.cache.today())
+        if not today or column not in today[0]:
+            return ""
+        cell = today[-1][today[0].index(column)]
+        if scaled:
+            return php.echo_float(php.number(cell) * self.scaler()) if php.is_numeric(cell) else ""
+        return cell
+
+    def line(self, line: php.Param, params: Mapping[str, php.Param]) -> str:
+        rows = self.cache.rows(self.cache.today())
+        if not rows or isinstance(line, list):  # PHP 8: an array is never below count($rows)
+            return ""
+        if line == "len":
+            return str(len(rows) - 1)
+        if line == "head":
+            return php.json_encode(rows[0])
+        if php.compare(line, 0) >= 0 and php.compare(line, len(rows)) < 0:
+            index = int(len(rows) - 1 - php.number(line))  # PHP truncates a fractional index
+            row = rows[index]
+            return php.json_encode({name: row[p] if p < len(row) else None for p, name in enumerate(rows[0])})
+        return ""
+
+    def day(self, day: php.Param, params: Mapping[str, php.Param]) -> str:
+        names = self.cache.names()
+        if isinstance(day, list):  # intval() of a non-empty array is 1
+            return php.json_encode(self.newest(1)) if day else ""
+        if day == "list":
+            return php.json_encode(names)
+        if day == "len":
+            return str(len(names))
+        if 1 <= php.intval(day) <= MAX_FILES:
+            return php.json_encode(self.newest(php.intval(day)))
+        if "tracerData" in day:
+            # The original reads any path containing "tracerData": we read only a log file by its name.
+            rows = self.cache.rows(f"{day}.csv") if f"{day}.csv" in names else None
+            return "false" if rows is None else php.json_encode(rows)
+        return ""  # deviceList included: the original hands out every peer's IP and MAC here, unauthenticated
+
+    def system_info(self, info: php.Param, params: Mapping[str, php.Param]) -> str:
+        if info == "tz":
+            return self.tz
+        if info == "wattage-scaler":
+            return php.echo_float(self.scaler())
+        return ""  # the node's description (local.json) comes with the [node] settings
+
+    def network_info(self, info: php.Param, params: Mapping[str, php.Param]) -> str:
+        return "[]" if info == "deviceList" else ""  # the device list comes with the peer network

@@ -1,0 +1,227 @@
+"""The Solar Protocol v1 route over a real listener: status, Content-Type and body, byte for byte, odd queries too.
+
+Expected bodies follow the original's main branch (shared/reference/solar-protocol.md §2) on PHP 8; each one
+was also checked by hand against the original chargecontroller.php run by php-cli 8.2 on the same files (the
+original is not part of this repository). The deliberate differences (only real log files are served, no
+deviceList, no 500) are asserted as such.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import aiohttp
+import pytest
+
+from nutbridge.server.app import Sidecar, make_app
+from nutbridge.server.legacy import VALUE_NOT_FOUND
+
+HEADER = (
+    "datetime,PV voltage,PV current,PV power L,PV power H,battery voltage,battery current,battery power L,"
+    "battery power H,load voltage,load current,load power,battery percentage"
+)
+TODAY = dt.date.today()
+YESTERDAY = TODAY - dt.timedelta(days=1)
+T1, T2 = f"{TODAY} 07:40:12.694530", f"{TODAY} 07:42:12.875627"
+Y1 = f"{YESTERDAY} 18:00:00.000001"
+ROW_T1 = f"{T1},13.35,0.08,700.25,0.0,12.15,0.09,1.09,0.0,12.15,0.18,2.18,0.38"
+ROW_T2 = f"{T2},13.33,0.07,0.0,0.0,12.09,0.08,0.96,0.0,12.09,0.23,2.78,0.36"
+ROW_Y1 = f"{Y1},19.1,1.0,19.1,0.0,13.1,1.5,19.65,0.0,13.1,0.2,2.62,0.9"
+
+
+@pytest.fixture
+def data_dir(tmp_path: Path) -> Path:
+    folder = tmp_path / "data"
+    folder.mkdir()
+    (folder / f"tracerData{YESTERDAY}.csv").write_text(f"{HEADER}\n{ROW_Y1}\n")
+    (folder / f"tracerData{TODAY}.csv").write_text(f"{HEADER}\n{ROW_T1}\n{ROW_T2}\n")
+    (folder / "tracerData-old.csv.bak").write_text("an editor's backup: v1 would serve it")
+    (tmp_path / "secret.csv").write_text("not in the data folder")
+    return folder
+
+
+@pytest.fixture
+async def api(data_dir: Path) -> AsyncIterator[str]:
+    async with Sidecar(make_app(data_dir), "127.0.0.1", 0) as sidecar:
+        yield f"http://127.0.0.1:{sidecar.port}/api/v1/chargecontroller.php"
+
+
+async def get(url: str, query: str = "", method: str = "GET") -> str:
+    async with aiohttp.ClientSession() as session, session.request(method, f"{url}?{query}") as response:
+        assert response.status == 200, query
+        assert response.headers["Content-Type"] == "text/html; charset=UTF-8", query
+        assert response.headers["Access-Control-Allow-Origin"] == "*"
+        return (await response.read()).decode()
+
+
+def obj(row: str) -> str:
+    """The JSON object PHP makes of a row: header → cell."""
+    pairs = zip(HEADER.split(","), row.split(","), strict=True)
+    return "{" + ",".join(f'"{k}":"{v}"' for k, v in pairs) + "}"
+
+
+def arr(line: str) -> str:
+    return "[" + ",".join(f'"{c}"' for c in line.split(",")) + "]"
+
+
+@pytest.mark.parametrize(
+    ("query", "body"),
+    [
+        ("value=PV-voltage", "13.33"),  # today's newest row, plain text
+        ("value=datetime", T2),
+        ("value=load-power", "2.78"),  # the load registers: v1 logged the undocumented gap
+        ("value=battery-percentage", "0.36"),
+        ("value=charge-current", ""),  # allowed, but no such column: empty
+        ("value=battery-current", VALUE_NOT_FOUND),  # a real column, but not on the allow-list
+        ("value=", VALUE_NOT_FOUND),
+        ("value=scaled-wattage", "0"),  # PV power L x 1 (no pvWatts), echoed as PHP does: 0.0 * 1 is "0"
+        ("value=PV-voltage&duration=1", f'{{"datetime":"PV voltage","{T1}":"13.35","{T2}":"13.33"}}'),
+        (
+            "value=PV-voltage&duration=2",  # files, newest first, each with its rows ascending
+            f'{{"datetime":"PV voltage","{T1}":"13.35","{T2}":"13.33","{Y1}":"19.1"}}',
+        ),
+        ("value=PV-voltage&duration=30", f'{{"datetime":"PV voltage","{T1}":"13.35","{T2}":"13.33","{Y1}":"19.1"}}'),
+        ("value=scaled-wattage&duration=1", f'{{"datetime":"PV power L","{T1}":"700.25","{T2}":"0.0"}}'),  # unscaled
+        ("value=charge-current&duration=1", f'{{"datetime":null,"{T1}":null,"{T2}":null}}'),
+        ("value=PV-voltage&duration=-1", "[]"),
+        ("value=PV-voltage&duration=abc", "13.33"),  # intval 0: the single value
+        ("line=len", "2"),
+        ("line=head", arr(HEADER)),
+        ("line=0", obj(ROW_T2)),  # 0 is the newest row
+        ("line=1", obj(ROW_T1)),
+        ("line=2", obj(HEADER)),  # N == len: the header mapped onto itself
+        ("line=3", ""),
+        ("line=-1", ""),
+        ("line=abc", ""),  # PHP 8 compares "abc" with "3" as strings
+        ("line=1abc", obj(ROW_T1)),  # leading-numeric: passes the string comparison, counts as 1
+        ("line=1.5", obj(HEADER)),  # a fractional index, truncated: 3 - 1 - 1.5 → 0
+        ("day=list", f'["tracerData{YESTERDAY}.csv","tracerData{TODAY}.csv"]'),  # real log files only
+        ("day=len", "2"),
+        ("day=1", f"[[{arr(HEADER)},{arr(ROW_T1)},{arr(ROW_T2)}]]"),
+        ("day=2abc", f"[[{arr(HEADER)},{arr(ROW_T1)},{arr(ROW_T2)}],[{arr(HEADER)},{arr(ROW_Y1)}]]"),
+        ("day=8", ""),
+        (f"day=tracerData{YESTERDAY}", f"[{arr(HEADER)},{arr(ROW_Y1)}]"),
+        ("day=tracerData1999-01-01", "false"),  # no such file
+        ("day=..%2FtracerData%2F..%2F..%2Fsecret", "false"),  # v1 reads any path containing "tracerData"
+        ("day=tracerData%00", "false"),  # a NUL byte: PHP answers 500
+        ("day=deviceList", ""),  # v1 hands out every peer's IP and MAC here, unauthenticated
+        ("networkInfo=deviceList", "[]"),
+        ("value=PV-voltage&line=0&day=list", "13.33"),  # the first key in v1's order wins
+        ("line=0&value=PV-voltage", "13.33"),
+        ("", ""),
+        ("nothing=here", ""),
+        # PHP turns key[]= into an array: compared, intval'ed and tested as PHP 8 does
+        ("value[]=PV-voltage", VALUE_NOT_FOUND),
+        ("value=PV-voltage&duration[]=5", f'{{"datetime":"PV voltage","{T1}":"13.35","{T2}":"13.33"}}'),
+        ("day[]=x", f"[[{arr(HEADER)},{arr(ROW_T1)},{arr(ROW_T2)}]]"),
+        ("line=0&line[]=1", ""),
+        ("line[]=1&line=0", obj(ROW_T2)),  # a later plain key replaces the array
+    ],
+)
+async def test_answers_byte_for_byte(api: str, query: str, body: str) -> None:
+    assert await get(api, query) == body
+
+
+async def test_only_get_is_answered(api: str) -> None:
+    assert await get(api, "value=PV-voltage", method="POST") == ""
+
+
+async def test_time_zone_is_the_systems(api: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    zone = await get(api, "systemInfo=tz")
+    assert (zone and "/" in zone) or zone == "UTC"
+    assert await get(api, "systemInfo=wattage-scaler") == "1"
+
+
+async def test_a_growing_day_file_is_read_again_and_otherwise_cached(api: str, data_dir: Path) -> None:
+    assert await get(api, "line=len") == "2"
+    assert await get(api, "line=len") == "2"
+    t3 = f"{TODAY} 07:44:12.000000"
+    with (data_dir / f"tracerData{TODAY}.csv").open("a") as f:
+        f.write(f"{t3},14.0,0.07,0.0,0.0,12.09,0.08,0.96,0.0,12.09,0.23,2.78,0.36\n")
+    assert await get(api, "value=datetime") == t3
+    with (data_dir / f"tracerData{TODAY}.csv").open("a") as f:
+        f.write(f"{TODAY} 07:46:12.000000,14.1,0.0")  # a torn line: ignored, not served
+    assert await get(api, "line=len") == "3"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def test_no_poll_serves_a_folder_and_stops_on_sigterm(data_dir: Path) -> None:
+    port = free_port()
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "nutbridge",
+            "--no-poll",
+            "--data-dir",
+            str(data_dir),
+            "--api-listen",
+            f"127.0.0.1:{port}",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        stdin=subprocess.DEVNULL,
+        text=True,
+    )
+    try:
+        body = None
+        deadline = time.monotonic() + 30
+        while body is None and time.monotonic() < deadline:
+            body = fetch(port, "value=PV-voltage")
+            time.sleep(0.1)
+        assert body == "13.33"
+    finally:
+        proc.terminate()
+        _, err = proc.communicate(timeout=20)
+    assert proc.returncode == 0, err
+    assert "serving" in err and "Traceback" not in err
+
+
+def fetch(port: int, query: str) -> str | None:
+    """The body of one request with a bare socket, or None while nothing listens."""
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=2) as s:
+            s.sendall(f"GET /api/v1/chargecontroller.php?{query} HTTP/1.0\r\n\r\n".encode())
+            return s.makefile("rb").read().decode().split("\r\n\r\n", 1)[1]
+    except OSError:
+        return None
+
+
+def test_the_polling_daemon_serves_its_own_log(tmp_path: Path, port_file: Path) -> None:
+    port = free_port()
+    proc = subprocess.Popen(
+        [
+            *(sys.executable, "-m", "nutbridge", "--simulate", "--port-file", f"{port_file}"),
+            *("--poll-interval", "0.3", "--data-dir", f"{tmp_path / 'log'}", "--api-listen", f"127.0.0.1:{port}"),
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        stdin=subprocess.DEVNULL,
+        text=True,
+    )
+    try:
+        deadline = time.monotonic() + 30
+        rows = 0
+        while rows < 3 and time.monotonic() < deadline:
+            body = fetch(port, "line=len")
+            rows = int(body) if body and body.isdigit() else 0
+            time.sleep(0.1)
+        assert rows >= 3, "the API never showed the rows the polls logged"
+        newest = fetch(port, "value=datetime")
+        assert newest and newest.startswith(dt.date.today().isoformat())
+        assert "ups.status" in port_file.read_text()  # serving never got in the way of the port file
+    finally:
+        proc.terminate()
+        _, err = proc.communicate(timeout=20)
+    assert proc.returncode == 0, err

@@ -158,6 +158,24 @@ class ApiConfig:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class PeersConfig:
+    """``[peers]``: the solar network this node belongs to. The key belongs in this file (mode 0600) only."""
+
+    network_key: str | None = key(
+        types=str, check=lambda v: 8 <= len(v) <= 256, secret=True, allowed="the network's shared key, 8-256 characters"
+    )
+    device_list: Path | None = key(
+        types=str,
+        check=bool,
+        convert=_path,
+        allowed="a path for the device list (default: deviceList.json beside the log)",
+    )
+    peer_expiry_days: float = key(
+        30.0, types=(int, float), check=lambda v: 0 < v <= 3650, allowed="days, more than 0 and at most 3650"
+    )
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class Config:
     """Everything the daemon needs, validated."""
 
@@ -166,14 +184,17 @@ class Config:
     nut: NutConfig = NutConfig()
     datalog: DataLogConfig = DataLogConfig()
     api: ApiConfig = ApiConfig()
+    peers: PeersConfig = PeersConfig()
     origin: str = "command line"  # where the settings came from, for messages
 
 
-SECTIONS: Mapping[str, type[MonitorConfig] | type[NutConfig] | type[DataLogConfig] | type[ApiConfig]] = {
+SectionClass = type[MonitorConfig] | type[NutConfig] | type[DataLogConfig] | type[ApiConfig] | type[PeersConfig]
+SECTIONS: Mapping[str, SectionClass] = {
     "monitor": MonitorConfig,
     "nut": NutConfig,
     "datalog": DataLogConfig,
     "api": ApiConfig,
+    "peers": PeersConfig,
 }
 RENAMED = {"monitor.nocomms_after": "monitor.nocomms_grace (seconds of silence, default 10)"}
 

@@ -58,10 +58,10 @@ def sidecar(config: Config) -> contextlib.AbstractAsyncContextManager[object]:
     """The API listener when ``[api] listen`` is set, else nothing."""
     if config.api.listen is None or config.datalog.folder is None:
         return contextlib.nullcontext()
-    from nutbridge.server.app import Sidecar, make_app
+    from nutbridge.server.app import Sidecar, app_for
 
     host, port = config.api.listen
-    return Sidecar(make_app(config.datalog.folder), host, port)
+    return Sidecar(app_for(config), host, port)
 
 
 async def serve_only(config: Config) -> int:

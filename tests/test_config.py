@@ -200,3 +200,16 @@ def test_datalog_section_and_data_dir(tmp_path: Path) -> None:
     assert moved.datalog.folder == Path("elsewhere").absolute() and moved.datalog.retention_days == 30
     with pytest.raises(ConfigError, match=r"datalog\.retention_days = -1 is not allowed; use days to keep"):
         load(write(tmp_path, "[datalog]\nretention_days = -1\n"))
+
+
+def test_the_network_key_is_a_declared_secret(tmp_path: Path) -> None:
+    text = "[peers]\nnetwork_key = 'correct horse battery staple'\n"
+    path = write(tmp_path, text, mode=0o644)
+    with pytest.raises(ConfigError, match=r"holds a secret \(peers\.network_key\)") as e:
+        load(path)
+    assert "horse" not in str(e.value)
+    path.chmod(0o600)
+    assert load(path).peers.network_key == "correct horse battery staple"
+    with pytest.raises(ConfigError, match=r"peers\.network_key = <hidden> is not allowed") as e:
+        load(write(tmp_path, "[peers]\nnetwork_key = 'short'\n", mode=0o600))
+    assert "short" not in str(e.value)

@@ -12,21 +12,37 @@ from typing import Self
 
 from aiohttp import web
 
+from nutbridge.config import Config
 from nutbridge.errors import NutbridgeError
+from nutbridge.peers.devices import DeviceList
 from nutbridge.server.daycache import DayCache
 from nutbridge.server.legacy import ChargeController
+from nutbridge.server.legacy_api import NetworkApi
 
 log = logging.getLogger(__name__)
 
 MAX_BODY = 64 * 1024
 
 
-def make_app(data_dir: Path) -> web.Application:
-    """The application: the Solar Protocol v1 routes over ``data_dir``."""
+def make_app(data_dir: Path, *, devices: DeviceList | None = None, network_key: str | None = None) -> web.Application:
+    """The application: the Solar Protocol v1 routes over ``data_dir`` and the device list."""
     app = web.Application(client_max_size=MAX_BODY)
-    legacy = ChargeController(DayCache(data_dir))
+    cache = DayCache(data_dir)
+    legacy = ChargeController(cache, devices=devices, network_key=network_key)
     app.router.add_route("*", "/api/v1/chargecontroller.php", legacy.handle)
+    app.router.add_route("*", "/api/v1/api.php", NetworkApi(cache, devices, network_key).handle)
     return app
+
+
+def app_for(config: Config) -> web.Application:
+    """The application a configuration asks for."""
+    assert config.datalog.folder is not None  # with_overrides refuses an API without a data log
+    peers = config.peers
+    devices = None
+    if peers.network_key is not None:
+        path = peers.device_list or config.datalog.folder / "deviceList.json"
+        devices = DeviceList(path, expiry_days=peers.peer_expiry_days)
+    return make_app(config.datalog.folder, devices=devices, network_key=peers.network_key)
 
 
 class Sidecar:

@@ -9,12 +9,14 @@ input gives a 500.
 
 from __future__ import annotations
 
+import hmac
 import os
 from collections.abc import Callable, Mapping
 from pathlib import Path
 
 from aiohttp import web
 
+from nutbridge.peers.devices import DeviceError, DeviceList
 from nutbridge.server import php
 from nutbridge.server.daycache import DayCache
 
@@ -56,6 +58,11 @@ def local_zone() -> str:
     return target.split("zoneinfo/", 1)[1] if "zoneinfo/" in target else "UTC"
 
 
+def key_matches(given: str, expected: str | None) -> bool:
+    """The network key, compared in constant time; no key configured means no key is right."""
+    return expected is not None and hmac.compare_digest(given.encode(), expected.encode())
+
+
 def answer(body: str) -> web.Response:
     """A 200 as PHP sends it."""
     return web.Response(body=body.encode(), headers={"Content-Type": CONTENT_TYPE, "Access-Control-Allow-Origin": "*"})
@@ -64,8 +71,18 @@ def answer(body: str) -> web.Response:
 class ChargeController:
     """The handler, reading the data log through ``cache``; ``scaler`` is this node's wattage scaler."""
 
-    def __init__(self, cache: DayCache, *, scaler: Callable[[], float] = lambda: 1.0, tz: str | None = None) -> None:
+    def __init__(
+        self,
+        cache: DayCache,
+        *,
+        devices: DeviceList | None = None,
+        network_key: str | None = None,
+        scaler: Callable[[], float] = lambda: 1.0,
+        tz: str | None = None,
+    ) -> None:
         self.cache = cache
+        self.devices = devices
+        self.network_key = network_key
         self.scaler = scaler
         self.tz = tz or local_zone()
 
@@ -149,7 +166,12 @@ class ChargeController:
             # The original reads any path containing "tracerData": we read only a log file by its name.
             rows = self.cache.rows(f"{day}.csv") if f"{day}.csv" in names else None
             return "false" if rows is None else php.json_encode(rows)
-        return ""  # deviceList included: the original hands out every peer's IP and MAC here, unauthenticated
+        if day == "deviceList":  # the original hands out every peer's IP and MAC here to anyone: we ask for the key
+            given = params.get("api_key", "")
+            if self.devices is None or not isinstance(given, str) or not key_matches(given, self.network_key):
+                return ""
+            return raw_list(self.devices)
+        return ""
 
     def system_info(self, info: php.Param, params: Mapping[str, php.Param]) -> str:
         if info == "tz":
@@ -159,4 +181,18 @@ class ChargeController:
         return ""  # the node's description (local.json) comes with the [node] settings
 
     def network_info(self, info: php.Param, params: Mapping[str, php.Param]) -> str:
-        return "[]" if info == "deviceList" else ""  # the device list comes with the peer network
+        if info != "deviceList":
+            return ""
+        try:
+            names = [d.name for d in self.devices.read()] if self.devices else []
+        except DeviceError:
+            names = []
+        return php.json_encode(names)
+
+
+def raw_list(devices: DeviceList) -> str:
+    """The device list file as stored (v1 echoes the file itself)."""
+    try:
+        return devices.path.read_text()
+    except OSError:
+        return ""

@@ -176,6 +176,33 @@ class PeersConfig:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class NodeConfig:
+    """``[node]``: this node's identity, from an existing Solar Protocol local.json or set here."""
+
+    local_json: Path | None = key(types=str, check=bool, convert=_path, allowed="a path to a Solar Protocol local.json")
+    name: str | None = key(types=str, check=lambda v: 0 < len(v) <= 64, allowed="the node's name, 1-64 characters")
+    description: str | None = key(types=str, check=lambda v: len(v) <= 1000, allowed="at most 1000 characters")
+    location: str | None = key(types=str, check=lambda v: len(v) <= 200, allowed="at most 200 characters")
+    city: str | None = key(types=str, check=lambda v: len(v) <= 100, allowed="at most 100 characters")
+    country: str | None = key(types=str, check=lambda v: len(v) <= 100, allowed="at most 100 characters")
+    bgColor: str | None = key(types=str, check=lambda v: len(v) <= 32, allowed="a CSS colour")
+    pvWatts: float | None = key(
+        types=(int, float), check=lambda v: 0 < v <= 100_000, allowed="the PV array's rated watts"
+    )
+    pvVolts: float | None = key(
+        types=(int, float), check=lambda v: 0 < v <= 10_000, allowed="the PV array's rated volts"
+    )
+
+    def info(self) -> dict[str, object]:
+        """local.json's content, with the keys set here on top."""
+        from nutbridge.peers.node import KEYS, load_local_json
+
+        info: dict[str, object] = load_local_json(self.local_json) if self.local_json else {}
+        info.update({k: getattr(self, k) for k in KEYS if getattr(self, k) is not None})
+        return info
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class Config:
     """Everything the daemon needs, validated."""
 
@@ -185,16 +212,20 @@ class Config:
     datalog: DataLogConfig = DataLogConfig()
     api: ApiConfig = ApiConfig()
     peers: PeersConfig = PeersConfig()
+    node: NodeConfig = NodeConfig()
     origin: str = "command line"  # where the settings came from, for messages
 
 
-SectionClass = type[MonitorConfig] | type[NutConfig] | type[DataLogConfig] | type[ApiConfig] | type[PeersConfig]
+SectionClass = (
+    type[MonitorConfig] | type[NutConfig] | type[DataLogConfig] | type[ApiConfig] | type[PeersConfig] | type[NodeConfig]
+)
 SECTIONS: Mapping[str, SectionClass] = {
     "monitor": MonitorConfig,
     "nut": NutConfig,
     "datalog": DataLogConfig,
     "api": ApiConfig,
     "peers": PeersConfig,
+    "node": NodeConfig,
 }
 RENAMED = {"monitor.nocomms_after": "monitor.nocomms_grace (seconds of silence, default 10)"}
 

@@ -213,3 +213,14 @@ def test_the_network_key_is_a_declared_secret(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match=r"peers\.network_key = <hidden> is not allowed") as e:
         load(write(tmp_path, "[peers]\nnetwork_key = 'short'\n", mode=0o600))
     assert "short" not in str(e.value)
+
+
+def test_node_identity_from_local_json_and_the_file(tmp_path: Path) -> None:
+    (tmp_path / "local.json").write_text('{"name": "From File", "pvWatts": 100, "city": "Here"}')
+    config = load(write(tmp_path, "[node]\nlocal_json = 'local.json'\nname = 'Set Here'\n"))
+    assert config.node.info() == {"name": "Set Here", "pvWatts": 100, "city": "Here"}
+    (tmp_path / "local.json").write_text("[1, 2]")
+    with pytest.raises(ConfigError, match=r"local\.json: not a JSON object of node settings"):
+        config.node.info()
+    with pytest.raises(ConfigError, match=r"node\.pvWatts = 0 is not allowed"):
+        load(write(tmp_path, "[node]\npvWatts = 0\n"))

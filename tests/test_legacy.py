@@ -19,6 +19,7 @@ from pathlib import Path
 import aiohttp
 import pytest
 
+from nutbridge.peers.node import Node
 from nutbridge.server.app import Sidecar, make_app
 from nutbridge.server.legacy import VALUE_NOT_FOUND
 
@@ -225,3 +226,58 @@ def test_the_polling_daemon_serves_its_own_log(tmp_path: Path, port_file: Path) 
         proc.terminate()
         _, err = proc.communicate(timeout=20)
     assert proc.returncode == 0, err
+
+
+LOCAL_JSON = {
+    "name": "Caddie Node",
+    "description": "A solar server on a roof",
+    "location": "Roof",
+    "city": "New York",
+    "country": "USA",
+    "bgColor": "#ffcc00",
+    "pvWatts": 100,
+    "pvVolts": 18.5,
+    "extra": True,
+}
+
+
+@pytest.fixture
+async def node_api(data_dir: Path) -> AsyncIterator[str]:
+    app = make_app(data_dir, node=Node(LOCAL_JSON))
+    async with Sidecar(app, "127.0.0.1", 0) as sidecar:
+        yield f"http://127.0.0.1:{sidecar.port}/api/v1/chargecontroller.php"
+
+
+@pytest.mark.parametrize(
+    ("query", "body"),
+    [
+        ("systemInfo=name", "Caddie Node"),
+        ("systemInfo=color", "#ffcc00"),
+        ("systemInfo=city", "New York"),
+        ("systemInfo=pvWatts", "100"),
+        ("systemInfo=pvVoltage", "18.5"),
+        ("systemInfo=wattage-scaler", "0.5"),  # 50 W / 100 W
+        ("systemInfo=nope", ""),
+        ("value=scaled-wattage", "0"),  # "0.0" x 0.5, echoed as PHP does
+        ("value=scaled-wattage&duration=1", f'{{"datetime":"PV power L","{T1}":"700.25","{T2}":"0.0"}}'),
+    ],
+)
+async def test_system_info_answers_from_local_json(node_api: str, query: str, body: str) -> None:
+    assert await get(node_api, query) == body
+
+
+async def test_system_info_dump(node_api: str) -> None:
+    zone = await get(node_api, "systemInfo=tz")
+    assert await get(node_api, "systemInfo=dump") == (
+        f'{{"timezone":"{zone.replace("/", chr(92) + "/")}","color":"#ffcc00","name":"Caddie Node",'
+        '"description":"A solar server on a roof","location":"Roof","city":"New York","country":"USA",'
+        '"wattage-scaler":0.5,"pvWatts":100,"pvVolts":18.5}'
+    )
+
+
+@pytest.mark.parametrize(("watts", "scaler"), [("", ""), ("100", "0.5"), (0, ""), (50, "1")])
+def test_wattage_scaler_edge_cases(watts: object, scaler: str) -> None:
+    from nutbridge.server import php
+
+    assert php.echo(Node({"pvWatts": watts}).wattage_scaler()) == scaler
+    assert php.echo(Node({}).wattage_scaler()) == "1"

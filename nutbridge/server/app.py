@@ -15,6 +15,7 @@ from aiohttp import web
 from nutbridge.config import Config
 from nutbridge.errors import NutbridgeError
 from nutbridge.peers.devices import DeviceList
+from nutbridge.peers.node import Node
 from nutbridge.server.daycache import DayCache
 from nutbridge.server.legacy import ChargeController
 from nutbridge.server.legacy_api import NetworkApi
@@ -24,11 +25,13 @@ log = logging.getLogger(__name__)
 MAX_BODY = 64 * 1024
 
 
-def make_app(data_dir: Path, *, devices: DeviceList | None = None, network_key: str | None = None) -> web.Application:
-    """The application: the Solar Protocol v1 routes over ``data_dir`` and the device list."""
+def make_app(
+    data_dir: Path, *, devices: DeviceList | None = None, network_key: str | None = None, node: Node | None = None
+) -> web.Application:
+    """The application: the Solar Protocol v1 routes over ``data_dir``, the device list and this node's identity."""
     app = web.Application(client_max_size=MAX_BODY)
     cache = DayCache(data_dir)
-    legacy = ChargeController(cache, devices=devices, network_key=network_key)
+    legacy = ChargeController(cache, devices=devices, network_key=network_key, node=node)
     app.router.add_route("*", "/api/v1/chargecontroller.php", legacy.handle)
     app.router.add_route("*", "/api/v1/api.php", NetworkApi(cache, devices, network_key).handle)
     return app
@@ -42,7 +45,8 @@ def app_for(config: Config) -> web.Application:
     if peers.network_key is not None:
         path = peers.device_list or config.datalog.folder / "deviceList.json"
         devices = DeviceList(path, expiry_days=peers.peer_expiry_days)
-    return make_app(config.datalog.folder, devices=devices, network_key=peers.network_key)
+    node = Node(config.node.info())
+    return make_app(config.datalog.folder, devices=devices, network_key=peers.network_key, node=node)
 
 
 class Sidecar:

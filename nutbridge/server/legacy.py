@@ -11,12 +11,13 @@ from __future__ import annotations
 
 import hmac
 import os
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from pathlib import Path
 
 from aiohttp import web
 
 from nutbridge.peers.devices import DeviceError, DeviceList
+from nutbridge.peers.node import Node
 from nutbridge.server import php
 from nutbridge.server.daycache import DayCache
 
@@ -44,6 +45,17 @@ VALUE_NOT_FOUND = (
     "load-power, load-voltage, datetime, scaled-wattage"
 )
 MAX_FILES = 7
+# systemInfo=… → the local.json key it echoes
+SYSTEM_INFO = {
+    "color": "bgColor",
+    "description": "description",
+    "name": "name",
+    "location": "location",
+    "city": "city",
+    "country": "country",
+    "pvWatts": "pvWatts",
+    "pvVoltage": "pvVolts",
+}
 
 
 def local_zone() -> str:
@@ -77,13 +89,13 @@ class ChargeController:
         *,
         devices: DeviceList | None = None,
         network_key: str | None = None,
-        scaler: Callable[[], float] = lambda: 1.0,
+        node: Node | None = None,
         tz: str | None = None,
     ) -> None:
         self.cache = cache
         self.devices = devices
         self.network_key = network_key
-        self.scaler = scaler
+        self.node = node or Node({})
         self.tz = tz or local_zone()
 
     async def handle(self, request: web.Request) -> web.Response:
@@ -135,7 +147,8 @@ class ChargeController:
             return ""
         cell = today[-1][today[0].index(column)]
         if scaled:
-            return php.echo_float(php.number(cell) * self.scaler()) if php.is_numeric(cell) else ""
+            scaler = self.node.wattage_scaler()  # None scales to 0, as PHP's null does
+            return php.echo_float(php.number(cell) * (scaler or 0)) if php.is_numeric(cell) else ""
         return cell
 
     def line(self, line: php.Param, params: Mapping[str, php.Param]) -> str:
@@ -174,11 +187,26 @@ class ChargeController:
         return ""
 
     def system_info(self, info: php.Param, params: Mapping[str, php.Param]) -> str:
+        if isinstance(info, list):
+            return ""
+        node = self.node.info
         if info == "tz":
             return self.tz
         if info == "wattage-scaler":
-            return php.echo_float(self.scaler())
-        return ""  # the node's description (local.json) comes with the [node] settings
+            return php.echo(self.node.wattage_scaler())
+        if info == "dump":
+            return php.json_encode(
+                {
+                    "timezone": self.tz,
+                    "color": node.get("bgColor"),
+                    **{k: node.get(k) for k in ("name", "description", "location", "city", "country")},
+                    "wattage-scaler": self.node.wattage_scaler(),
+                    "pvWatts": node.get("pvWatts"),
+                    "pvVolts": node.get("pvVolts"),
+                }
+            )
+        key = SYSTEM_INFO.get(info)
+        return php.echo(node.get(key)) if key else ""
 
     def network_info(self, info: php.Param, params: Mapping[str, php.Param]) -> str:
         if info != "deviceList":

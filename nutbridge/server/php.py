@@ -85,3 +85,16 @@ def get_params(pairs: Iterable[tuple[str, str]]) -> dict[str, Param]:
 def intval_param(value: Param) -> int:
     """``intval()`` of a parameter: an array is 1 when it has elements."""
     return (1 if value else 0) if isinstance(value, list) else intval(value)
+
+
+def echo(value: Any) -> str:
+    """``echo $value`` for what json_decode gives: a string as is, true as 1, null and false as nothing."""
+    if isinstance(value, bool):
+        return "1" if value else ""
+    if value is None:
+        return ""
+    if isinstance(value, float):
+        return echo_float(value)
+    if isinstance(value, list | dict):
+        return "Array"
+    return str(value)

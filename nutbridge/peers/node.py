@@ -1,0 +1,51 @@
+"""This node's identity, as Solar Protocol keeps it in local.json: name, description, location, city, country,
+bgColor, pvWatts, pvVolts. Read from an existing node's file unchanged, or set in ``[node]`` itself."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from nutbridge.errors import ConfigError
+
+KEYS = ("name", "description", "location", "city", "country", "bgColor", "pvWatts", "pvVolts")
+MAX_LOCAL_JSON = 256 * 1024
+
+
+def load_local_json(path: Path) -> dict[str, Any]:
+    """An existing node's local.json, as a JSON object (other keys kept: v1 files hold more)."""
+    try:
+        raw = path.read_bytes()[: MAX_LOCAL_JSON + 1]
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read: {exc.strerror}") from exc
+    try:
+        data = json.loads(raw) if len(raw) <= MAX_LOCAL_JSON else None
+    except ValueError as exc:
+        raise ConfigError(f"{path}: not valid JSON: {exc}") from exc
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: not a JSON object of node settings")
+    return data
+
+
+class Node:
+    """The identity the legacy routes answer from; ``info`` holds local.json's keys and values."""
+
+    def __init__(self, info: Mapping[str, Any]) -> None:
+        self.info = dict(info)
+
+    def wattage_scaler(self) -> float | int | None:
+        """50 W ÷ pvWatts, so every node's PV power compares with a 50 W panel's; 1 without pvWatts.
+
+        As v1: an empty pvWatts gives no scaler (None, which scales to 0). Unlike v1 (a 500 on PHP 8), a
+        pvWatts of 0 or that is no number gives no scaler either.
+        """
+        if "pvWatts" not in self.info:
+            return 1
+        watts = self.info["pvWatts"]
+        try:
+            value = float(watts) if watts != "" and not isinstance(watts, bool) else 0.0
+        except (TypeError, ValueError):
+            value = 0.0
+        return 50.0 / value if value > 0 else None

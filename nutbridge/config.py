@@ -155,6 +155,9 @@ class ApiConfig:
     """``[api]``: the sidecar; off unless ``listen`` is set."""
 
     listen: tuple[str, int] | None = key(types=str, convert=_listen, allowed="HOST:PORT, e.g. 127.0.0.1:8080")
+    # HTTPS when both are set (PEM files; the key file must not be readable by others).
+    tls_cert: Path | None = key(types=str, check=bool, convert=_path, allowed="a PEM certificate (chain) file")
+    tls_key: Path | None = key(types=str, check=bool, convert=_path, allowed="the PEM private key file")
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -366,7 +369,9 @@ def with_overrides(
             raise ConfigError(f"--poll-interval {poll_interval:g}: use seconds, {MIN_POLL_INTERVAL:g}-3600")
         config = replace(config, monitor=replace(config.monitor, poll_interval=poll_interval))
     if api_listen is not None:
-        config = replace(config, api=ApiConfig(listen=parse_listen(api_listen, "--api-listen")))
+        config = replace(config, api=replace(config.api, listen=parse_listen(api_listen, "--api-listen")))
+    if (config.api.tls_cert is None) != (config.api.tls_key is None):
+        raise ConfigError(f"{config.origin}: HTTPS needs both api.tls_cert and api.tls_key")
     if config.api.listen is not None and config.datalog.folder is None:
         raise ConfigError(f"{config.origin}: the API serves the data log; set datalog.folder or pass --data-dir")
     if no_poll:

@@ -58,10 +58,12 @@ def sidecar(config: Config) -> contextlib.AbstractAsyncContextManager[object]:
     """The API listener when ``[api] listen`` is set, else nothing."""
     if config.api.listen is None or config.datalog.folder is None:
         return contextlib.nullcontext()
-    from nutbridge.server.app import Sidecar, app_for
+    from nutbridge.server.app import Sidecar, app_for, tls_context
 
     host, port = config.api.listen
-    return Sidecar(app_for(config), host, port)
+    cert, key = config.api.tls_cert, config.api.tls_key
+    tls = tls_context(cert, key) if cert and key else None
+    return Sidecar(app_for(config), host, port, tls=tls)
 
 
 async def serve_only(config: Config) -> int:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 import socket
+import ssl
 import subprocess
 import sys
 import time
@@ -19,8 +20,9 @@ from pathlib import Path
 import aiohttp
 import pytest
 
+from nutbridge.errors import ConfigError
 from nutbridge.peers.node import Node
-from nutbridge.server.app import Sidecar, make_app
+from nutbridge.server.app import Sidecar, make_app, tls_context
 from nutbridge.server.legacy import VALUE_NOT_FOUND
 
 HEADER = (
@@ -281,3 +283,48 @@ def test_wattage_scaler_edge_cases(watts: object, scaler: str) -> None:
 
     assert php.echo(Node({"pvWatts": watts}).wattage_scaler()) == scaler
     assert php.echo(Node({}).wattage_scaler()) == "1"
+
+
+@pytest.fixture
+def certificate(tmp_path: Path) -> tuple[Path, Path]:
+    """A self-signed certificate for 127.0.0.1, made with the openssl command."""
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    subprocess.run(
+        [
+            *("openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2"),
+            *(
+                "-keyout",
+                str(key),
+                "-out",
+                str(cert),
+                "-subj",
+                "/CN=127.0.0.1",
+                "-addext",
+                "subjectAltName=IP:127.0.0.1",
+            ),
+        ],
+        check=True,
+        capture_output=True,
+        timeout=60,
+    )
+    return cert, key
+
+
+async def test_https_when_a_certificate_is_set(data_dir: Path, certificate: tuple[Path, Path]) -> None:
+    cert, key = certificate
+    async with Sidecar(make_app(data_dir), "127.0.0.1", 0, tls=tls_context(cert, key)) as sidecar:
+        assert str(sidecar).startswith("API on https://")
+        trust = ssl.create_default_context(cafile=str(cert))
+        url = f"https://127.0.0.1:{sidecar.port}/api/v1/chargecontroller.php?value=PV-voltage"
+        async with aiohttp.ClientSession() as session:
+            async with session.get(url, ssl=trust) as response:
+                assert response.status == 200 and await response.text() == "13.33"
+            with pytest.raises(aiohttp.ClientError):  # plain HTTP to the TLS port gets nothing
+                async with session.get(url.replace("https:", "http:")) as response:
+                    await response.read()
+
+
+def test_a_bad_certificate_is_a_clear_error(tmp_path: Path, certificate: tuple[Path, Path]) -> None:
+    cert, _ = certificate
+    with pytest.raises(ConfigError, match="cannot load the TLS certificate"):
+        tls_context(cert, tmp_path / "missing-key.pem")

@@ -6,6 +6,7 @@ It answers from the data log (and, with the JSON API to come, the live snapshot)
 from __future__ import annotations
 
 import logging
+import ssl
 from pathlib import Path
 from types import TracebackType
 from typing import Self
@@ -13,7 +14,7 @@ from typing import Self
 from aiohttp import web
 
 from nutbridge.config import Config
-from nutbridge.errors import NutbridgeError
+from nutbridge.errors import ConfigError, NutbridgeError
 from nutbridge.peers.devices import DeviceList
 from nutbridge.peers.node import Node
 from nutbridge.server.daycache import DayCache
@@ -49,19 +50,30 @@ def app_for(config: Config) -> web.Application:
     return make_app(config.datalog.folder, devices=devices, network_key=peers.network_key, node=node)
 
 
-class Sidecar:
-    """Listens on ``host:port`` while entered; ``port`` is the bound one (0 picks a free port)."""
+def tls_context(cert: Path, key: Path) -> ssl.SSLContext:
+    """A server context from PEM files; a clear error when they do not load."""
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    try:
+        context.load_cert_chain(cert, key)
+    except (OSError, ssl.SSLError) as exc:
+        raise ConfigError(f"cannot load the TLS certificate {cert} with key {key}: {exc}") from exc
+    return context
 
-    def __init__(self, app: web.Application, host: str, port: int) -> None:
+
+class Sidecar:
+    """Listens on ``host:port`` while entered (HTTPS with ``tls``); ``port`` is the bound one (0 picks one)."""
+
+    def __init__(self, app: web.Application, host: str, port: int, *, tls: ssl.SSLContext | None = None) -> None:
         self.host, self.port = host, port
+        self.tls = tls
         self._runner = web.AppRunner(app, access_log=None, handle_signals=False)
 
     def __str__(self) -> str:
-        return f"API on http://{self.host}:{self.port}"
+        return f"API on {'https' if self.tls else 'http'}://{self.host}:{self.port}"
 
     async def __aenter__(self) -> Self:
         await self._runner.setup()
-        site = web.TCPSite(self._runner, self.host, self.port, reuse_address=True)
+        site = web.TCPSite(self._runner, self.host, self.port, reuse_address=True, ssl_context=self.tls)
         try:
             await site.start()
         except OSError as exc:

@@ -143,11 +143,13 @@ async def test_time_zone_is_the_systems(api: str, monkeypatch: pytest.MonkeyPatc
 
 async def test_a_growing_day_file_is_read_again_and_otherwise_cached(api: str, data_dir: Path) -> None:
     assert await get(api, "line=len") == "2"
-    assert await get(api, "line=len") == "2"
+    week = await get(api, "value=PV-voltage&duration=7")
+    assert await get(api, "value=PV-voltage&duration=7") == week  # the encoded answer, from the memo
     t3 = f"{TODAY} 07:44:12.000000"
     with (data_dir / f"tracerData{TODAY}.csv").open("a") as f:
         f.write(f"{t3},14.0,0.07,0.0,0.0,12.09,0.08,0.96,0.0,12.09,0.23,2.78,0.36\n")
     assert await get(api, "value=datetime") == t3
+    assert f'"{t3}":"14.0"' in await get(api, "value=PV-voltage&duration=7")  # the memo saw the file grow
     with (data_dir / f"tracerData{TODAY}.csv").open("a") as f:
         f.write(f"{TODAY} 07:46:12.000000,14.1,0.0")  # a torn line: ignored, not served
     assert await get(api, "line=len") == "3"

@@ -25,6 +25,16 @@ class DayCache:
         except DataLogError:
             return []
 
+    def version(self, names: list[str]) -> tuple[tuple[str, tuple[int, int, int] | None], ...]:
+        """What changes when any of ``names`` changes: their identities (a stat each)."""
+        out: list[tuple[str, tuple[int, int, int] | None]] = []
+        for name in names:
+            try:
+                out.append((name, identity((self.folder / name).stat())))
+            except OSError:
+                out.append((name, None))
+        return tuple(out)
+
     def rows(self, name: str) -> list[list[str]] | None:
         """A day file's rows, header first, or None when it does not exist or cannot be read."""
         path = self.folder / name

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import hmac
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 
 from aiohttp import web
@@ -45,6 +45,7 @@ VALUE_NOT_FOUND = (
     "load-power, load-voltage, datetime, scaled-wattage"
 )
 MAX_FILES = 7
+MAX_BODIES = 64  # encoded multi-day answers kept; a new week's worth clears them
 # systemInfo=… → the local.json key it echoes
 SYSTEM_INFO = {
     "color": "bgColor",
@@ -96,6 +97,7 @@ class ChargeController:
         self.devices = devices
         self.network_key = network_key
         self.node = node or Node({})
+        self._bodies: dict[tuple[object, ...], str] = {}
         self.tz = tz or local_zone()
 
     async def handle(self, request: web.Request) -> web.Response:
@@ -116,13 +118,21 @@ class ChargeController:
 
     def newest(self, count: int) -> list[list[list[str]]]:
         """The ``count`` newest day files' rows, newest first (``count`` counts files, not days)."""
+        return [self.cache.rows(name) or [] for name in self.newest_names(count)]
+
+    def newest_names(self, count: int) -> list[str]:
         names = self.cache.names()
-        picked = []
-        for f in range(count):
-            if f >= len(names):
-                break
-            picked.append(self.cache.rows(names[len(names) - 1 - f]) or [])
-        return picked
+        return names[::-1][: max(0, count)]
+
+    def memo(self, key: tuple[object, ...], count: int, build: Callable[[], str]) -> str:
+        """A multi-day answer, encoded once per version of the files it reads (a week is ~400 KB of JSON)."""
+        full = (*key, self.cache.version(self.newest_names(count)))
+        body = self._bodies.get(full)
+        if body is None:
+            if len(self._bodies) >= MAX_BODIES:
+                self._bodies.clear()
+            body = self._bodies[full] = build()
+        return body
 
     def value(self, value: php.Param, params: Mapping[str, php.Param]) -> str:
         if isinstance(value, list) or value not in VALUES:
@@ -133,15 +143,8 @@ class ChargeController:
             column = "PV power L"
         duration = php.intval_param(params["duration"]) if "duration" in params else 0
         if duration != 0:
-            # JSON object timestamp → value; each file's header row first, so the first key is "datetime".
-            # The original never scales here (its test compares against a dashed name): neither do we.
-            series: dict[str, str | None] = {}
-            for rows in self.newest(min(duration, MAX_FILES)):
-                header = rows[0] if rows else []
-                position = header.index(column) if column in header else len(header)
-                for row in rows:
-                    series[row[0]] = row[position] if position < len(row) else None
-            return php.json_encode(series)
+            count = min(duration, MAX_FILES)
+            return self.memo(("value", column), count, lambda: self.series(column, count))
         today = self.cache.rows(self.cache.today())
         if not today or column not in today[0]:
             return ""
@@ -150,6 +153,19 @@ class ChargeController:
             scaler = self.node.wattage_scaler()  # None scales to 0, as PHP's null does
             return php.echo_float(php.number(cell) * (scaler or 0)) if php.is_numeric(cell) else ""
         return cell
+
+    def series(self, column: str, count: int) -> str:
+        """JSON object timestamp → value; each file's header row first, so the first key is "datetime".
+
+        The original never scales here (its test compares against a dashed name): neither do we.
+        """
+        series: dict[str, str | None] = {}
+        for rows in self.newest(count):
+            header = rows[0] if rows else []
+            position = header.index(column) if column in header else len(header)
+            for row in rows:
+                series[row[0]] = row[position] if position < len(row) else None
+        return php.json_encode(series)
 
     def line(self, line: php.Param, params: Mapping[str, php.Param]) -> str:
         rows = self.cache.rows(self.cache.today())
@@ -168,13 +184,14 @@ class ChargeController:
     def day(self, day: php.Param, params: Mapping[str, php.Param]) -> str:
         names = self.cache.names()
         if isinstance(day, list):  # intval() of a non-empty array is 1
-            return php.json_encode(self.newest(1)) if day else ""
+            return self.memo(("day",), 1, lambda: php.json_encode(self.newest(1))) if day else ""
         if day == "list":
             return php.json_encode(names)
         if day == "len":
             return str(len(names))
         if 1 <= php.intval(day) <= MAX_FILES:
-            return php.json_encode(self.newest(php.intval(day)))
+            count = php.intval(day)
+            return self.memo(("day",), count, lambda: php.json_encode(self.newest(count)))
         if "tracerData" in day:
             # The original reads any path containing "tracerData": we read only a log file by its name.
             rows = self.cache.rows(f"{day}.csv") if f"{day}.csv" in names else None

@@ -23,6 +23,7 @@ from nutbridge.nut.driver import PortFileSink
 from nutbridge.nut.portfile import HandSettings, PortFile
 from nutbridge.nut.variables import setting_names
 from nutbridge.printer import PollPrinter
+from nutbridge.server.live import LiveSnapshot
 from nutbridge.sinks import Sink, SinkRunner
 
 log = logging.getLogger("nutbridge")
@@ -54,7 +55,7 @@ async def open_source(config: Config, *, demo: bool) -> AsyncIterator[tuple[Sour
         yield simulated, [simulated.commands()]
 
 
-def sidecar(config: Config) -> contextlib.AbstractAsyncContextManager[object]:
+def sidecar(config: Config, live: LiveSnapshot | None = None) -> contextlib.AbstractAsyncContextManager[object]:
     """The API listener when ``[api] listen`` is set, else nothing."""
     if config.api.listen is None or config.datalog.folder is None:
         return contextlib.nullcontext()
@@ -63,7 +64,7 @@ def sidecar(config: Config) -> contextlib.AbstractAsyncContextManager[object]:
     host, port = config.api.listen
     cert, key = config.api.tls_cert, config.api.tls_key
     tls = tls_context(cert, key) if cert and key else None
-    return Sidecar(app_for(config), host, port, tls=tls)
+    return Sidecar(app_for(config, live), host, port, tls=tls)
 
 
 async def serve_only(config: Config) -> int:
@@ -85,13 +86,16 @@ async def serve_only(config: Config) -> int:
 
 async def run(config: Config, portfile: PortFile, *, single: bool, verbose: bool, demo: bool) -> int:
     """Poll once (-s) or until SIGTERM/SIGINT."""
-    if not single:
-        async with sidecar(config):
-            return await poll(config, portfile, single=False, verbose=verbose, demo=demo)
-    return await poll(config, portfile, single=True, verbose=verbose, demo=demo)
+    if not single and config.api.listen is not None:
+        live = LiveSnapshot(config.monitor.poll_interval)
+        async with sidecar(config, live):
+            return await poll(config, portfile, single=False, verbose=verbose, demo=demo, live=live)
+    return await poll(config, portfile, single=single, verbose=verbose, demo=demo)
 
 
-async def poll(config: Config, portfile: PortFile, *, single: bool, verbose: bool, demo: bool) -> int:
+async def poll(
+    config: Config, portfile: PortFile, *, single: bool, verbose: bool, demo: bool, live: LiveSnapshot | None = None
+) -> int:
     """The source, the monitor and the sinks: one poll (-s) or polling until stopped."""
     dialect = version.Dialect(config.nut.version or await asyncio.to_thread(version.detect))
     assert config.nut.port_file is not None
@@ -102,10 +106,13 @@ async def poll(config: Config, portfile: PortFile, *, single: bool, verbose: boo
         sinks: list[Sink] = [sink]
         if config.datalog.folder is not None:
             sinks.append(DataLog(config.datalog.folder, retention_days=config.datalog.retention_days))
+        if live is not None:
+            sinks.append(live)
         if verbose:
             sinks.append(PollPrinter())
-        # The port file wants only the newest state; the log and the printer want every poll, in order.
-        runners = [SinkRunner(s, queue_size=1 if s is sink else 64) for s in sinks]
+        # The port file and the live snapshot want only the newest state; the log and the printer want every
+        # poll, in order.
+        runners = [SinkRunner(s, queue_size=1 if s is sink or s is live else 64) for s in sinks]
         monitor = Monitor(
             source,
             runners,

@@ -9,6 +9,7 @@ deviceList, no 500) are asserted as such.
 from __future__ import annotations
 
 import datetime as dt
+import json
 import socket
 import ssl
 import subprocess
@@ -193,6 +194,13 @@ def test_no_poll_serves_a_folder_and_stops_on_sigterm(data_dir: Path) -> None:
     assert "serving" in err and "Traceback" not in err
 
 
+def raw(port: int, path: str) -> str:
+    """One whole HTTP answer, status line first."""
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as s:
+        s.sendall(f"GET {path} HTTP/1.0\r\n\r\n".encode())
+        return s.makefile("rb").read().decode()
+
+
 def fetch(port: int, query: str) -> str | None:
     """The body of one request with a bare socket, or None while nothing listens."""
     try:
@@ -225,6 +233,9 @@ def test_the_polling_daemon_serves_its_own_log(tmp_path: Path, port_file: Path) 
         assert rows >= 3, "the API never showed the rows the polls logged"
         newest = fetch(port, "value=datetime")
         assert newest and newest.startswith(dt.date.today().isoformat())
+        status = json.loads(raw(port, "/api/status").split("\r\n\r\n", 1)[1])
+        assert status["comms"] == "ok" and status["variables"]["ups.status"].startswith(("OL", "OB"))
+        assert raw(port, "/health").split(" ", 2)[1] == "200"
         assert "ups.status" in port_file.read_text()  # serving never got in the way of the port file
     finally:
         proc.terminate()

@@ -17,9 +17,11 @@ from nutbridge.config import Config
 from nutbridge.errors import ConfigError, NutbridgeError
 from nutbridge.peers.devices import DeviceList
 from nutbridge.peers.node import Node
+from nutbridge.server.api import JsonApi
 from nutbridge.server.daycache import DayCache
 from nutbridge.server.legacy import ChargeController
 from nutbridge.server.legacy_api import NetworkApi
+from nutbridge.server.live import LiveSnapshot
 
 log = logging.getLogger(__name__)
 
@@ -27,18 +29,26 @@ MAX_BODY = 64 * 1024
 
 
 def make_app(
-    data_dir: Path, *, devices: DeviceList | None = None, network_key: str | None = None, node: Node | None = None
+    data_dir: Path,
+    *,
+    devices: DeviceList | None = None,
+    network_key: str | None = None,
+    node: Node | None = None,
+    live: LiveSnapshot | None = None,
 ) -> web.Application:
-    """The application: the Solar Protocol v1 routes over ``data_dir``, the device list and this node's identity."""
+    """The application: the Solar Protocol v1 routes and the JSON API over ``data_dir``, the device list, this
+    node's identity and (when polling) the live snapshot."""
     app = web.Application(client_max_size=MAX_BODY)
     cache = DayCache(data_dir)
+    node = node or Node({})
     legacy = ChargeController(cache, devices=devices, network_key=network_key, node=node)
+    JsonApi(cache, live=live, devices=devices, network_key=network_key, node=node).routes(app)
     app.router.add_route("*", "/api/v1/chargecontroller.php", legacy.handle)
     app.router.add_route("*", "/api/v1/api.php", NetworkApi(cache, devices, network_key).handle)
     return app
 
 
-def app_for(config: Config) -> web.Application:
+def app_for(config: Config, live: LiveSnapshot | None = None) -> web.Application:
     """The application a configuration asks for."""
     assert config.datalog.folder is not None  # with_overrides refuses an API without a data log
     peers = config.peers
@@ -47,7 +57,7 @@ def app_for(config: Config) -> web.Application:
         path = peers.device_list or config.datalog.folder / "deviceList.json"
         devices = DeviceList(path, expiry_days=peers.peer_expiry_days)
     node = Node(config.node.info())
-    return make_app(config.datalog.folder, devices=devices, network_key=peers.network_key, node=node)
+    return make_app(config.datalog.folder, devices=devices, network_key=peers.network_key, node=node, live=live)
 
 
 def tls_context(cert: Path, key: Path) -> ssl.SSLContext:

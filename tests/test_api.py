@@ -1,0 +1,130 @@
+"""The JSON API over a real listener: status and health from the live snapshot, readings, devices, OpenAPI."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterator
+from pathlib import Path
+from types import MappingProxyType
+from typing import Any
+
+import aiohttp
+import pytest
+
+from nutbridge.errors import SourceError
+from nutbridge.model import Reading
+from nutbridge.peers.devices import DeviceList
+from nutbridge.server.app import Sidecar, make_app
+from nutbridge.server.live import LiveSnapshot
+from nutbridge.snapshot import Comms, Snapshot
+from tests.test_legacy import T1, T2, TODAY, data_dir  # noqa: F401 - the same day files
+
+KEY = "correct horse battery staple"
+
+
+def snapshot(comms: Comms = Comms.OK, age: float = 0.0) -> Snapshot:
+    t = time.time() - age
+    if comms is not Comms.OK:
+        return Snapshot(seq=2, time=t, comms=comms, variables=MappingProxyType({}), error=SourceError("no answer"))
+    reading = Reading(time=t, battery_charge=71.0, pv_power=88.5)
+    return Snapshot(seq=1, time=t, comms=comms, reading=reading, variables=MappingProxyType({"ups.status": "OL CHRG"}))
+
+
+@pytest.fixture
+async def api(data_dir: Path, tmp_path: Path) -> AsyncIterator[tuple[str, LiveSnapshot]]:  # noqa: F811
+    live = LiveSnapshot(interval=10)
+    app = make_app(data_dir, devices=DeviceList(tmp_path / "devices.json"), network_key=KEY, live=live)
+    async with Sidecar(app, "127.0.0.1", 0) as sidecar:
+        yield f"http://127.0.0.1:{sidecar.port}", live
+
+
+async def call(url: str, method: str = "GET", **kw: Any) -> tuple[int, Any]:
+    async with aiohttp.ClientSession() as s, s.request(method, url, **kw) as r:
+        assert r.headers["Content-Type"].startswith("application/json")
+        return r.status, await r.json()
+
+
+async def test_status_and_health_follow_the_live_snapshot(api: tuple[str, LiveSnapshot]) -> None:
+    url, live = api
+    assert await call(f"{url}/health") == (503, {"status": "unhealthy", "reason": "no poll has answered yet"})
+    assert (await call(f"{url}/api/status"))[0] == 503
+    await live.update(snapshot())
+    status, body = await call(f"{url}/api/status")
+    assert status == 200 and body["comms"] == "ok" and body["fresh"] is True
+    assert body["variables"] == {"ups.status": "OL CHRG"} and body["reading"]["pv_power"] == 88.5
+    assert body["age"] < 60 and body["error"] is None
+    assert await call(f"{url}/health") == (200, {"status": "ok"})
+    await live.update(snapshot(Comms.FAILING))  # inside the grace: still fresh
+    assert (await call(f"{url}/health"))[0] == 200
+    await live.update(snapshot(Comms.LOST))
+    status, body = await call(f"{url}/health")
+    assert status == 503 and body["reason"].startswith("comms lost: no answer")
+    status, body = await call(f"{url}/api/status")
+    assert status == 200 and body["comms"] == "lost" and body["error"] == "no answer"
+    assert body["variables"] == {"ups.status": "OL CHRG"}  # the last good values, with their age
+    await live.update(snapshot(age=45))  # three intervals old
+    status, body = await call(f"{url}/health")
+    assert status == 503 and "old" in body["reason"]
+
+
+async def test_readings_from_the_log(api: tuple[str, LiveSnapshot]) -> None:
+    url, _ = api
+    status, body = await call(f"{url}/api/readings?fields=PV voltage,battery percentage")
+    assert status == 200
+    assert body == {
+        "fields": ["datetime", "PV voltage", "battery percentage"],
+        "rows": [[T1, "13.35", "0.38"], [T2, "13.33", "0.36"]],
+    }
+    status, body = await call(f"{url}/api/readings?fields=PV voltage&step=3600")
+    assert body["rows"] == [[T1, "13.35"]]  # both rows fall in one hour
+    status, body = await call(f"{url}/api/charge-controller?days=2&fields=PV voltage")  # Solar Protocol v3's name
+    assert status == 200 and len(body["rows"]) == 3
+    for bad, reason in (
+        ("fields=nope", "fields: unknown nope"),
+        ("from=yesterday", "bad query"),
+        ("days=99", "days: 1-31"),
+        (f"from={TODAY}&to=2000-01-01", "from before to"),
+        ("step=-5", "step"),
+    ):
+        status, body = await call(f"{url}/api/readings?{bad}")
+        assert status == 400 and reason in body["error"], (bad, body)
+
+
+async def test_devices_need_the_network_key(api: tuple[str, LiveSnapshot]) -> None:
+    url, _ = api
+    device = {
+        "mac": "b8:27:eb:00:00:01",
+        "ip": "192.0.2.5",
+        "stamp": time.time(),
+        "name": "One",
+        "tz": "UTC",
+        "log": [],
+    }
+    assert (await call(f"{url}/api/devices"))[0] == 401
+    assert (await call(f"{url}/api/devices", "POST", json=device))[0] == 401
+    bearer = {"Authorization": f"Bearer {KEY}"}
+    assert await call(f"{url}/api/devices", headers={"Authorization": "Bearer wrong"}) == (
+        401,
+        {"error": "the network key is missing or wrong"},
+    )
+    status, body = await call(f"{url}/api/devices", "POST", json=device | {"ip": "not an ip"}, headers=bearer)
+    assert status == 400 and body["error"].startswith("ip:")
+    status, body = await call(f"{url}/api/devices", "POST", data=b"{not json", headers=bearer)
+    assert status == 400 and body["error"] == "the body is not JSON"
+    status, body = await call(f"{url}/api/devices", "POST", json=device, headers=bearer)
+    assert status == 200 and [d["name"] for d in body] == ["One"]
+    status, body = await call(f"{url}/api/devices", headers={"X-Network-Key": KEY})
+    assert status == 200 and body[0]["ip"] == "192.0.2.5"
+
+
+async def test_the_openapi_document_matches_the_routes(api: tuple[str, LiveSnapshot]) -> None:
+    url, _ = api
+    status, doc = await call(f"{url}/api/openapi.json")
+    assert status == 200 and doc["openapi"].startswith("3.")
+    for path, operations in doc["paths"].items():
+        for method, operation in operations.items():
+            async with aiohttp.ClientSession() as s, s.request(method.upper(), f"{url}{path}") as r:
+                assert str(r.status) in operation["responses"], (method, path, r.status)
+    for method in ("PUT", "DELETE"):
+        async with aiohttp.ClientSession() as s, s.request(method, f"{url}/api/status") as r:
+            assert r.status == 405  # only what the document names

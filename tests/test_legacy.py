@@ -8,8 +8,10 @@ deviceList, no 500) are asserted as such.
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import json
+import shutil
 import socket
 import ssl
 import subprocess
@@ -25,6 +27,7 @@ from nutbridge.errors import ConfigError
 from nutbridge.peers.node import Node
 from nutbridge.server.app import Sidecar, make_app, tls_context
 from nutbridge.server.legacy import VALUE_NOT_FOUND
+from tests.conftest import need
 
 HEADER = (
     "datetime,PV voltage,PV current,PV power L,PV power H,battery voltage,battery current,battery power L,"
@@ -341,3 +344,19 @@ def test_a_bad_certificate_is_a_clear_error(tmp_path: Path, certificate: tuple[P
     cert, _ = certificate
     with pytest.raises(ConfigError, match="cannot load the TLS certificate"):
         tls_context(cert, tmp_path / "missing-key.pem")
+
+
+@pytest.mark.parametrize("client", ["solar_client.py", "solar_client.js"])
+async def test_the_client_examples_work(api: str, client: str) -> None:
+    examples = Path(__file__).parent.parent / "examples"
+    program = [sys.executable] if client.endswith(".py") else ["node"]
+    if client.endswith(".js"):
+        need(shutil.which("node") is not None, "Node.js 18 or newer (Debian's nodejs), for the JavaScript example")
+    base = api.split("/api/", maxsplit=1)[0]
+    proc = await asyncio.create_subprocess_exec(
+        *program, str(examples / client), base, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE
+    )
+    out, err = await asyncio.wait_for(proc.communicate(), 60)
+    assert proc.returncode == 0, err.decode()
+    assert f"newest row {T2}: PV 13.33 V, battery 0.36" in out.decode()
+    assert "today: 2 PV voltage readings" in out.decode()

@@ -12,6 +12,7 @@ from types import TracebackType
 from typing import Self
 
 from aiohttp import web
+from aiohttp.typedefs import Handler
 
 from nutbridge.config import Config
 from nutbridge.errors import ConfigError, NutbridgeError
@@ -28,6 +29,14 @@ log = logging.getLogger(__name__)
 MAX_BODY = 64 * 1024
 
 
+@web.middleware
+async def body_limit(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Refuse a declared body over MAX_BODY at once (reads past it are refused by aiohttp itself)."""
+    if request.content_length is not None and request.content_length > MAX_BODY:
+        raise web.HTTPRequestEntityTooLarge(max_size=MAX_BODY, actual_size=request.content_length)
+    return await handler(request)
+
+
 def make_app(
     data_dir: Path,
     *,
@@ -38,7 +47,7 @@ def make_app(
 ) -> web.Application:
     """The application: the Solar Protocol v1 routes and the JSON API over ``data_dir``, the device list, this
     node's identity and (when polling) the live snapshot."""
-    app = web.Application(client_max_size=MAX_BODY)
+    app = web.Application(client_max_size=MAX_BODY, middlewares=[body_limit])
     cache = DayCache(data_dir)
     node = node or Node({})
     legacy = ChargeController(cache, devices=devices, network_key=network_key, node=node)

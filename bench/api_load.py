@@ -1,14 +1,18 @@
-"""Requests per second and p99 latency of the Solar Protocol v1 routes over 7 days of 2-minute rows.
+"""Requests per second and p99 latency of the Solar Protocol v1 routes over 7 days of 2-minute rows; then a
+polling daemon under the same 50-client load: how late its polls come, and its memory with the week cached.
 
-The server is `nutbridge --no-poll` in its own process; the clients are aiohttp in this one, on loopback,
-one at a time and then 50 at once. Usage: .venv/bin/python -m bench.api_load
+The servers run in their own processes; the clients are aiohttp in this one, on loopback. Poll lateness is read
+from the daemon's own data log: each poll appends a row stamped when it answered, one interval apart when on
+time. Usage: .venv/bin/python -m bench.api_load
 """
 
 from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import itertools
 import socket
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -17,7 +21,8 @@ from pathlib import Path
 
 import aiohttp
 
-from nutbridge.datalog import DataLog
+from bench.simproc import simulator
+from nutbridge.datalog import DataLog, day_file, read_day
 from nutbridge.model import Reading
 
 QUERIES = ("value=PV-voltage&duration=7", "day=7", "line=0")
@@ -84,6 +89,62 @@ def main() -> None:
         finally:
             server.terminate()
             server.wait(timeout=10)
+        polling_under_load(Path(folder))
+
+
+def rss_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    raise RuntimeError("no VmRSS")
+
+
+def polling_under_load(folder: Path, interval: float = 1.0, seconds: float = 20.0) -> None:
+    """A daemon polling the simulator every ``interval`` while 50 clients ask for a week; lateness and RSS."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    port_file = folder / "solar.dev"
+    port_file.write_text("")
+    with simulator() as sim_port:  # in its own process, as a real controller would be
+        source = f"tcp://127.0.0.1:{sim_port}"
+        daemon = subprocess.Popen(
+            [
+                *(sys.executable, "-m", "nutbridge", "--source", source, "--port-file", str(port_file)),
+                *("--nut-version", "2.8.0", "--poll-interval", str(interval), "--data-dir", str(folder)),
+                *("--api-listen", f"127.0.0.1:{port}"),
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        rows, rates, rss = load(daemon, folder, port, seconds)
+    stamps = [dt.datetime.fromisoformat(r[0]).timestamp() for r in rows]
+    late = sorted((b - a - interval) * 1000 for a, b in itertools.pairwise(stamps))
+    print(
+        f"polling every {interval:g} s under 50 clients ({statistics.mean(rates):.0f} requests/s of duration=7): "
+        f"{len(stamps)} polls, lateness p99 {late[int(len(late) * 0.99)]:.1f} ms, max {late[-1]:.1f} ms; "
+        f"RSS {rss:.1f} MB with the week cached"
+    )
+
+
+def load(
+    daemon: subprocess.Popen[bytes], folder: Path, port: int, seconds: float
+) -> tuple[list[list[str]], list[float], float]:
+    """Load the daemon's API for ``seconds``; the rows its polls logged meanwhile, the rates, its RSS."""
+    try:
+        time.sleep(2.0)
+        before = len(read_day(day_file(folder, dt.date.today())))
+        url = f"http://127.0.0.1:{port}/api/v1/chargecontroller.php?value=PV-voltage&duration=7"
+        end = time.monotonic() + seconds
+        rates = []
+        while time.monotonic() < end:
+            rates.append(asyncio.run(measure(url, 50))[0])
+        rss = rss_mb(daemon.pid)
+        rows = read_day(day_file(folder, dt.date.today()))[before:]
+    finally:
+        daemon.terminate()
+        daemon.wait(timeout=10)
+    return rows, rates, rss
 
 
 if __name__ == "__main__":

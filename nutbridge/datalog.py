@@ -20,7 +20,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from nutbridge.errors import NutbridgeError
-from nutbridge.files import describe, remove_all
+from nutbridge.files import describe, read_capped, remove_all
 from nutbridge.model import Reading
 from nutbridge.snapshot import Comms, Snapshot
 
@@ -101,11 +101,10 @@ def csv_line(cells: Sequence[str]) -> str:
 def read_day(path: Path) -> list[list[str]]:
     """The rows of a day file, header first; a torn or malformed line (a crash mid-append) is skipped."""
     try:
-        with path.open("rb") as f:
-            data = f.read(MAX_DAY_FILE + 1)
+        data = read_capped(path, MAX_DAY_FILE)
     except OSError as exc:
         raise DataLogError(f"cannot read {path}: {describe(exc)}") from exc
-    if len(data) > MAX_DAY_FILE:
+    if data is None:
         raise DataLogError(f"{path} is over {MAX_DAY_FILE // 2**20} MiB; not a day of readings")
     text = data.decode("utf-8", "replace")
     lines = text.split("\n")

@@ -20,6 +20,13 @@ def describe(exc: OSError) -> str:
     return exc.strerror or str(exc)
 
 
+def read_capped(path: Path, limit: int) -> bytes | None:
+    """The file's bytes, or None when it is over ``limit`` (what it is, is then not worth reading)."""
+    with path.open("rb") as f:
+        data = f.read(limit + 1)
+    return None if len(data) > limit else data
+
+
 def remove_all(paths: Iterable[Path], what: str) -> list[Path]:
     """Delete ``paths``; one that cannot be deleted is logged (as ``what``) and left. Returns the removed."""
     removed = []

@@ -23,7 +23,8 @@ KEYS = ["value", "line", "day", "duration", "systemInfo", "networkInfo", "api_ke
 PATHS = ["/api/v1/chargecontroller.php", "/api/v1/api.php", "/api/status", "/health", "/api/readings",
          "/api/charge-controller", "/api/devices", "/api/system", "/api/openapi.json"]  # fmt: skip
 WORDS = ["PV-voltage", "scaled-wattage", "len", "head", "list", "deviceList", "tracerData", "../secret", "tz",
-         "dump", "7", "-1", "1.5", "1abc", "\x00", "%00", "../../", "fields", "days", "../tracerDatasecret"]  # fmt: skip
+         "dump", "7", "-1", "1.5", "1abc", "\x00", "%00", "../../", "fields", "days",
+         "../tracerDatasecret"]  # fmt: skip
 
 
 class Server:

@@ -28,7 +28,7 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 
 from nutbridge.errors import PortFileError
-from nutbridge.files import describe, remove_all, sync_folder
+from nutbridge.files import describe, read_capped, remove_all, sync_folder
 
 log = logging.getLogger(__name__)
 
@@ -213,11 +213,10 @@ class PortFile:
             cached = self._cache
             if cached is not None and cached[0] == identity(st):
                 return cached[1]
-            with path.open("rb") as f:
-                data = f.read(MAX_SIZE + 1)
+            data = read_capped(path, MAX_SIZE)
         except OSError as exc:
             raise PortFileError(f"cannot read {path}: {describe(exc)}") from exc
-        if len(data) > MAX_SIZE:
+        if data is None:
             raise PortFileError(f"{path} is over {MAX_SIZE // 1024} KiB; is it really a port file?")
         return data.decode("utf-8", "surrogateescape")
 

@@ -17,7 +17,7 @@ from typing import Any
 
 from aiohttp import web
 
-from nutbridge.datalog import HEADER
+from nutbridge.datalog import HEADER, day_file
 from nutbridge.model import Reading
 from nutbridge.peers.devices import DeviceError, DeviceList, validate
 from nutbridge.peers.node import Node
@@ -152,7 +152,7 @@ class JsonApi:
         bucket = None
         day = first
         while day <= last:
-            rows = self.cache.rows(f"tracerData{day.isoformat()}.csv") or []
+            rows = self.cache.rows(day_file(self.cache.folder, day).name) or []
             if rows:
                 index = [rows[0].index(f) for f in fields]
                 for row in rows[1:]:

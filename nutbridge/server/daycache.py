@@ -55,6 +55,13 @@ class DayCache:
         self._rows[name] = (key, rows)
         return rows
 
+    def newest_cell(self, column: str) -> str | None:
+        """``column`` of today's newest row (the header itself in a file of no rows), or None."""
+        rows = self.rows(self.today())
+        if not rows or column not in rows[0]:
+            return None
+        return rows[-1][rows[0].index(column)]
+
     def today(self) -> str:
         """The name of today's file (the local date, as the data log names it)."""
         return day_file(self.folder, dt.date.today()).name

@@ -145,10 +145,9 @@ class ChargeController:
         if duration != 0:
             count = min(duration, MAX_FILES)
             return self.memo(("value", column), count, lambda: self.series(column, count))
-        today = self.cache.rows(self.cache.today())
-        if not today or column not in today[0]:
+        cell = self.cache.newest_cell(column)
+        if cell is None:
             return ""
-        cell = today[-1][today[0].index(column)]
         if scaled:
             scaler = self.node.wattage_scaler()  # None scales to 0, as PHP's null does
             return php.echo_float(php.number(cell) * (scaler or 0)) if php.is_numeric(cell) else ""

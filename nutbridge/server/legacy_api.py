@@ -66,8 +66,4 @@ class NetworkApi:
 
     def value(self, value: str) -> str:
         """As chargecontroller.php's value path, without its allow-list."""
-        rows = self.cache.rows(self.cache.today())
-        column = value.replace("-", " ")
-        if not rows or column not in rows[0]:
-            return ""
-        return rows[-1][rows[0].index(column)]
+        return self.cache.newest_cell(value.replace("-", " ")) or ""

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import re
 import shlex
 import stat
 import tomllib
@@ -19,10 +20,12 @@ from typing import Any, ClassVar
 
 from nutbridge.errors import ConfigError
 from nutbridge.nut.version import NutVersion, parse_version
+from nutbridge.peers.devices import MAC
 from nutbridge.redact import has_password, redact_url
 from nutbridge.sources.modbus_url import ModbusTarget, parse_modbus_url
 
 MIN_POLL_INTERVAL = 0.2
+ADDRESS = re.compile(r"^(\[[0-9A-Fa-f:.]+\]|[0-9A-Za-z.:-]{1,253})(:\d{1,5})?$")
 MAX_CONFIG_SIZE = 64 * 1024
 
 
@@ -68,6 +71,39 @@ def _version(value: str, where: str, _base: Path) -> NutVersion:
     return parse_version(value, where)
 
 
+def _tuple(value: list[str], _where: str, _base: Path) -> tuple[str, ...]:
+    return tuple(value)
+
+
+def _lower(value: str, _where: str, _base: Path) -> str:
+    return value.lower()
+
+
+def _public_ip(value: str, where: str, _base: Path) -> str:
+    from nutbridge.peers.identity import check_public_ip
+
+    return check_public_ip(value, where)
+
+
+def _addresses(value: list[object]) -> bool:
+    """Node addresses: an IP or host name, with an optional :port."""
+    return len(value) <= 1000 and all(isinstance(a, str) and ADDRESS.match(a) for a in value)
+
+
+def _argv(value: list[object]) -> bool:
+    return 0 < len(value) <= 100 and all(isinstance(a, str) and a for a in value)
+
+
+def _clock_time(value: str) -> bool:
+    hours, sep, minutes = value.partition(":")
+    return bool(sep) and hours.isdigit() and minutes.isdigit() and int(hours) < 24 and int(minutes) < 60
+
+
+def _seconds_of_day(value: str, _where: str, _base: Path) -> float:
+    hours, _, minutes = value.partition(":")
+    return int(hours) * 3600.0 + int(minutes) * 60.0
+
+
 def _listen(value: str, where: str, _base: Path) -> tuple[str, int]:
     return parse_listen(value, where)
 
@@ -110,6 +146,8 @@ class SimulatorConfig:
 
     kind: ClassVar[str] = "simulator"
     speed: float = key(1.0, types=(int, float), check=lambda v: 0.1 <= v <= 10_000, allowed="0.1-10000 (× real time)")
+    start: float | None = key(types=str, check=_clock_time, convert=_seconds_of_day,
+                              allowed="the simulated time of day to start at, HH:MM")  # fmt: skip
     timeout: float = key(1.0, **seconds(0.05, 30))
 
 
@@ -176,6 +214,42 @@ class PeersConfig:
     peer_expiry_days: float = key(
         30.0, types=(int, float), check=lambda v: 0 < v <= 3650, allowed="days, more than 0 and at most 3650"
     )
+    peers: tuple[str, ...] = key(
+        (), types=list, check=_addresses, convert=_tuple, allowed='a list of node addresses, e.g. ["192.0.2.7"]'
+    )
+    peer_port: int = key(80, types=int, check=lambda v: 0 < v < 65536, allowed="the port the network's nodes serve")
+    peer_timeout: float = key(5.0, **seconds(0.1, 60))
+    public_ip: str | None = key(
+        types=str, check=bool, convert=_public_ip, allowed="the address peers reach this node at, e.g. 192.0.2.7:8080"
+    )
+    mac: str | None = key(types=str, check=lambda v: bool(MAC.match(v.lower())), convert=_lower,
+                          allowed="this node's MAC address, 00:11:22:33:44:55")  # fmt: skip
+    interface: str | None = key(
+        types=str, check=lambda v: 0 < len(v) <= 15 and "/" not in v, allowed="a network interface, e.g. wlan0"
+    )
+    poe_log: Path | None = key(
+        types=str, check=bool, convert=_path, allowed="a path for the point-of-entry log (default: poe.log by the list)"
+    )
+    announce: bool = key(False, types=bool, allowed="true or false")
+    announce_interval: float = key(900.0, **seconds(1, 86400))
+    election: bool = key(False, types=bool, allowed="true or false")
+    election_interval: float = key(300.0, **seconds(1, 86400))
+    election_freshness: float = key(600.0, **seconds(1, 86400))
+    election_margin: float = key(
+        2.0, types=(int, float), check=lambda v: 0 <= v <= 1000, allowed="scaled watts, 0-1000"
+    )
+    dns_update_command: tuple[str, ...] = key(
+        (), types=list, check=_argv, convert=_tuple, allowed='an argument list, e.g. ["/usr/local/bin/set-dns", "{ip}"]'
+    )
+    dns_update_timeout: float = key(30.0, **seconds(1, 600))
+
+    def device_list_path(self, data_dir: Path) -> Path:
+        """The device list's file."""
+        return self.device_list or data_dir / "deviceList.json"
+
+    def poe_log_path(self, data_dir: Path) -> Path:
+        """The point-of-entry log's file."""
+        return self.poe_log or self.device_list_path(data_dir).with_name("poe.log")
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -272,7 +346,8 @@ def read_section(cls: type, section: str, table: Mapping[str, Any], origin: str,
         if name not in keys:
             raise ConfigError(f"{origin}: unknown key {section}.{name}; allowed in [{section}]: {', '.join(keys)}")
         spec = keys[name]
-        if isinstance(value, bool) or not isinstance(value, spec.types) or (spec.check and not spec.check(value)):
+        stray_bool = isinstance(value, bool) and spec.types is not bool  # TOML's true is no number
+        if stray_bool or not isinstance(value, spec.types) or (spec.check and not spec.check(value)):
             raise ConfigError(f"{where} = {shown(spec, value)} is not allowed; use {spec.allowed}")
         values[name] = spec.convert(value, where, base_dir) if spec.convert else value
     return cls(**values)
@@ -374,6 +449,12 @@ def with_overrides(
         raise ConfigError(f"{config.origin}: HTTPS needs both api.tls_cert and api.tls_key")
     if config.api.listen is not None and config.datalog.folder is None:
         raise ConfigError(f"{config.origin}: the API serves the data log; set datalog.folder or pass --data-dir")
+    peers = config.peers
+    for task, enabled in (("announce", peers.announce), ("election", peers.election)):
+        if enabled and (peers.network_key is None or config.api.listen is None):
+            raise ConfigError(f"{config.origin}: peers.{task} needs peers.network_key and api.listen (peers reach it)")
+    if peers.election and not peers.announce:
+        raise ConfigError(f"{config.origin}: peers.election needs peers.announce: it elects among the nodes heard of")
     if no_poll:
         if config.api.listen is None:
             raise ConfigError("--no-poll only serves the data log: set api.listen or pass --api-listen ADDR")

@@ -50,21 +50,32 @@ async def open_source(config: Config, *, demo: bool) -> AsyncIterator[tuple[Sour
 
     sim = config.source if isinstance(config.source, SimulatorConfig) else SimulatorConfig()
     async with SimulatedSource(
-        speed=DEMO_SPEED if demo else sim.speed, timeout=sim.timeout, start=DEMO_START if demo else None
+        speed=DEMO_SPEED if demo else sim.speed, timeout=sim.timeout, start=DEMO_START if demo else sim.start
     ) as simulated:
         yield simulated, [simulated.commands()]
 
 
-def sidecar(config: Config, live: LiveSnapshot | None = None) -> contextlib.AbstractAsyncContextManager[object]:
-    """The API listener when ``[api] listen`` is set, else nothing."""
+@contextlib.asynccontextmanager
+async def sidecar(config: Config, live: LiveSnapshot | None = None) -> AsyncIterator[None]:
+    """The API listener when ``[api] listen`` is set, with the peer tasks ``[peers]`` enables; else nothing."""
     if config.api.listen is None or config.datalog.folder is None:
-        return contextlib.nullcontext()
-    from nutbridge.server.app import Sidecar, app_for, tls_context
+        yield
+        return
+    from nutbridge.server.app import Parts, Sidecar, tls_context
 
+    parts = Parts.from_config(config)
+    network = None
+    if config.peers.announce:
+        from nutbridge.peers.network import PeerNetwork
+
+        assert parts.devices is not None  # with_overrides: announcing needs the network key
+        network = PeerNetwork.from_config(config, cache=parts.cache, devices=parts.devices, node=parts.node)
     host, port = config.api.listen
     cert, key = config.api.tls_cert, config.api.tls_key
     tls = tls_context(cert, key) if cert and key else None
-    return Sidecar(app_for(config, live), host, port, tls=tls)
+    app = parts.app(config, live, network.election if network else None)
+    async with Sidecar(app, host, port, tls=tls), network.running() if network else contextlib.nullcontext():
+        yield
 
 
 async def serve_only(config: Config) -> int:

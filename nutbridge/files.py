@@ -27,6 +27,25 @@ def read_capped(path: Path, limit: int) -> bytes | None:
     return None if len(data) > limit else data
 
 
+def replace_atomically(path: Path, data: bytes, mode: int = 0o644) -> None:
+    """Write ``data`` to a temporary file beside ``path``, fsync it and rename it over ``path``: a reader sees
+    the old file or the new one, never part of one. OSError leaves ``path`` as it was."""
+    tmp = path.with_name(f".{path.name}.nutbridge.tmp")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW | os.O_CLOEXEC, mode)
+        try:
+            os.write(fd, data)
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        os.replace(tmp, path)
+    except OSError:
+        tmp.unlink(missing_ok=True)
+        raise
+    sync_folder(path.parent)
+
+
 def remove_all(paths: Iterable[Path], what: str) -> list[Path]:
     """Delete ``paths``; one that cannot be deleted is logged (as ``what``) and left. Returns the removed."""
     removed = []

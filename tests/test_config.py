@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import tomllib
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -224,3 +225,33 @@ def test_node_identity_from_local_json_and_the_file(tmp_path: Path) -> None:
         config.node.info()
     with pytest.raises(ConfigError, match=r"node\.pvWatts = 0 is not allowed"):
         load(write(tmp_path, "[node]\npvWatts = 0\n"))
+
+
+def test_the_peer_tasks_are_off_until_asked_for_and_checked(tmp_path: Path) -> None:
+    peers = Config().peers
+    assert (peers.announce, peers.election) == (False, False)
+    assert (peers.announce_interval, peers.election_interval) == (900, 300)  # v1: cron every 15 and 5 minutes
+    text = (
+        "[datalog]\nfolder = 'log'\n[api]\nlisten = '0.0.0.0:80'\n"
+        "[peers]\nnetwork_key = 'correct horse battery staple'\nannounce = true\nelection = true\n"
+        "peers = ['192.0.2.7', 'solarprotocol.net', '[2001:db8::7]:8080']\npublic_ip = '192.0.2.8:8080'\n"
+        "mac = 'B8:27:EB:00:00:01'\ndns_update_command = ['/usr/local/bin/set-dns', '{ip}']\n"
+    )
+    config = with_overrides(load(write(tmp_path, text, mode=0o600)), simulate=True, port_file="x")
+    assert config.peers.peers == ("192.0.2.7", "solarprotocol.net", "[2001:db8::7]:8080")
+    assert (config.peers.public_ip, config.peers.mac) == ("192.0.2.8:8080", "b8:27:eb:00:00:01")
+    assert config.peers.dns_update_command == ("/usr/local/bin/set-dns", "{ip}")
+    assert config.peers.poe_log_path(tmp_path / "log") == tmp_path / "log" / "poe.log"
+    for bad, message in (
+        ("announce = 1", r"peers\.announce = 1 is not allowed; use true or false"),
+        ("peers = ['http://x/']", r"peers\.peers = \['http://x/'\] is not allowed; use a list of node addresses"),
+        ("public_ip = 'example.org'", r"peers\.public_ip: ip: not an IPv4 or IPv6 address"),
+        ("dns_update_command = 'set-dns {ip}'", r"use an argument list"),
+        ("election_interval = 0", r"peers\.election_interval = 0 is not allowed; use seconds, 1-86400"),
+    ):
+        with pytest.raises(ConfigError, match=message):
+            load(write(tmp_path, f"[peers]\n{bad}\n"))
+    with pytest.raises(ConfigError, match=r"peers\.announce needs peers\.network_key and api\.listen"):
+        with_overrides(load_text("[peers]\nannounce = true\n"), simulate=True, port_file="x")
+    with pytest.raises(ConfigError, match=r"peers\.election needs peers\.announce"):
+        with_overrides(replace(config, peers=replace(config.peers, announce=False)), simulate=True, port_file="x")

@@ -1,1 +1,2 @@
-"""The solar peer network: the device list, and (to come) the announcer and the point-of-entry election."""
+"""The solar peer network: the device list, this node's identity, the announcer and the point-of-entry
+election."""

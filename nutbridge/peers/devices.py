@@ -9,10 +9,11 @@ never lose one another), never resets the list on a bad read, and drops entries 
 
 from __future__ import annotations
 
+import dataclasses
 import ipaddress
 import json
 import logging
-import os
+import math
 import re
 import threading
 import time
@@ -22,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from nutbridge.errors import NutbridgeError
-from nutbridge.files import describe, sync_folder
+from nutbridge.files import describe, replace_atomically
 
 log = logging.getLogger(__name__)
 
@@ -68,15 +69,14 @@ def validate(fields: Mapping[str, str]) -> Device:
     mac = field("mac").lower()
     if not MAC.match(mac):
         raise DeviceError("mac: write it as 00:11:22:33:44:55")
-    try:
-        ip = str(ipaddress.ip_address(field("ip")))
-    except ValueError:
-        raise DeviceError("ip: not an IPv4 or IPv6 address") from None
+    ip = address(field("ip"))
     stamp = field("stamp", 32)
     try:
-        float(stamp)
+        finite = math.isfinite(float(stamp))
     except ValueError:
-        raise DeviceError("stamp: not a number of seconds since the epoch") from None
+        finite = False
+    if not finite:
+        raise DeviceError("stamp: not a number of seconds since the epoch")
     name = field("name", 64)
     if not NAME.match(name):
         raise DeviceError("name: 1-64 letters, digits, spaces and .,()-")
@@ -88,6 +88,28 @@ def validate(fields: Mapping[str, str]) -> Device:
     if len(entries) > MAX_LOG or not all(isinstance(e, str) and LOG_ENTRY.match(e) for e in entries):
         raise DeviceError(f"log: at most {MAX_LOG} comma-separated timestamps")
     return Device(mac=mac, ip=ip, stamp=stamp, name=name, tz=tz, log=tuple(entries))
+
+
+def address(text: str) -> str:
+    """An IPv4 or IPv6 address, with an optional port as Solar Protocol appends its httpPort: ``192.0.2.7``,
+    ``192.0.2.7:8080``, ``2001:db8::7``, ``[2001:db8::7]:8080``; normalised. Host names are refused."""
+    host, port = text, ""
+    if text.startswith("["):
+        host, sep, rest = text[1:].partition("]")
+        if not sep or (rest and not rest.startswith(":")):
+            raise DeviceError("ip: write an IPv6 address with a port as [2001:db8::7]:8080")
+        port = rest[1:]
+    elif text.count(":") == 1:
+        host, port = text.split(":")
+    try:
+        ip = ipaddress.ip_address(host)
+    except ValueError:
+        raise DeviceError("ip: not an IPv4 or IPv6 address (with an optional :port)") from None
+    if text.startswith("[") or port:
+        if not (port.isdigit() and 0 < int(port) < 65536):
+            raise DeviceError("ip: the port must be 1-65535")
+        return f"[{ip}]:{int(port)}" if ip.version == 6 else f"{ip}:{int(port)}"
+    return str(ip)
 
 
 class DeviceList:
@@ -125,6 +147,41 @@ class DeviceList:
                 continue
         return devices
 
+    def current(self) -> list[Device]:
+        """The stored devices heard from within ``expiry_days``."""
+        oldest = self.clock() - self.expiry
+        return [d for d in self.read() if float(d.stamp) >= oldest]
+
+    def merge(self, learned: list[Device], *, own_mac: str) -> list[Device]:
+        """Add peers another node told us about; an entry we hold is replaced only by a newer one.
+
+        Returns the devices that were new to this list. ``own_mac`` is never taken from another node's word,
+        and stamps in the future (another node's clock, or a lie) count as now.
+        """
+        with self._lock:
+            now = self.clock()
+            oldest = now - self.expiry
+            known = {d.mac: d for d in self.read() if float(d.stamp) >= oldest}
+            new: list[Device] = []
+            changed = False
+            for device in learned:
+                if float(device.stamp) > now:
+                    device = dataclasses.replace(device, stamp=repr(now))  # noqa: PLW2901
+                held = known.get(device.mac)
+                if device.mac == own_mac or float(device.stamp) < oldest:
+                    continue
+                if held is None:
+                    if len(known) >= MAX_DEVICES:
+                        break
+                    new.append(device)
+                elif float(held.stamp) >= float(device.stamp):
+                    continue
+                known[device.mac] = device
+                changed = True
+            if changed:
+                self._write(list(known.values()))
+            return new
+
     def upsert(self, device: Device) -> tuple[list[Device], bool]:
         """Store ``device`` (replacing the entry with its MAC) and drop expired ones.
 
@@ -149,17 +206,7 @@ class DeviceList:
 
     def _write(self, devices: list[Device]) -> None:
         data = json.dumps([d.as_json() for d in devices], separators=(",", ":")).encode()
-        tmp = self.path.with_name(f".{self.path.name}.nutbridge.tmp")
         try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW | os.O_CLOEXEC, 0o644)
-            try:
-                os.write(fd, data)
-                os.fsync(fd)
-            finally:
-                os.close(fd)
-            os.replace(tmp, self.path)
+            replace_atomically(self.path, data)
         except OSError as exc:
-            tmp.unlink(missing_ok=True)
             raise DeviceError(f"cannot write {self.path}: {describe(exc)}; the list is unchanged") from exc
-        sync_folder(self.path.parent)

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import logging
 import ssl
+from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
 from typing import Self
@@ -17,6 +18,7 @@ from aiohttp.typedefs import Handler
 from nutbridge.config import Config
 from nutbridge.errors import ConfigError, NutbridgeError
 from nutbridge.peers.devices import DeviceList
+from nutbridge.peers.election import Election
 from nutbridge.peers.node import Node
 from nutbridge.server.api import JsonApi
 from nutbridge.server.daycache import DayCache
@@ -40,33 +42,49 @@ async def body_limit(request: web.Request, handler: Handler) -> web.StreamRespon
 def make_app(
     data_dir: Path,
     *,
+    cache: DayCache | None = None,
     devices: DeviceList | None = None,
     network_key: str | None = None,
     node: Node | None = None,
     live: LiveSnapshot | None = None,
+    election: Election | None = None,
 ) -> web.Application:
     """The application: the Solar Protocol v1 routes and the JSON API over ``data_dir``, the device list, this
-    node's identity and (when polling) the live snapshot."""
+    node's identity, (when polling) the live snapshot and (when electing) the election's state."""
     app = web.Application(client_max_size=MAX_BODY, middlewares=[body_limit])
-    cache = DayCache(data_dir)
+    cache = cache or DayCache(data_dir)
     node = node or Node({})
     legacy = ChargeController(cache, devices=devices, network_key=network_key, node=node)
     JsonApi(cache, live=live, devices=devices, network_key=network_key, node=node).routes(app)
     app.router.add_route("*", "/api/v1/chargecontroller.php", legacy.handle)
     app.router.add_route("*", "/api/v1/api.php", NetworkApi(cache, devices, network_key).handle)
+    if election is not None:
+        app.router.add_get("/api/election", election.handle)
     return app
 
 
-def app_for(config: Config, live: LiveSnapshot | None = None) -> web.Application:
-    """The application a configuration asks for."""
-    assert config.datalog.folder is not None  # with_overrides refuses an API without a data log
-    peers = config.peers
-    devices = None
-    if peers.network_key is not None:
-        path = peers.device_list or config.datalog.folder / "deviceList.json"
-        devices = DeviceList(path, expiry_days=peers.peer_expiry_days)
-    node = Node(config.node.info())
-    return make_app(config.datalog.folder, devices=devices, network_key=peers.network_key, node=node, live=live)
+@dataclass(frozen=True, slots=True)
+class Parts:
+    """What the routes and the peer tasks share, built from a configuration."""
+
+    data_dir: Path
+    cache: DayCache
+    devices: DeviceList | None
+    node: Node
+
+    @classmethod
+    def from_config(cls, config: Config) -> Parts:
+        assert config.datalog.folder is not None  # with_overrides refuses an API without a data log
+        folder, peers = config.datalog.folder, config.peers
+        devices = None
+        if peers.network_key is not None:
+            devices = DeviceList(peers.device_list_path(folder), expiry_days=peers.peer_expiry_days)
+        return cls(folder, DayCache(folder), devices, Node(config.node.info()))
+
+    def app(self, config: Config, live: LiveSnapshot | None, election: Election | None) -> web.Application:
+        """The application over these parts."""
+        return make_app(self.data_dir, cache=self.cache, devices=self.devices, network_key=config.peers.network_key,
+                        node=self.node, live=live, election=election)  # fmt: skip
 
 
 def tls_context(cert: Path, key: Path) -> ssl.SSLContext:

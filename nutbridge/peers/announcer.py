@@ -1,0 +1,164 @@
+"""The announcer: every ``announce_interval`` this node POSTs who it is to every node it knows, and learns
+the nodes they know from the device lists they answer with (v1's clientPostIP.py, as a task).
+
+The form is v1's (``api_key, stamp, ip, mac, name, tz, log``), URL-encoded, so v1 nodes store it. The
+node's own entry goes straight into its own list (v1 posts to localhost for that). Nodes learned from an
+answer are announced to in the same round, each address once per round. Answers are read up to a cap and
+every entry is validated before it is stored; one peer's failure is logged when it starts and when it ends.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import time
+from collections.abc import Callable, Sequence
+
+from nutbridge.files import describe
+from nutbridge.peers.client import PeerClient, PeerError
+from nutbridge.peers.devices import MAX_DEVICES, Device, DeviceError, DeviceList, validate
+from nutbridge.peers.identity import Identity
+from nutbridge.peers.poelog import PoeLog
+
+log = logging.getLogger(__name__)
+
+PATH = "/api/v1/api.php"
+WRONG_KEY = b"Wrong API Key provided."
+PARALLEL = 8  # posts in flight at once: a node on a solar budget does not flood its uplink
+READY_AFTER = 2  # rounds after which this node has heard the network (the election waits for it)
+
+
+class Announcer:
+    """Announces ``identity`` to ``seeds`` and every device in ``devices``; ``ready`` is set after two rounds."""
+
+    def __init__(
+        self,
+        *,
+        identity: Identity,
+        devices: DeviceList,
+        client: PeerClient,
+        network_key: str,
+        seeds: Sequence[str],
+        poe_log: PoeLog,
+        interval: float,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.identity = identity
+        self.devices = devices
+        self.client = client
+        self.network_key = network_key
+        self.seeds = tuple(seeds)
+        self.poe_log = poe_log
+        self.interval = interval
+        self.clock = clock
+        self.rounds = 0
+        self.ready = asyncio.Event()
+        self._failing: dict[str, str] = {}
+        self._parallel = asyncio.Semaphore(PARALLEL)
+
+    def __str__(self) -> str:
+        return f"announcer every {self.interval:g} s"
+
+    async def run(self) -> None:
+        """Announce every ``interval`` seconds, on a monotonic schedule, until cancelled."""
+        loop = asyncio.get_running_loop()
+        due = loop.time()
+        while True:
+            try:
+                await self.round()
+            except DeviceError as exc:
+                log.warning("announcement round: %s", exc)
+            except Exception:  # a bug in one round must not end the network part of the daemon
+                log.exception("announcement round failed")
+            self.rounds += 1
+            if self.rounds >= READY_AFTER:
+                self.ready.set()
+            due = max(due + self.interval, loop.time())
+            await asyncio.sleep(due - loop.time())
+
+    async def round(self) -> None:
+        """One announcement to every known node, and to every node their answers name."""
+        own = {self.identity.mac}
+        known = [d for d in await asyncio.to_thread(self.devices.current) if d.mac not in own]
+        queue = list(dict.fromkeys([*self.seeds, *(d.ip for d in known)]))
+        if not queue:
+            return
+        log_lines = await asyncio.to_thread(self.poe_log.newest)
+        try:
+            me = await asyncio.to_thread(self.me, queue[0], log_lines)
+        except OSError as exc:
+            log.warning("announcing: cannot find this node's address toward %s: %s", queue[0], describe(exc))
+            return
+        await asyncio.to_thread(self.devices.upsert, me)
+        posted: set[str] = {me.ip}
+        while queue and len(posted) <= MAX_DEVICES:
+            batch = [a for a in queue if a not in posted]
+            posted.update(batch)
+            answers = await asyncio.gather(*(self.announce_to(a, me) for a in batch))
+            learned = [d for answer in answers for d in answer]
+            new = await asyncio.to_thread(self.devices.merge, learned, own_mac=me.mac)
+            for device in new:
+                log.info("learned of node %s (%s) from a peer", device.name, device.ip)
+            queue = [d.ip for d in new]
+
+    def me(self, toward: str, log_lines: list[str]) -> Device:
+        """This node's entry, stamped now."""
+        return validate(
+            {
+                "mac": self.identity.mac,
+                "ip": self.identity.announced_ip(toward),
+                "stamp": repr(round(self.clock(), 3)),
+                "name": self.identity.name,
+                "tz": self.identity.tz,
+                "log": ",".join(log_lines),
+            }
+        )
+
+    async def announce_to(self, address: str, me: Device) -> list[Device]:
+        """POST ``me`` to one node; the valid entries of the device list it answers with."""
+        form = {"api_key": self.network_key, "stamp": me.stamp, "ip": me.ip, "mac": me.mac, "name": me.name,
+                "tz": me.tz, "log": ",".join(me.log)}  # fmt: skip
+        async with self._parallel:
+            try:
+                status, body = await self.client.post_form(address, PATH, form)
+            except PeerError as exc:
+                self._failed(address, str(exc))
+                return []
+        if status != 200:
+            self._failed(address, f"{address} answered HTTP {status}")
+            return []
+        if body.strip() == WRONG_KEY:
+            self._failed(address, f"{address} refused this node's network key")
+            return []
+        self._worked(address)
+        return parse_device_list(body)
+
+    def _failed(self, address: str, reason: str) -> None:
+        if self._failing.get(address) != reason:
+            log.warning("announcing to %s: %s", address, reason)
+        self._failing[address] = reason
+
+    def _worked(self, address: str) -> None:
+        if self._failing.pop(address, None) is not None:
+            log.info("announcing to %s works again", address)
+
+
+def parse_device_list(body: bytes) -> list[Device]:
+    """The valid entries of a v1 device-list answer (an empty body, v1's answer to a first post, is none)."""
+    try:
+        data = json.loads(body) if body.strip() else []
+    except ValueError:
+        return []
+    if not isinstance(data, list):
+        return []
+    devices = []
+    for entry in data[:MAX_DEVICES]:
+        if not isinstance(entry, dict):
+            continue
+        fields = {k: entry.get(k, "") for k in ("mac", "ip", "name", "tz", "log")}
+        try:
+            devices.append(validate({**fields, "stamp": str(entry.get("time stamp", ""))}))
+        except DeviceError:
+            continue
+    return devices

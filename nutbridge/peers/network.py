@@ -1,0 +1,93 @@
+"""This node's part in the solar network, built from ``[peers]`` and ``[node]``: the announcer and the
+election as tasks, sharing one HTTP client, the device list and the data log the API reads."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import socket
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+
+from nutbridge.config import Config
+from nutbridge.peers.announcer import Announcer
+from nutbridge.peers.client import PeerClient
+from nutbridge.peers.devices import DeviceList
+from nutbridge.peers.election import Election
+from nutbridge.peers.identity import Identity, interface_mac, safe_name
+from nutbridge.peers.node import Node
+from nutbridge.peers.poelog import PoeLog
+from nutbridge.server.daycache import DayCache
+from nutbridge.server.legacy import local_zone
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class PeerNetwork:
+    """The tasks a configuration enables (the election only with the announcer)."""
+
+    client: PeerClient
+    announcer: Announcer
+    election: Election | None
+
+    @classmethod
+    def from_config(cls, config: Config, *, cache: DayCache, devices: DeviceList, node: Node) -> PeerNetwork:
+        """Build what ``[peers] announce`` and ``election`` ask for (ConfigError when this node has no MAC)."""
+        peers = config.peers
+        # with_overrides: announcing needs the key and a listener, and a listener needs the data log
+        assert peers.network_key is not None
+        assert config.api.listen is not None
+        assert config.datalog.folder is not None
+        identity = Identity(
+            mac=peers.mac or interface_mac(peers.interface),
+            name=safe_name(str(node.info.get("name") or socket.gethostname())),
+            tz=local_zone(),
+            ip=peers.public_ip,
+            port=config.api.listen[1],
+            peer_port=peers.peer_port,
+        )
+        client = PeerClient(timeout=peers.peer_timeout, default_port=peers.peer_port)
+        poe_log = PoeLog(peers.poe_log_path(config.datalog.folder))
+        announcer = Announcer(
+            identity=identity,
+            devices=devices,
+            client=client,
+            network_key=peers.network_key,
+            seeds=peers.peers,
+            poe_log=poe_log,
+            interval=peers.announce_interval,
+        )
+        election = None
+        if peers.election:
+            election = Election(
+                identity=identity,
+                devices=devices,
+                client=client,
+                cache=cache,
+                node=node,
+                poe_log=poe_log,
+                interval=peers.election_interval,
+                freshness=peers.election_freshness,
+                margin=peers.election_margin,
+                dns_command=peers.dns_update_command,
+                dns_timeout=peers.dns_update_timeout,
+                ready=announcer.ready,
+            )
+        return cls(client, announcer, election)
+
+    @contextlib.asynccontextmanager
+    async def running(self) -> AsyncIterator[None]:
+        """Run the tasks while entered; they stop when it is left."""
+        async with self.client:
+            jobs: list[Announcer | Election] = [self.announcer, *([self.election] if self.election else [])]
+            tasks = [asyncio.create_task(job.run(), name=f"nutbridge.peers.{job}") for job in jobs]
+            for job in jobs:
+                log.info("%s (this node %s)", job, self.announcer.identity.mac)
+            try:
+                yield
+            finally:
+                for task in tasks:
+                    task.cancel()
+                await asyncio.gather(*tasks, return_exceptions=True)

@@ -1,0 +1,250 @@
+"""A real solar network: nutbridge nodes, each with its own simulator and sun, each in its own network
+namespace on its own address, joined by a bridge in a namespace of its own (nothing touches the machine's
+network). The test makes the namespaces and removes them; it needs root and iproute2.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import secrets
+import shutil
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.conftest import need
+
+KEY = "a network key for the test"
+SUBNET = "10.77.0"
+PORT = 8080
+WAIT = 60.0  # seconds any one expectation may take before the test gives up
+
+
+@dataclass
+class Net:
+    """The namespaces of one test run."""
+
+    prefix: str = field(default_factory=lambda: f"nbt{secrets.token_hex(2)}")
+    spaces: list[str] = field(default_factory=list)
+
+    @property
+    def switch(self) -> str:
+        return f"{self.prefix}-sw"
+
+    def add_host(self, name: str, ip: str) -> str:
+        """A namespace with ``eth0`` at ``ip``/24 on the bridge, and loopback up (the simulator listens there)."""
+        space = f"{self.prefix}-{name}"
+        ip_cmd("netns", "add", space)
+        self.spaces.append(space)
+        port = f"{self.prefix}{name}"[:15]
+        ip_cmd("-n", self.switch, "link", "add", port, "type", "veth", "peer", "name", "eth0", "netns", space)
+        ip_cmd("-n", self.switch, "link", "set", port, "master", "br0", "up")
+        ip_cmd("-n", space, "addr", "add", f"{ip}/24", "dev", "eth0")
+        ip_cmd("-n", space, "link", "set", "eth0", "up")
+        ip_cmd("-n", space, "link", "set", "lo", "up")
+        return space
+
+
+def ip_cmd(*args: str) -> None:
+    subprocess.run(["ip", *args], check=True, capture_output=True, timeout=10)
+
+
+@pytest.fixture
+def net() -> Iterator[Net]:
+    need(shutil.which("ip") is not None, "iproute2's ip command makes the test's network namespaces")
+    need(os.geteuid() == 0, "network namespaces need root")
+    made = Net()
+    ip_cmd("netns", "add", made.switch)
+    made.spaces.append(made.switch)
+    try:
+        ip_cmd("-n", made.switch, "link", "add", "br0", "type", "bridge")
+        ip_cmd("-n", made.switch, "link", "set", "br0", "up")
+        yield made
+    finally:
+        for space in made.spaces:  # deleting a namespace deletes its veth ends too
+            subprocess.run(["ip", "netns", "del", space], check=False, capture_output=True)
+
+
+@dataclass
+class Node:
+    """One nutbridge process in its namespace."""
+
+    name: str
+    ip: str
+    space: str
+    folder: Path
+    process: subprocess.Popen[bytes]
+
+    @property
+    def devices_file(self) -> Path:
+        return self.folder / "data" / "deviceList.json"
+
+    def known(self) -> set[str]:
+        """The names in this node's device list (the file, as a v1 tool reads it)."""
+        try:
+            return {entry["name"] for entry in json.loads(self.devices_file.read_text())}
+        except (OSError, ValueError):
+            return set()
+
+    def get(self, path: str) -> Any:
+        """GET a JSON route of this node from inside its own namespace."""
+        script = "import sys, urllib.request as u; sys.stdout.write(u.urlopen(sys.argv[1], timeout=5).read().decode())"
+        out = subprocess.run(
+            ["ip", "netns", "exec", self.space, sys.executable, "-c", script, f"http://{self.ip}:{PORT}{path}"],
+            capture_output=True,
+            timeout=20,
+            check=True,
+        )
+        return json.loads(out.stdout)
+
+    def command(self, line: str) -> None:
+        """Type a command to this node's simulator."""
+        assert self.process.stdin is not None
+        self.process.stdin.write(f"{line}\n".encode())
+        self.process.stdin.flush()
+
+    def log(self) -> str:
+        return (self.folder / "stderr.log").read_text(errors="replace")
+
+
+@contextlib.contextmanager
+def node_processes() -> Iterator[Callable[..., Node]]:
+    """Start nodes with ``start(...)``; every one is stopped when the block ends."""
+    started: list[Node] = []
+
+    def start(net: Net, tmp: Path, name: str, number: int, *, sun: str, seeds: list[str], **peers: Any) -> Node:
+        ip = f"{SUBNET}.{number}"
+        space = net.add_host(name, ip)
+        folder = tmp / name
+        folder.mkdir()
+        settings = {
+            "announce": True,
+            "announce_interval": 1,
+            "election": True,
+            "election_interval": 2,
+            "election_freshness": 10,
+            "public_ip": ip,
+            "peer_expiry_days": 12 / 86400,  # a node silent for 12 s is forgotten
+            "dns_update_command": ["/bin/sh", "-c", f'echo "$0 $1" >> {tmp}/dns.log', name, "{ip}"],
+        } | peers
+        config = folder / "node.toml"
+        config.write_text(
+            f'[source]\nkind = "simulator"\nstart = "{sun}"\n'
+            f"[monitor]\npoll_interval = 1\n"
+            f'[nut]\nport_file = "{folder}/ups.port"\nversion = "2.8.0"\n'
+            f'[datalog]\nfolder = "{folder}/data"\n'
+            f'[api]\nlisten = "{ip}:{PORT}"\n'
+            f'[node]\nname = "{name}"\npvWatts = 200\n'
+            f"[peers]\nnetwork_key = {json.dumps(KEY)}\npeer_port = {PORT}\npeers = {json.dumps(seeds)}\n"
+            + "".join(f"{k} = {json.dumps(v)}\n" for k, v in settings.items() if v is not None)
+        )
+        config.chmod(0o600)
+        (folder / "ups.port").touch()
+        with (folder / "stderr.log").open("wb") as stderr:
+            process = subprocess.Popen(
+                ["ip", "netns", "exec", space, sys.executable, "-m", "nutbridge", "-c", str(config)],
+                stdin=subprocess.PIPE,
+                stdout=subprocess.DEVNULL,
+                stderr=stderr,
+            )
+        node = Node(name, ip, space, folder, process)
+        started.append(node)
+        return node
+
+    try:
+        yield start
+    finally:
+        for node in started:
+            if node.process.poll() is None:
+                node.process.terminate()
+        for node in started:
+            if node.process.stdin:
+                node.process.stdin.close()
+            try:
+                node.process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                node.process.kill()
+                node.process.wait()
+
+
+def wait_for(what: str, check: Callable[[], bool], nodes: list[Node]) -> None:
+    """Wait until ``check()`` holds; on timeout, fail with every node's log."""
+    deadline = time.monotonic() + WAIT
+    while not check():
+        if time.monotonic() > deadline:
+            logs = "\n".join(f"--- {n.name}\n{n.log()[-3000:]}" for n in nodes)
+            pytest.fail(f"not within {WAIT:g} s: {what}\n{logs}")
+        for node in nodes:
+            assert node.process.poll() is None, f"{node.name} exited:\n{node.log()[-3000:]}"
+        time.sleep(0.3)
+
+
+def dns_log(tmp: Path) -> list[str]:
+    try:
+        return (tmp / "dns.log").read_text().splitlines()
+    except FileNotFoundError:
+        return []
+
+
+def test_three_nodes_find_each_other_elect_one_and_hand_over(net: Net, tmp_path: Path) -> None:
+    with node_processes() as start:
+        # The sun stands differently at each node: 08:00, 12:00 and 10:00 (scaled 22.5, 45 and 39 W).
+        a = start(net, tmp_path, "node-a", 1, sun="08:00", seeds=[])
+        b = start(net, tmp_path, "node-b", 2, sun="12:00", seeds=[a.ip])
+        c = start(net, tmp_path, "node-c", 3, sun="10:00", seeds=[b.ip])
+        nodes = [a, b, c]
+        names = {n.name for n in nodes}
+
+        wait_for("every node knows every other", lambda: all(n.known() == names for n in nodes), nodes)
+
+        def holders() -> list[str | None]:
+            return [n.get("/api/election")["holder"] for n in nodes]
+
+        b_mac = b.get("/api/election")["mac"]
+        wait_for("every node sees node-b as point of entry", lambda: holders() == [b_mac] * 3, nodes)
+        states = [n.get("/api/election") for n in nodes]
+        assert [s["point_of_entry"] for s in states] == [False, True, False]
+        assert dns_log(tmp_path) == [f"node-b {b.ip}"]  # the DNS command ran once, with its address
+
+        # Sunset at node-b: node-c, the next sunniest, takes over within two election rounds.
+        b.command("night")
+        wait_for("node-b reports no sun", lambda: b.get("/api/election")["scaled_wattage"] == 0, nodes)
+        rounds_at_sunset = c.get("/api/election")["rounds"]
+        c_mac = c.get("/api/election")["mac"]
+        wait_for("node-c becomes point of entry", lambda: c.get("/api/election")["point_of_entry"], nodes)
+        assert c.get("/api/election")["elected_round"] <= rounds_at_sunset + 2
+        wait_for("every node sees node-c as point of entry", lambda: holders() == [c_mac] * 3, nodes)
+        assert not b.get("/api/election")["point_of_entry"]
+        assert dns_log(tmp_path) == [f"node-b {b.ip}", f"node-c {c.ip}"]
+        poe_log = (c.folder / "data" / "poe.log").read_text().splitlines()
+        assert len(poe_log) == 1 and poe_log[0].startswith("INFO:root:")  # the v1 form announcements carry
+        wait_for(
+            "node-c's announcements carry its point-of-entry event",
+            lambda: any(e["name"] == "node-c" and len(e["log"]) == 1 for e in json.loads(a.devices_file.read_text())),
+            nodes,
+        )
+
+        # node-a goes silent (powered off): the others forget it once peer_expiry_days have passed.
+        a.process.kill()
+        a.process.wait()
+        alive = [b, c]
+        wait_for("node-a expires", lambda: all(n.known() == {"node-b", "node-c"} for n in alive), alive)
+
+        # A new node that knows only node-c learns every live node from that one answer. It announces once
+        # (its interval is an hour) and does not say its address: it finds the one its peer reaches it at.
+        d = start(net, tmp_path, "node-d", 4, sun="07:00", seeds=[c.ip], announce_interval=3600, election=False,
+                  public_ip=None)  # fmt: skip
+        wait_for("node-d knows every live node", lambda: d.known() == {"node-b", "node-c", "node-d"}, [*alive, d])
+        assert "learned of node node-b" in d.log()
+        wait_for("node-c stored node-d at its own address", lambda: "node-d" in c.known(), [*alive, d])
+        entry = next(e for e in json.loads(c.devices_file.read_text()) if e["name"] == "node-d")
+        assert entry["ip"] == d.ip
+        assert dns_log(tmp_path) == [f"node-b {b.ip}", f"node-c {c.ip}"]  # no flapping all along

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Install everything the suite needs, then run it: Debian's NUT (upsd, dummy-ups, upsmon), socat for a
-# serial line without hardware, systemd-analyze, Node.js for the JavaScript example; a virtualenv with
+# serial line without hardware, systemd-analyze, Node.js for the JavaScript example, iproute2 for the peer
+# network test's namespaces; a virtualenv with
 # nutbridge and its test tools;
 # then ruff, mypy and pytest. Extra arguments go to pytest.
 set -euo pipefail
@@ -13,6 +14,7 @@ done
 # Node.js runs the JavaScript client example (Debian 12's nodejs is 18, with fetch).
 command -v node >/dev/null || missing+=(nodejs)
 command -v openssl >/dev/null || missing+=(openssl)  # the tests' TLS certificates
+command -v ip >/dev/null || missing+=(iproute2)  # the peer network's namespaces, veth pairs and bridge
 # Debian's own python3 makes venvs only with python3-venv (ensurepip); a python3 from elsewhere brings its own.
 if [ ! -x .venv/bin/python ] && ! python3 -c 'import ensurepip' 2>/dev/null; then
     missing+=(python3-venv)

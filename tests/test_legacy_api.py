@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
+import threading
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -100,15 +102,33 @@ async def test_get_value_reads_todays_newest_row_without_an_allow_list(api: tupl
     assert await get(f"{url}/api.php") == ""
 
 
-async def test_fifty_peers_posting_at_once_all_end_up_in_the_list(api: tuple[str, Path]) -> None:
+async def test_fifty_peers_posting_1000_updates_at_once_all_end_up_in_the_list(api: tuple[str, Path]) -> None:
     url, devices = api
+    stop = threading.Event()
+    torn: list[str] = []
+
+    def reader() -> None:  # looks at the file the whole time, as v1's PHP and Python readers do
+        while not stop.is_set():
+            with contextlib.suppress(FileNotFoundError):
+                text = devices.read_text()
+                try:
+                    assert isinstance(json.loads(text), list)
+                except (ValueError, AssertionError):
+                    torn.append(text)
 
     async def peer(n: int) -> None:
-        for i in range(4):
+        for i in range(20):
             status, _ = await post(url, form(f"b8:27:eb:00:01:{n:02x}", name=f"Node {n}", stamp=f"{int(NOW) + i}"))
             assert status == 200
 
-    await asyncio.gather(*(peer(n) for n in range(50)))
+    watcher = threading.Thread(target=reader)
+    watcher.start()
+    try:
+        await asyncio.gather(*(peer(n) for n in range(50)))
+    finally:
+        stop.set()
+        watcher.join()
+    assert torn == [], "a reader saw a half-written device list"
     stored = json.loads(devices.read_text())
     assert sorted(d["name"] for d in stored) == sorted(f"Node {n}" for n in range(50))
-    assert {d["time stamp"] for d in stored} == {f"{int(NOW) + 3}"}
+    assert {d["time stamp"] for d in stored} == {f"{int(NOW) + 19}"}

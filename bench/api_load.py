@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import itertools
+import json
 import socket
 import statistics
 import subprocess
@@ -106,11 +107,13 @@ def polling_under_load(folder: Path, interval: float = 1.0, seconds: float = 20.
         port = s.getsockname()[1]
     port_file = folder / "solar.dev"
     port_file.write_text("")
+    lag_file = folder / "loop-lag.json"  # not a day file: the API never serves it
     with simulator() as sim_port:  # in its own process, as a real controller would be
         source = f"tcp://127.0.0.1:{sim_port}"
         daemon = subprocess.Popen(
             [
-                *(sys.executable, "-m", "nutbridge", "--source", source, "--port-file", str(port_file)),
+                *(sys.executable, "-m", "bench.lag_probe", str(lag_file)),
+                *("--source", source, "--port-file", str(port_file)),
                 *("--nut-version", "2.8.0", "--poll-interval", str(interval), "--data-dir", str(folder)),
                 *("--api-listen", f"127.0.0.1:{port}"),
             ],
@@ -124,6 +127,12 @@ def polling_under_load(folder: Path, interval: float = 1.0, seconds: float = 20.
         f"polling every {interval:g} s under 50 clients ({statistics.mean(rates):.0f} requests/s of duration=7): "
         f"{len(stamps)} polls, lateness p99 {late[int(len(late) * 0.99)]:.1f} ms, max {late[-1]:.1f} ms; "
         f"RSS {rss:.1f} MB with the week cached"
+    )
+    lags = sorted(json.loads(lag_file.read_text()))
+    print(
+        f"event-loop lag meanwhile (a 2 ms probe in the daemon's loop, {len(lags)} wake-ups): "
+        f"p50 {lags[len(lags) // 2] * 1000:.1f} ms, p99 {lags[int(len(lags) * 0.99)] * 1000:.1f} ms, "
+        f"max {lags[-1] * 1000:.1f} ms"
     )
 
 

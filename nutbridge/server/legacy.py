@@ -175,8 +175,10 @@ class ChargeController:
         if line == "head":
             return php.json_encode(rows[0])
         if php.compare(line, 0) >= 0 and php.compare(line, len(rows)) < 0:
-            index = int(len(rows) - 1 - php.number(line))  # PHP truncates a fractional index
-            row = rows[index]
+            # PHP's float offset: truncated, wrapped past 64 bits; an offset with no row (line=1000abc passes
+            # the string comparison) is null, so every cell is null
+            index = php.array_key(len(rows) - 1 - php.number(line))
+            row = rows[index] if 0 <= index < len(rows) else []
             return php.json_encode({name: row[p] if p < len(row) else None for p, name in enumerate(rows[0])})
         return ""
 

@@ -5,6 +5,7 @@
 from __future__ import annotations
 
 import json
+import math
 import re
 from collections.abc import Iterable
 from typing import Any
@@ -12,7 +13,8 @@ from typing import Any
 # PHP 8's numeric strings: optional whitespace, a sign, digits with an optional fraction and exponent.
 NUMERIC = re.compile(r"^[ \t\n\r\v\f]*[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?[ \t\n\r\v\f]*$")
 LEADING_NUMERIC = re.compile(r"^[ \t\n\r\v\f]*[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?")
-LEADING_INT = re.compile(r"^[ \t\n\r\v\f]*([+-]?\d+)")
+WHITESPACE = " \t\n\r\v\f"
+INT_MAX, INT_MIN = 2**63 - 1, -(2**63)
 
 
 def json_encode(value: Any) -> str:
@@ -29,9 +31,28 @@ def json_encode(value: Any) -> str:
 
 
 def intval(text: str) -> int:
-    """``intval($string)``: the leading integer, 0 if there is none."""
-    match = LEADING_INT.match(text)
-    return int(match[1]) if match else 0
+    """``intval($string)`` (PHP 7.1+): the leading number, fraction and exponent included, truncated toward zero
+    (``"1e1"`` is 10, ``"0.7e1"`` 7); 0 when there is none or it is infinite, PHP_INT_MAX/MIN beyond them."""
+    match = LEADING_NUMERIC.match(text)
+    if match is None:
+        return 0
+    digits = match[0].lstrip(WHITESPACE)
+    if "." not in match[1] and match[3] is None:
+        return max(INT_MIN, min(INT_MAX, int(digits)))  # an integer beyond 64 bits is a float in PHP: capped
+    value = float(digits)
+    if not math.isfinite(value):
+        return 0
+    if not INT_MIN <= value < INT_MAX:
+        return INT_MAX if value > 0 else INT_MIN
+    return int(value)
+
+
+def array_key(value: float) -> int:
+    """The integer key PHP 8 makes of a float array offset: truncated toward zero; NaN and ±INF are 0, and
+    beyond 64 bits it wraps modulo 2**64 (so ``$a[-1.0E21]`` is ``$a[-3875820019684212736]``)."""
+    if not math.isfinite(value):
+        return 0
+    return (int(value) - INT_MIN) % 2**64 + INT_MIN
 
 
 def is_numeric(text: str) -> bool:
@@ -70,15 +91,24 @@ Param = str | list[str]
 
 
 def get_params(pairs: Iterable[tuple[str, str]]) -> dict[str, Param]:
-    """``$_GET`` from a query: the last value of a key wins, and ``key[]=`` / ``key[x]=`` make an array."""
+    """``$_GET`` from a query: the last value of a key wins, and ``key[]=`` / ``key[x]=`` make an array.
+
+    Names as PHP registers them: cut at a NUL byte, leading spaces dropped, spaces and dots before the first
+    ``[`` made ``_``; when no ``]`` follows it, that ``[`` and any space, dot or ``[`` after it too
+    (``a[b.c`` is ``a_b_c``); a name that is empty before its ``[`` is dropped.
+    """
     params: dict[str, Param] = {}
-    for key, value in pairs:
-        base, bracket, _ = key.partition("[")
-        if bracket and key.endswith("]") and base:
-            current = params.get(base)
-            params[base] = [*current, value] if isinstance(current, list) else [value]
+    for raw, value in pairs:
+        key = raw.split("\0", 1)[0].lstrip(" ")
+        name, bracket, rest = key.partition("[")
+        name = name.replace(" ", "_").replace(".", "_")
+        if not name:
+            continue
+        if bracket and "]" in rest:
+            current = params.get(name)
+            params[name] = [*current, value] if isinstance(current, list) else [value]
         else:
-            params[key] = value
+            params[name + ("_" + re.sub(r"[ .\[]", "_", rest) if bracket else "")] = value
     return params
 
 

@@ -20,6 +20,7 @@ from nutbridge.peers.client import PeerClient, PeerError
 from nutbridge.peers.devices import MAX_DEVICES, Device, DeviceError, DeviceList, validate
 from nutbridge.peers.identity import Identity
 from nutbridge.peers.poelog import PoeLog
+from nutbridge.peers.schedule import every
 
 log = logging.getLogger(__name__)
 
@@ -61,21 +62,13 @@ class Announcer:
         return f"announcer every {self.interval:g} s"
 
     async def run(self) -> None:
-        """Announce every ``interval`` seconds, on a monotonic schedule, until cancelled."""
-        loop = asyncio.get_running_loop()
-        due = loop.time()
-        while True:
-            try:
-                await self.round()
-            except DeviceError as exc:
-                log.warning("announcement round: %s", exc)
-            except Exception:  # a bug in one round must not end the network part of the daemon
-                log.exception("announcement round failed")
-            self.rounds += 1
-            if self.rounds >= READY_AFTER:
-                self.ready.set()
-            due = max(due + self.interval, loop.time())
-            await asyncio.sleep(due - loop.time())
+        """Announce every ``interval`` seconds until cancelled."""
+        await every(self.interval, self.round, "announcement round", self._counted)
+
+    def _counted(self) -> None:
+        self.rounds += 1
+        if self.rounds >= READY_AFTER:
+            self.ready.set()
 
     async def round(self) -> None:
         """One announcement to every known node, and to every node their answers name."""

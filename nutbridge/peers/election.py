@@ -35,10 +35,11 @@ from typing import Any
 from aiohttp import web
 
 from nutbridge.peers.client import PeerClient, PeerError, split_address
-from nutbridge.peers.devices import Device, DeviceError, DeviceList
+from nutbridge.peers.devices import Device, DeviceList
 from nutbridge.peers.identity import Identity
 from nutbridge.peers.node import Node
 from nutbridge.peers.poelog import PoeLog
+from nutbridge.peers.schedule import every
 from nutbridge.server.daycache import DayCache
 
 log = logging.getLogger(__name__)
@@ -156,17 +157,7 @@ class Election:
         """Elect every ``interval`` seconds until cancelled."""
         if self.ready is not None:
             await self.ready.wait()
-        loop = asyncio.get_running_loop()
-        due = loop.time()
-        while True:
-            try:
-                await self.round()
-            except DeviceError as exc:
-                log.warning("election round: %s", exc)
-            except Exception:  # a bug in one round must not end the network part of the daemon
-                log.exception("election round failed")
-            due = max(due + self.interval, loop.time())
-            await asyncio.sleep(due - loop.time())
+        await every(self.interval, self.round, "election round", lambda: None)
 
     async def round(self) -> None:
         """Ask every known peer, choose, and act on a change."""

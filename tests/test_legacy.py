@@ -129,10 +129,61 @@ def arr(line: str) -> str:
         ("day[]=x", f"[[{arr(HEADER)},{arr(ROW_T1)},{arr(ROW_T2)}]]"),
         ("line=0&line[]=1", ""),
         ("line[]=1&line=0", obj(ROW_T2)),  # a later plain key replaces the array
+        # found by bench/php_compare.py against the original on php-cli 8.2, then checked on these files:
+        # intval() takes a fraction and an exponent, and INF is 0
+        ("value=PV-voltage&duration=0.5e1", f'{{"datetime":"PV voltage","{T1}":"13.35","{T2}":"13.33","{Y1}":"19.1"}}'),
+        ("value=PV-voltage&duration=1e999", "13.33"),
+        ("day=0.1e1", f"[[{arr(HEADER)},{arr(ROW_T1)},{arr(ROW_T2)}]]"),
+        ("day=1e1", ""),
+        # a leading-numeric line passes the string comparison: an offset with no row is all nulls (was a 500),
+        # and -INF as an offset is 0, the header
+        ("line=1000abc", "{" + ",".join(f'"{k}":null' for k in HEADER.split(",")) + "}"),
+        ("line=1e999abc", obj(HEADER)),
+        # names as PHP registers them: leading spaces dropped, cut at NUL, an unclosed [ or a dot is _
+        ("%20value=PV-voltage", "13.33"),
+        ("value%00x=PV-voltage", "13.33"),
+        ("value[=PV-voltage", ""),
+        ("value.x=PV-voltage", ""),
     ],
 )
 async def test_answers_byte_for_byte(api: str, query: str, body: str) -> None:
     assert await get(api, query) == body
+
+
+@pytest.mark.parametrize(
+    ("text", "value"),  # each checked with php-cli 8.2's intval()
+    [("1e1", 10), ("0.5e1", 5), (".5e1", 5), ("3.9", 3), (" 3", 3), ("3 ", 3), ("\n2", 2), ("+3", 3), ("1e2abc", 100),
+     ("1.5e", 1), ("0x1A", 0), ("abc", 0), ("", 0), ("1e999", 0), ("-1e999", 0),
+     ("99999999999999999999", 2**63 - 1), ("-99999999999999999999", -(2**63)), ("1e19", 2**63 - 1)],
+)  # fmt: skip
+def test_intval_as_php(text: str, value: int) -> None:
+    from nutbridge.server import php
+
+    assert php.intval(text) == value
+
+
+@pytest.mark.parametrize(
+    ("offset", "key"),  # each checked with php-cli 8.2: array_keys() of [$offset => 1]
+    [(-0.5, 0), (1.9, 1), (float("inf"), 0), (float("-inf"), 0), (float("nan"), 0), (-1.8446744073709552e19, 0),
+     (1.8446744073709556e19, 4096), (-1e21, -3875820019684212736), (1e19, -8446744073709551616),
+     (9.223372036854776e18, -(2**63))],
+)  # fmt: skip
+def test_float_offsets_as_php(offset: float, key: int) -> None:
+    from nutbridge.server import php
+
+    assert php.array_key(offset) == key
+
+
+@pytest.mark.parametrize(
+    ("query", "params"),  # each checked with php-cli 8.2: json_encode($_GET)
+    [("a.b[c.d", {"a_b_c_d": "1"}), ("a[b.c", {"a_b_c": "1"}), ("  a b", {"a_b": "1"}), ("a\0x", {"a": "1"}),
+     ("a[x]y", {"a": ["1"]}), ("[x]", {}), ("a[", {"a_": "1"}), ("a]", {"a]": "1"}), (".a", {"_a": "1"}),
+     ("a[x][y]", {"a": ["1"]})],
+)  # fmt: skip
+def test_get_names_as_php(query: str, params: dict[str, object]) -> None:
+    from nutbridge.server import php
+
+    assert php.get_params([(query, "1")]) == params
 
 
 async def test_only_get_is_answered(api: str) -> None:

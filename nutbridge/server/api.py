@@ -9,6 +9,7 @@ are accepted too.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import datetime as dt
 import json
 import time
@@ -18,7 +19,7 @@ from typing import Any
 from aiohttp import web
 
 from nutbridge.datalog import HEADER, day_file
-from nutbridge.model import Reading
+from nutbridge.model import ChargeStage, Reading
 from nutbridge.peers.devices import DeviceError, DeviceList, validate
 from nutbridge.peers.node import Node
 from nutbridge.server.daycache import DayCache
@@ -28,6 +29,7 @@ from nutbridge.snapshot import Comms
 
 STALE_AFTER = 3  # polls: an answer older than this many intervals is stale
 MAX_DAYS = 31
+MIN_STEP, MAX_STEP = 0.001, 86400
 DEVICE_FIELDS = ("mac", "ip", "stamp", "name", "tz", "log")
 
 
@@ -47,6 +49,39 @@ def reading_json(reading: Reading) -> dict[str, Any]:
     data["charge_stage"] = None if reading.charge_stage is None else reading.charge_stage.value
     data["faults"] = list(reading.faults)
     return data
+
+
+async def json_body(request: web.Request) -> Any:
+    """The request's body as JSON; ValueError says why it is not."""
+    raw = await request.read()
+    charset = request.charset or "utf-8"
+    try:
+        text = raw.decode(charset)
+    except LookupError:
+        raise ValueError(f"the body's charset {charset!r} is unknown") from None
+    except UnicodeDecodeError:
+        raise ValueError(f"the body is not {charset} text") from None
+    try:
+        return json.loads(text)
+    except RecursionError:
+        raise ValueError("the body is not JSON: nested too deeply") from None
+    except ValueError:
+        raise ValueError("the body is not JSON") from None
+
+
+def device_fields(body: Mapping[str, Any]) -> dict[str, Any]:
+    """The device fields of a JSON object, as ``validate`` takes them; DeviceError names a field of the wrong type.
+
+    Text stays text (``validate`` refuses anything else); ``stamp`` may be a JSON number, ``log`` a list or the
+    comma-separated string of a v1 form.
+    """
+    fields = {k: v for k, v in body.items() if k in DEVICE_FIELDS}
+    stamp = fields.get("stamp")
+    if isinstance(stamp, int | float) and not isinstance(stamp, bool):
+        fields["stamp"] = str(stamp)
+    if not isinstance(fields.get("log", ""), str | list):
+        raise DeviceError("log: a list of timestamps, or one comma-separated string of them")
+    return fields
 
 
 def iso(t: float | None) -> str | None:
@@ -109,10 +144,7 @@ class JsonApi:
                 "age": round(time.time() - good.time, 3),
                 "error": None if latest.error is None else str(latest.error),
                 "variables": dict(good.variables),
-                "reading": None
-                if reading is None
-                else {k: getattr(reading, k) for k in reading.__slots__ if k != "charge_stage"}
-                | {"charge_stage": None if reading.charge_stage is None else reading.charge_stage.value},
+                "reading": None if reading is None else reading_json(reading),
             }
         )
 
@@ -141,8 +173,8 @@ class JsonApi:
             if unknown:
                 raise ValueError(f"fields: unknown {', '.join(unknown)}; known: {', '.join(HEADER[1:])}")
             step = float(q.get("step", "0"))
-            if not 0 <= step <= 86400:
-                raise ValueError("step: seconds, 0-86400")
+            if not (step == 0 or MIN_STEP <= step <= MAX_STEP):  # a smaller step overflows the slot number
+                raise ValueError(f"step: seconds, 0 (every row) or {MIN_STEP}-{MAX_STEP}")
         except (ValueError, KeyError) as exc:
             return error(400, f"bad query: {exc}")
         return reply({"fields": ["datetime", *fields], "rows": self.rows(first, last, fields, step)})
@@ -150,10 +182,9 @@ class JsonApi:
     def rows(self, first: dt.date, last: dt.date, fields: list[str], step: float) -> list[list[str]]:
         out: list[list[str]] = []
         bucket = None
-        day = first
-        while day <= last:
-            rows = self.cache.rows(day_file(self.cache.folder, day).name) or []
-            if rows:
+        for n in range((last - first).days + 1):  # never a day past ``last`` (9999-12-31 has none)
+            rows = self.cache.rows(day_file(self.cache.folder, first + dt.timedelta(days=n)).name) or []
+            if rows and all(f in rows[0] for f in fields):  # a file whose header was torn has no columns
                 index = [rows[0].index(f) for f in fields]
                 for row in rows[1:]:
                     if step:
@@ -165,7 +196,6 @@ class JsonApi:
                             continue
                         bucket = slot
                     out.append([row[0], *(row[i] for i in index)])
-            day += dt.timedelta(days=1)
         return out
 
     def authorized(self, request: web.Request) -> bool:
@@ -173,6 +203,10 @@ class JsonApi:
         given = (
             header.removeprefix("Bearer ") if header.startswith("Bearer ") else request.headers.get("X-Network-Key", "")
         )
+        try:
+            given.encode()
+        except UnicodeEncodeError:  # bytes that are not UTF-8 (aiohttp keeps them as surrogates): not the key
+            return False
         return key_matches(given, self.network_key)
 
     async def get_devices(self, request: web.Request) -> web.Response:
@@ -194,18 +228,19 @@ class JsonApi:
         if self.devices is None:
             return error(503, "this node keeps no device list")
         try:
-            body = await request.json()
-        except (ValueError, UnicodeDecodeError):
-            return error(400, "the body is not JSON")
+            body = await json_body(request)
+        except ValueError as exc:
+            return error(400, str(exc))
         if not isinstance(body, Mapping):
-            return error(400, "the body must be a JSON object with mac, ip, stamp, name, tz, log")
-        fields = {
-            k: v if k == "log" else str(v) for k, v in body.items() if k in ("mac", "ip", "stamp", "name", "tz", "log")
-        }
+            return error(400, f"the body must be a JSON object with {', '.join(DEVICE_FIELDS)}")
         try:
-            devices, _ = await asyncio.to_thread(self.devices.upsert, validate(fields))
+            device = validate(device_fields(body))
         except DeviceError as exc:
             return error(400, str(exc))
+        try:
+            devices, _ = await asyncio.to_thread(self.devices.upsert, device)
+        except DeviceError as exc:  # the list cannot be read or written, or is full: not the sender's fault
+            return error(503, str(exc))
         return reply([d.as_json() for d in devices])
 
     async def system(self, request: web.Request) -> web.Response:
@@ -217,53 +252,224 @@ class JsonApi:
         return reply(OPENAPI)
 
 
-def op(summary: str, *codes: int, params: tuple[dict[str, Any], ...] = (), body: bool = False) -> dict[str, Any]:
-    """One OpenAPI operation: its summary, parameters and the status codes it answers."""
+def nullable(schema: dict[str, Any]) -> dict[str, Any]:
+    return {**schema, "nullable": True}
+
+
+def obj(properties: dict[str, Any], *, optional: tuple[str, ...] = (), closed: bool = True) -> dict[str, Any]:
+    """A JSON object schema: every property required but ``optional``; ``closed``: no other keys."""
+    schema: dict[str, Any] = {"type": "object", "properties": properties}
+    required = [k for k in properties if k not in optional]
+    if required:
+        schema["required"] = required
+    if closed:
+        schema["additionalProperties"] = False
+    return schema
+
+
+TEXT = {"type": "string"}
+REASON = {"type": "string", "minLength": 1}
+# A Reading field's type (model.py's annotation) → its JSON schema; a new field of a new type fails here, at import
+READING_TYPES: dict[str, dict[str, Any]] = {
+    "float": {"type": "number"},
+    "float | None": nullable({"type": "number"}),
+    "bool": {"type": "boolean"},
+    "bool | None": nullable({"type": "boolean"}),
+    "tuple[str, ...]": {"type": "array", "items": TEXT},
+    "ChargeStage | None": nullable({"type": "string", "enum": [s.value for s in ChargeStage]}),
+}
+READING = obj({f.name: READING_TYPES[str(f.type)] for f in dataclasses.fields(Reading)})
+DEVICE = obj(
+    {
+        "mac": {"type": "string", "pattern": "^[0-9a-f]{2}(:[0-9a-f]{2}){5}$"},
+        "ip": TEXT,
+        "time stamp": TEXT,
+        "name": TEXT,
+        "tz": TEXT,
+        "log": {"type": "array", "items": TEXT},
+    }
+)
+COLUMNS = list(HEADER[1:])
+# What POST /api/devices takes. It is no stricter than the server (a request it refuses breaks this schema), so
+# where JSON Schema's patterns (ECMA-262: \w, \d and $ are ASCII-only and end-only) cannot say what Python's do,
+# the description says it. Other keys are ignored.
+DEVICE_IN = obj(
+    {
+        "mac": {
+            "type": "string",
+            "pattern": "^[0-9A-Fa-f]{2}(:[0-9A-Fa-f]{2}){5}$",
+            "description": "the node's MAC address; stored in lower case",
+        },
+        "ip": {
+            "anyOf": [
+                {"type": "string", "format": "ipv4"},
+                {"type": "string", "format": "ipv6"},
+                {"type": "string", "pattern": r"^(\[[0-9A-Fa-f:.]+\]|[0-9.]+):[0-9]{1,5}$"},
+            ],
+            "description": "an IPv4 or IPv6 address, with an optional port (1-65535): 192.0.2.7:8080, "
+            "[2001:db8::7]:8080; no host names",
+        },
+        "stamp": {
+            "anyOf": [
+                {"type": "number"},
+                {
+                    "type": "string",
+                    "maxLength": 32,
+                    "pattern": r"^[+-]?([0-9_]+\.?[0-9_]*|\.[0-9_]+)([eE][+-]?[0-9_]+)?$",
+                },
+            ],
+            "description": "when the node sent this: seconds since the epoch, a finite number",
+        },
+        "name": {
+            "type": "string",
+            "minLength": 1,
+            "maxLength": 64,
+            "description": "1-64 letters or digits of any script, spaces and .,()-",
+        },
+        "tz": {
+            "type": "string",
+            "maxLength": 100,
+            "pattern": "^([A-Za-z0-9_+-]{1,32}(/[A-Za-z0-9_+-]{1,32}){0,2})?$",
+            "description": "a time-zone name such as America/New_York, or empty",
+        },
+        "log": {
+            "anyOf": [
+                {"type": "array", "maxItems": 256, "items": {"type": "string", "maxLength": 40}},
+                {"type": "string"},
+            ],
+            "description": "at most 256 timestamps of letters, digits and :.+- (a list, or a comma-separated string)",
+        },
+    },
+    optional=("tz", "log"),
+    closed=False,
+)
+SCHEMAS: dict[str, dict[str, Any]] = {
+    "Error": obj({"error": REASON}),
+    "Status": obj(
+        {
+            "comms": {"type": "string", "enum": [c.value for c in Comms]},
+            "fresh": {"type": "boolean"},
+            "time": {"type": "string", "format": "date-time"},
+            "last_good": {"type": "string", "format": "date-time"},
+            "age": {"type": "number", "description": "seconds since the last good poll"},
+            "error": nullable(TEXT),
+            "variables": {"type": "object", "additionalProperties": nullable(TEXT)},
+            "reading": nullable(READING),  # inline: OpenAPI 3.0 ignores "nullable" beside a $ref
+        }
+    ),
+    "Healthy": obj({"status": {"type": "string", "enum": ["ok"]}}),
+    "Unhealthy": obj({"status": {"type": "string", "enum": ["unhealthy"]}, "reason": REASON}),
+    "Readings": obj(
+        {
+            "fields": {"type": "array", "items": {"type": "string", "enum": list(HEADER)}, "minItems": 1},
+            "rows": {"type": "array", "items": {"type": "array", "items": TEXT}},
+        }
+    ),
+    "Device": DEVICE,
+    "Devices": {"type": "array", "items": DEVICE},
+    "DeviceIn": DEVICE_IN,
+    "System": obj(
+        {
+            "wattage-scaler": nullable(
+                {"type": "number", "description": "50 W / pvWatts; null without a usable pvWatts"}
+            )
+        },
+        closed=False,
+    ),
+    "OpenApi": {"type": "object", "required": ["openapi", "info", "paths"]},
+}
+DESCRIPTIONS = {200: "OK", 400: "a bad query or body, with its reason", 401: "no or a wrong network key",
+                413: "a body over 64 KiB", 503: "not available now, with its reason"}  # fmt: skip
+
+
+def ref(name: str) -> dict[str, str]:
+    return {"$ref": f"#/components/schemas/{name}"}
+
+
+def op(
+    summary: str,
+    responses: dict[int, str],
+    *,
+    params: tuple[dict[str, Any], ...] = (),
+    body: str | None = None,
+    secure: bool = False,
+) -> dict[str, Any]:
+    """One OpenAPI operation: its summary, parameters, body and the schema of each status code it answers."""
     doc: dict[str, Any] = {
         "summary": summary,
-        "responses": {str(c): {"description": DESCRIPTIONS[c], "content": {"application/json": {}}} for c in codes},
+        "responses": {
+            str(code): {"description": DESCRIPTIONS[code], "content": {"application/json": {"schema": ref(name)}}}
+            for code, name in responses.items()
+        },
     }
     if params:
         doc["parameters"] = list(params)
     if body:
-        doc["requestBody"] = {"required": True, "content": {"application/json": {"schema": {"type": "object"}}}}
+        doc["requestBody"] = {"required": True, "content": {"application/json": {"schema": ref(body)}}}
+        # refused by the body limit before the route sees it, as aiohttp's plain text
+        doc["responses"]["413"] = {"description": DESCRIPTIONS[413], "content": {"text/plain": {"schema": TEXT}}}
+    if secure:
+        doc["security"] = [{"bearer": []}, {"networkKey": []}]
+        doc["responses"]["401"] = {
+            "description": DESCRIPTIONS[401],
+            "content": {"application/json": {"schema": ref("Error")}},
+        }
     return doc
 
 
-def query(name: str, kind: str, description: str) -> dict[str, Any]:
-    return {"name": name, "in": "query", "required": False, "schema": {"type": kind}, "description": description}
+def query(name: str, schema: dict[str, Any], description: str, **style: Any) -> dict[str, Any]:
+    return {"name": name, "in": "query", "required": False, "schema": schema, "description": description} | style
 
 
-DESCRIPTIONS = {200: "OK", 400: "a bad query or body, with its reason", 401: "no or a wrong network key",
-                503: "not available now, with its reason"}  # fmt: skip
 READINGS = op(
     "History from the data log",
-    200,
-    400,
+    {200: "Readings", 400: "Error"},
     params=(
-        query("from", "string", "first local date, YYYY-MM-DD (default today)"),
-        query("to", "string", "last local date, YYYY-MM-DD (default today)"),
-        query("days", "integer", "the last N days, today included (instead of from/to)"),
-        query("fields", "string", "comma-separated column names of the day files"),
-        query("step", "number", "keep the first row of each step seconds"),
+        query("from", {"type": "string", "format": "date"}, "first local date, YYYY-MM-DD (default today)"),
+        query("to", {"type": "string", "format": "date"}, f"last local date (default today); at most {MAX_DAYS} days"),
+        query(
+            "days",
+            {"type": "integer", "minimum": 1, "maximum": MAX_DAYS},
+            "the last N days, today included (instead of from/to)",
+        ),
+        query(
+            "fields",
+            {"type": "array", "items": {"type": "string", "enum": COLUMNS}},
+            "column names of the day files, comma-separated (default all)",
+            style="form",
+            explode=False,
+        ),
+        query(
+            "step",
+            {"anyOf": [{"type": "number", "enum": [0]}, {"type": "number", "minimum": MIN_STEP, "maximum": MAX_STEP}]},
+            "keep the first row of each step seconds (0, the default: every row)",
+        ),
     ),
 )
 OPENAPI: dict[str, Any] = {
     "openapi": "3.0.3",
     "info": {"title": "nutbridge API", "version": "1"},
     "components": {
-        "securitySchemes": {"networkKey": {"type": "http", "scheme": "bearer"}},
+        "securitySchemes": {
+            "bearer": {"type": "http", "scheme": "bearer", "description": "the network key"},
+            "networkKey": {"type": "apiKey", "in": "header", "name": "X-Network-Key", "description": "the network key"},
+        },
+        "schemas": SCHEMAS,
     },
     "paths": {
-        "/api/status": {"get": op("NUT variables, reading, age and comms state", 200, 503)},
-        "/health": {"get": op("200 when fresh, 503 with a reason when stale or in nocomms", 200, 503)},
+        "/api/status": {"get": op("NUT variables, reading, age and comms state", {200: "Status", 503: "Error"})},
+        "/health": {
+            "get": op("200 when fresh, 503 with a reason when stale or in nocomms", {200: "Healthy", 503: "Unhealthy"})
+        },
         "/api/readings": {"get": READINGS},
         "/api/charge-controller": {"get": READINGS},
         "/api/devices": {
-            "get": {**op("The device list", 200, 401, 503), "security": [{"networkKey": []}]},
-            "post": {**op("Add or update a device", 200, 400, 401, 503, body=True), "security": [{"networkKey": []}]},
+            "get": op("The device list", {200: "Devices", 503: "Error"}, secure=True),
+            "post": op(
+                "Add or update a device", {200: "Devices", 400: "Error", 503: "Error"}, body="DeviceIn", secure=True
+            ),
         },
-        "/api/system": {"get": op("This node's identity", 200)},
-        "/api/openapi.json": {"get": op("This document", 200)},
+        "/api/system": {"get": op("This node's identity (local.json's keys) and wattage scaler", {200: "System"})},
+        "/api/openapi.json": {"get": op("This document", {200: "OpenApi"})},
     },
 }

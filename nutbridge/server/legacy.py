@@ -230,7 +230,7 @@ class ChargeController:
         if info != "deviceList":
             return ""
         try:
-            names = [d.name for d in self.devices.read()] if self.devices else []
+            names = [d.name for d in self.devices.current()] if self.devices else []
         except DeviceError:
             names = []
         return php.json_encode(names)

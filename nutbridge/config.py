@@ -25,6 +25,9 @@ from nutbridge.redact import has_password, redact_url
 from nutbridge.sources.modbus_url import ModbusTarget, parse_modbus_url
 
 MIN_POLL_INTERVAL = 0.2
+HOST = re.compile(r"^(\[[0-9A-Fa-f:.]+\]|[0-9A-Za-z.-]{1,253})(:\d{1,5})?$")
+ENLIGHTEN_LOGIN = "https://enlighten.enphaseenergy.com/login/login.json?"  # the "?" is part of it, as enphase-monitor's
+ENTREZ_TOKENS = "https://entrez.enphaseenergy.com/tokens"
 ADDRESS = re.compile(r"^(\[[0-9A-Fa-f:.]+\]|[0-9A-Za-z.:-]{1,253})(:\d{1,5})?$")
 MAX_CONFIG_SIZE = 64 * 1024
 
@@ -94,6 +97,14 @@ def _argv(value: list[object]) -> bool:
     return 0 < len(value) <= 100 and all(isinstance(a, str) and a for a in value)
 
 
+def _https(value: str) -> bool:
+    return value.startswith("https://") and len(value) <= 500
+
+
+def _http(value: str) -> bool:
+    return value.startswith(("http://", "https://")) and len(value) <= 500
+
+
 def _clock_time(value: str) -> bool:
     hours, sep, minutes = value.partition(":")
     return bool(sep) and hours.isdigit() and minutes.isdigit() and int(hours) < 24 and int(minutes) < 60
@@ -151,9 +162,46 @@ class SimulatorConfig:
     timeout: float = key(1.0, **seconds(0.05, 30))
 
 
-SourceConfig = TracerConfig | SimulatorConfig
-SOURCE_KINDS: Mapping[str, type[TracerConfig] | type[SimulatorConfig]] = {
-    cls.kind: cls for cls in (TracerConfig, SimulatorConfig)
+@dataclass(frozen=True, slots=True, kw_only=True)
+class EnvoyConfig:
+    """``[source] kind = "envoy"``: an Enphase IQ Gateway, with a token from Enphase's cloud."""
+
+    kind: ClassVar[str] = "envoy"
+    host: str = key("envoy.local", types=str, check=lambda v: bool(HOST.match(v)), allowed="a host name or address")
+    serial: str | None = key(types=str, check=lambda v: v.isalnum(), allowed="the gateway's serial number")
+    username: str | None = key(types=str, check=bool, allowed="your Enlighten user name (e-mail)")
+    password: str | None = key(types=str, check=bool, secret=True, allowed="your Enlighten password")
+    token_file: Path | None = key(
+        types=str, check=bool, convert=_path, allowed="where the token is kept (default: the state folder)"
+    )
+    state_dir: Path | None = key(types=str, check=bool, convert=_path, allowed="a folder that is not world-writable")
+    login_timeout: float = key(10.0, **seconds(5, 120))
+    api_timeout: float = key(10.0, **seconds(2, 120))
+    load_kwh: float = key(
+        768.0, types=(int, float), check=lambda v: v >= 0, allowed="watts per kWh of battery; 0: no ups.load"
+    )
+    meters: bool = key(True, types=bool, allowed="true or false (false: enphase-monitor's DISABLE_METERS)")
+    login_url: str = key(ENLIGHTEN_LOGIN, types=str, check=_https, allowed="an https:// URL")
+    token_url: str = key(ENTREZ_TOKENS, types=str, check=_https, allowed="an https:// URL")
+
+    @property
+    def timeout(self) -> float:
+        """What one poll may take: the gateway's answers, plus a token renewal's login."""
+        return self.api_timeout
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class PowerwallConfig:
+    """``[source] kind = "powerwall"``: a Tesla Powerwall through a pyPowerwall proxy (it handles Tesla's login)."""
+
+    kind: ClassVar[str] = "powerwall"
+    url: str = key("http://localhost:8675", types=str, check=_http, url=True, allowed="the proxy's http(s):// URL")
+    timeout: float = key(5.0, **seconds(0.5, 60))
+
+
+SourceConfig = TracerConfig | SimulatorConfig | EnvoyConfig | PowerwallConfig
+SOURCE_KINDS: Mapping[str, type[SourceConfig]] = {
+    cls.kind: cls for cls in (TracerConfig, SimulatorConfig, EnvoyConfig, PowerwallConfig)
 }
 
 
@@ -162,6 +210,8 @@ class MonitorConfig:
     """``[monitor]``: the poll schedule and when silence becomes comms loss."""
 
     poll_interval: float = key(10.0, **seconds(MIN_POLL_INTERVAL, 3600))
+    # enphase-monitor's POLLFREQALERT: poll faster while on battery or in nocomms (None: poll_interval).
+    poll_interval_on_battery: float | None = key(None, **seconds(MIN_POLL_INTERVAL, 3600))
     # Seconds a device may stay silent before NUT is told (the port file is renamed): rides out a glitch.
     nocomms_grace: float = key(10.0, **seconds(0, 3600))
 

@@ -128,6 +128,7 @@ async def poll(
             source,
             runners,
             interval=config.monitor.poll_interval,
+            interval_on_battery=config.monitor.poll_interval_on_battery,
             grace=0.0 if single else config.monitor.nocomms_grace,
             settings=HandSettings(portfile, settings).get,
         )

@@ -75,6 +75,7 @@ class Monitor:
         runners: Sequence[SinkRunner] = (),
         *,
         interval: float,
+        interval_on_battery: float | None = None,
         grace: float = 10.0,
         settings: Callable[[], Mapping[str, str]] = lambda: NO_SETTINGS,
         clock: Callable[[], float] = time.monotonic,
@@ -84,6 +85,7 @@ class Monitor:
         self.source = source
         self.runners = list(runners)
         self.interval = interval
+        self.interval_on_battery = interval_on_battery or interval
         self.grace = grace
         self.settings = settings
         self.clock = clock
@@ -96,6 +98,13 @@ class Monitor:
         self._last_good: float | None = None
         self._power: PowerState | None = None
         self._reset_requested = False
+
+    @property
+    def active_interval(self) -> float:
+        """The interval now: ``interval_on_battery`` while on battery or without contact (enphase-monitor's
+        POLLFREQALERT), when NUT most needs fresh news; ``interval`` otherwise."""
+        on_battery = self._power is not None and not self._power.on_line
+        return self.interval_on_battery if on_battery or self.comms is not Comms.OK else self.interval
 
     def request_reset(self) -> None:
         """Reconnect before the next poll, so device info is read again (SIGHUP)."""
@@ -122,7 +131,7 @@ class Monitor:
 
         retrying = AsyncRetrying(
             stop=out_of_time,
-            wait=wait_exponential_jitter(multiplier=FIRST_BACKOFF, max=max(0.1, self.interval / 4), jitter=0.05),
+            wait=wait_exponential_jitter(multiplier=FIRST_BACKOFF, max=max(0.1, self.active_interval / 4), jitter=0.05),
             retry=retry_if_exception_type(SourceError),
             reraise=True,
             sleep=self.sleep,
@@ -143,7 +152,7 @@ class Monitor:
     def deadline(self, start: float) -> float:
         """When this poll must give up: within its share of the interval, and, while failing, at the end
         of the grace, so comms loss is declared on time. One attempt is always allowed."""
-        end = start + self.interval * POLL_SHARE
+        end = start + self.active_interval * POLL_SHARE
         if self._failing_since is not None and self.comms is not Comms.LOST:
             end = min(end, max(self._failing_since + self.grace, start + self.source.timeout + MIN_ATTEMPT))
         return end
@@ -225,8 +234,8 @@ class Monitor:
         """
         next_at = self.clock()
         while not stop.is_set():
-            self.publish(await self.poll(next_at + self.interval * POLL_SHARE))
-            next_at = max(next_at + self.interval, self.clock())
+            self.publish(await self.poll(next_at + self.active_interval * POLL_SHARE))
+            next_at = max(next_at + self.active_interval, self.clock())
             try:
                 async with asyncio.timeout(max(0.0, next_at - self.clock())):
                     await stop.wait()

@@ -339,3 +339,22 @@ async def test_default_grace_rides_out_5_s_and_reports_20_s_at_any_phase(interva
     start = phase if interval > phase else phase % interval
     assert not await renamed_during(Outage(start, start + 5.0), interval, until=60)
     assert await renamed_during(Outage(start, start + 20.0), interval, until=60)
+
+
+async def test_on_battery_or_without_contact_the_faster_interval_applies() -> None:
+    outage = Outage(start=10.0, end=20.0)  # answers on battery (1 A drain, no PV) outside [10, 20)
+    monitor = Monitor(outage, interval=60, interval_on_battery=5, grace=100, clock=outage.clock, sleep=outage.sleep)
+    assert monitor.active_interval == 60  # nothing known yet
+    assert (await monitor.poll()).power is not None and monitor.active_interval == 5  # OB: POLLFREQALERT
+    outage.now = 12.0
+    assert (await monitor.poll()).comms is Comms.FAILING and monitor.active_interval == 5
+    assert Monitor(outage, interval=60).active_interval == 60  # unset: the one interval everywhere
+
+    class Sunny(Outage):
+        async def read(self) -> Reading:
+            return Reading(time=self.now, battery_charge=80, pv_power=50.0, battery_current=3.0)
+
+    sunny = Sunny(0, 0)
+    monitor = Monitor(sunny, interval=60, interval_on_battery=5, clock=sunny.clock, sleep=sunny.sleep)
+    await monitor.poll()
+    assert monitor.active_interval == 60  # OL: the normal interval

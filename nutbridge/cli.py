@@ -64,6 +64,9 @@ def setup_logging(debug: int) -> None:
     # pymodbus logs frame dumps at ERROR on every failure; we log one line per state change instead.
     logging.getLogger("pymodbus").setLevel(logging.DEBUG if debug >= 2 else logging.CRITICAL)
     logging.getLogger("asyncio").setLevel(logging.WARNING)
+    # httpx logs every request at INFO (with its URL, where a token could one day travel): only its warnings
+    for chatty in ("httpx", "httpcore"):
+        logging.getLogger(chatty).setLevel(logging.DEBUG if debug >= 2 else logging.WARNING)
 
 
 def make_demo_folder() -> Path:

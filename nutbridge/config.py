@@ -329,6 +329,28 @@ class NodeConfig:
         return info
 
 
+def _fixture() -> Any:
+    return key(types=str, check=lambda v: len(v) <= 1024 * 1024, allowed="the answer's text; empty: the query fails")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class TestModeConfig:
+    """``[test]``: enphase-monitor's TEST mode; the gateway's answers may be given as its TEST_* fixtures."""
+
+    enabled: bool = key(False, types=bool, allowed="true or false")
+    sess: str | None = _fixture()
+    token: str | None = _fixture()
+    relay: str | None = _fixture()
+    live: str | None = _fixture()
+    reports: str | None = _fixture()
+    secctrl: str | None = _fixture()
+    info: str | None = _fixture()
+
+    def fixtures(self) -> dict[str, str | None]:
+        """The fixtures set, by enphase-monitor's names without TEST_ (None: the shipped answer)."""
+        return {name: getattr(self, name) for name in ("sess", "token", "relay", "live", "reports", "secctrl", "info")}
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Config:
     """Everything the daemon needs, validated."""
@@ -340,11 +362,18 @@ class Config:
     api: ApiConfig = ApiConfig()
     peers: PeersConfig = PeersConfig()
     node: NodeConfig = NodeConfig()
+    test: TestModeConfig = TestModeConfig()
     origin: str = "command line"  # where the settings came from, for messages
 
 
 SectionClass = (
-    type[MonitorConfig] | type[NutConfig] | type[DataLogConfig] | type[ApiConfig] | type[PeersConfig] | type[NodeConfig]
+    type[MonitorConfig]
+    | type[NutConfig]
+    | type[DataLogConfig]
+    | type[ApiConfig]
+    | type[PeersConfig]
+    | type[NodeConfig]
+    | type[TestModeConfig]
 )
 SECTIONS: Mapping[str, SectionClass] = {
     "monitor": MonitorConfig,
@@ -353,6 +382,7 @@ SECTIONS: Mapping[str, SectionClass] = {
     "api": ApiConfig,
     "peers": PeersConfig,
     "node": NodeConfig,
+    "test": TestModeConfig,
 }
 RENAMED = {"monitor.nocomms_after": "monitor.nocomms_grace (seconds of silence, default 10)"}
 
@@ -513,4 +543,8 @@ def with_overrides(
         raise ConfigError(f"{config.origin}: no port file; set nut.port_file or pass --port-file PATH")
     if config.source is None or (isinstance(config.source, TracerConfig) and config.source.url is None):
         raise ConfigError(f"{config.origin}: no source; set source.url, or pass --source URL or --simulate")
+    if isinstance(config.source, EnvoyConfig):
+        missing = [k for k in ("serial", "username", "password") if getattr(config.source, k) is None]
+        if missing and not config.test.enabled:
+            raise ConfigError(f"{config.origin}: the Enphase gateway needs source.{', source.'.join(missing)}")
     return config

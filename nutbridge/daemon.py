@@ -11,20 +11,22 @@ import asyncio
 import contextlib
 import logging
 import signal
-from collections.abc import AsyncIterator, Coroutine
+from collections.abc import AsyncIterator, Callable, Coroutine
+from pathlib import Path
 from typing import Any
 
 from nutbridge import __version__
-from nutbridge.config import Config, SimulatorConfig, TracerConfig
+from nutbridge.config import Config, EnvoyConfig, SimulatorConfig, TracerConfig
 from nutbridge.datalog import DataLog
 from nutbridge.monitor import Monitor, Source
-from nutbridge.nut import upsconf, version
+from nutbridge.nut import upsconf, variables, version
 from nutbridge.nut.driver import PortFileSink
 from nutbridge.nut.portfile import HandSettings, PortFile
-from nutbridge.nut.variables import setting_names
+from nutbridge.nut.variables import first, setting_names
 from nutbridge.printer import PollPrinter
 from nutbridge.server.live import LiveSnapshot
 from nutbridge.sinks import Sink, SinkRunner
+from nutbridge.testmode import StateCycle
 
 log = logging.getLogger("nutbridge")
 
@@ -35,9 +37,18 @@ STOP_GRACE = 5.0  # seconds sinks get to finish what is queued when the daemon s
 
 
 @contextlib.asynccontextmanager
-async def open_source(config: Config, *, demo: bool) -> AsyncIterator[tuple[Source, list[Coroutine[Any, Any, None]]]]:
-    """The configured source, and the background work it brings (the simulator's stdin commands)."""
-    if isinstance(config.source, TracerConfig):
+async def open_source(
+    config: Config, *, demo: bool, charge_low: Callable[[], float | None] = lambda: None
+) -> AsyncIterator[tuple[Source, list[Coroutine[Any, Any, None]]]]:
+    """The configured source, and the background work it brings (the simulator's stdin commands).
+
+    In TEST mode the source goes through the state loop (``charge_low`` sets where lowbatt is).
+    """
+    if isinstance(config.source, EnvoyConfig):
+        async with open_envoy(config, config.source, charge_low) as envoy:
+            yield envoy, []
+        return
+    if isinstance(config.source, TracerConfig) and not config.test.enabled:  # TEST mode drives the simulator
         from nutbridge.sources.tracer import TracerSource
 
         assert config.source.url is not None  # with_overrides refuses a tracer without a URL
@@ -52,7 +63,46 @@ async def open_source(config: Config, *, demo: bool) -> AsyncIterator[tuple[Sour
     async with SimulatedSource(
         speed=DEMO_SPEED if demo else sim.speed, timeout=sim.timeout, start=DEMO_START if demo else sim.start
     ) as simulated:
-        yield simulated, [simulated.commands()]
+        if config.test.enabled:
+            yield StateCycle(simulated, simulated.enter, charge_low), []
+        else:
+            yield simulated, [simulated.commands()]
+
+
+@contextlib.asynccontextmanager
+async def open_envoy(
+    config: Config, envoy: EnvoyConfig, charge_low: Callable[[], float | None]
+) -> AsyncIterator[Source]:
+    """The Enphase gateway with its token cache; in TEST mode, answered from fixtures through the state loop."""
+    from nutbridge.sources.envoy import EnvoySource
+    from nutbridge.sources.envoy_token import TokenCache
+
+    state_dir = envoy.state_dir or (config.nut.port_file.parent if config.nut.port_file else Path.cwd())
+    serial = envoy.serial or "TEST"
+    fixtures = None
+    if config.test.enabled:
+        from nutbridge.sources.envoy_testmode import FixtureGateway
+
+        fixtures = FixtureGateway(config.test.fixtures(), serial=serial, login_url=envoy.login_url,
+                                  token_url=envoy.token_url)  # fmt: skip
+    tokens = TokenCache(
+        envoy.token_file or state_dir / "enphase.token",
+        serial=serial,
+        username=envoy.username or "test",
+        password=envoy.password or "test",
+        login_url=envoy.login_url,
+        token_url=envoy.token_url,
+        timeout=envoy.login_timeout,
+        min_renew_interval=0.0 if fixtures else 900.0,
+        transport=fixtures.transport if fixtures else None,
+    )
+    source = EnvoySource(envoy.host, serial=serial, tokens=tokens, timeout=envoy.api_timeout, meters=envoy.meters,
+                         load_kwh=envoy.load_kwh, transport=fixtures.transport if fixtures else None)  # fmt: skip
+    async with source:
+        if fixtures is None:
+            yield source
+        else:
+            yield StateCycle(source, fixtures.driver(tokens), charge_low)
 
 
 @contextlib.asynccontextmanager
@@ -111,7 +161,12 @@ async def poll(
     dialect = version.Dialect(config.nut.version or await asyncio.to_thread(version.detect))
     assert config.nut.port_file is not None
     restart = upsconf.restart_command(config.nut.port_file, config.nut.driver_restart_command)
-    async with open_source(config, demo=demo) as (source, background):
+    by_hand = HandSettings(portfile, {"battery.charge.low"}).get
+
+    def charge_low() -> float:
+        return first(variables.number(by_hand().get("battery.charge.low")), variables.DEFAULT_CHARGE_LOW)
+
+    async with open_source(config, demo=demo, charge_low=charge_low) as (source, background):
         settings = setting_names(source.table)
         sink = PortFileSink(portfile, dialect=dialect, settings=settings, restart_command=restart)
         sinks: list[Sink] = [sink]
@@ -129,8 +184,10 @@ async def poll(
             runners,
             interval=config.monitor.poll_interval,
             interval_on_battery=config.monitor.poll_interval_on_battery,
-            grace=0.0 if single else config.monitor.nocomms_grace,
+            # TEST mode shows each state, nocomms too, whatever the grace
+            grace=0.0 if single or config.test.enabled else config.monitor.nocomms_grace,
             settings=HandSettings(portfile, settings).get,
+            before_poll=source.advance if isinstance(source, StateCycle) else None,
         )
         if single:
             for job in background:

@@ -64,3 +64,6 @@ class DeviceInfo:
     pv_current_rated: float | None = None
     pv_power_rated: float | None = None
     load_current_rated: float | None = None
+    serial: str | None = None
+    battery_energy: float | None = None  # Wh, where a gateway gives energy rather than ampere-hours
+    battery_charge_restart: float | None = None  # %: where a gateway's battery starts again after a shutdown

@@ -81,6 +81,7 @@ class Monitor:
         clock: Callable[[], float] = time.monotonic,
         wall_clock: Callable[[], float] = time.time,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,  # the backoff's; a test's clock has its own
+        before_poll: Callable[[], Awaitable[None]] | None = None,  # once per poll, before its first attempt
     ) -> None:
         self.source = source
         self.runners = list(runners)
@@ -91,6 +92,7 @@ class Monitor:
         self.clock = clock
         self.wall_clock = wall_clock
         self.sleep = sleep
+        self.before_poll = before_poll
         self.polls = 0
         self.failures = 0
         self.comms = Comms.OK
@@ -165,6 +167,8 @@ class Monitor:
             self._reset_requested = False
             await self.source.reset()
         try:
+            if self.before_poll is not None:
+                await self.before_poll()
             reading = await self.read(min(deadline or float("inf"), self.deadline(start)))
         except SourceError as exc:
             return self._failed(exc, start)

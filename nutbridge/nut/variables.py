@@ -34,6 +34,7 @@ class Inputs:
     charge_low: float
     capacity: float | None  # Ah
     voltage_nominal: float | None
+    by_hand: Mapping[str, str]  # every setting the port file sets by hand, for a family's own formulas
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -134,6 +135,7 @@ def evaluate(
         charge_low=charge_low,
         capacity=first(number(by_hand.get("battery.capacity")), info.battery_capacity),
         voltage_nominal=first(number(by_hand.get("battery.voltage.nominal")), info.battery_voltage_nominal),
+        by_hand=by_hand,
     )
     values: dict[str, str | None] = {}
     for var in table:

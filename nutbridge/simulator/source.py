@@ -8,10 +8,11 @@ from collections.abc import Sequence
 from nutbridge.model import DeviceInfo, Reading
 from nutbridge.nut.variables import Var
 from nutbridge.simulator.control import read_commands
-from nutbridge.simulator.physics import Plant
+from nutbridge.simulator.physics import Mode, Plant
 from nutbridge.simulator.server import SimulatedTracer
 from nutbridge.sources.modbus_url import ModbusTarget
 from nutbridge.sources.tracer import TracerSource
+from nutbridge.testmode import State
 
 
 class SimulatedSource:
@@ -67,6 +68,13 @@ class SimulatedSource:
     async def reset(self) -> None:
         """Drop the Modbus link."""
         await self.tracer.reset()
+
+    async def enter(self, state: State, charge: float) -> None:
+        """TEST mode's driver: sun for the online states, silence for nocomms, night for the battery ones."""
+        mode = {State.NOCOMMS: Mode.SILENT, State.ONBATT: Mode.NIGHT, State.LOWBATT: Mode.LOWBATT}.get(state, Mode.SUN)
+        self.plant.set_mode(mode)
+        if mode is not Mode.SILENT:
+            self.plant.soc = charge
 
     async def commands(self) -> None:
         """Apply simulator commands typed on stdin until it closes."""

@@ -1,0 +1,215 @@
+"""The NUT table of an Enphase IQ Gateway: the same variables, with the same digits, as NUT's enphase-monitor
+writes for the same data, so a user moving over sees no change in upsc but where enphase-monitor was wrong.
+
+- ``input.*`` is the net-consumption meter (the grid), ``output.*`` the total-consumption meter (the load);
+  the cumulative row always, and for a 3-phase site each line as ``P.L<n>.*`` with ``P.L<n>-N.voltage``.
+- Values keep enphase-monitor's arithmetic: one decimal (power factor two), currents as realpower over
+  voltage from the rounded values, truncated to two decimals; ``battery.voltage`` from a LiFePO4 cell table
+  scaled by ``battery.voltage.high``; ``battery.runtime`` and ``ups.load`` by its formulas (LOADKWH watts of
+  rated output per kWh of battery). The arithmetic is in integers of hundredths, as its shell did, so the
+  last digit agrees.
+- Unlike enphase-monitor, with the meters off (DISABLE_METERS) no meter variable is written at all, and so
+  no runtime or load: it wrote zeros, which upsmon and dashboards take for a measured 0 W.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+
+from nutbridge.model import Reading
+from nutbridge.nut.variables import COMMON, RUNTIME_CAP, Inputs, Value, Var, first, number
+
+# LiFePO4 cell volts ×100 at 0, 10, … 100 % and 110 % (charging), as enphase-monitor's table
+CELL = (250, 290, 310, 320, 325, 330, 335, 340, 345, 350, 360, 365)
+MFR, MODEL = "Enphase Energy", "IQ Gateway"
+DEFAULTS = {
+    "battery.type": "LFP",
+    "battery.voltage.high": "86.4",
+    "battery.voltage.nominal": "76.8",
+    "battery.voltage.low": "68.5",
+    "battery.charge.restart": "10",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Meter:
+    """One row of a meter report: watts, volt-amperes, volts, power factor, hertz (a missing value is 0)."""
+
+    watts: float = 0.0
+    va: float = 0.0
+    volts: float = 0.0
+    power_factor: float = 0.0
+    hertz: float = 0.0
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class GatewayReading(Reading):
+    """A Reading with the gateway's meters: ``grid`` and ``load`` hold the cumulative row and then one row
+    per line of a 3-phase site; ``storage`` the battery meter's cumulative row. None: not read (meters off)."""
+
+    grid: tuple[Meter, ...] | None = None
+    load: tuple[Meter, ...] | None = None
+    storage: Meter | None = None
+    phases: int | None = None
+    load_kwh: float = 768.0
+    charge_text: str | None = None  # the state of charge as the gateway wrote it
+
+
+def hundredths(value: float | str) -> int:
+    """A value ×100, rounded as printf's %.2f rounds (enphase-monitor's int100)."""
+    return int(f"{float(value):.2f}".replace(".", ""))
+
+
+def ratio(places: int, numerator: int, denominator: int) -> str:
+    """numerator / denominator with ``places`` decimals, truncated toward zero (enphase-monitor's idiv2float);
+    a zero denominator gives 0."""
+    if denominator == 0:
+        return f"{0:.{places}f}"
+    sign = "-" if (numerator < 0) != (denominator < 0) else ""
+    a, b = abs(numerator), abs(denominator)
+    whole, fraction = a // b, (a % b) * 10**places // b
+    return f"{sign}{whole}.{fraction:0{places}d}"
+
+
+def one(value: float) -> str:
+    return f"{value:.1f}"
+
+
+def reading(x: Inputs) -> GatewayReading | None:
+    return x.reading if isinstance(x.reading, GatewayReading) else None
+
+
+def setting(x: Inputs, name: str) -> str | None:
+    """A setting: as the port file sets it by hand, else the gateway's or enphase-monitor's default."""
+    if name in x.by_hand:
+        return x.by_hand[name]
+    info = x.info
+    found = {
+        "battery.capacity": None if info.battery_energy is None else f"{info.battery_energy:g}",
+        "battery.charge.restart": None if info.battery_charge_restart is None else f"{info.battery_charge_restart:g}",
+    }.get(name)
+    return found if found is not None else DEFAULTS.get(name)
+
+
+def meter_rows(prefix: str, pick: Callable[[GatewayReading], tuple[Meter, ...] | None]) -> list[Var]:
+    """The rows of one meter group: the cumulative row, then L1..L3 (3-phase only)."""
+
+    def part(line: int, get: Callable[[Meter], str]) -> Callable[[Inputs], Value]:
+        def value(x: Inputs) -> Value:
+            r = reading(x)
+            rows = None if r is None else pick(r)
+            if rows is None or len(rows) <= line or (line > 0 and r is not None and r.phases != 3):
+                return None
+            return get(rows[line])
+
+        return value
+
+    def current(m: Meter) -> str:
+        return ratio(2, hundredths(one(m.watts)), hundredths(one(m.volts)))
+
+    rows = []
+    for line in range(4):
+        name = prefix if line == 0 else f"{prefix}.L{line}"
+        voltage = f"{prefix}.voltage" if line == 0 else f"{prefix}.L{line}-N.voltage"
+        rows += [
+            Var(name=f"{name}.realpower", value=part(line, lambda m: one(m.watts))),
+            Var(name=f"{name}.power", value=part(line, lambda m: one(m.va))),
+            Var(name=voltage, value=part(line, lambda m: one(m.volts))),
+            Var(name=f"{name}.powerfactor", value=part(line, lambda m: f"{m.power_factor:.2f}")),
+            Var(name=f"{name}.frequency", value=part(line, lambda m: one(m.hertz))),
+            Var(name=f"{name}.current", value=part(line, current)),
+        ]
+    return rows
+
+
+def battery_current(x: Inputs) -> Value:
+    r = reading(x)
+    if r is None or r.storage is None:
+        return None
+    return ratio(2, hundredths(r.storage.watts), hundredths(r.storage.volts))
+
+
+def battery_voltage(x: Inputs) -> Value:
+    """Pack volts from the state of charge on a LiFePO4 curve, scaled so 100 % is battery.voltage.high."""
+    r, high = reading(x), number(setting(x, "battery.voltage.high"))
+    if r is None or r.battery_charge is None or high is None:
+        return None
+    soc = min(11000, max(0, hundredths(r.battery_charge)))
+    i = 10 if soc > 10000 else soc // 1000
+    cell = CELL[i] + (CELL[i + 1] - CELL[i]) * (soc - i * 1000) // 1000
+    return ratio(1, cell * hundredths(high) // CELL[10], 100)
+
+
+def output_watts(r: GatewayReading) -> int | None:
+    """The load's watts ×100, from the rounded value as written (what both formulas use)."""
+    return None if not r.load else hundredths(one(r.load[0].watts))
+
+
+def runtime(x: Inputs) -> Value:
+    """Seconds from the present charge down to battery.charge.restart at the present load; 2 days at most."""
+    r, capacity = reading(x), number(setting(x, "battery.capacity"))
+    restart = number(setting(x, "battery.charge.restart"))
+    watts = None if r is None else output_watts(r)
+    if r is None or r.battery_charge is None or capacity is None or watts is None or restart is None:
+        return None
+    soc, floor = hundredths(r.battery_charge), hundredths(restart)
+    if watts <= 0:
+        return RUNTIME_CAP
+    if soc < floor:
+        return 0
+    return min(RUNTIME_CAP, (soc - floor) * int(capacity) * 36 // watts)
+
+
+def load_percent(x: Inputs) -> Value:
+    """The load as a share of what the batteries' inverters can deliver: load_kwh W per kWh of storage."""
+    r, capacity = reading(x), number(setting(x, "battery.capacity"))
+    watts = None if r is None else output_watts(r)
+    if r is None or capacity is None or watts is None or r.load_kwh <= 0:
+        return None
+    return ratio(1, watts * 100, int(r.load_kwh) * (int(capacity) // 10))
+
+
+def phases(x: Inputs) -> Value:
+    r = reading(x)
+    return "3" if r is not None and r.phases == 3 else None
+
+
+def fixed(name: str) -> Var:
+    return Var(name=name, value=lambda x: setting(x, name), setting=True)
+
+
+def charge(x: Inputs) -> Value:
+    r = reading(x)
+    return r.charge_text if r is not None and r.charge_text is not None else x.reading.battery_charge
+
+
+BY_NAME: Mapping[str, Var] = {v.name: v for v in COMMON}
+TABLE: tuple[Var, ...] = (
+    BY_NAME["ups.status"],
+    BY_NAME["ups.alarm"],
+    Var(name="battery.charge", value=charge),
+    BY_NAME["battery.charge.low"],
+    fixed("battery.charge.restart"),
+    fixed("battery.capacity"),
+    fixed("battery.type"),
+    fixed("battery.voltage.high"),
+    fixed("battery.voltage.nominal"),
+    fixed("battery.voltage.low"),
+    Var(name="battery.voltage", value=battery_voltage),
+    Var(name="battery.current", value=battery_current),
+    Var(name="battery.runtime", value=runtime),
+    Var(name="ups.load", value=load_percent),
+    *meter_rows("input", lambda r: r.grid),
+    *meter_rows("output", lambda r: r.load),
+    Var(name="input.phases", value=phases),
+    Var(name="output.phases", value=phases),
+    Var(name="device.mfr", value=lambda x: first(x.by_hand.get("device.mfr"), MFR), setting=True),
+    Var(name="device.model", value=lambda x: first(x.by_hand.get("device.model"), MODEL), setting=True),
+    Var(name="ups.mfr", value=lambda x: x.info.mfr, setting=True),
+    Var(name="ups.model", value=lambda x: x.info.model, setting=True),
+    Var(name="device.type", value=lambda _: "ups", setting=True),
+    Var(name="device.serial", value=lambda x: x.info.serial, setting=True),
+    Var(name="ups.serial", value=lambda x: x.info.serial, setting=True),
+    Var(name="ups.firmware", value=lambda x: x.info.firmware, setting=True),
+)

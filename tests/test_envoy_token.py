@@ -1,0 +1,408 @@
+"""The Envoy token cache against a real HTTPS server on loopback that plays Enlighten (login) and Entrez (tokens).
+
+The server has a self-signed certificate made by openssl; the cache trusts it through ``verify``. Time is an
+injected clock, so expiry, clock skew and the backoff between calls are tested without waiting."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import socket
+import ssl
+import stat
+import time
+from collections.abc import AsyncIterator, Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import jwt
+import pytest
+from aiohttp import web
+
+from nutbridge.errors import SourceError
+from nutbridge.server.app import tls_context
+from nutbridge.sources.envoy_token import INVALID_JWT, TokenCache, TokenError, expiry
+
+SERIAL = "122233445566"
+USERNAME = "owner@example.org"
+PASSWORD = "p&ss=w0rd [s3cret]%"  # characters that must be URL-encoded
+LOGIN = "/login/login.json"
+TOKENS = "/tokens"
+HOUR = 3600.0
+
+
+def make_jwt(exp: object, **claims: Any) -> str:
+    """A token shaped like Entrez's (HS256 instead of ES256: the signature is not checked); no exp for None."""
+    payload: dict[str, Any] = {"aud": SERIAL, "iss": "Entrez", "enphaseUser": "owner", "username": USERNAME}
+    if exp is not None:
+        payload["exp"] = int(exp) if isinstance(exp, float) and exp < 1e18 else exp
+    return jwt.encode({**payload, **claims}, "a test key that is long enough for HS256", algorithm="HS256")
+
+
+class Clock:
+    """A clock the test moves by hand."""
+
+    def __init__(self) -> None:
+        self.now = time.time()
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@dataclass
+class Cloud:
+    """What the fake Enlighten and Entrez answer, and every request they got (path, headers, body)."""
+
+    token: str = ""
+    login_status: int = 200
+    session_id: str | None = "session-42"
+    token_statuses: list[int] = field(default_factory=list)  # answered first, one per token request
+    requests: list[tuple[str, dict[str, str], bytes]] = field(default_factory=list)
+    base: str = ""
+
+    def count(self, path: str) -> int:
+        return sum(1 for p, _, _ in self.requests if p == path)
+
+    async def login(self, request: web.Request) -> web.Response:
+        self.requests.append((request.path, dict(request.headers), await request.read()))
+        if self.login_status != 200:
+            return web.json_response({"message": "Invalid username or password"}, status=self.login_status)
+        answer = {"message": "success"} | ({"session_id": self.session_id} if self.session_id else {})
+        return web.json_response(answer)
+
+    async def tokens(self, request: web.Request) -> web.Response:
+        self.requests.append((request.path, dict(request.headers), await request.read()))
+        if self.token_statuses:
+            return web.Response(status=self.token_statuses.pop(0), text="busy")
+        return web.Response(text=self.token)
+
+
+@pytest.fixture
+def clock() -> Clock:
+    return Clock()
+
+
+@pytest.fixture
+def trust(certificate: tuple[Path, Path]) -> ssl.SSLContext:
+    return ssl.create_default_context(cafile=str(certificate[0]))
+
+
+@pytest.fixture
+async def cloud(certificate: tuple[Path, Path], clock: Clock) -> AsyncIterator[Cloud]:
+    cloud = Cloud(token=make_jwt(clock.now + 180 * 86400))
+    app = web.Application()
+    app.router.add_post(LOGIN, cloud.login)
+    app.router.add_post(TOKENS, cloud.tokens)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0, ssl_context=tls_context(*certificate))
+    await site.start()
+    cloud.base = f"https://127.0.0.1:{runner.addresses[0][1]}"
+    yield cloud
+    await runner.cleanup()
+
+
+@pytest.fixture
+def folder(tmp_path: Path) -> Path:
+    path = tmp_path / "state"
+    path.mkdir(mode=0o700)
+    return path
+
+
+@pytest.fixture
+async def make(
+    cloud: Cloud, folder: Path, clock: Clock, trust: ssl.SSLContext
+) -> AsyncIterator[Callable[..., TokenCache]]:
+    """Builds caches aimed at ``cloud`` with short retry waits; all are closed at the end."""
+    caches: list[TokenCache] = []
+
+    def build(**kwargs: Any) -> TokenCache:
+        settings: dict[str, Any] = {
+            "serial": SERIAL,
+            "username": USERNAME,
+            "password": PASSWORD,
+            "login_url": f"{cloud.base}{LOGIN}?",
+            "token_url": f"{cloud.base}{TOKENS}",
+            "timeout": 2.0,
+            "verify": trust,
+            "clock": clock,
+            "max_wait": 0.3,
+        }
+        cache = TokenCache(kwargs.pop("path", folder / "envoy.token"), **(settings | kwargs))
+        caches.append(cache)
+        return cache
+
+    yield build
+    for cache in caches:
+        await cache.aclose()
+
+
+@pytest.fixture
+def secrets_hidden(caplog: pytest.LogCaptureFixture) -> Iterator[None]:
+    """Every log line of the test, httpx's included, must be free of the password and the tokens."""
+    caplog.set_level(logging.DEBUG)
+    yield
+    text = "\n".join(record.getMessage() for record in caplog.get_records("call"))
+    assert "HTTP Request: POST" in text  # httpx's own lines were captured too
+    assert PASSWORD not in text and "[s3cret]" not in text
+    assert ".eyJ" not in text  # a JWT's header.payload boundary
+
+
+def closed_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+    return port
+
+
+@pytest.mark.usefixtures("secrets_hidden")
+async def test_first_get_logs_in_saves_the_file_0600_then_answers_from_memory(
+    make: Callable[..., TokenCache], cloud: Cloud, folder: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    cache = make()
+    assert cache.expires_at is None
+    assert await cache.get() == cloud.token
+    assert cache.expires_at == expiry(cloud.token)
+    (login_path, login_headers, form), (_, token_headers, body) = cloud.requests
+    assert login_path == LOGIN and login_headers["Accept"] == "application/json"
+    assert b"user%5Bemail%5D=owner%40example.org" in form and b"user%5Bpassword%5D=p%26ss%3Dw0rd" in form
+    assert token_headers["Content-Type"] == "application/json"
+    assert json.loads(body) == {"session_id": "session-42", "serial_num": SERIAL, "username": USERNAME}
+    file = folder / "envoy.token"
+    assert file.read_bytes() == cloud.token.encode()  # no trailing newline
+    assert stat.S_IMODE(file.stat().st_mode) == 0o600
+    assert "token renewed, expires" in caplog.text
+    assert await cache.get() == cloud.token
+    assert len(cloud.requests) == 2
+
+
+async def test_a_new_cache_reads_the_file_without_the_network(
+    make: Callable[..., TokenCache], cloud: Cloud, folder: Path, clock: Clock
+) -> None:
+    saved = make_jwt(clock.now + 30 * 86400)
+    (folder / "envoy.token").write_text(saved)
+    (folder / "envoy.token").chmod(0o600)
+    cache = make()
+    assert await cache.get() == saved
+    assert cache.expires_at == expiry(saved)
+    assert cloud.requests == []
+
+
+async def test_a_token_expiring_within_the_hour_is_renewed(
+    make: Callable[..., TokenCache], cloud: Cloud, folder: Path, clock: Clock
+) -> None:
+    (folder / "envoy.token").write_text(make_jwt(clock.now + HOUR - 1))
+    (folder / "envoy.token").chmod(0o600)
+    cache = make()
+    first = await cache.get()
+    assert first == cloud.token and cloud.count(LOGIN) == 1
+    exp = cache.expires_at
+    assert exp is not None
+    clock.now = exp - HOUR  # exactly an hour left: still good
+    assert await cache.get() == first and cloud.count(LOGIN) == 1
+    clock.now += 1
+    cloud.token = make_jwt(clock.now + 365 * 86400)
+    assert await cache.get() == cloud.token != first
+    assert cloud.count(LOGIN) == 2 and (folder / "envoy.token").read_text() == cloud.token
+
+
+async def test_renew_forces_a_new_token(
+    make: Callable[..., TokenCache], cloud: Cloud, folder: Path, clock: Clock
+) -> None:
+    saved = make_jwt(clock.now + 30 * 86400)
+    (folder / "envoy.token").write_text(saved)
+    (folder / "envoy.token").chmod(0o600)
+    cache = make()
+    assert await cache.get() == saved
+    assert await cache.renew() == cloud.token != saved
+    assert cloud.count(LOGIN) == 1 and (folder / "envoy.token").read_text() == cloud.token
+
+
+async def test_renew_right_after_a_fetch_keeps_the_token_and_warns(
+    make: Callable[..., TokenCache], cloud: Cloud, clock: Clock, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A gateway refusing a token just fetched would refuse the next one too: no login per poll."""
+    cache = make()
+    first = await cache.get()
+    clock.now += 60
+    assert await cache.renew() == first and cloud.count(LOGIN) == 1
+    assert "the gateway refuses a token fetched 60 s ago; check the gateway serial number" in caplog.text
+    clock.now += 900
+    cloud.token = make_jwt(clock.now + 200 * 86400)
+    assert await cache.renew() == cloud.token and cloud.count(LOGIN) == 2
+
+
+@pytest.mark.parametrize(
+    ("answer", "detail"),
+    [
+        ("", "not a JWT"),
+        ("<html>maintenance</html>", "not a JWT"),
+        (make_jwt(None), "not a JWT with an exp"),
+        (make_jwt("soon"), "not a JWT with an exp"),
+        ("expiring", "is the system clock right?"),
+    ],
+)
+async def test_a_bad_new_token_is_refused(
+    make: Callable[..., TokenCache], cloud: Cloud, folder: Path, clock: Clock, answer: str, detail: str
+) -> None:
+    cloud.token = make_jwt(clock.now + 1800) if answer == "expiring" else answer
+    with pytest.raises(TokenError) as caught:
+        await make().get()
+    assert str(caught.value).startswith(INVALID_JWT) and detail in str(caught.value)
+    assert isinstance(caught.value, SourceError)
+    assert not (folder / "envoy.token").exists()
+
+
+@pytest.mark.usefixtures("secrets_hidden")
+@pytest.mark.parametrize(("status", "session_id"), [(401, "session-42"), (403, "session-42"), (200, None)])
+async def test_a_refused_login_is_not_retried_and_leaks_nothing(
+    make: Callable[..., TokenCache], cloud: Cloud, status: int, session_id: str | None
+) -> None:
+    cloud.login_status, cloud.session_id = status, session_id
+    cache = make()
+    with pytest.raises(TokenError, match=f"^Enlighten login refused: HTTP {status} ") as caught:
+        await cache.get()
+    assert "check the username and password" in str(caught.value)
+    assert PASSWORD not in str(caught.value) and USERNAME not in str(caught.value)
+    assert cloud.count(LOGIN) == 1 and cloud.count(TOKENS) == 0
+    with pytest.raises(TokenError, match="not asking Enphase again for"):  # a wrong password stays wrong
+        await cache.get()
+    assert cloud.count(LOGIN) == 1
+
+
+async def test_entrez_failing_once_is_retried(make: Callable[..., TokenCache], cloud: Cloud) -> None:
+    cloud.token_statuses = [500, 503]
+    assert await make().get() == cloud.token
+    assert cloud.count(LOGIN) == 1 and cloud.count(TOKENS) == 3
+
+
+async def test_entrez_refusing_the_serial_is_not_retried(make: Callable[..., TokenCache], cloud: Cloud) -> None:
+    cloud.token_statuses = [400]
+    with pytest.raises(TokenError, match="Entrez refused the token request: HTTP 400 Bad Request; check the gateway"):
+        await make().get()
+    assert cloud.count(TOKENS) == 1
+
+
+async def test_a_server_that_is_down_fails_quickly_then_waits(make: Callable[..., TokenCache], clock: Clock) -> None:
+    cache = make(login_url=f"https://127.0.0.1:{closed_port()}/login/login.json?", attempts=3)
+    started = time.monotonic()
+    with pytest.raises(TokenError, match=r"Enlighten login at https://127\.0\.0\.1:\d+/.* failed after 3 attempt"):
+        await cache.get()
+    assert time.monotonic() - started < 2
+    started = time.monotonic()
+    clock.now += 10
+    with pytest.raises(TokenError, match=r"ConnectError.*\(not asking Enphase again for \d+ s\)"):
+        await cache.get()
+    assert time.monotonic() - started < 0.05  # at once: no connection attempt
+
+
+async def test_failures_back_off_between_calls_growing_to_15_minutes(
+    make: Callable[..., TokenCache], cloud: Cloud, clock: Clock
+) -> None:
+    cloud.login_status = 503
+    cache = make(attempts=2)
+
+    async def fails(tried: bool) -> None:
+        before = cloud.count(LOGIN)
+        with pytest.raises(TokenError):
+            await cache.get()
+        assert cloud.count(LOGIN) == before + (2 if tried else 0)
+
+    await fails(tried=True)
+    clock.now += 22  # the first wait is 30 s less up to a quarter of jitter
+    await fails(tried=False)
+    clock.now += 9
+    await fails(tried=True)
+    clock.now += 44  # then 60 s less jitter
+    await fails(tried=False)
+    clock.now += 17
+    await fails(tried=True)
+    for _ in range(6):  # 120, 240, 480, then capped at 900
+        clock.now += 901
+        await fails(tried=True)
+    clock.now += 674
+    await fails(tried=False)
+    clock.now += 227
+    await fails(tried=True)
+    cloud.login_status = 200
+    clock.now += 901
+    assert await cache.get() == cloud.token
+
+
+async def test_the_current_token_stays_in_use_while_renewal_fails(
+    make: Callable[..., TokenCache], cloud: Cloud, folder: Path, clock: Clock, caplog: pytest.LogCaptureFixture
+) -> None:
+    old = make_jwt(clock.now + 1800)
+    (folder / "envoy.token").write_text(old)
+    (folder / "envoy.token").chmod(0o600)
+    cloud.login_status = 502
+    cache = make(attempts=1)
+    assert await cache.get() == old
+    assert "Enlighten login" in caplog.text and "using the current token, which expires" in caplog.text
+    caplog.clear()
+    assert await cache.get() == old  # within the backoff: no request, no new warning
+    assert cloud.count(LOGIN) == 1 and caplog.text == ""
+    clock.now += 1800 - 59  # under a minute left: not worth sending
+    with pytest.raises(TokenError):
+        await cache.get()
+
+
+async def test_an_unsafe_token_folder_is_refused(
+    make: Callable[..., TokenCache], cloud: Cloud, folder: Path, tmp_path: Path
+) -> None:
+    folder.chmod(0o777)
+    with pytest.raises(TokenError, match=f"token folder {folder} is world-writable; run: chmod o-w {folder}"):
+        await make().get()
+    with pytest.raises(TokenError, match="does not exist"):
+        await make(path=tmp_path / "missing" / "envoy.token").get()
+    assert cloud.requests == []
+
+
+@pytest.mark.parametrize("kind", ["group-readable", "symlink", "garbage", "expired", "huge"])
+async def test_an_unusable_cached_file_is_replaced_by_a_fresh_token(
+    make: Callable[..., TokenCache], cloud: Cloud, folder: Path, clock: Clock, kind: str
+) -> None:
+    file = folder / "envoy.token"
+    good = make_jwt(clock.now + 30 * 86400)
+    contents = {"garbage": "not a token\n", "expired": make_jwt(clock.now - 1), "huge": good + " " * 20000}
+    if kind == "symlink":
+        (folder / "elsewhere").write_text(good)
+        file.symlink_to(folder / "elsewhere")
+    else:
+        file.write_text(contents.get(kind, good))
+        file.chmod(0o640 if kind == "group-readable" else 0o600)
+    assert await make().get() == cloud.token
+    assert cloud.count(LOGIN) == 1
+    assert not file.is_symlink() and file.read_text() == cloud.token
+    assert stat.S_IMODE(file.stat().st_mode) == 0o600
+
+
+async def test_a_clock_far_ahead_makes_the_cached_token_expired(
+    make: Callable[..., TokenCache], cloud: Cloud, folder: Path, clock: Clock
+) -> None:
+    (folder / "envoy.token").write_text(make_jwt(time.time() + 12 * HOUR))
+    (folder / "envoy.token").chmod(0o600)
+    clock.now = time.time() + 86400
+    cloud.token = make_jwt(clock.now + 12 * HOUR)
+    assert await make().get() == cloud.token and cloud.count(LOGIN) == 1
+
+
+async def test_two_callers_at_once_make_one_login(make: Callable[..., TokenCache], cloud: Cloud) -> None:
+    cache = make()
+    assert list(await asyncio.gather(cache.get(), cache.get())) == [cloud.token, cloud.token]
+    assert cloud.count(LOGIN) == 1
+
+
+async def test_tls_is_verified_by_default(make: Callable[..., TokenCache], cloud: Cloud) -> None:
+    with pytest.raises(TokenError, match="CERTIFICATE_VERIFY_FAILED"):
+        await make(verify=True, attempts=1).get()
+    assert cloud.requests == []
+
+
+def test_expiry_reads_exp_without_the_signature_or_other_claims() -> None:
+    assert expiry(make_jwt(1_900_000_000, nbf=4_000_000_000, iat=4_000_000_000)) == 1_900_000_000
+    assert expiry(make_jwt(1_000)) == 1_000  # long expired: judged by the caller, not pyjwt
+    for bad in ("", "a.b.c", make_jwt(None), make_jwt(True), make_jwt(1e300)):
+        assert expiry(bad) is None

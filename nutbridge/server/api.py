@@ -252,8 +252,9 @@ class JsonApi:
         return reply({**self.node.info, "wattage-scaler": self.node.wattage_scaler()})
 
     async def openapi(self, request: web.Request) -> web.Response:
-        """The OpenAPI document of these routes."""
-        return reply(OPENAPI)
+        """The OpenAPI document of these routes (and of /api/election where this node takes part in one)."""
+        electing = any(r.canonical == "/api/election" for r in request.app.router.resources())
+        return reply(OPENAPI_ELECTING if electing else OPENAPI)
 
 
 def nullable(schema: dict[str, Any]) -> dict[str, Any]:
@@ -381,6 +382,19 @@ SCHEMAS: dict[str, dict[str, Any]] = {
         closed=False,
     ),
     "OpenApi": {"type": "object", "required": ["openapi", "info", "paths"]},
+    "Election": obj(
+        {
+            "mac": TEXT,
+            "point_of_entry": {"type": "boolean", "description": "whether this node won the last round"},
+            "since": nullable({"type": "number", "description": "when it became point of entry (epoch s)"}),
+            "elected_round": nullable({"type": "integer"}),
+            "holder": nullable({**TEXT, "description": "the MAC of the node this one sees as point of entry"}),
+            "scaled_wattage": nullable({"type": "number", "description": "PV power scaled to a 50 W panel"}),
+            "battery_charge": nullable({"type": "number", "description": "percent"}),
+            "reading_age": nullable({"type": "number", "description": "seconds since this node's newest reading"}),
+            "rounds": {"type": "integer"},
+        }
+    ),
 }
 DESCRIPTIONS = {200: "OK", 400: "a bad query or body, with its reason", 401: "no or a wrong network key",
                 413: "a body over 64 KiB", 503: "not available now, with its reason"}  # fmt: skip
@@ -475,5 +489,14 @@ OPENAPI: dict[str, Any] = {
         },
         "/api/system": {"get": op("This node's identity (local.json's keys) and wattage scaler", {200: "System"})},
         "/api/openapi.json": {"get": op("This document", {200: "OpenApi"})},
+    },
+}
+OPENAPI_ELECTING: dict[str, Any] = {
+    **OPENAPI,
+    "paths": {
+        **OPENAPI["paths"],
+        "/api/election": {
+            "get": op("This node's standing in the point-of-entry election ([peers] election)", {200: "Election"})
+        },
     },
 }

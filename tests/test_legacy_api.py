@@ -89,6 +89,14 @@ async def test_an_invalid_post_is_stored_nowhere(api: tuple[str, Path]) -> None:
     assert devices.read_text() == before
 
 
+async def test_an_unknown_charset_or_a_key_of_stray_bytes_is_a_wrong_key_not_a_500(api: tuple[str, Path]) -> None:
+    url, devices = api
+    body = f"api_key={KEY}&mac=b8:27:eb:00:00:01".encode()
+    assert await post(url, body, "application/x-www-form-urlencoded; charset=no-such") == (200, WRONG_KEY)
+    assert await post(url, b"api_key=%ff%fe&mac=x", "application/x-www-form-urlencoded") == (200, WRONG_KEY)
+    assert not devices.exists()
+
+
 async def test_a_body_over_64_kib_is_refused(api: tuple[str, Path]) -> None:
     url, devices = api
     status, _ = await post(url, form("b8:27:eb:00:00:01", log="x" * 70_000))

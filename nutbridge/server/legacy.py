@@ -73,7 +73,12 @@ def local_zone() -> str:
 
 def key_matches(given: str, expected: str | None) -> bool:
     """The network key, compared in constant time; no key configured means no key is right."""
-    return expected is not None and hmac.compare_digest(given.encode(), expected.encode())
+    if expected is None:
+        return False
+    try:
+        return hmac.compare_digest(given.encode(), expected.encode())
+    except UnicodeEncodeError:  # bytes that are not UTF-8 (kept as surrogates) cannot be the key
+        return False
 
 
 def answer(body: str) -> web.Response:

@@ -49,7 +49,7 @@ class NetworkApi:
     async def post(self, request: web.Request) -> str:
         try:
             form = await request.post()
-        except ValueError:
+        except (ValueError, LookupError):  # LookupError: a charset Python does not know
             form = None  # a malformed or non-form body: no key in it
         if form is None or not key_matches(trimmed(form.get("api_key", "")), self.network_key):
             return WRONG_KEY

@@ -82,12 +82,21 @@ def make_demo_folder() -> Path:
     return port_file
 
 
+def load_any(path: Path) -> Config:
+    """A nutbridge TOML file, or (any other name) an enphase-monitor configuration file."""
+    from nutbridge import enphase_conf
+
+    return enphase_conf.load(path) if enphase_conf.is_enphase_conf(path) else load(path)
+
+
 def read_config(args: argparse.Namespace) -> Config:
     """The file (if any) plus command-line overrides."""
     if args.config:
-        config = load(Path(args.config))
+        config = load_any(Path(args.config))
     elif args.ups:
-        config = load(config_path(args.ups))
+        path = config_path(args.ups)
+        enphase = path.with_name(f"enphase-{args.ups}.conf")  # enphase-monitor's, read unchanged
+        config = load_any(enphase if not path.exists() and enphase.exists() else path)
     else:
         config = Config()
     return with_overrides(

@@ -157,7 +157,9 @@ class EnvoySource:
                 raise SourceError(f"{self}: {path}: no answer within {self._timeout:g} s") from None
             except httpx.HTTPError as exc:
                 raise SourceError(f"{self}: {path}: {type(exc).__name__}: {exc}") from exc
-            if response.status_code == 401 and not renewed:
+            if response.status_code == 401:
+                if renewed:
+                    raise SourceError(f"{self}: {path}: the token was refused again after renewal (HTTP 401)")
                 log.info("%s refused the token (401): renewing it", self)
                 continue
             if response.status_code != 200:
@@ -165,7 +167,7 @@ class EnvoySource:
             if len(response.content) > MAX_ANSWER:
                 raise ProtocolError(f"{self}: {path}: answer over {MAX_ANSWER // 1024} KiB")
             return response.text
-        raise SourceError(f"{self}: {path}: the token was refused again after renewal")
+        raise AssertionError("unreachable: the second answer returns or raises")
 
     async def get_json(self, path: str) -> Any:
         text = await self.get(path)

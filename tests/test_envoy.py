@@ -310,3 +310,17 @@ def test_nutbridge_ups_falls_back_to_enphase_ups_conf_and_runs_test_mode(tmp_pat
     assert lines[:2] == ["# mine", "battery.charge.low: 18"]  # the hand-set lines stay, first
     assert "ups.status: OL" in lines and "ups.firmware: X1 # nutbridge" in lines
     assert "secret pw" not in run.stderr
+
+
+def test_the_sample_test_configurations_load(tmp_path: Path) -> None:
+    from nutbridge.config import load
+
+    etc = Path(__file__).parent.parent / "etc"
+    toml = load(etc / "test.toml")
+    assert toml.test.enabled and isinstance(toml.source, EnvoyConfig)
+    conf = tmp_path / "test.conf"
+    conf.write_text((etc / "test.conf").read_text())
+    conf.chmod(0o600)
+    config = enphase_conf.load(conf)
+    assert config.test.enabled and config.nut.port_file == tmp_path / "test.dev"
+    assert (config.monitor.poll_interval, config.monitor.poll_interval_on_battery) == (6, 5)

@@ -7,9 +7,12 @@ stops every process it started by PID. Waits are bounded polls; the one fixed wa
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import os
+import queue
 import re
+import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -19,7 +22,9 @@ import pytest
 
 from nutbridge.nut import version
 from nutbridge.nut.version import NutVersion
+from nutbridge.server.app import Sidecar, tls_context
 from tests.nut_stack import Nutbridge, NutStack, Simulator, hold, wait_for, why_not_runnable
+from tests.test_envoy import SERIAL, Gateway, token
 
 pytestmark = pytest.mark.nut
 
@@ -87,6 +92,11 @@ class Rig:
         return wait_for(
             self.nut.status_words, accept, timeout=timeout, what=f"upsc ups.status {what}", details=self.diagnostics
         )
+
+    def wait_upsc(self, var: str, value: str) -> None:
+        """Wait until upsc answers ``value`` for ``var``."""
+        wait_for(lambda: self.nut.upsc(var), lambda out: out == value, timeout=TIMEOUT,
+                 what=f"upsc {var} to be {value!r}", details=self.diagnostics)  # fmt: skip
 
     def wait_upsc_error(self, error: str = NOT_CONNECTED) -> None:
         """Wait until upsc fails with ``error``."""
@@ -384,3 +394,60 @@ def test_a_port_file_from_the_future_is_still_read(rig: Rig) -> None:
     rig.wait_status(lambda w: "OL" in w and "LB" not in w, "to show OL from nutbridge despite the future mtime")
     assert bridge.log_lines("ahead of the clock"), rig.diagnostics()
     rig.assert_bridge_running()
+
+
+@contextlib.contextmanager
+def gateway_in_a_thread(gw: Gateway, certificate: tuple[Path, Path]) -> Iterator[int]:
+    """The fake Enphase gateway on an HTTPS loopback port, served by its own event loop in a thread (the test
+    waits on upsc with blocking calls)."""
+    started: queue.Queue[int] = queue.Queue()
+    loop = asyncio.new_event_loop()
+    done = asyncio.Event()
+
+    async def serve() -> None:
+        cert, key = certificate
+        async with Sidecar(gw.app(), "127.0.0.1", 0, tls=tls_context(cert, key)) as server:
+            started.put(server.port)
+            await done.wait()
+
+    thread = threading.Thread(target=loop.run_until_complete, args=(serve(),), daemon=True)
+    thread.start()
+    try:
+        yield started.get(timeout=10)
+    finally:
+        loop.call_soon_threadsafe(done.set)
+        thread.join(timeout=10)
+        loop.close()
+
+
+def test_an_enphase_gateway_reaches_upsc_on_grid_islanded_and_low(rig: Rig, certificate: tuple[Path, Path]) -> None:
+    gw = Gateway()
+    with gateway_in_a_thread(gw, certificate) as port:
+        state = rig.folder / "envoy-state"
+        state.mkdir(mode=0o700)
+        token_file = state / "enphase.token"
+        token_file.write_text(token())  # a token in hand, as enphase-monitor users have: no cloud login needed
+        token_file.chmod(0o600)
+        config = rig.folder / "envoy.toml"
+        config.write_text(
+            f'[source]\nkind = "envoy"\nhost = "127.0.0.1:{port}"\nserial = "{SERIAL}"\n'
+            f'username = "me@example.org"\npassword = "secret pw"\nstate_dir = "{state}"\n'
+            f'[monitor]\npoll_interval = 1\n[nut]\nport_file = "{rig.nut.port_file}"\n'
+        )
+        config.chmod(0o600)
+        rig.bridge = Nutbridge(rig.folder, ["-c", str(config), "-v"], env=rig.nut.env)
+        rig.closers.callback(rig.bridge.stop)
+        rig.bridge.start()
+
+        rig.wait_status(lambda w: w == ["OL"], "to be OL (relay closed)")
+        for var, value in (("battery.charge", "100"), ("input.realpower", "-1405.1"), ("output.realpower", "2210.6"),
+                           ("battery.runtime", "14656"), ("ups.load", "28.7"), ("ups.firmware", "D8.2.4378"),
+                           ("device.serial", SERIAL)):  # fmt: skip
+            rig.wait_upsc(var, value)
+        gw.relay, gw.soc = "open", "50"
+        rig.wait_status(lambda w: w == ["OB"], "to be OB (the grid is gone)")
+        rig.wait_upsc("battery.charge", "50")
+        gw.soc = "12"
+        rig.wait_status(lambda w: w == ["OB", "LB"], "to be OB LB (12 % is below 20 %)")
+        rig.assert_bridge_running()
+        rig.bridge.stop()  # before the gateway goes: its connection closes from nutbridge's side

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from nutbridge import __version__
-from nutbridge.config import Config, EnvoyConfig, SimulatorConfig, TracerConfig
+from nutbridge.config import Config, EnvoyConfig, PowerwallConfig, SimulatorConfig, TracerConfig
 from nutbridge.datalog import DataLog
 from nutbridge.monitor import Monitor, Source
 from nutbridge.nut import upsconf, variables, version
@@ -55,6 +55,13 @@ async def open_source(
         tracer = TracerSource(config.source.url, device_id=config.source.device_id, timeout=config.source.timeout)
         async with tracer:
             yield tracer, []
+        return
+    if isinstance(config.source, PowerwallConfig) and not config.test.enabled:  # TEST mode drives the simulator
+        from nutbridge.sources.powerwall import PowerwallSource
+
+        powerwall = PowerwallSource(config.source.url, timeout=config.source.timeout)
+        async with powerwall:
+            yield powerwall, []
         return
     # Imported here so a daemon on real hardware does not carry the pymodbus server in memory.
     from nutbridge.simulator.source import SimulatedSource

@@ -1,0 +1,133 @@
+"""The NUT table of a Tesla Powerwall read through a pyPowerwall proxy: the grid meter is ``input.*``, the home's
+load ``output.*``; solar and the battery's own power, which NUT has no names for, are ``experimental.*``.
+
+- ``ups.status``: OL while the gateway says ``SystemGridConnected``, OB in every other grid state (islanded,
+  syncing back, faulted); LB below battery.charge.low; CHRG/DISCHRG from the battery's power (see
+  ``IDLE_WATTS``), where the battery meter gives a voltage to turn it into amperes.
+- ``battery.charge`` is the gateway's own state of energy (pyPowerwall's ``/soe``). Tesla's app shows
+  (charge − 5) / 0.95: the app's 0 % is 5 % here, where the Powerwall stops discharging.
+- Powers are watts: ``input.realpower`` is positive while importing from the grid and negative while
+  exporting; ``experimental.battery.realpower`` is positive while the battery charges, as battery.current.
+- ``battery.runtime``: from the charge down to battery.charge.low (where NUT shuts down), at the home's whole
+  load (solar may fade, so it is not counted), from the pack's energy. Only when the proxy says that energy
+  or how many Powerwalls there are (13.5 kWh each); otherwise no runtime at all rather than a guess.
+- ``ups.load``: the home's load as a share of what the Powerwalls can deliver (the gateway's
+  max_discharge_power, also written as ups.realpower.nominal); only when the proxy says it. Above 100 % means
+  the grid carries part of the load and could not be replaced by the battery alone.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from nutbridge.model import DeviceInfo, Reading
+from nutbridge.nut.variables import COMMON, P1, RUNTIME_CAP, W1, Inputs, Value, Var
+
+MFR = "Tesla"
+MODEL = "Powerwall"
+PACK_WH = 13_500.0  # one Powerwall 2 (or 3): 13.5 kWh
+# W: below this the battery counts as idle. At rest the battery meter reads a few tens of watts either way,
+# which at 240 V is more than status.IDLE_CURRENT and would make CHRG/DISCHRG flap.
+IDLE_WATTS = 50.0
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class PowerwallReading(Reading):
+    """A Reading with the two meters the shared Reading has no fields for (watts; None: not measured)."""
+
+    grid_power: float | None = None  # + importing, − exporting
+    battery_power: float | None = None  # + charging, − discharging
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class PowerwallInfo(DeviceInfo):
+    """DeviceInfo with what the proxy says about the installation; None where it does not say."""
+
+    units: int | None = None  # Powerwalls (the gateway's battery blocks)
+    pack_energy: float | None = None  # Wh when full: the gateway's own figure, else units × 13.5 kWh
+    max_power: float | None = None  # W the Powerwalls can deliver together
+    site_name: str | None = None
+    proxy: str | None = None  # pyPowerwall's version, e.g. "0.16.2 Proxy t97"
+
+
+def pw_reading(x: Inputs) -> PowerwallReading | None:
+    return x.reading if isinstance(x.reading, PowerwallReading) else None
+
+
+def pw_info(x: Inputs) -> PowerwallInfo | None:
+    return x.info if isinstance(x.info, PowerwallInfo) else None
+
+
+def runtime(x: Inputs) -> Value:
+    """Seconds until battery.charge.low at the present load; 2 days at most; None without the pack's energy."""
+    info, r = pw_info(x), x.reading
+    energy = None if info is None else info.pack_energy
+    if not energy or r.battery_charge is None or r.load_power is None:
+        return None
+    if r.load_power <= 0:
+        return RUNTIME_CAP
+    usable_wh = max(0.0, r.battery_charge - x.charge_low) / 100 * energy
+    return min(RUNTIME_CAP, int(usable_wh / r.load_power * 3600))
+
+
+def charger_status(x: Inputs) -> Value:
+    """battery.charger.status from the battery's power, which is known even where its current is not."""
+    r = pw_reading(x)
+    watts = None if r is None else r.battery_power
+    if watts is None:
+        return None
+    if watts > IDLE_WATTS:
+        return "charging"
+    return "discharging" if watts < -IDLE_WATTS else "resting"
+
+
+def load_percent(x: Inputs) -> Value:
+    info, watts = pw_info(x), x.reading.load_power
+    rated = None if info is None else info.max_power
+    return None if not rated or watts is None else 100 * watts / rated
+
+
+def description(i: DeviceInfo) -> str:
+    """device.description: the system, its size and the proxy it is read through."""
+    parts = [f"{i.mfr} {i.model}"]
+    if isinstance(i, PowerwallInfo):
+        if i.units:
+            parts.append(f"{i.units} unit{'s' if i.units != 1 else ''}")
+        if i.pack_energy:
+            parts.append(f"{i.pack_energy / 1000:.1f} kWh")
+        if i.site_name:
+            parts.append(f"site {i.site_name}")
+        parts.append(f"via pyPowerwall {i.proxy}" if i.proxy else "via pyPowerwall")
+    return ", ".join(parts)
+
+
+OWN: Mapping[str, Var] = {
+    "battery.runtime": Var(name="battery.runtime", value=runtime),
+    "battery.charger.status": Var(name="battery.charger.status", value=charger_status),
+}
+
+TABLE: tuple[Var, ...] = (
+    *(OWN.get(v.name, v) for v in COMMON),
+    Var(name="battery.packs", value=lambda x: None if (i := pw_info(x)) is None else i.units),
+    # --- input: the grid meter; output: the home ---
+    Var(name="input.realpower", value=lambda x: None if (r := pw_reading(x)) is None else r.grid_power, fmt=W1),
+    Var(name="output.realpower", value=lambda x: x.reading.load_power, fmt=W1),
+    Var(name="ups.load", value=load_percent, fmt=P1),
+    Var(name="ups.realpower.nominal", value=lambda x: None if (i := pw_info(x)) is None else i.max_power, fmt="{:g}"),
+    # --- the system ---
+    Var(name="ups.mfr", value=lambda x: x.info.mfr, setting=True),
+    Var(name="ups.model", value=lambda x: x.info.model, setting=True),
+    Var(name="ups.firmware", value=lambda x: x.info.firmware),
+    # dummy-ups copies ups.mfr/ups.model over device.* at start; writing both keeps them in step.
+    Var(name="device.mfr", value=lambda x: x.info.mfr, setting=True),
+    Var(name="device.model", value=lambda x: x.info.model, setting=True),
+    Var(name="device.description", value=lambda x: description(x.info)),
+    # --- meters NUT has no names for ---
+    Var(name="experimental.pv.realpower", value=lambda x: x.reading.pv_power, fmt=W1),
+    Var(
+        name="experimental.battery.realpower",
+        value=lambda x: None if (r := pw_reading(x)) is None else r.battery_power,
+        fmt=W1,
+    ),
+)

@@ -38,8 +38,11 @@ def simulator() -> Iterator[tuple[subprocess.Popen[str], int]]:
 
 def command(proc: subprocess.Popen[str], text: str) -> str:
     assert proc.stdin is not None and proc.stderr is not None
-    proc.stdin.write(text + "\n")
-    proc.stdin.flush()
+    try:
+        proc.stdin.write(text + "\n")
+        proc.stdin.flush()
+    except BrokenPipeError:  # it died before it could read: the same failure as dying before answering
+        raise AssertionError(f"the simulator exited (status {proc.wait(timeout=10)}) before reading {text!r}") from None
     while True:
         line = proc.stderr.readline()
         if not line:  # EOF: the simulator died; fail instead of reading nothing for ever

@@ -292,6 +292,29 @@ def test_an_enphase_monitor_config_is_read_unchanged(tmp_path: Path) -> None:
         enphase_conf.load(path)
 
 
+def test_state_dir_is_read_without_a_warning_and_small_values_are_raised_as_there(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """bench.enphase_compare on enphase-monitor's own test.conf: STATE_DIR=. was warned about as unknown
+    ("ignored") though it was used; and a POLLFREQ=1 or LOGIN_TIMEOUT=3 the original raises to its minimum
+    was polled every second or refused."""
+    path = tmp_path / "test.conf"
+    path.write_text(CONF)
+    path.chmod(0o600)
+    with caplog.at_level("INFO", logger="nutbridge.enphase_conf"):
+        config = enphase_conf.load(path)
+    assert config.nut.port_file == tmp_path / "test.dev"
+    assert not [r for r in caplog.records if r.levelname == "WARNING"], caplog.text
+    small = "POLLFREQ=1\nPOLLFREQALERT=2\nLOGIN_TIMEOUT=3\nAPI_TIMEOUT=1\n"
+    path.write_text(CONF.replace("POLLFREQ=6\nPOLLFREQALERT=5\n", small))
+    with caplog.at_level("INFO", logger="nutbridge.enphase_conf"):
+        config = enphase_conf.load(path)
+    assert isinstance(config.source, EnvoyConfig)
+    assert (config.monitor.poll_interval, config.monitor.poll_interval_on_battery) == (5, 5)
+    assert (config.source.login_timeout, config.source.api_timeout) == (5, 2)
+    assert "POLLFREQ=1 is below enphase-monitor's minimum: 5" in caplog.text
+
+
 def test_nutbridge_ups_falls_back_to_enphase_ups_conf_and_runs_test_mode(tmp_path: Path) -> None:
     (tmp_path / "enphase-solar.conf").write_text(CONF.replace("POLLFREQ=6", "POLLFREQ=1"))
     (tmp_path / "enphase-solar.conf").chmod(0o600)
@@ -324,3 +347,20 @@ def test_the_sample_test_configurations_load(tmp_path: Path) -> None:
     config = enphase_conf.load(conf)
     assert config.test.enabled and config.nut.port_file == tmp_path / "test.dev"
     assert (config.monitor.poll_interval, config.monitor.poll_interval_on_battery) == (6, 5)
+
+
+async def test_test_mode_drives_the_simulator_through_the_same_states() -> None:
+    from nutbridge.simulator.source import SimulatedSource
+
+    async with SimulatedSource(timeout=0.3) as simulated:
+        cycle = StateCycle(simulated, simulated.enter, lambda: 20.0)
+        monitor = Monitor(cycle, interval=0.5, grace=0, before_poll=cycle.advance)
+        seen = []
+        for _ in range(5):
+            snapshot = await monitor.poll()
+            words = (snapshot.variables.get("ups.status") or "").split()
+            seen.append([w for w in words if w in ("OL", "OB", "LB")] if snapshot.ok else snapshot.comms.value)
+            if snapshot.ok:
+                assert snapshot.reading is not None
+                assert snapshot.reading.battery_charge == {0: 100, 2: 100, 3: 90, 4: 19}[len(seen) - 1]
+    assert seen == [["OL"], "lost", ["OL"], ["OB"], ["OB", "LB"]]

@@ -195,6 +195,7 @@ async def poll(
             grace=0.0 if single or config.test.enabled else config.monitor.nocomms_grace,
             settings=HandSettings(portfile, settings).get,
             before_poll=source.advance if isinstance(source, StateCycle) else None,
+            retries=not config.test.enabled,
         )
         if single:
             for job in background:

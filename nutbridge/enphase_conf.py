@@ -4,7 +4,8 @@ The file is a bash fragment of ``KEY=VALUE`` lines; it is split as the shell wou
 over several lines) but never run. Each key becomes the nutbridge setting it meant, and the result is checked by
 the same schema as a TOML file, so an error names the file and the key. As enphase-monitor: the file must not
 be world-readable (it holds the Enlighten password), relative paths are taken under STATE_DIR (itself taken
-from the file's folder when relative), and the token file defaults to ``enphase-<UPS>.token`` there.
+from the file's folder when relative), the token file defaults to ``enphase-<UPS>.token`` there, and POLLFREQ,
+POLLFREQALERT, LOGIN_TIMEOUT below 5 s and API_TIMEOUT below 2 s are raised to that minimum.
 """
 
 from __future__ import annotations
@@ -28,8 +29,11 @@ SECONDS = {"LOGIN_TIMEOUT": ("source", "login_timeout"), "API_TIMEOUT": ("source
            "POLLFREQ": ("monitor", "poll_interval"), "POLLFREQALERT": ("monitor", "poll_interval_on_battery"),
            "LOADKWH": ("source", "load_kwh")}  # fmt: skip
 DEFAULTS = {"POLLFREQ": "60", "POLLFREQALERT": "20"}  # enphase-monitor's
+# enphase-monitor raises a smaller value to these, silently; nutbridge's own checks would refuse some of them
+MINIMA = {"POLLFREQ": 5.0, "POLLFREQALERT": 5.0, "LOGIN_TIMEOUT": 5.0, "API_TIMEOUT": 2.0}
 FIXTURES = ("SESS", "TOKEN", "RELAY", "LIVE", "REPORTS", "SECCTRL", "INFO")
 IGNORED = {"DEBUG", "UPS", "CONFIG_FILE"}
+READ_FIRST = {"STATE_DIR"}  # read before the others: the paths are taken under it
 
 
 def is_enphase_conf(path: Path) -> bool:
@@ -70,7 +74,11 @@ def to_sections(values: dict[str, str], origin: str, ups: str | None) -> dict[st
             source[SOURCE_KEYS[name]] = value
         elif name in SECONDS:
             section, key = SECONDS[name]
-            sections[section][key] = number(values, name, origin)
+            seconds = number(values, name, origin)
+            if seconds < MINIMA.get(name, seconds):
+                log.info("%s: %s=%s is below enphase-monitor's minimum: %g", origin, name, value, MINIMA[name])
+                seconds = MINIMA[name]
+            sections[section][key] = seconds
         elif name == "PORT_FILE":
             sections["nut"]["port_file"] = str(Path(state_dir) / value)
         elif name == "TOKEN_FILE":
@@ -81,7 +89,7 @@ def to_sections(values: dict[str, str], origin: str, ups: str | None) -> dict[st
             sections["test"]["enabled"] = bool(value)
         elif name.startswith("TEST_") and name[5:] in FIXTURES:
             sections["test"][name[5:].lower()] = value
-        elif name not in IGNORED:
+        elif name not in IGNORED and name not in READ_FIRST:
             log.warning("%s: %s is not an enphase-monitor setting nutbridge knows; ignored", origin, name)
     for name, default in DEFAULTS.items():
         if name not in values:

@@ -82,6 +82,7 @@ class Monitor:
         wall_clock: Callable[[], float] = time.time,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,  # the backoff's; a test's clock has its own
         before_poll: Callable[[], Awaitable[None]] | None = None,  # once per poll, before its first attempt
+        retries: bool = True,  # False: one attempt per poll (TEST mode shows a failure at once)
     ) -> None:
         self.source = source
         self.runners = list(runners)
@@ -93,6 +94,7 @@ class Monitor:
         self.wall_clock = wall_clock
         self.sleep = sleep
         self.before_poll = before_poll
+        self.retries = retries
         self.polls = 0
         self.failures = 0
         self.comms = Comms.OK
@@ -121,7 +123,7 @@ class Monitor:
         try:
             return await self._attempt(deadline)
         except SourceError:
-            if self.clock() + FIRST_BACKOFF + MIN_ATTEMPT >= deadline:
+            if not self.retries or self.clock() + FIRST_BACKOFF + MIN_ATTEMPT >= deadline:
                 raise
         await self.sleep(FIRST_BACKOFF)  # tenacity's first attempt follows at once; back off before it
 

@@ -358,3 +358,10 @@ async def test_on_battery_or_without_contact_the_faster_interval_applies() -> No
     monitor = Monitor(sunny, interval=60, interval_on_battery=5, clock=sunny.clock, sleep=sunny.sleep)
     await monitor.poll()
     assert monitor.active_interval == 60  # OL: the normal interval
+
+
+async def test_without_retries_a_poll_makes_one_attempt() -> None:
+    outage = Outage(start=0.0, end=100.0)
+    monitor = Monitor(outage, interval=10, grace=0, clock=outage.clock, sleep=outage.sleep, retries=False)
+    assert (await monitor.poll()).comms is Comms.LOST
+    assert outage.now == outage.timeout  # one attempt, not attempts until the deadline

@@ -364,3 +364,19 @@ async def test_test_mode_drives_the_simulator_through_the_same_states() -> None:
                 assert snapshot.reading is not None
                 assert snapshot.reading.battery_charge == {0: 100, 2: 100, 3: 90, 4: 19}[len(seen) - 1]
     assert seen == [["OL"], "lost", ["OL"], ["OB"], ["OB", "LB"]]
+
+
+async def test_a_gateways_reading_is_served_by_the_json_api(tmp_path: Path) -> None:
+    from types import MappingProxyType
+
+    from nutbridge.server.app import make_app
+    from nutbridge.server.live import LiveSnapshot
+    from nutbridge.snapshot import Snapshot
+    from tests.test_schema import validate
+
+    live = LiveSnapshot(interval=5)
+    reading = GatewayReading(time=time.time(), battery_charge=80, on_line=True, load=(Meter(watts=500, volts=240),))
+    await live.update(Snapshot(seq=1, time=reading.time, comms=Comms.OK, reading=reading,
+                               variables=MappingProxyType({"ups.status": "OL"})))  # fmt: skip
+    async with Sidecar(make_app(tmp_path, live=live), "127.0.0.1", 0) as server:
+        assert await validate(f"http://127.0.0.1:{server.port}", "/api/status") == 200

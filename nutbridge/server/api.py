@@ -45,7 +45,7 @@ def error(status: int, reason: str) -> web.Response:
 
 def reading_json(reading: Reading) -> dict[str, Any]:
     """A Reading as JSON: its fields, SI units, the charge stage by name."""
-    data = {name: getattr(reading, name) for name in reading.__slots__}
+    data = {f.name: getattr(reading, f.name) for f in dataclasses.fields(Reading)}  # a subclass's extras stay out
     data["charge_stage"] = None if reading.charge_stage is None else reading.charge_stage.value
     data["faults"] = list(reading.faults)
     return data

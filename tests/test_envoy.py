@@ -380,3 +380,16 @@ async def test_a_gateways_reading_is_served_by_the_json_api(tmp_path: Path) -> N
                                variables=MappingProxyType({"ups.status": "OL"})))  # fmt: skip
     async with Sidecar(make_app(tmp_path, live=live), "127.0.0.1", 0) as server:
         assert await validate(f"http://127.0.0.1:{server.port}", "/api/status") == 200
+
+
+async def test_single_phase_site(tmp_path: Path, certificate: tuple[Path, Path]) -> None:
+    live, reports = (
+        (FIXTURES / "live-single-phase.json").read_text(),
+        (FIXTURES / "reports-single-phase.json").read_text(),
+    )
+    async with gateway_source(tmp_path, certificate, Gateway(live=live, reports=reports)) as source:
+        values = await read_nut(source)
+    assert values["battery.charge"] == "64" and values["input.voltage"] == "230.2"
+    assert values["output.realpower"] == "1004.0" and values["output.frequency"] == "50.0"
+    assert values["output.current"] == "4.36"  # 1004.0 W / 230.2 V, truncated
+    assert "input.phases" not in values and not any(".L1" in k for k in values)

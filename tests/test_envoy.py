@@ -3,6 +3,7 @@ from fixtures; enphase-monitor's arithmetic; TEST mode; its configuration file r
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import ssl
 import subprocess
@@ -49,6 +50,8 @@ class Gateway:
     reports: str = shipped("reports")
     refuse_tokens: int = 0  # answer 401 to this many requests
     broken: set[str] = field(default_factory=set)  # paths answered with garbage
+    failing: set[str] = field(default_factory=set)  # paths answered with a 500
+    hanging: set[str] = field(default_factory=set)  # paths that never answer
     requests: dict[str, int] = field(default_factory=dict)
     tokens_issued: int = 0
 
@@ -61,6 +64,10 @@ class Gateway:
                 return web.Response(status=401)
             if path in self.broken:
                 return web.Response(text="<html>not json")
+            if path in self.failing:
+                return web.Response(status=500)
+            if path in self.hanging:
+                await asyncio.sleep(2.5)  # past the source's 2 s timeout
             texts = {"ivp/ensemble/relay": shipped("relay").replace("@RELAY_STATE@", self.relay),
                      "ivp/livedata/status": self.live.replace("@BATT_SOC@", self.soc),
                      "ivp/meters/reports": self.reports, "ivp/ensemble/secctrl": shipped("secctrl"),
@@ -393,3 +400,19 @@ async def test_single_phase_site(tmp_path: Path, certificate: tuple[Path, Path])
     assert values["output.realpower"] == "1004.0" and values["output.frequency"] == "50.0"
     assert values["output.current"] == "4.36"  # 1004.0 W / 230.2 V, truncated
     assert "input.phases" not in values and not any(".L1" in k for k in values)
+
+
+async def test_a_500_or_a_hang_is_a_failed_poll_and_the_next_one_works(
+    tmp_path: Path, certificate: tuple[Path, Path]
+) -> None:
+    gw = Gateway()
+    async with gateway_source(tmp_path, certificate, gw) as source:
+        gw.failing.add("ivp/ensemble/relay")
+        with pytest.raises(SourceError, match="HTTP 500"):
+            await source.read()
+        gw.failing.clear()
+        gw.hanging.add("ivp/ensemble/relay")
+        with pytest.raises(SourceError, match="no answer within 2 s"):
+            await source.read()
+        gw.hanging.clear()
+        assert (await read_nut(source))["ups.status"] == "OL"

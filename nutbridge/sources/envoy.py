@@ -20,16 +20,15 @@ import logging
 import re
 import ssl
 import time
-from collections.abc import Sequence
-from typing import Any, Self
+from typing import Any
 
 import httpx
 
 from nutbridge.errors import ProtocolError, SourceError
 from nutbridge.model import DeviceInfo
 from nutbridge.nut.enphase import MFR, MODEL, TABLE, GatewayReading, Meter
-from nutbridge.nut.variables import Var
 from nutbridge.sources.envoy_token import TokenCache
+from nutbridge.sources.http_source import HttpSource, num
 
 log = logging.getLogger(__name__)
 
@@ -43,11 +42,6 @@ def gateway_tls() -> ssl.SSLContext:
     context.check_hostname = False
     context.verify_mode = ssl.CERT_NONE
     return context
-
-
-def num(value: object) -> float | None:
-    """A JSON number as a float; anything else (null, text, true) is None."""
-    return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
 
 
 def meter(row: object) -> Meter:
@@ -73,8 +67,10 @@ def meter_group(reports: list[Any], kind: str, phases: int | None) -> tuple[Mete
     return tuple(rows)
 
 
-class EnvoySource:
+class EnvoySource(HttpSource):
     """The gateway at ``host``; ``transport`` replaces the network (TEST mode's fixtures)."""
+
+    TABLE = TABLE
 
     def __init__(
         self,
@@ -87,14 +83,13 @@ class EnvoySource:
         load_kwh: float = 768.0,
         transport: httpx.AsyncBaseTransport | None = None,
     ) -> None:
+        super().__init__(timeout)
         self.host = host
         self.serial = serial
         self.tokens = tokens
-        self._timeout = timeout
         self.meters = meters
         self.load_kwh = load_kwh
         self._transport = transport
-        self._client: httpx.AsyncClient | None = None
         self._info: DeviceInfo | None = None
         self._soc: float | None = None
         self._soc_text: str | None = None
@@ -109,43 +104,23 @@ class EnvoySource:
     def info(self) -> DeviceInfo | None:
         return self._info
 
-    @property
-    def table(self) -> Sequence[Var]:
-        return TABLE
-
-    @property
-    def timeout(self) -> float:
-        return self._timeout
-
-    async def __aenter__(self) -> Self:
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        await self.aclose()
-
     async def aclose(self) -> None:
-        if self._client is not None:
-            await self._client.aclose()
-            self._client = None
+        await super().aclose()
         await self.tokens.aclose()
 
     async def reset(self) -> None:
         """Drop the link and read the gateway's settings again at the next poll."""
-        if self._client is not None:
-            await self._client.aclose()
-            self._client = None
+        await self.drop_link()
         self._info = None
 
-    def client(self) -> httpx.AsyncClient:
-        if self._client is None:
-            self._client = httpx.AsyncClient(
-                base_url=f"https://{self.host}",
-                verify=gateway_tls(),
-                timeout=self._timeout,
-                headers={"Accept": "application/json"},
-                transport=self._transport,
-            )
-        return self._client
+    def make_client(self) -> httpx.AsyncClient:
+        return httpx.AsyncClient(
+            base_url=f"https://{self.host}",
+            verify=gateway_tls(),
+            timeout=self._timeout,
+            headers={"Accept": "application/json"},
+            transport=self._transport,
+        )
 
     async def get(self, path: str) -> str:
         """GET ``path`` with the token; a 401 renews the token once. SourceError when there is no answer."""

@@ -34,16 +34,16 @@ import json
 import logging
 import math
 import time
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Callable
 from dataclasses import replace
-from typing import Any, Self
+from typing import Any
 
 import httpx
 
 from nutbridge.errors import ProtocolError, SourceError
 from nutbridge.nut.powerwall import IDLE_WATTS, MFR, MODEL, PACK_WH, TABLE, PowerwallInfo, PowerwallReading
-from nutbridge.nut.variables import Var
 from nutbridge.redact import redact_url
+from nutbridge.sources.http_source import HttpSource, num
 
 log = logging.getLogger(__name__)
 
@@ -57,26 +57,20 @@ GRID_UP = "SystemGridConnected"
 SOE, GRID, AGGREGATES = "/soe", "/api/system_status/grid_status", "/aggregates"
 
 
-def num(value: object) -> float | None:
-    """A finite JSON number as a float; anything else (null, text, true, NaN) is None."""
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        return None
-    return float(value) if math.isfinite(value) else None
-
-
 def snippet(text: str, limit: int = 40) -> str:
     """The start of an answer, for a message."""
     return repr(text if len(text) <= limit else text[:limit] + "…")
 
 
-class PowerwallSource:
+class PowerwallSource(HttpSource):
     """A Powerwall behind the pyPowerwall proxy at ``url``; ``clock`` (monotonic seconds) times the cache rule."""
 
+    TABLE = TABLE
+
     def __init__(self, url: str, *, timeout: float, clock: Callable[[], float] = time.monotonic) -> None:
+        super().__init__(timeout)
         self.url = url.rstrip("/")
-        self._timeout = timeout
         self._clock = clock
-        self._client: httpx.AsyncClient | None = None
         self._info: PowerwallInfo | None = None
         self.hold = DEFAULT_HOLD  # seconds between two requests for data: the proxy's cache period
         self._asked_at: float | None = None  # when the data was last asked for (``clock``)
@@ -91,41 +85,19 @@ class PowerwallSource:
     def info(self) -> PowerwallInfo | None:
         return self._info
 
-    @property
-    def table(self) -> Sequence[Var]:
-        return TABLE
-
-    @property
-    def timeout(self) -> float:
-        return self._timeout
-
-    async def __aenter__(self) -> Self:
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        await self.aclose()
-
-    async def aclose(self) -> None:
-        """Close the connection for good."""
-        if self._client is not None:
-            await self._client.aclose()
-            self._client = None
-
     async def reset(self) -> None:
         """Drop the connection and read the device info again at the next poll. The cache rule stays: the
         proxy's cache does not care about our connection."""
-        await self.aclose()
+        await self.drop_link()
         self._info = None
 
-    def client(self) -> httpx.AsyncClient:
-        if self._client is None:
-            self._client = httpx.AsyncClient(
-                base_url=self.url,
-                timeout=self._timeout,
-                limits=httpx.Limits(max_connections=1, max_keepalive_connections=1),
-                headers={"Accept": "application/json"},
-            )
-        return self._client
+    def make_client(self) -> httpx.AsyncClient:
+        return httpx.AsyncClient(
+            base_url=self.url,
+            timeout=self._timeout,
+            limits=httpx.Limits(max_connections=1, max_keepalive_connections=1),
+            headers={"Accept": "application/json"},
+        )
 
     # --- the poll ---
 
@@ -174,7 +146,7 @@ class PowerwallSource:
             async with asyncio.timeout(self._timeout):
                 yield
         except TimeoutError:
-            await self.aclose()  # a late answer must not be read as the next one
+            await self.drop_link()  # a late answer must not be read as the next one
             raise SourceError(f"{self}: no complete answer within {self._timeout:g} s") from None
 
     async def _fetch(self) -> PowerwallReading:

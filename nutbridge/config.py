@@ -28,6 +28,7 @@ MIN_POLL_INTERVAL = 0.2
 HOST = re.compile(r"^(\[[0-9A-Fa-f:.]+\]|[0-9A-Za-z.-]{1,253})(:\d{1,5})?$")
 ENLIGHTEN_LOGIN = "https://enlighten.enphaseenergy.com/login/login.json?"  # the "?" is part of it, as enphase-monitor's
 ENTREZ_TOKENS = "https://entrez.enphaseenergy.com/tokens"
+TOPIC = re.compile(r"^[^+#\s\x00]{1,200}$")
 ADDRESS = re.compile(r"^(\[[0-9A-Fa-f:.]+\]|[0-9A-Za-z.:-]{1,253})(:\d{1,5})?$")
 MAX_CONFIG_SIZE = 64 * 1024
 
@@ -117,6 +118,18 @@ def _seconds_of_day(value: str, _where: str, _base: Path) -> float:
 
 def _listen(value: str, where: str, _base: Path) -> tuple[str, int]:
     return parse_listen(value, where)
+
+
+def is_loopback(host: str) -> bool:
+    """True for 127.0.0.0/8, ::1 and localhost: a listener no other machine can reach."""
+    import ipaddress
+
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 def parse_listen(value: str, where: str) -> tuple[str, int]:
@@ -329,6 +342,60 @@ class NodeConfig:
         return info
 
 
+def _mqtt_url(value: str) -> bool:
+    return value.startswith(("mqtt://", "mqtts://")) and len(value) <= 500
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class PubSubConfig:
+    """``[pubsub]``: PiCloud-compatible WebSocket pub/sub on the sidecar (/subscribe, /publish, /info)."""
+
+    api_key: str | None = key(
+        types=str, check=lambda v: 8 <= len(v) <= 256, secret=True, allowed="a key of 8-256 characters"
+    )
+    enabled: bool = key(False, types=bool, allowed="true or false (on without a key only on a loopback listener)")
+    queue: int = key(64, types=int, check=lambda v: 1 <= v <= 10_000, allowed="messages a subscriber may lag, 1-10000")
+    max_frame: int = key(64 * 1024, types=int, check=lambda v: 256 <= v <= 1024 * 1024, allowed="bytes, 256-1048576")
+    info_interval: float = key(5.0, **seconds(0.5, 3600))
+    max_subscribers: int = key(2000, types=int, check=lambda v: 1 <= v <= 100_000, allowed="1-100000")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class LineSocketConfig:
+    """``[linesocket]``: the TCP line protocol Hubitat-style clients speak."""
+
+    listen: tuple[str, int] | None = key(types=str, convert=_listen, allowed="HOST:PORT, e.g. 127.0.0.1:61000")
+    max_connections: int = key(32, types=int, check=lambda v: 1 <= v <= 10_000, allowed="1-10000")
+    idle_timeout: float = key(3600.0, **seconds(1, 86400))
+    max_line: int = key(256, types=int, check=lambda v: 16 <= v <= 65536, allowed="bytes, 16-65536")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class MqttConfig:
+    """``[mqtt]``: state to an MQTT broker, with Home Assistant discovery."""
+
+    url: str | None = key(types=str, check=_mqtt_url, url=True, allowed="mqtt://[user:password@]host[:port]")
+    topic_prefix: str = key(
+        "nutbridge", types=str, check=lambda v: bool(TOPIC.match(v)), allowed="a topic without + # or spaces"
+    )
+    discovery_prefix: str = key(
+        "homeassistant", types=str, check=lambda v: bool(TOPIC.match(v)), allowed="Home Assistant's discovery prefix"
+    )
+    node_id: str | None = key(
+        types=str, check=lambda v: bool(re.match(r"^[A-Za-z0-9_-]{1,64}$", v)), allowed="letters, digits, _ and -"
+    )
+    keepalive: float = key(60.0, **seconds(5, 3600))
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ControlConfig:
+    """``[control]``: switching the Tracer's load output over the API; off unless a secret is set."""
+
+    secret: str | None = key(
+        types=str, check=lambda v: 16 <= len(v) <= 256, secret=True, allowed="a secret of 16-256 characters"
+    )
+
+
 def _fixture() -> Any:
     return key(types=str, check=lambda v: len(v) <= 1024 * 1024, allowed="the answer's text; empty: the query fails")
 
@@ -363,6 +430,10 @@ class Config:
     peers: PeersConfig = PeersConfig()
     node: NodeConfig = NodeConfig()
     test: TestModeConfig = TestModeConfig()
+    pubsub: PubSubConfig = PubSubConfig()
+    linesocket: LineSocketConfig = LineSocketConfig()
+    mqtt: MqttConfig = MqttConfig()
+    control: ControlConfig = ControlConfig()
     origin: str = "command line"  # where the settings came from, for messages
 
 
@@ -374,6 +445,10 @@ SectionClass = (
     | type[PeersConfig]
     | type[NodeConfig]
     | type[TestModeConfig]
+    | type[PubSubConfig]
+    | type[LineSocketConfig]
+    | type[MqttConfig]
+    | type[ControlConfig]
 )
 SECTIONS: Mapping[str, SectionClass] = {
     "monitor": MonitorConfig,
@@ -383,6 +458,10 @@ SECTIONS: Mapping[str, SectionClass] = {
     "peers": PeersConfig,
     "node": NodeConfig,
     "test": TestModeConfig,
+    "pubsub": PubSubConfig,
+    "linesocket": LineSocketConfig,
+    "mqtt": MqttConfig,
+    "control": ControlConfig,
 }
 RENAMED = {"monitor.nocomms_after": "monitor.nocomms_grace (seconds of silence, default 10)"}
 
@@ -533,6 +612,14 @@ def with_overrides(
     for task, enabled in (("announce", peers.announce), ("election", peers.election)):
         if enabled and (peers.network_key is None or config.api.listen is None):
             raise ConfigError(f"{config.origin}: peers.{task} needs peers.network_key and api.listen (peers reach it)")
+    pubsub_on = config.pubsub.enabled or config.pubsub.api_key is not None
+    if (pubsub_on or config.control.secret) and config.api.listen is None:
+        raise ConfigError(f"{config.origin}: pub/sub and load control are served on the API: set api.listen")
+    if pubsub_on and config.pubsub.api_key is None and config.api.listen and not is_loopback(config.api.listen[0]):
+        raise ConfigError(
+            f"{config.origin}: pub/sub without pubsub.api_key would let anyone on the network subscribe and publish; "
+            "set a key, or listen on loopback only (api.listen = 127.0.0.1:PORT)"
+        )
     if peers.election and not peers.announce:
         raise ConfigError(f"{config.origin}: peers.election needs peers.announce: it elects among the nodes heard of")
     if no_poll:

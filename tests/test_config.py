@@ -258,3 +258,19 @@ def test_the_peer_tasks_are_off_until_asked_for_and_checked(tmp_path: Path) -> N
         with_overrides(load_text("[peers]\nannounce = true\n"), simulate=True, port_file="x")
     with pytest.raises(ConfigError, match=r"peers\.election needs peers\.announce"):
         with_overrides(replace(config, peers=replace(config.peers, announce=False)), simulate=True, port_file="x")
+
+
+def test_the_live_feeds_are_off_until_configured_and_pubsub_is_never_open_to_the_network(tmp_path: Path) -> None:
+    config = Config()
+    assert config.pubsub.api_key is None and not config.pubsub.enabled
+    assert (config.linesocket.listen, config.mqtt.url, config.control.secret) == (None, None, None)
+    lan = "[datalog]\nfolder = 'log'\n[api]\nlisten = '0.0.0.0:8080'\n"
+    with pytest.raises(ConfigError, match=r"pub/sub without pubsub\.api_key would let anyone"):
+        with_overrides(load_text(lan + "[pubsub]\nenabled = true\n"), simulate=True, port_file="x")
+    local = with_overrides(load_text(lan.replace("0.0.0.0", "127.0.0.1") + "[pubsub]\nenabled = true\n"),
+                           simulate=True, port_file="x")  # fmt: skip
+    assert local.pubsub.enabled
+    with pytest.raises(ConfigError, match=r"served on the API: set api\.listen"):
+        with_overrides(load_text("[control]\nsecret = 'a secret of sixteen+'\n"), simulate=True, port_file="x")
+    with pytest.raises(ConfigError, match=r"mqtt\.url = 'http://x' is not allowed"):
+        load_text("[mqtt]\nurl = 'http://x'\n")

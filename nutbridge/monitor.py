@@ -97,6 +97,7 @@ class Monitor:
         self.retries = retries
         self.polls = 0
         self.failures = 0
+        self.failures_total = 0
         self.comms = Comms.OK
         self._failing_since: float | None = None
         self._last_good: float | None = None
@@ -199,10 +200,12 @@ class Monitor:
             power=self._power,
             variables=MappingProxyType(variables),
             last_good=self._last_good,
+            failures_total=self.failures_total,
         )
 
     def _failed(self, error: SourceError, start: float) -> Snapshot:
         self.failures += 1
+        self.failures_total += 1
         if self._failing_since is None:
             self._failing_since = start
         silent = self.clock() - self._failing_since
@@ -223,6 +226,7 @@ class Monitor:
             variables=MappingProxyType({}),
             error=error,
             failures=self.failures,
+            failures_total=self.failures_total,
             silent_for=silent,
             last_good=self._last_good,
         )

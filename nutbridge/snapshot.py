@@ -36,6 +36,7 @@ class Snapshot:
     variables: Mapping[str, str | None]
     error: SourceError | None = None
     failures: int = 0  # failed polls in a row
+    failures_total: int = 0  # failed polls since the daemon started (``seq`` counts every poll)
     silent_for: float = 0.0  # seconds since the first failed poll of this run of failures
     last_good: float | None = None
 

@@ -378,6 +378,22 @@ SCHEMAS: dict[str, dict[str, Any]] = {
         closed=False,
     ),
     "OpenApi": {"type": "object", "required": ["openapi", "info", "paths"]},
+    "Stats": obj(
+        {
+            "uptime": {"type": "number"},
+            "since": {"type": "number", "description": "seconds since the start or the last /stats/clear"},
+            "polls": {"type": "integer"},
+            "failures": {"type": "integer"},
+            "requests": {"type": "integer"},
+            "cache_hits": {"type": "integer"},
+            "cache_misses": {"type": "integer"},
+            "comms": nullable({"type": "string", "enum": [c.value for c in Comms]}),
+            "last_error": nullable(TEXT),
+            "last_poll_age": nullable({"type": "number"}),
+            "subscribers": nullable({"type": "integer"}),
+        }
+    ),
+    "Cleared": obj({"cleared": {"type": "boolean"}}),
     "Election": obj(
         {
             "mac": TEXT,
@@ -485,6 +501,17 @@ OPENAPI: dict[str, Any] = {
         },
         "/api/system": {"get": op("This node's identity (local.json's keys) and wattage scaler", {200: "System"})},
         "/api/openapi.json": {"get": op("This document", {200: "OpenApi"})},
+        "/metrics": {
+            "get": {
+                "summary": "Prometheus' text format: readings, NUT variables, polls, comms, requests",
+                "responses": {"200": {"description": "OK", "content": {"text/plain": {"schema": TEXT}}}},
+            }
+        },
+        "/stats": {"get": op("Counters since the start or the last /stats/clear (pyPowerwall's)", {200: "Stats"})},
+        "/stats/clear": {
+            "get": op("Start the /stats counters again", {200: "Cleared"}),
+            "post": op("Start the /stats counters again", {200: "Cleared"}),
+        },
     },
 }
 OPENAPI_ELECTING: dict[str, Any] = {

@@ -25,6 +25,7 @@ from nutbridge.server.daycache import DayCache
 from nutbridge.server.legacy import ChargeController
 from nutbridge.server.legacy_api import NetworkApi
 from nutbridge.server.live import LiveSnapshot
+from nutbridge.server.metrics import Stats
 
 log = logging.getLogger(__name__)
 
@@ -60,6 +61,7 @@ def make_app(
     app.router.add_route("*", "/api/v1/api.php", NetworkApi(cache, devices, network_key).handle)
     if election is not None:
         app.router.add_get("/api/election", election.handle)
+    Stats(live, cache).routes(app)
     return app
 
 

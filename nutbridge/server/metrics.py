@@ -1,0 +1,164 @@
+"""``/metrics`` (Prometheus' text format), ``/stats`` and ``/stats/clear`` (pyPowerwall's), and the request
+counter behind them. Everything is read from the live snapshot and counters kept in memory: never the device.
+
+The metric names carry their unit (``nutbridge_pv_power_watts``); every numeric NUT variable is one series of
+``nutbridge_nut_variable{variable="battery.charge"}``. Request counts are labelled by route pattern, never by
+the path a client sent, so a scanner cannot grow the label set.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import time
+from collections import Counter
+from typing import Any
+
+from aiohttp import web
+from aiohttp.typedefs import Handler
+
+from nutbridge.model import Reading
+from nutbridge.server.daycache import DayCache
+from nutbridge.server.live import LiveSnapshot
+from nutbridge.snapshot import Comms
+
+CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+UNITS = {"voltage": "volts", "current": "amperes", "power": "watts", "temperature": "celsius", "charge": "percent"}
+
+
+def metric_name(field: str) -> str:
+    """``pv_power`` → ``nutbridge_pv_power_watts``; energies are kWh, charge is percent."""
+    if field.startswith("energy_"):
+        return f"nutbridge_{field}_kwh"
+    unit = next((u for word, u in UNITS.items() if word in field), None)
+    return f"nutbridge_{field}" + (f"_{unit}" if unit else "")
+
+
+NUMERIC = [
+    f.name
+    for f in dataclasses.fields(Reading)
+    if f.name != "time" and f.type in ("float | None", float | None)  # annotations are strings here
+]
+
+
+def number(value: object) -> float | None:
+    """A finite number from a reading's field or a NUT variable's text, else None."""
+    if isinstance(value, bool) or value is None:
+        return None
+    try:
+        result = float(value)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        return None
+    return result if math.isfinite(result) else None
+
+
+def label(value: str) -> str:
+    return value.replace("\\", "\\\\").replace("\n", "\\n").replace('"', '\\"')
+
+
+class Stats:
+    """Counters of the sidecar, and the offsets ``/stats/clear`` sets."""
+
+    def __init__(self, live: LiveSnapshot | None, cache: DayCache, *, subscribers: Any = None) -> None:
+        self.live = live
+        self.cache = cache
+        self.subscribers = subscribers  # anything with a ``count`` of connected pub/sub subscribers
+        self.started = time.time()
+        self.requests: Counter[tuple[str, int]] = Counter()
+        self._cleared_at = self.started
+        self._offsets: dict[str, int] = {}
+
+    @web.middleware
+    async def count_requests(self, request: web.Request, handler: Handler) -> web.StreamResponse:
+        """Count each answer by route pattern and status (404s under one label)."""
+        route = request.match_info.route.resource
+        name = route.canonical if route is not None else "unmatched"
+        try:
+            response = await handler(request)
+        except web.HTTPException as exc:
+            self.requests[(name, exc.status)] += 1
+            raise
+        self.requests[(name, response.status)] += 1
+        return response
+
+    def routes(self, app: web.Application) -> None:
+        app.middlewares.append(self.count_requests)
+        app.router.add_get("/metrics", self.metrics)
+        app.router.add_get("/stats", self.stats)
+        app.router.add_get("/stats/clear", self.clear)  # GET, as pyPowerwall's
+        app.router.add_post("/stats/clear", self.clear)
+
+    def totals(self) -> dict[str, int]:
+        latest = None if self.live is None else self.live.latest
+        return {
+            "polls": 0 if latest is None else latest.seq,
+            "failures": 0 if latest is None else latest.failures_total,
+            "requests": sum(self.requests.values()),
+            "cache_hits": self.cache.hits,
+            "cache_misses": self.cache.misses,
+        }
+
+    async def stats(self, request: web.Request) -> web.Response:
+        """pyPowerwall-style counters since the start, or since the last /stats/clear."""
+        now = time.time()
+        latest = None if self.live is None else self.live.latest
+        good = None if self.live is None else self.live.last_good
+        counts = {k: v - self._offsets.get(k, 0) for k, v in self.totals().items()}
+        return web.json_response(
+            {
+                "uptime": round(now - self.started, 3),
+                "since": round(now - self._cleared_at, 3),
+                **counts,
+                "comms": None if latest is None else latest.comms.value,
+                "last_error": None if latest is None or latest.error is None else str(latest.error),
+                "last_poll_age": None if good is None else round(now - good.time, 3),
+                "subscribers": getattr(self.subscribers, "count", None),
+            }
+        )
+
+    async def clear(self, request: web.Request) -> web.Response:
+        """Start the counters of /stats again (the daemon's own totals, and /metrics, are not reset)."""
+        self._offsets = self.totals()
+        self._cleared_at = time.time()
+        return web.json_response({"cleared": True})
+
+    async def metrics(self, request: web.Request) -> web.Response:
+        return web.Response(text=self.exposition(), headers={"Content-Type": CONTENT_TYPE})
+
+    def exposition(self) -> str:
+        """The text format: HELP and TYPE for each family, then its samples."""
+        out: list[str] = []
+
+        def family(name: str, kind: str, help_text: str, samples: list[tuple[str, float]]) -> None:
+            out.append(f"# HELP {name} {help_text}")
+            out.append(f"# TYPE {name} {kind}")
+            out.extend(f"{name}{labels} {value!r}" for labels, value in samples)
+
+        latest = None if self.live is None else self.live.latest
+        good = None if self.live is None else self.live.last_good
+        totals = self.totals()
+        family("nutbridge_up_seconds", "gauge", "Seconds since the daemon started.", [("", time.time() - self.started)])
+        family("nutbridge_polls_total", "counter", "Polls of the device.", [("", float(totals["polls"]))])
+        family(
+            "nutbridge_poll_failures_total", "counter", "Polls that got no answer.", [("", float(totals["failures"]))]
+        )
+        state = None if latest is None else latest.comms
+        family("nutbridge_comms", "gauge", "1 for the present comms state (ok, failing, lost).",
+               [(f'{{state="{c.value}"}}', 1.0 if c is state else 0.0) for c in Comms])  # fmt: skip
+        if good is not None:
+            family("nutbridge_last_good_poll_timestamp_seconds", "gauge", "When the device last answered.",
+                   [("", good.time)])  # fmt: skip
+            reading = good.reading
+            for field in NUMERIC:
+                value = None if reading is None else number(getattr(reading, field))
+                if value is not None:
+                    family(metric_name(field), "gauge", f"The reading's {field.replace('_', ' ')}.", [("", value)])
+            variables = [(k, number(v)) for k, v in sorted(good.variables.items())]
+            family("nutbridge_nut_variable", "gauge", "Each numeric NUT variable, as the port file holds it.",
+                   [(f'{{variable="{label(k)}"}}', v) for k, v in variables if v is not None])  # fmt: skip
+        family("nutbridge_day_cache_hits_total", "counter", "Day-file reads answered from memory.",
+               [("", float(self.cache.hits))])  # fmt: skip
+        counts = sorted(self.requests.items())
+        family("nutbridge_http_requests_total", "counter", "Answers of the sidecar, by route and status.",
+               [(f'{{route="{label(r)}",status="{s}"}}', float(n)) for (r, s), n in counts])  # fmt: skip
+        return "\n".join(out) + "\n"

@@ -1,0 +1,1 @@
+"""Live feeds for consumers: the Hubitat line protocol, MQTT, pub/sub."""

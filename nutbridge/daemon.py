@@ -11,7 +11,7 @@ import asyncio
 import contextlib
 import logging
 import signal
-from collections.abc import AsyncIterator, Callable, Coroutine
+from collections.abc import AsyncIterator, Callable, Coroutine, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -153,16 +153,36 @@ async def serve_only(config: Config) -> int:
 
 
 async def run(config: Config, portfile: PortFile, *, single: bool, verbose: bool, demo: bool) -> int:
-    """Poll once (-s) or until SIGTERM/SIGINT."""
-    if not single and config.api.listen is not None:
-        live = LiveSnapshot(config.monitor.poll_interval)
-        async with sidecar(config, live):
-            return await poll(config, portfile, single=False, verbose=verbose, demo=demo, live=live)
-    return await poll(config, portfile, single=single, verbose=verbose, demo=demo)
+    """Poll once (-s) or until SIGTERM/SIGINT, with the sidecar and the live feeds the config turns on."""
+    if single:
+        return await poll(config, portfile, single=True, verbose=verbose, demo=demo)
+    async with contextlib.AsyncExitStack() as stack:
+        live = None
+        if config.api.listen is not None:
+            live = LiveSnapshot(config.monitor.poll_interval)
+            await stack.enter_async_context(sidecar(config, live))
+        feeds: list[Sink] = []  # each wants only the newest state
+        if config.linesocket.listen is not None:
+            from nutbridge.feeds.linesocket import LineSocket
+
+            feeds.append(await stack.enter_async_context(LineSocket(config.linesocket)))
+        if config.mqtt.url is not None:
+            from nutbridge.feeds.mqtt import MqttFeed
+
+            name = config.nut.port_file.stem if config.nut.port_file else "nutbridge"  # the UPS's, as a rule
+            feeds.append(await stack.enter_async_context(MqttFeed(config.mqtt, name)))
+        return await poll(config, portfile, single=False, verbose=verbose, demo=demo, live=live, feeds=feeds)
 
 
 async def poll(
-    config: Config, portfile: PortFile, *, single: bool, verbose: bool, demo: bool, live: LiveSnapshot | None = None
+    config: Config,
+    portfile: PortFile,
+    *,
+    single: bool,
+    verbose: bool,
+    demo: bool,
+    live: LiveSnapshot | None = None,
+    feeds: Sequence[Sink] = (),
 ) -> int:
     """The source, the monitor and the sinks: one poll (-s) or polling until stopped."""
     dialect = version.Dialect(config.nut.version or await asyncio.to_thread(version.detect))
@@ -179,13 +199,13 @@ async def poll(
         sinks: list[Sink] = [sink]
         if config.datalog.folder is not None:
             sinks.append(DataLog(config.datalog.folder, retention_days=config.datalog.retention_days))
-        if live is not None:
-            sinks.append(live)
+        newest_only: list[Sink] = [sink, *([live] if live else []), *feeds]
+        sinks += newest_only[1:]
         if verbose:
             sinks.append(PollPrinter())
-        # The port file and the live snapshot want only the newest state; the log and the printer want every
-        # poll, in order.
-        runners = [SinkRunner(s, queue_size=1 if s is sink or s is live else 64) for s in sinks]
+        # The port file, the live snapshot and the feeds want only the newest state; the log and the printer
+        # want every poll, in order.
+        runners = [SinkRunner(s, queue_size=1 if s in newest_only else 64) for s in sinks]
         monitor = Monitor(
             source,
             runners,

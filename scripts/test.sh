@@ -1,14 +1,14 @@
 #!/usr/bin/env bash
 # Install everything the suite needs, then run it: Debian's NUT (upsd, dummy-ups, upsmon), socat for a
 # serial line without hardware, systemd-analyze, Node.js for the JavaScript example, iproute2 for the peer
-# network test's namespaces; a virtualenv with
+# network test's namespaces, Mosquitto for the MQTT tests; a virtualenv with
 # nutbridge and its test tools;
 # then ruff, mypy and pytest. Extra arguments go to pytest.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 missing=()
-for pkg in nut-server nut-client socat systemd; do
+for pkg in nut-server nut-client socat systemd mosquitto; do
     dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
 done
 # Node.js runs the JavaScript client example (Debian 12's nodejs is 18, with fetch).
@@ -25,6 +25,11 @@ if ((${#missing[@]})); then
     [ "$(id -u)" = 0 ] || sudo="sudo"
     $sudo apt-get update -qq
     DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+    # Debian starts the broker it just installed; the tests start their own on loopback ports and need no other.
+    if [[ " ${missing[*]} " == *" mosquitto "* ]] && command -v systemctl >/dev/null &&
+        systemctl is-active --quiet mosquitto 2>/dev/null; then
+        $sudo systemctl disable --now mosquitto >/dev/null 2>&1 || true
+    fi
 fi
 
 [ -x .venv/bin/python ] || python3 -m venv .venv

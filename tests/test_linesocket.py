@@ -392,3 +392,34 @@ def test_the_example_hubitat_driver_uses_eol() -> None:
     driver = (ROOT / "examples" / "hubitat_linesocket.groovy").read_text()
     assert re.search(r"interfaces\.rawSocket\.connect\(ip, port as int, eol: ?'\\n'\)", driver)
     assert "void socketStatus(String" in driver and "void parse(String" in driver
+
+
+def test_the_daemon_serves_the_line_protocol_from_its_polls(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    from tests.nut_stack import free_port
+
+    port = free_port()
+    (tmp_path / "solar.dev").write_text("")
+    config = tmp_path / "nutbridge.toml"
+    config.write_text(
+        f'[source]\nkind = "simulator"\nstart = "12:00"\n[monitor]\npoll_interval = 0.5\n'
+        f'[nut]\nport_file = "solar.dev"\nversion = "2.8.0"\n[linesocket]\nlisten = "127.0.0.1:{port}"\n'
+    )
+    daemon = subprocess.Popen([sys.executable, "-m", "nutbridge", "-c", str(config)], stderr=subprocess.PIPE)
+    try:
+        deadline = time.monotonic() + 30
+        answer = ""
+        while not answer.startswith("success: PowerNow") and time.monotonic() < deadline:
+            try:
+                with socket.create_connection(("127.0.0.1", port), timeout=2) as s:
+                    s.sendall(b"PowerNow\nbattery.charge\n")
+                    answer = s.makefile("rb").readline().decode()
+            except OSError:
+                time.sleep(0.2)
+        assert answer.startswith("success: PowerNow ") and int(answer.split()[2]) > 0, answer
+    finally:
+        daemon.terminate()
+        _, err = daemon.communicate(timeout=10)
+    assert daemon.returncode == 0, err.decode()

@@ -1,0 +1,481 @@
+"""MQTT with Home Assistant discovery: every poll as one JSON state message, entities announced retained.
+
+Topics (``P`` = ``[mqtt] topic_prefix``, ``D`` = ``discovery_prefix``, ``N`` = ``node_id``, by default the
+UPS name):
+
+- ``P/N/state``: retained JSON, one object per poll: comms, status flags, the reading's values (the last
+  good ones while the device is silent) and the NUT variables.
+- ``P/N/availability``: retained ``online`` once connected; the broker's last will makes it ``offline``
+  when nutbridge vanishes, and a clean shutdown publishes ``offline`` itself.
+- ``D/sensor/N/<key>/config`` and ``D/binary_sensor/N/<key>/config``: retained discovery configs, all under
+  one device, announced after each connect, whenever a new value appears, and again whenever Home
+  Assistant's ``D/status`` says ``online``. A sensor is announced once its value has been seen, so a
+  charge controller shows no grid sensors and a gateway no load terminals.
+
+Entities go unavailable when nutbridge is offline or the device's comms are lost (an availability list:
+the availability topic and a template on the state's ``comms``); the comms entity itself stays available.
+
+The client loop runs in a background task while the feed is entered: ``update`` only keeps the newest
+snapshot and wakes it, so the poll never waits for the broker. When the broker goes away the loop
+reconnects with capped exponential backoff and jitter, logging once per outage.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import enum
+import json
+import logging
+import math
+import random
+import secrets
+import ssl
+import time
+import urllib.parse
+from dataclasses import dataclass
+from types import TracebackType
+from typing import Any, Self
+
+import aiomqtt
+
+from nutbridge import __version__
+from nutbridge.config import MqttConfig
+from nutbridge.errors import ConfigError
+from nutbridge.model import ChargeStage, DeviceInfo, Reading
+from nutbridge.redact import redact_url
+from nutbridge.snapshot import Comms, Snapshot
+
+log = logging.getLogger(__name__)
+
+ONLINE = "online"
+OFFLINE = "offline"
+RETRY_INITIAL = 1.0  # seconds before the first reconnect; doubles per failed attempt
+RETRY_MAX = 60.0  # the cap of the backoff
+CLOSE_TIMEOUT = 3.0  # seconds a clean shutdown may take to say "offline" before the loop is cancelled
+TIMEOUT = 10.0  # seconds for the CONNACK and each acknowledgement
+DEFAULT_PORTS = {"mqtt": 1883, "mqtts": 8883}
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Entity:
+    """One Home Assistant entity: where its value sits in the state message and how HA should show it."""
+
+    key: str  # object_id in the discovery topic, and the unique_id's tail
+    name: str
+    component: str = "sensor"
+    reading: str | None = None  # a Reading field ...
+    variable: str | None = None  # ... or a NUT variable ...
+    flag: str | None = None  # ... or a top-level boolean of the state message
+    device_class: str | None = None
+    state_class: str | None = None
+    unit: str | None = None
+    precision: int | None = None
+    diagnostic: bool = False
+    options: tuple[str, ...] = ()  # an enum sensor's states
+
+    def template(self) -> str:
+        """The value_template that picks this entity's value out of the state message."""
+        if self.reading is not None:
+            return f"{{{{ value_json.reading.{self.reading} }}}}"
+        if self.variable is not None:
+            return f"{{{{ value_json.nut.get('{self.variable}') }}}}"
+        return f"{{{{ 'ON' if value_json.{self.flag} else 'OFF' }}}}"
+
+
+def _measure(key: str, name: str, device_class: str, unit: str, precision: int, **extra: Any) -> Entity:
+    return Entity(
+        key=key,
+        name=name,
+        reading=key,
+        device_class=device_class,
+        state_class=extra.pop("state_class", "measurement"),
+        unit=unit,
+        precision=precision,
+        **extra,
+    )
+
+
+ENTITIES: tuple[Entity, ...] = (
+    _measure("pv_power", "PV power", "power", "W", 0),
+    _measure("pv_voltage", "PV voltage", "voltage", "V", 1),
+    _measure("pv_current", "PV current", "current", "A", 2),
+    _measure("battery_charge", "Battery charge", "battery", "%", 0),
+    _measure("battery_voltage", "Battery voltage", "voltage", "V", 2),
+    _measure("battery_current", "Battery current", "current", "A", 2),  # net: negative while discharging
+    _measure("battery_temperature", "Battery temperature", "temperature", "°C", 1, diagnostic=True),
+    _measure("load_power", "Load power", "power", "W", 0),
+    _measure("load_voltage", "Load voltage", "voltage", "V", 1),
+    _measure("load_current", "Load current", "current", "A", 2),
+    _measure("controller_temperature", "Controller temperature", "temperature", "°C", 1, diagnostic=True),
+    # Only the lifetime counters feed the statistics (total_increasing); the day's counters reset at midnight
+    # on the device's clock, so they carry no state_class (one sensor per quantity, as HA asks).
+    _measure("energy_generated_total", "Energy generated", "energy", "kWh", 2, state_class="total_increasing"),
+    _measure("energy_consumed_total", "Energy consumed", "energy", "kWh", 2, state_class="total_increasing"),
+    _measure("energy_generated_today", "Energy generated today", "energy", "kWh", 2, state_class=None),
+    _measure("energy_consumed_today", "Energy consumed today", "energy", "kWh", 2, state_class=None),
+    _measure("battery_voltage_max_today", "Battery voltage max today", "voltage", "V", 2, diagnostic=True),
+    _measure("battery_voltage_min_today", "Battery voltage min today", "voltage", "V", 2, diagnostic=True),
+    Entity(
+        key="charge_stage",
+        name="Charge stage",
+        reading="charge_stage",
+        device_class="enum",
+        options=tuple(s.value for s in ChargeStage),
+    ),
+    Entity(
+        key="runtime",
+        name="Battery runtime",
+        variable="battery.runtime",
+        device_class="duration",
+        state_class="measurement",
+        unit="s",
+        precision=0,
+    ),
+    Entity(key="status", name="UPS status", variable="ups.status"),
+    Entity(key="charger_status", name="Charger status", variable="battery.charger.status"),
+    Entity(key="alarm", name="Alarm", variable="ups.alarm", diagnostic=True),
+    Entity(key="on_battery", name="On battery", component="binary_sensor", flag="on_battery"),
+    # device_class battery: on means low
+    Entity(
+        key="low_battery", name="Battery low", component="binary_sensor", flag="low_battery", device_class="battery"
+    ),
+    Entity(
+        key="comms",
+        name="Comms",
+        component="binary_sensor",
+        flag="comms_ok",
+        device_class="connectivity",
+        diagnostic=True,
+    ),
+)
+READING_FIELDS = tuple(f.name for f in dataclasses.fields(Reading))
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Broker:
+    """Where and how to connect, from ``[mqtt] url``; the password never reaches ``repr``."""
+
+    host: str
+    port: int
+    tls: bool
+    username: str | None
+    password: str | None = dataclasses.field(default=None, repr=False)
+
+    @classmethod
+    def parse(cls, url: str) -> Broker:
+        """``mqtt://[user:password@]host[:port]`` or ``mqtts://…`` (TLS, system CAs)."""
+        try:
+            parts = urllib.parse.urlsplit(url)
+            port = parts.port
+        except ValueError:
+            raise ConfigError(f"[mqtt] url {redact_url(url)}: not mqtt://[user:password@]host[:port]") from None
+        if parts.scheme not in DEFAULT_PORTS or not parts.hostname:
+            raise ConfigError(f"[mqtt] url {redact_url(url)}: not mqtt://[user:password@]host[:port]")
+        unquote = urllib.parse.unquote
+        return cls(
+            host=parts.hostname,
+            port=port or DEFAULT_PORTS[parts.scheme],
+            tls=parts.scheme == "mqtts",
+            username=None if parts.username is None else unquote(parts.username),
+            password=None if parts.password is None else unquote(parts.password),
+        )
+
+
+class MqttFeed:
+    """A sink that mirrors every snapshot to an MQTT broker; enter it to run its client loop.
+
+    ``async with MqttFeed(config, name) as feed:`` connects in the background (a broker that is down delays
+    nothing); ``await feed.update(snapshot)`` returns at once. Leaving the block publishes ``offline`` and
+    disconnects.
+    """
+
+    def __init__(
+        self,
+        config: MqttConfig,
+        name: str,
+        *,
+        retry_initial: float = RETRY_INITIAL,
+        retry_max: float = RETRY_MAX,
+    ) -> None:
+        if config.url is None:
+            raise ConfigError("[mqtt] url is not set")
+        self._url = config.url
+        self.broker = Broker.parse(config.url)
+        self.name = name
+        self.node_id = config.node_id or "".join(c if c.isalnum() or c in "_-" else "_" for c in name)[:64]
+        self.keepalive = max(1, round(config.keepalive))
+        base = f"{config.topic_prefix}/{self.node_id}"
+        self.state_topic = f"{base}/state"
+        self.availability_topic = f"{base}/availability"
+        self.discovery_prefix = config.discovery_prefix
+        self.status_topic = f"{config.discovery_prefix}/status"
+        self.retry_initial = retry_initial
+        self.retry_max = retry_max
+        self.connected = asyncio.Event()  # set while a session is up (for tests and /stats)
+        self._tls: ssl.SSLContext | None = None
+        if self.broker.tls:
+            self._tls = ssl.create_default_context()
+            self._tls.sslsocket_class = _ClosingSSLSocket
+        self._latest: Snapshot | None = None
+        self._last_good: Snapshot | None = None
+        self._seen: set[str] = {"comms"}  # keys of the entities announced or to announce
+        self._wake = asyncio.Event()
+        self._stop = asyncio.Event()
+        self._reannounce = False
+        self._task: asyncio.Task[None] | None = None
+
+    def __str__(self) -> str:
+        return f"MQTT {redact_url(self._url)}"
+
+    # -- the sink ---------------------------------------------------------------------------------------
+
+    async def update(self, snapshot: Snapshot) -> None:
+        """Keep ``snapshot`` for the client loop; never waits for the broker."""
+        self._latest = snapshot
+        if snapshot.ok:
+            self._last_good = snapshot
+            self._seen.update(_present(snapshot))
+        self._wake.set()
+
+    # -- the client loop --------------------------------------------------------------------------------
+
+    async def __aenter__(self) -> Self:
+        self._stop.clear()
+        self._task = asyncio.create_task(self._run(), name=f"nutbridge.mqtt.{self.node_id}")
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self.close()
+
+    async def close(self) -> None:
+        """Say ``offline``, disconnect and stop the loop; cancels it after ``CLOSE_TIMEOUT`` seconds."""
+        task, self._task = self._task, None
+        if task is None:
+            return
+        self._stop.set()
+        self._wake.set()
+        _, pending = await asyncio.wait({task}, timeout=CLOSE_TIMEOUT)
+        if pending:
+            log.warning("%s: could not say offline within %g s", self, CLOSE_TIMEOUT)
+            task.cancel()
+            await asyncio.wait({task})
+
+    async def _run(self) -> None:
+        """Connect, serve, and after a failure wait and connect again, until ``close``."""
+        attempt = 0
+        outage: float | None = None  # when the present outage began
+        while not self._stop.is_set():
+            failure: BaseException | None = None
+            up = False
+            try:
+                async with self._client() as client:
+                    up = True
+                    if outage is not None:
+                        log.warning("%s: connected again after %.0f s", self, time.monotonic() - outage)
+                    else:
+                        log.info("%s: connected as %s", self, self.node_id)
+                    attempt, outage = 0, None
+                    await self._serve(client)
+            except* aiomqtt.MqttError as group:
+                failure = group.exceptions[0]
+            except* Exception as group:  # a bug here must not end the feed, nor the daemon
+                failure = group.exceptions[0]
+                if outage is None:
+                    log.error("%s: unexpected %s", self, type(failure).__name__, exc_info=failure)
+            finally:
+                self.connected.clear()
+            if self._stop.is_set():
+                break
+            if outage is None:
+                outage = time.monotonic()
+                what = "connection lost" if up else "cannot connect"
+                log.warning(
+                    "%s: %s: %s; retrying with backoff up to %g s", self, what, _describe(failure), self.retry_max
+                )
+            else:
+                log.debug("%s: attempt %d failed: %s", self, attempt, _describe(failure))
+            delay = min(self.retry_max, self.retry_initial * 2 ** min(attempt, 32))  # no float overflow in a week
+            attempt += 1
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stop.wait(), delay * random.uniform(0.5, 1.0))
+        log.debug("%s: stopped", self)
+
+    def _client(self) -> aiomqtt.Client:
+        return aiomqtt.Client(
+            self.broker.host,
+            self.broker.port,
+            username=self.broker.username,
+            password=self.broker.password,
+            identifier=f"nutbridge-{secrets.token_hex(4)}",
+            logger=logging.getLogger(f"{__name__}.client"),
+            will=aiomqtt.Will(self.availability_topic, OFFLINE, qos=1, retain=True),
+            keepalive=self.keepalive,
+            timeout=TIMEOUT,
+            tls_context=self._tls,
+        )
+
+    async def _serve(self, client: aiomqtt.Client) -> None:
+        """One session: online, announce, then publish each new snapshot; ``offline`` on close."""
+        await client.subscribe(self.status_topic, qos=1)
+        await client.publish(self.availability_topic, ONLINE, qos=1, retain=True)
+        self.connected.set()
+        announced: dict[str, str] = {}  # topic → config published in this session
+        sent: int | None = None  # seq of the last state published in this session
+        async with asyncio.TaskGroup() as tg:
+            listener = tg.create_task(self._listen(client))
+            self._wake.set()
+            while True:
+                await self._wake.wait()
+                self._wake.clear()
+                if self._stop.is_set():
+                    await client.publish(self.availability_topic, OFFLINE, qos=1, retain=True)
+                    break
+                if self._reannounce:
+                    self._reannounce = False
+                    announced.clear()
+                for topic, payload in self.discovery().items():
+                    if announced.get(topic) != payload:
+                        await client.publish(topic, payload, qos=1, retain=True)
+                        announced[topic] = payload
+                snapshot = self._latest
+                if snapshot is not None and snapshot.seq != sent:
+                    await client.publish(self.state_topic, self.state(snapshot), qos=0, retain=True)
+                    sent = snapshot.seq
+            listener.cancel()
+
+    async def _listen(self, client: aiomqtt.Client) -> None:
+        """Home Assistant's birth message (``online`` on its status topic): announce everything again."""
+        async for message in client.messages:
+            # a retained "online" comes with the subscription, right after this session announced anyway
+            if message.retain or message.payload not in (ONLINE, ONLINE.encode()):
+                continue
+            log.info("%s: Home Assistant is online; announcing again", self)
+            self._reannounce = True
+            self._wake.set()
+
+    # -- payloads ---------------------------------------------------------------------------------------
+
+    def state(self, snapshot: Snapshot) -> str:
+        """The state message: this poll's comms, and the last good poll's values while the device is silent."""
+        good = snapshot if snapshot.ok else self._last_good
+        power = None if good is None else good.power
+        reading = None if good is None else good.reading
+        values = {name: None if reading is None else _plain(getattr(reading, name)) for name in READING_FIELDS}
+        message = {
+            "seq": snapshot.seq,
+            "time": snapshot.time,
+            "comms": snapshot.comms.value,
+            "comms_ok": snapshot.comms is not Comms.LOST,
+            "failures": snapshot.failures,
+            "last_good": snapshot.last_good,
+            "status": None if good is None else good.variables.get("ups.status"),
+            "on_battery": None if power is None else not power.on_line,
+            "low_battery": None if power is None else power.low,
+            "reading": values,
+            "nut": {} if good is None else {k: v for k, v in good.variables.items() if v is not None},
+        }
+        return json.dumps(message, separators=(",", ":"), allow_nan=False)
+
+    def device(self) -> dict[str, Any]:
+        """The device block every entity shares."""
+        info: DeviceInfo | None = None if self._last_good is None else self._last_good.info
+        block: dict[str, Any] = {"identifiers": [f"nutbridge_{self.node_id}"], "name": self.name}
+        if info is not None:
+            block["manufacturer"] = info.mfr
+            block["model"] = info.model
+            if info.firmware:
+                block["sw_version"] = info.firmware
+            if info.serial:
+                block["serial_number"] = info.serial
+        return block
+
+    def discovery(self) -> dict[str, str]:
+        """Topic → retained config (JSON) of every entity seen so far."""
+        device = self.device()
+        origin = {"name": "nutbridge", "sw_version": __version__}
+        bridge = {"topic": self.availability_topic}
+        device_up = {
+            "topic": self.state_topic,
+            "value_template": "{{ 'offline' if value_json.comms == 'lost' else 'online' }}",
+        }
+        configs: dict[str, str] = {}
+        for entity in ENTITIES:
+            if entity.key not in self._seen:
+                continue
+            config: dict[str, Any] = {
+                "name": entity.name,
+                "unique_id": f"nutbridge_{self.node_id}_{entity.key}",
+                "state_topic": self.state_topic,
+                "value_template": entity.template(),
+                "availability": [bridge] if entity.key == "comms" else [bridge, device_up],
+                "availability_mode": "all",
+                "device": device,
+                "origin": origin,
+            }
+            for option, value in (
+                ("device_class", entity.device_class),
+                ("state_class", entity.state_class),
+                ("unit_of_measurement", entity.unit),
+                ("suggested_display_precision", entity.precision),
+                ("entity_category", "diagnostic" if entity.diagnostic else None),
+                ("options", list(entity.options) or None),
+            ):
+                if value is not None:
+                    config[option] = value
+            topic = f"{self.discovery_prefix}/{entity.component}/{self.node_id}/{entity.key}/config"
+            configs[topic] = json.dumps(config, separators=(",", ":"), ensure_ascii=False)
+        return configs
+
+
+class _ClosingSSLSocket(ssl.SSLSocket):
+    """Closes itself when the handshake fails: paho leaves that socket open (a refused certificate, each retry)."""
+
+    def do_handshake(self, block: bool = False) -> None:
+        try:
+            super().do_handshake(block)
+        except BaseException:
+            self.close()
+            raise
+
+
+def _present(snapshot: Snapshot) -> set[str]:
+    """Keys of the entities that ``snapshot`` (a good one) has a value for."""
+    reading, variables = snapshot.reading, snapshot.variables
+    keys = {"on_battery", "low_battery"} if snapshot.power is not None else set()
+    for entity in ENTITIES:
+        if entity.reading is not None:
+            value = None if reading is None else getattr(reading, entity.reading)
+        elif entity.variable is not None:
+            value = variables.get(entity.variable)
+        else:
+            continue
+        if value is not None:
+            keys.add(entity.key)
+    return keys
+
+
+def _plain(value: object) -> object:
+    """A Reading value as JSON: enums by value, tuples as lists, NaN and infinities as null."""
+    if isinstance(value, enum.Enum):
+        return value.value
+    if isinstance(value, tuple):
+        return list(value)
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
+
+
+def _describe(exc: BaseException | None) -> str:
+    """One line for a failed session: aiomqtt's message and, where it has one, the cause beneath it."""
+    if exc is None:
+        return "disconnected"
+    text = str(exc) or type(exc).__name__
+    cause = exc.__cause__
+    return f"{text} ({cause})" if cause is not None and str(cause) else text
+
+
+__all__ = ["ENTITIES", "Broker", "Entity", "MqttFeed"]

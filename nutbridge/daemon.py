@@ -13,7 +13,7 @@ import logging
 import signal
 from collections.abc import AsyncIterator, Callable, Coroutine, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from nutbridge import __version__
 from nutbridge.config import Config, EnvoyConfig, PowerwallConfig, SimulatorConfig, TracerConfig
@@ -27,6 +27,9 @@ from nutbridge.printer import PollPrinter
 from nutbridge.server.live import LiveSnapshot
 from nutbridge.sinks import Sink, SinkRunner
 from nutbridge.testmode import StateCycle
+
+if TYPE_CHECKING:
+    from nutbridge.server.pubsub import PubSubHub
 
 log = logging.getLogger("nutbridge")
 
@@ -113,7 +116,9 @@ async def open_envoy(
 
 
 @contextlib.asynccontextmanager
-async def sidecar(config: Config, live: LiveSnapshot | None = None) -> AsyncIterator[None]:
+async def sidecar(
+    config: Config, live: LiveSnapshot | None = None, pubsub: PubSubHub | None = None
+) -> AsyncIterator[None]:
     """The API listener when ``[api] listen`` is set, with the peer tasks ``[peers]`` enables; else nothing."""
     if config.api.listen is None or config.datalog.folder is None:
         yield
@@ -130,7 +135,7 @@ async def sidecar(config: Config, live: LiveSnapshot | None = None) -> AsyncIter
     host, port = config.api.listen
     cert, key = config.api.tls_cert, config.api.tls_key
     tls = tls_context(cert, key) if cert and key else None
-    app = parts.app(config, live, network.election if network else None)
+    app = parts.app(config, live, network.election if network else None, pubsub)
     async with Sidecar(app, host, port, tls=tls), network.running() if network else contextlib.nullcontext():
         yield
 
@@ -157,10 +162,15 @@ async def run(config: Config, portfile: PortFile, *, single: bool, verbose: bool
     if single:
         return await poll(config, portfile, single=True, verbose=verbose, demo=demo)
     async with contextlib.AsyncExitStack() as stack:
-        live = None
+        live, hub, every_poll = None, None, []
         if config.api.listen is not None:
             live = LiveSnapshot(config.monitor.poll_interval)
-            await stack.enter_async_context(sidecar(config, live))
+            if config.pubsub.enabled or config.pubsub.api_key is not None:
+                from nutbridge.server.pubsub import PubSubHub
+
+                hub = PubSubHub(config.pubsub)
+                every_poll.append(hub)  # subscribers get every poll; the hub never waits for one
+            await stack.enter_async_context(sidecar(config, live, hub))
         feeds: list[Sink] = []  # each wants only the newest state
         if config.linesocket.listen is not None:
             from nutbridge.feeds.linesocket import LineSocket
@@ -171,7 +181,8 @@ async def run(config: Config, portfile: PortFile, *, single: bool, verbose: bool
 
             name = config.nut.port_file.stem if config.nut.port_file else "nutbridge"  # the UPS's, as a rule
             feeds.append(await stack.enter_async_context(MqttFeed(config.mqtt, name)))
-        return await poll(config, portfile, single=False, verbose=verbose, demo=demo, live=live, feeds=feeds)
+        return await poll(config, portfile, single=False, verbose=verbose, demo=demo, live=live, feeds=feeds,
+                          every_poll=every_poll)  # fmt: skip
 
 
 async def poll(
@@ -183,6 +194,7 @@ async def poll(
     demo: bool,
     live: LiveSnapshot | None = None,
     feeds: Sequence[Sink] = (),
+    every_poll: Sequence[Sink] = (),
 ) -> int:
     """The source, the monitor and the sinks: one poll (-s) or polling until stopped."""
     dialect = version.Dialect(config.nut.version or await asyncio.to_thread(version.detect))
@@ -200,7 +212,7 @@ async def poll(
         if config.datalog.folder is not None:
             sinks.append(DataLog(config.datalog.folder, retention_days=config.datalog.retention_days))
         newest_only: list[Sink] = [sink, *([live] if live else []), *feeds]
-        sinks += newest_only[1:]
+        sinks += [*newest_only[1:], *every_poll]
         if verbose:
             sinks.append(PollPrinter())
         # The port file, the live snapshot and the feeds want only the newest state; the log and the printer

@@ -26,6 +26,7 @@ from nutbridge.server.legacy import ChargeController
 from nutbridge.server.legacy_api import NetworkApi
 from nutbridge.server.live import LiveSnapshot
 from nutbridge.server.metrics import Stats
+from nutbridge.server.pubsub import PubSubHub
 
 log = logging.getLogger(__name__)
 
@@ -49,6 +50,7 @@ def make_app(
     node: Node | None = None,
     live: LiveSnapshot | None = None,
     election: Election | None = None,
+    pubsub: PubSubHub | None = None,
 ) -> web.Application:
     """The application: the Solar Protocol v1 routes and the JSON API over ``data_dir``, the device list, this
     node's identity, (when polling) the live snapshot and (when electing) the election's state."""
@@ -61,7 +63,9 @@ def make_app(
     app.router.add_route("*", "/api/v1/api.php", NetworkApi(cache, devices, network_key).handle)
     if election is not None:
         app.router.add_get("/api/election", election.handle)
-    Stats(live, cache).routes(app)
+    if pubsub is not None:
+        pubsub.routes(app)
+    Stats(live, cache, subscribers=pubsub).routes(app)
     return app
 
 
@@ -83,10 +87,12 @@ class Parts:
             devices = DeviceList(peers.device_list_path(folder), expiry_days=peers.peer_expiry_days)
         return cls(folder, DayCache(folder), devices, Node(config.node.info()))
 
-    def app(self, config: Config, live: LiveSnapshot | None, election: Election | None) -> web.Application:
+    def app(
+        self, config: Config, live: LiveSnapshot | None, election: Election | None, pubsub: PubSubHub | None = None
+    ) -> web.Application:
         """The application over these parts."""
         return make_app(self.data_dir, cache=self.cache, devices=self.devices, network_key=config.peers.network_key,
-                        node=self.node, live=live, election=election)  # fmt: skip
+                        node=self.node, live=live, election=election, pubsub=pubsub)  # fmt: skip
 
 
 def tls_context(cert: Path, key: Path) -> ssl.SSLContext:

@@ -62,7 +62,7 @@ class Stats:
     def __init__(self, live: LiveSnapshot | None, cache: DayCache, *, subscribers: Any = None) -> None:
         self.live = live
         self.cache = cache
-        self.subscribers = subscribers  # anything with a ``count`` of connected pub/sub subscribers
+        self.subscribers = subscribers  # the pub/sub hub, whose ``subscribers`` are its open subscriber sockets
         self.started = time.time()
         self.requests: Counter[tuple[str, int]] = Counter()
         self._cleared_at = self.started
@@ -112,7 +112,7 @@ class Stats:
                 "comms": None if latest is None else latest.comms.value,
                 "last_error": None if latest is None or latest.error is None else str(latest.error),
                 "last_poll_age": None if good is None else round(now - good.time, 3),
-                "subscribers": getattr(self.subscribers, "count", None),
+                "subscribers": getattr(self.subscribers, "subscribers", None),
             }
         )
 

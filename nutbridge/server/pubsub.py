@@ -1,0 +1,490 @@
+"""PiCloud-compatible WebSocket pub/sub on the sidecar: ``/subscribe``, ``/publish`` (WebSocket and POST), ``/info``.
+
+Wire format as exitcodezero/picloud (dd83196) sends it, byte for byte: its JSON (struct field order, ``<>&``
+escaped, a newline after each frame, since gorilla's WriteJSON uses json.Encoder), RFC 3339 times in UTC with
+nanoseconds and trailing zeros cut (Go's time.Time), the texts and codes of its refusals (401 ``Invalid API
+Key`` / ``Invalid client name``, 400 ``Bad request``, 405 with ``Allow``, 200 with ``Allow`` for OPTIONS).
+
+Where PiCloud stalls, leaks or breaks, this does not (README, "Pub/sub"): every subscriber has a bounded queue
+and its own sender task, and one that falls ``queue`` messages behind is closed with 1013 instead of stalling
+the hub; a publish never waits; pings every HEARTBEAT seconds drop dead peers; frames over ``max_frame`` are
+closed with 1009, frames it cannot take with 1003, a connection over MAX_EVENTS subscriptions with 1008, and
+the server's stop with 1001; bad JSON is a 400, not a 500; ``created_at`` is when the frame arrived and a
+publisher cannot forge it or ``action``; the key is compared in constant time and, once set, always needed;
+``/info`` is always served, pushes at once, lists no event without subscribers and no ``null`` for no
+connections; at most ``max_subscribers`` sockets (503 before the upgrade).
+
+The daemon publishes every poll as event ``reading`` and each change of ``ups.status`` or the comms state as
+``status`` (``update``, the Sink side); their ``data`` is JSON text, since PiCloud's ``data`` is a string.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import enum
+import json
+import logging
+import math
+import time
+from collections.abc import Awaitable, Callable, Iterable
+from typing import Any
+from urllib.parse import urlsplit
+
+from aiohttp import WSMsgType, web
+
+from nutbridge.config import PubSubConfig
+from nutbridge.server.api import iso, reading_json
+from nutbridge.server.legacy import key_matches
+from nutbridge.snapshot import Comms, Snapshot
+
+log = logging.getLogger(__name__)
+
+HEARTBEAT = 30.0  # seconds between pings; a peer that has not answered half of this later is dropped
+CLOSE_TIMEOUT = 5.0  # seconds a closing handshake may take before the connection is cut
+MAX_EVENTS = 256  # subscriptions one connection may hold (PiCloud has no limit: a memory DoS)
+RETRY_AFTER = 30  # seconds, with the 503 of a full hub
+CLOSE_GOING_AWAY, CLOSE_UNSUPPORTED, CLOSE_POLICY, CLOSE_TRY_AGAIN = 1001, 1003, 1008, 1013
+
+# Go's encoding/json (as PiCloud was built, 2016) escapes these in strings; other characters are sent as UTF-8,
+# and text that is not UTF-8 (here: a lone surrogate) becomes U+FFFD
+_GO_ESCAPES: dict[int, str] = {c: f"\\u{c:04x}" for c in (*range(0x20), 0x3C, 0x3E, 0x26, 0x2028, 0x2029)}
+_GO_ESCAPES |= {ord('"'): '\\"', ord("\\"): "\\\\", ord("\n"): "\\n", ord("\r"): "\\r", ord("\t"): "\\t"}
+_GO_ESCAPES |= dict.fromkeys(range(0xD800, 0xE000), "\ufffd")
+
+
+def go_string(text: str) -> str:
+    """``text`` as Go's json.Marshal writes a string."""
+    return f'"{text.translate(_GO_ESCAPES)}"'
+
+
+def go_json(value: Any) -> str:
+    """``value`` (dicts in order, lists, strings, None, bools, ints) as Go's json.Marshal writes it."""
+    if isinstance(value, str):
+        return go_string(value)
+    if isinstance(value, dict):
+        return "{" + ",".join(f"{go_string(k)}:{go_json(v)}" for k, v in value.items()) + "}"
+    if isinstance(value, list):
+        return "[" + ",".join(go_json(v) for v in value) + "]"
+    return json.dumps(value)  # None, bools and ints read the same in both
+
+
+def go_time(ns: int | None = None) -> str:
+    """A Unix time in nanoseconds (default now) as Go marshals a UTC time.Time: RFC 3339, trailing zeros cut."""
+    ns = time.time_ns() if ns is None else ns
+    seconds, fraction = divmod(ns, 1_000_000_000)
+    stamp = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(seconds))
+    return stamp + (f".{fraction:09d}".rstrip("0") if fraction else "") + "Z"
+
+
+def frame(event: str, data: str, created_at: str) -> str:
+    """What a subscriber receives, exactly as PiCloud sends it."""
+    return f'{{"action":"publish","event":{go_string(event)},"data":{go_string(data)},"created_at":"{created_at}"}}\n'
+
+
+class Refused(Exception):
+    """A frame or body the hub cannot take; ``str`` says why (the close reason or the 400's text)."""
+
+
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")
+
+
+def parse(text: str) -> dict[str, Any]:
+    """A frame or body as a JSON object (strictly: no NaN, no trailing text)."""
+    try:
+        body = json.loads(text, parse_constant=_no_constant)
+    except (ValueError, RecursionError):
+        raise Refused("not JSON") from None
+    if not isinstance(body, dict):
+        raise Refused("not a JSON object")
+    return body
+
+
+def field(body: dict[str, Any], name: str) -> str:
+    """A string field as Go decodes it: missing or null is empty, anything but a string is refused."""
+    value = body.get(name)
+    if value is None:
+        return ""
+    if not isinstance(value, str):
+        raise Refused(f"{name} must be a string")
+    return value
+
+
+class Kind(enum.Enum):
+    """What a socket is for."""
+
+    SUBSCRIBER = "subscriber"
+    PUBLISHER = "publisher"
+    INFO = "info"
+
+
+class Connection:
+    """One WebSocket: who it is (as ``/info`` lists it), what it subscribed to, and its queue and sender."""
+
+    __slots__ = (
+        *("client_name", "closing", "connected_at", "events", "finished", "handler", "interrupt", "ip_address"),
+        *("kind", "queue", "sender", "ws"),
+    )
+
+    def __init__(self, ws: web.WebSocketResponse, request: web.Request, kind: Kind, name: str, queue: int) -> None:
+        self.ws, self.kind, self.client_name = ws, kind, name
+        peer = request.transport.get_extra_info("peername") if request.transport else None
+        host, port = (peer[0], peer[1]) if isinstance(peer, tuple) else (request.remote or "", 0)
+        self.ip_address = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"  # Go's RemoteAddr().String()
+        self.connected_at = go_time()
+        self.events: dict[str, None] = {}  # in subscription order
+        self.queue: asyncio.Queue[str] = asyncio.Queue(queue)  # a subscriber's frames, not yet sent
+        self.sender: asyncio.Task[None] | None = None
+        self.handler = asyncio.current_task()  # aiohttp's task for this request, which reads the socket
+        self.interrupt: asyncio.Timeout | None = None  # around the handler's reads, to stop them from outside
+        self.closing: tuple[int, str] | None = None  # the close code and reason, once decided
+        self.finished = asyncio.Event()  # set when the handler is done with the socket
+
+    def info(self) -> dict[str, str]:
+        """This connection in ``/info`` (PiCloud's connectionInfo)."""
+        return {"client_name": self.client_name, "ip_address": self.ip_address, "connected_at": self.connected_at}
+
+    async def send(self) -> None:
+        """Hand the queued frames to the socket, one at a time, until cancelled or the peer is gone."""
+        with contextlib.suppress(ConnectionError):  # aiohttp's ClientConnectionResetError: the read side notices
+            while True:
+                await self.ws.send_str(await self.queue.get())
+
+    def shut(self, code: int, reason: str) -> None:
+        """Have the handler close the socket with ``code`` (the first code decided wins); never waits."""
+        if self.closing is not None:
+            return
+        self.closing = (code, reason)
+        if self.sender is not None:
+            self.sender.cancel()  # it may be stuck on a peer that does not read
+        if self.interrupt is not None and asyncio.current_task() is not self.handler:
+            # stop the handler's read: aiohttp's close from another task would cut the TCP connection without
+            # waiting for the peer's close frame, which clients then report as 1006
+            self.interrupt.reschedule(asyncio.get_running_loop().time())
+
+
+class PubSubHub:
+    """The hub: routes for the sidecar's app (``routes``) and a Sink for the monitor (``update``).
+
+    Args:
+        config: ``[pubsub]``: the key (None: open, which the configuration allows on loopback only), the queue,
+            the frame limit, the ``/info`` interval and the socket cap.
+        heartbeat: seconds between pings.
+        close_timeout: seconds a closing handshake may take.
+    """
+
+    def __init__(
+        self, config: PubSubConfig, *, heartbeat: float = HEARTBEAT, close_timeout: float = CLOSE_TIMEOUT
+    ) -> None:
+        self.config, self.heartbeat, self.close_timeout = config, heartbeat, close_timeout
+        self._events: dict[str, dict[Connection, None]] = {}  # event → its subscribers, in subscription order
+        self._listed: dict[Connection, None] = {}  # subscriber and publisher sockets, as /info lists them
+        self._sockets: set[Connection] = set()  # every open socket, /info's included
+        self._opening = 0  # sockets counted against the cap while their upgrade runs
+        self._status: tuple[Comms, str | None] | None = None  # the last one published
+        self.published = 0  # messages published, from any side
+        self.slow_closed = 0  # subscribers closed with 1013
+
+    def __str__(self) -> str:
+        return "pub/sub hub"
+
+    @property
+    def subscribers(self) -> int:
+        """Open subscriber sockets."""
+        return sum(1 for c in self._sockets if c.kind is Kind.SUBSCRIBER)
+
+    @property
+    def sockets(self) -> int:
+        """Open sockets of every kind (what ``max_subscribers`` caps)."""
+        return len(self._sockets)
+
+    def routes(self, app: web.Application) -> None:
+        """Add the routes to ``app`` (before it starts), and the closing of every socket to its shutdown."""
+        router = app.router
+        router.add_get("/subscribe", self.subscribe_socket, allow_head=False)
+        router.add_get("/connect", self.subscribe_socket, allow_head=False)  # PiCloud's one socket until Nov 2015
+        router.add_get("/publish", self.publish_socket, allow_head=False)
+        router.add_post("/publish", self.publish_http)
+        router.add_get("/info", self.info_socket, allow_head=False)
+        for path, allow in (("/subscribe", "GET"), ("/connect", "GET"), ("/publish", "GET, POST"), ("/info", "GET")):
+            router.add_route("OPTIONS", path, allowed(allow))
+        app.on_shutdown.append(self.on_shutdown)
+
+    # Publishing
+
+    def publish(self, event: str, data: str) -> int:
+        """Queue ``data`` as ``event`` for its subscribers, never waiting; the number it was queued for."""
+        self.published += 1
+        subscribers = self._events.get(event)
+        if not subscribers:
+            return 0
+        text = frame(event, data, go_time())
+        sent = 0
+        for connection in list(subscribers):
+            try:
+                connection.queue.put_nowait(text)
+                sent += 1
+            except asyncio.QueueFull:
+                self.slow_closed += 1
+                log.warning("pub/sub: %s (%s) fell %d messages behind; closed", connection.client_name,
+                            connection.ip_address, self.config.queue)  # fmt: skip
+                self._forget(connection)
+                connection.shut(CLOSE_TRY_AGAIN, f"too slow: {self.config.queue} messages behind")
+        return sent
+
+    async def update(self, snapshot: Snapshot) -> None:
+        """Publish the poll as ``reading`` and, when ``ups.status`` or the comms state changed, ``status``."""
+        if self._events.get("reading"):
+            self.publish("reading", dumps(reading_data(snapshot)))
+        else:  # nobody listens: not worth building
+            self.published += 1
+        previous = self._status
+        last = None if previous is None else previous[1]
+        ups_status = snapshot.variables.get("ups.status") if snapshot.ok else last  # a failed poll: the last stands
+        if previous != (snapshot.comms, ups_status):
+            self._status = (snapshot.comms, ups_status)
+            self.publish("status", dumps(status_data(snapshot, ups_status, previous)))
+
+    # Sockets
+
+    async def subscribe_socket(self, request: web.Request) -> web.StreamResponse:
+        """``/subscribe``: subscribe, unsubscribe and ``unsubscribe:all`` (and, as the old ``/connect``, publish)."""
+        return await self._socket(request, Kind.SUBSCRIBER)
+
+    async def publish_socket(self, request: web.Request) -> web.StreamResponse:
+        """``/publish`` as a WebSocket: every frame ``{"event","data"}`` is published."""
+        return await self._socket(request, Kind.PUBLISHER)
+
+    async def info_socket(self, request: web.Request) -> web.StreamResponse:
+        """``/info``: the hub's state at once, then every ``info_interval`` seconds (no client name needed)."""
+        return await self._socket(request, Kind.INFO)
+
+    async def publish_http(self, request: web.Request) -> web.StreamResponse:
+        """``POST /publish``: 201 with an empty body, 400 for a bad body or no event, 401 as PiCloud."""
+        refusal = self._refusal(request, Kind.PUBLISHER)
+        if refusal is not None:
+            return refusal
+        raw = await request.read()
+        if len(raw) > self.config.max_frame:
+            return text_error(413, f"Request Entity Too Large: at most {self.config.max_frame} bytes")
+        try:
+            event, data = publication(parse(raw.decode("utf-8", "replace")))  # Go replaces what is not UTF-8
+        except Refused as exc:
+            return text_error(400, "Bad request" if isinstance(exc, NoEvent) else f"Bad request: {exc}")
+        self.publish(event, data)
+        return web.Response(status=201)
+
+    def _refusal(self, request: web.Request, kind: Kind) -> web.Response | None:
+        """PiCloud's checks in its order (key, then client name), a cross-site page refused when open."""
+        key = self.config.api_key
+        if key is None:  # open (loopback only): a browser page of another site must not drive it
+            origin = request.headers.get("Origin")
+            if origin and urlsplit(origin).netloc.lower() != request.host.lower():
+                return text_error(403, "Forbidden: cross-site request to a hub without a key")
+        elif not key_matches(request.headers.get("X-API-Key") or request.query.get("apiKey", ""), key):
+            return text_error(401, "Invalid API Key")
+        if kind is not Kind.INFO and not client_name(request):
+            return text_error(401, "Invalid client name")
+        return None
+
+    async def _socket(self, request: web.Request, kind: Kind) -> web.StreamResponse:
+        refusal = self._refusal(request, kind)
+        if refusal is not None:
+            return refusal
+        if len(self._sockets) + self._opening >= self.config.max_subscribers:
+            refusal = text_error(503, "Service Unavailable: too many connections")
+            refusal.headers["Retry-After"] = str(RETRY_AFTER)
+            return refusal
+        ws = web.WebSocketResponse(
+            heartbeat=self.heartbeat, max_msg_size=self.config.max_frame, compress=False, timeout=self.close_timeout
+        )
+        self._opening += 1
+        try:
+            await ws.prepare(request)  # not an upgrade: 400, as gorilla answers
+        finally:
+            self._opening -= 1
+        transport = request.transport
+        connection = Connection(ws, request, kind, client_name(request), self.config.queue)
+        self._sockets.add(connection)
+        if kind is not Kind.INFO:
+            self._listed[connection] = None
+        log.info("pub/sub: %s socket from %s (%s)", kind.value, connection.ip_address, connection.client_name or "-")
+        if kind is not Kind.PUBLISHER:  # a publisher's socket only reads
+            task = connection.send() if kind is Kind.SUBSCRIBER else self._push_info(connection)
+            connection.sender = asyncio.create_task(task, name=f"nutbridge.pubsub.{kind.value}")
+        try:
+            with contextlib.suppress(TimeoutError):  # shut() from outside: the interrupt
+                async with asyncio.timeout(None) as connection.interrupt:
+                    await self._read(connection)
+            connection.interrupt = None
+            self._forget(connection)
+            if connection.sender is not None:
+                connection.sender.cancel()
+                await asyncio.gather(connection.sender, return_exceptions=True)
+            if connection.closing is not None and not ws.closed:
+                code, reason = connection.closing
+                with contextlib.suppress(TimeoutError):  # waits for the peer's close frame (ws timeout)
+                    async with asyncio.timeout(self.close_timeout):
+                        await ws.close(code=code, message=reason.encode())
+        finally:
+            self._forget(connection)
+            self._sockets.discard(connection)
+            if connection.sender is not None:
+                connection.sender.cancel()
+            connection.finished.set()
+            log.info("pub/sub: %s socket from %s closed (%s)", kind.value, connection.ip_address, ws.close_code)
+            if transport is not None:  # a closed transport still flushes; one whose peer never reads is cut
+                asyncio.get_running_loop().call_later(self.close_timeout, transport.abort)
+        return ws
+
+    async def _read(self, connection: Connection) -> None:
+        """Act on each frame until the socket closes; a frame that cannot be taken closes it with a code."""
+        async for message in connection.ws:
+            if message.type is WSMsgType.BINARY:
+                connection.shut(CLOSE_UNSUPPORTED, "text frames only")
+            elif message.type is WSMsgType.TEXT and connection.kind is not Kind.INFO:  # /info's are ignored
+                try:
+                    self._command(connection, parse(message.data))
+                except Refused as exc:
+                    connection.shut(CLOSE_UNSUPPORTED, str(exc))
+                except TooMany as exc:
+                    connection.shut(CLOSE_POLICY, str(exc))
+            elif message.type is WSMsgType.ERROR:  # aiohttp has closed it: 1009 for a frame over max_msg_size
+                return
+            if connection.closing is not None:
+                return
+
+    def _command(self, connection: Connection, body: dict[str, Any]) -> None:
+        """One frame: a publication on ``/publish``; a subscriber's action (others are ignored, as PiCloud)."""
+        if connection.kind is Kind.PUBLISHER:
+            self.publish(*publication(body))  # action and created_at of the frame are not the publisher's to set
+            return
+        action, event = field(body, "action"), field(body, "event")
+        if action == "subscribe" and event:
+            if event not in connection.events and len(connection.events) >= MAX_EVENTS:
+                raise TooMany(f"at most {MAX_EVENTS} subscriptions")
+            connection.events[event] = None
+            self._events.setdefault(event, {})[connection] = None
+        elif action == "unsubscribe":
+            self._unsubscribe(connection, (event,))
+        elif action == "unsubscribe:all":
+            self._unsubscribe(connection, list(connection.events))
+        elif action == "publish":  # the old /connect socket, which PiCloud's Python client still uses
+            self.publish(*publication(body))
+
+    def _unsubscribe(self, connection: Connection, events: Iterable[str]) -> None:
+        for event in events:
+            connection.events.pop(event, None)
+            subscribers = self._events.get(event)
+            if subscribers is not None:
+                subscribers.pop(connection, None)
+                if not subscribers:  # PiCloud keeps it forever, with "connections": null
+                    del self._events[event]
+
+    def _forget(self, connection: Connection) -> None:
+        """No more frames for ``connection`` and no more listing in ``/info``."""
+        self._unsubscribe(connection, list(connection.events))
+        self._listed.pop(connection, None)
+
+    # /info
+
+    def info(self) -> dict[str, Any]:
+        """PiCloud's infoMessage: events (by name) with their subscribers, every listed connection, the time."""
+        return {
+            "subscriptions": [
+                {"name": event, "connections": [c.info() for c in subscribers]}
+                for event, subscribers in sorted(self._events.items())
+            ],
+            "all_connections": [c.info() for c in self._listed],
+            "created_at": go_time(),
+        }
+
+    async def _push_info(self, connection: Connection) -> None:
+        loop = asyncio.get_running_loop()
+        due = loop.time()
+        with contextlib.suppress(ConnectionError):
+            while True:
+                await connection.ws.send_str(go_json(self.info()) + "\n")
+                due = max(due + self.config.info_interval, loop.time())
+                await asyncio.sleep(due - loop.time())
+
+    async def on_shutdown(self, app: web.Application | None = None) -> None:
+        """Close every socket with 1001 and wait for the handshakes (bounded by ``close_timeout``)."""
+        sockets = list(self._sockets)
+        for connection in sockets:
+            connection.shut(CLOSE_GOING_AWAY, "server shutting down")
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(2 * self.close_timeout):
+                await asyncio.gather(*(c.finished.wait() for c in sockets))
+
+
+class TooMany(Exception):
+    """A subscriber over MAX_EVENTS."""
+
+
+class NoEvent(Refused):
+    """A publication without an event."""
+
+
+def publication(body: dict[str, Any]) -> tuple[str, str]:
+    """(event, data) of a publish frame or body; an empty event is refused on every path (PiCloud: HTTP only)."""
+    event, data = field(body, "event"), field(body, "data")
+    if not event:
+        raise NoEvent("no event")
+    return event, data
+
+
+def client_name(request: web.Request) -> str:
+    """``X-API-Client-Name``, else ``clientName`` ('' when neither)."""
+    return request.headers.get("X-API-Client-Name") or request.query.get("clientName", "")
+
+
+def text_error(status: int, text: str) -> web.Response:
+    """A refusal as Go's http.Error writes it."""
+    return web.Response(status=status, text=f"{text}\n", headers={"X-Content-Type-Options": "nosniff"})
+
+
+def allowed(methods: str) -> Callable[[web.Request], Awaitable[web.Response]]:
+    """An OPTIONS handler as gorilla's MethodHandler answers: 200 with ``Allow``."""
+
+    async def options(request: web.Request) -> web.Response:
+        return web.Response(headers={"Allow": f"{methods}, OPTIONS"})
+
+    return options
+
+
+def dumps(data: Any) -> str:
+    """Our own events' data: compact JSON text (numbers that are not finite become null)."""
+    return json.dumps(data, separators=(",", ":"), allow_nan=False)
+
+
+def _finite(value: Any) -> Any:
+    return None if isinstance(value, float) and not math.isfinite(value) else value
+
+
+def reading_data(snapshot: Snapshot) -> dict[str, Any]:
+    """A poll as the ``reading`` event's data: the keys of ``/api/status`` that belong to one poll."""
+    reading = snapshot.reading
+    return {
+        "seq": snapshot.seq,
+        "time": iso(snapshot.time),
+        "comms": snapshot.comms.value,
+        "error": None if snapshot.error is None else str(snapshot.error),
+        "variables": dict(snapshot.variables),
+        "reading": None if reading is None else {k: _finite(v) for k, v in reading_json(reading).items()},
+    }
+
+
+def status_data(
+    snapshot: Snapshot, ups_status: str | None, previous: tuple[Comms, str | None] | None
+) -> dict[str, Any]:
+    """A change as the ``status`` event's data: now and before (null for the first poll)."""
+    return {
+        "seq": snapshot.seq,
+        "time": iso(snapshot.time),
+        "comms": snapshot.comms.value,
+        "ups.status": ups_status,
+        "error": None if snapshot.error is None else str(snapshot.error),
+        "previous": None if previous is None else {"comms": previous[0].value, "ups.status": previous[1]},
+    }

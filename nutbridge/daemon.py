@@ -29,6 +29,7 @@ from nutbridge.sinks import Sink, SinkRunner
 from nutbridge.testmode import StateCycle
 
 if TYPE_CHECKING:
+    from nutbridge.server.control import LoadControl
     from nutbridge.server.pubsub import PubSubHub
 
 log = logging.getLogger("nutbridge")
@@ -117,7 +118,10 @@ async def open_envoy(
 
 @contextlib.asynccontextmanager
 async def sidecar(
-    config: Config, live: LiveSnapshot | None = None, pubsub: PubSubHub | None = None
+    config: Config,
+    live: LiveSnapshot | None = None,
+    pubsub: PubSubHub | None = None,
+    control: LoadControl | None = None,
 ) -> AsyncIterator[None]:
     """The API listener when ``[api] listen`` is set, with the peer tasks ``[peers]`` enables; else nothing."""
     if config.api.listen is None or config.datalog.folder is None:
@@ -135,7 +139,7 @@ async def sidecar(
     host, port = config.api.listen
     cert, key = config.api.tls_cert, config.api.tls_key
     tls = tls_context(cert, key) if cert and key else None
-    app = parts.app(config, live, network.election if network else None, pubsub)
+    app = parts.app(config, live, network.election if network else None, pubsub, control)
     async with Sidecar(app, host, port, tls=tls), network.running() if network else contextlib.nullcontext():
         yield
 
@@ -162,7 +166,7 @@ async def run(config: Config, portfile: PortFile, *, single: bool, verbose: bool
     if single:
         return await poll(config, portfile, single=True, verbose=verbose, demo=demo)
     async with contextlib.AsyncExitStack() as stack:
-        live, hub, every_poll = None, None, []
+        live, hub, control, every_poll = None, None, None, []
         if config.api.listen is not None:
             live = LiveSnapshot(config.monitor.poll_interval)
             if config.pubsub.enabled or config.pubsub.api_key is not None:
@@ -170,7 +174,11 @@ async def run(config: Config, portfile: PortFile, *, single: bool, verbose: bool
 
                 hub = PubSubHub(config.pubsub)
                 every_poll.append(hub)  # subscribers get every poll; the hub never waits for one
-            await stack.enter_async_context(sidecar(config, live, hub))
+            if config.control.secret is not None:
+                from nutbridge.server.control import LoadControl
+
+                control = LoadControl(config.control.secret)
+            await stack.enter_async_context(sidecar(config, live, hub, control))
         feeds: list[Sink] = []  # each wants only the newest state
         if config.linesocket.listen is not None:
             from nutbridge.feeds.linesocket import LineSocket
@@ -182,7 +190,7 @@ async def run(config: Config, portfile: PortFile, *, single: bool, verbose: bool
             name = config.nut.port_file.stem if config.nut.port_file else "nutbridge"  # the UPS's, as a rule
             feeds.append(await stack.enter_async_context(MqttFeed(config.mqtt, name)))
         return await poll(config, portfile, single=False, verbose=verbose, demo=demo, live=live, feeds=feeds,
-                          every_poll=every_poll)  # fmt: skip
+                          every_poll=every_poll, control=control)  # fmt: skip
 
 
 async def poll(
@@ -195,6 +203,7 @@ async def poll(
     live: LiveSnapshot | None = None,
     feeds: Sequence[Sink] = (),
     every_poll: Sequence[Sink] = (),
+    control: LoadControl | None = None,
 ) -> int:
     """The source, the monitor and the sinks: one poll (-s) or polling until stopped."""
     dialect = version.Dialect(config.nut.version or await asyncio.to_thread(version.detect))
@@ -207,6 +216,8 @@ async def poll(
 
     async with open_source(config, demo=demo, charge_low=charge_low) as (source, background):
         settings = setting_names(source.table)
+        if control is not None:
+            control.attach(source.source if isinstance(source, StateCycle) else source)
         sink = PortFileSink(portfile, dialect=dialect, settings=settings, restart_command=restart)
         sinks: list[Sink] = [sink]
         if config.datalog.folder is not None:

@@ -21,6 +21,7 @@ from nutbridge.peers.devices import DeviceList
 from nutbridge.peers.election import Election
 from nutbridge.peers.node import Node
 from nutbridge.server.api import JsonApi
+from nutbridge.server.control import LoadControl
 from nutbridge.server.daycache import DayCache
 from nutbridge.server.legacy import ChargeController
 from nutbridge.server.legacy_api import NetworkApi
@@ -51,6 +52,7 @@ def make_app(
     live: LiveSnapshot | None = None,
     election: Election | None = None,
     pubsub: PubSubHub | None = None,
+    control: LoadControl | None = None,
 ) -> web.Application:
     """The application: the Solar Protocol v1 routes and the JSON API over ``data_dir``, the device list, this
     node's identity, (when polling) the live snapshot and (when electing) the election's state."""
@@ -65,6 +67,8 @@ def make_app(
         app.router.add_get("/api/election", election.handle)
     if pubsub is not None:
         pubsub.routes(app)
+    if control is not None:
+        control.routes(app)
     Stats(live, cache, subscribers=pubsub).routes(app)
     return app
 
@@ -88,11 +92,16 @@ class Parts:
         return cls(folder, DayCache(folder), devices, Node(config.node.info()))
 
     def app(
-        self, config: Config, live: LiveSnapshot | None, election: Election | None, pubsub: PubSubHub | None = None
+        self,
+        config: Config,
+        live: LiveSnapshot | None,
+        election: Election | None,
+        pubsub: PubSubHub | None = None,
+        control: LoadControl | None = None,
     ) -> web.Application:
         """The application over these parts."""
         return make_app(self.data_dir, cache=self.cache, devices=self.devices, network_key=config.peers.network_key,
-                        node=self.node, live=live, election=election, pubsub=pubsub)  # fmt: skip
+                        node=self.node, live=live, election=election, pubsub=pubsub, control=control)  # fmt: skip
 
 
 def tls_context(cert: Path, key: Path) -> ssl.SSLContext:

@@ -39,6 +39,7 @@ class Plant:
     seconds: float = 12 * 3600.0  # simulated time of day
     soc: float = 70.0
     load_w: float = 15.0
+    load_on: bool = True  # the load output (coil 2), switched by Modbus
     mode: Mode = Mode.DAY
     energy_in_today: float = 0.0  # Wh
     energy_out_today: float = 0.0
@@ -71,7 +72,7 @@ class Plant:
 
     def load_on_w(self) -> float:
         """The load, cut off at low-voltage disconnect like a real controller."""
-        return 0.0 if self.soc <= 1 else self.load_w
+        return 0.0 if self.soc <= 1 or not self.load_on else self.load_w
 
     def battery_voltage(self) -> float:
         """Lead-acid resting voltage plus a charge/discharge offset."""

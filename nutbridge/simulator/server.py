@@ -70,6 +70,10 @@ def live_values(plant: Plant) -> dict[str, float]:
     }
 
 
+WRITE_COIL = 5
+LOAD_COIL = 2  # manual control of the load: 1 on, 0 off (the load starts on)
+
+
 def block_data(table: tmap.Table, words: dict[tuple[tmap.Table, int], int]) -> list[SimData]:
     """One SimData per defined block of ``table``; addresses outside them stay invalid (exception 02)."""
     return [
@@ -103,6 +107,9 @@ class SimulatedTracer:
         self, fc: int, start: int, address: int, count: int, regs: list[int], set_values: object
     ) -> ExcCodes | None:
         """pymodbus calls this before every access: refresh the live registers from the plant."""
+        if fc == WRITE_COIL and address == LOAD_COIL and isinstance(set_values, list) and set_values:
+            self._tick()
+            self.plant.load_on = bool(set_values[0])
         if fc == tmap.Table.INPUT:
             self._tick()
             words = tmap.encode(tmap.POLL_REGISTERS, live_values(self.plant))
@@ -127,7 +134,7 @@ class SimulatedTracer:
             id=self.device_id,
             action=self._on_access,
             simdata=(
-                [SimData(address=0, values=[False] * 16, datatype=DataType.BITS)],
+                [SimData(address=0, values=[i == LOAD_COIL for i in range(16)], datatype=DataType.BITS)],
                 [SimData(address=0x2000, values=[False] * 16, datatype=DataType.BITS)],
                 block_data(tmap.Table.HOLDING, static),
                 block_data(tmap.Table.INPUT, static),

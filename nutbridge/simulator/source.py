@@ -69,6 +69,10 @@ class SimulatedSource:
         """Drop the Modbus link."""
         await self.tracer.reset()
 
+    async def load_output(self, on: bool | None = None) -> bool:
+        """The simulated Tracer's load output, over Modbus as on the real one."""
+        return await self.tracer.load_output(on)
+
     async def enter(self, state: State, charge: float) -> None:
         """TEST mode's driver: sun for the online states, silence for nocomms, night for the battery ones."""
         mode = {State.NOCOMMS: Mode.SILENT, State.ONBATT: Mode.NIGHT, State.LOWBATT: Mode.LOWBATT}.get(state, Mode.SUN)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections.abc import Sequence
@@ -18,6 +19,8 @@ from nutbridge.sources import tracer_map as tmap
 from nutbridge.sources.modbus_url import ModbusTarget
 
 log = logging.getLogger(__name__)
+
+LOAD_COIL = 2  # manual control of the load output
 
 POLL_PLAN = tmap.plan(tmap.POLL_REGISTERS)
 INFO_PLAN = tmap.plan(tmap.INFO_REGISTERS)
@@ -40,6 +43,7 @@ class TracerSource:
         self.timeout = timeout
         self.requests = 0  # Modbus requests sent, for the figures in bench/
         self._client: AsyncModbusTcpClient | AsyncModbusSerialClient | None = None
+        self._exchange = asyncio.Lock()  # a poll and a load switch never interleave on the line
         self.info: DeviceInfo | None = None
 
     def __str__(self) -> str:
@@ -129,6 +133,10 @@ class TracerSource:
 
     async def read(self) -> Reading:
         """One full poll: real-time data, status bits, today's statistics and the battery block."""
+        async with self._exchange:
+            return await self._poll()
+
+    async def _poll(self) -> Reading:
         if not self.connected:
             await self.connect()
         try:
@@ -145,6 +153,35 @@ class TracerSource:
             r.field: values[r.field] for r in tmap.POLL_REGISTERS if not r.field.startswith("status_")
         }
         return Reading(time=time.time(), charge_stage=stage, battery_low=low, faults=faults, **fields)
+
+    async def load_output(self, on: bool | None = None) -> bool:
+        """The load output (coil 2, manual control): switched first when ``on`` is given, then read back.
+
+        Only effective in manual load mode (0x903D = 0), as the controller's manual says; the read-back tells.
+        """
+        async with self._exchange:
+            return await self._switch(on)
+
+    async def _switch(self, on: bool | None) -> bool:
+        if not self.connected:
+            await self.connect()
+        client = self._client
+        assert client is not None
+        self.requests += 2 if on is not None else 1
+        try:
+            if on is not None:
+                written = await client.write_coil(LOAD_COIL, on, device_id=self.device_id)
+                if written.isError():
+                    raise ProtocolError(
+                        f"{self}: exception {getattr(written, 'exception_code', '?')} writing the load coil"
+                    )
+            reply = await client.read_coils(LOAD_COIL, count=1, device_id=self.device_id)
+            if reply.isError() or not reply.bits:
+                raise ProtocolError(f"{self}: exception {getattr(reply, 'exception_code', '?')} reading the load coil")
+        except (ModbusException, OSError) as exc:
+            self.close()
+            raise SourceError(f"{self}: no answer about the load output ({exc})") from exc
+        return bool(reply.bits[0])
 
     async def _read_plan(
         self, requests: Sequence[tmap.Request], registers: Sequence[tmap.Register]

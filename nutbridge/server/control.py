@@ -1,0 +1,71 @@
+"""Load control: ``POST /control/load`` (``value=on|off&token=…``) switches the Tracer's load output, ``GET
+/control/load?token=…`` reads it. Off unless ``[control] secret`` is set; the token is compared in constant
+time, the body is capped like every other, and each change is one audit line in the log (never the token).
+
+The request goes to the device through the same source the monitor polls, whose lock keeps it from landing
+in the middle of a poll's Modbus exchange.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Protocol
+
+from aiohttp import web
+
+from nutbridge.errors import SourceError
+from nutbridge.server.legacy import key_matches
+
+log = logging.getLogger(__name__)
+
+
+class LoadSwitch(Protocol):
+    async def load_output(self, on: bool | None = None) -> bool: ...
+
+
+def error(status: int, reason: str) -> web.Response:
+    return web.json_response({"error": reason}, status=status)
+
+
+class LoadControl:
+    """The two routes; ``attach`` hands it the source once the daemon has opened it."""
+
+    def __init__(self, secret: str) -> None:
+        self.secret = secret
+        self.switch: LoadSwitch | None = None
+
+    def attach(self, source: object) -> None:
+        """Use ``source`` when it can switch a load (a Tracer, the simulator); others answer 501."""
+        self.switch = source if callable(getattr(source, "load_output", None)) else None  # type: ignore[assignment]
+
+    def routes(self, app: web.Application) -> None:
+        app.router.add_get("/control/load", self.handle)
+        app.router.add_post("/control/load", self.handle)
+
+    async def handle(self, request: web.Request) -> web.Response:
+        fields = request.query if request.method == "GET" else await self.form(request)
+        if fields is None:
+            return error(400, "send value=on|off&token=… as a form")
+        if not key_matches(str(fields.get("token", "")), self.secret):
+            return error(401, "no or a wrong token")
+        value = fields.get("value") if request.method == "POST" else None
+        if request.method == "POST" and value not in ("on", "off"):
+            return error(400, "value must be on or off")
+        if self.switch is None:
+            return error(501, "this source has no load output to switch")
+        try:
+            before = await self.switch.load_output()
+            now = before if value is None else await self.switch.load_output(value == "on")
+        except SourceError as exc:
+            return error(503, str(exc))
+        if value is not None:
+            log.warning("load control: %s asked for the load %s; it was %s, it is %s", request.remote, value,
+                        "on" if before else "off", "on" if now else "off")  # fmt: skip
+        return web.json_response({"load": "on" if now else "off"})
+
+    async def form(self, request: web.Request) -> dict[str, str] | None:
+        try:
+            form = await request.post()
+        except (ValueError, LookupError):
+            return None
+        return {k: v for k, v in form.items() if isinstance(v, str)}

@@ -1,0 +1,73 @@
+"""Load control against the simulator, through the running daemon: the Tracer's load coil over Modbus."""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+from pathlib import Path
+
+import aiohttp
+
+from nutbridge.simulator.source import SimulatedSource
+from tests.nut_stack import free_port
+
+SECRET = "a secret of sixteen or more characters"
+
+
+async def test_the_simulated_tracers_load_coil_switches_and_reads_back() -> None:
+    async with SimulatedSource(timeout=0.5) as simulated:
+        assert await simulated.load_output() is True  # the load starts on
+        assert await simulated.load_output(False) is False
+        assert simulated.plant.load_on_w() == 0
+        reading = await simulated.read()  # a poll after the switch still works on the same link
+        assert reading.load_power == 0
+        assert await simulated.load_output(True) is True
+
+
+async def test_the_daemon_switches_the_load_with_the_token_only(tmp_path: Path) -> None:
+    port = free_port()
+    (tmp_path / "solar.dev").write_text("")
+    toml = tmp_path / "nutbridge.toml"
+    toml.write_text(
+        '[source]\nkind = "simulator"\nstart = "12:00"\n[monitor]\npoll_interval = 0.3\n'
+        '[nut]\nport_file = "solar.dev"\nversion = "2.8.0"\n[datalog]\nfolder = "log"\n'
+        f'[api]\nlisten = "127.0.0.1:{port}"\n[control]\nsecret = "{SECRET}"\n'
+    )
+    toml.chmod(0o600)
+    daemon = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "nutbridge", "-c", str(toml), stderr=asyncio.subprocess.PIPE
+    )
+    url = f"http://127.0.0.1:{port}/control/load"
+    try:
+        async with aiohttp.ClientSession() as s:
+            for _ in range(100):
+                try:
+                    async with s.get(url, params={"token": SECRET}) as r:
+                        if r.status == 200:
+                            assert await r.json() == {"load": "on"}
+                            break
+                except aiohttp.ClientError:
+                    pass
+                await asyncio.sleep(0.1)
+            for data, status in (({"value": "off", "token": "wrong"}, 401), ({"value": "off"}, 401),
+                                 ({"value": "dim", "token": SECRET}, 400)):  # fmt: skip
+                async with s.post(url, data=data) as r:
+                    assert r.status == status, await r.text()
+            async with s.post(url, data={"value": "off", "token": SECRET}) as r:
+                assert (r.status, await r.json()) == (200, {"load": "off"})
+            async with s.post(url, data={"value": "x" * 70_000, "token": SECRET}) as r:
+                assert r.status == 413
+            for _ in range(50):  # the next polls see the load gone
+                async with s.get(f"http://127.0.0.1:{port}/api/status") as r:
+                    body = await r.json() if r.status == 200 else {}
+                if body.get("reading", {}).get("load_power") == 0:
+                    break
+                await asyncio.sleep(0.1)
+            assert body["reading"]["load_power"] == 0
+    finally:
+        daemon.terminate()
+        _, err = await daemon.communicate()
+    log = err.decode()
+    assert daemon.returncode == 0, log
+    assert "load control: 127.0.0.1 asked for the load off; it was on, it is off" in log
+    assert SECRET not in log

@@ -84,3 +84,16 @@ def read_only(folder: Path) -> Iterator[None]:
         yield
     finally:
         subprocess.run(["umount", str(folder)], check=True)
+
+
+def daemon_config(folder: Path, extra: str, poll_interval: float = 0.5) -> Path:
+    """A config file for a daemon on the built-in simulator (sun at noon) writing ``folder``/solar.dev, plus
+    ``extra`` sections; 0600, since the extras may hold secrets."""
+    (folder / "solar.dev").write_text("")
+    toml = folder / "nutbridge.toml"
+    toml.write_text(
+        f'[source]\nkind = "simulator"\nstart = "12:00"\n[monitor]\npoll_interval = {poll_interval}\n'
+        f'[nut]\nport_file = "solar.dev"\nversion = "2.8.0"\n{extra}'
+    )
+    toml.chmod(0o600)
+    return toml

@@ -9,6 +9,7 @@ from pathlib import Path
 import aiohttp
 
 from nutbridge.simulator.source import SimulatedSource
+from tests.conftest import daemon_config
 from tests.nut_stack import free_port
 
 SECRET = "a secret of sixteen or more characters"
@@ -26,14 +27,11 @@ async def test_the_simulated_tracers_load_coil_switches_and_reads_back() -> None
 
 async def test_the_daemon_switches_the_load_with_the_token_only(tmp_path: Path) -> None:
     port = free_port()
-    (tmp_path / "solar.dev").write_text("")
-    toml = tmp_path / "nutbridge.toml"
-    toml.write_text(
-        '[source]\nkind = "simulator"\nstart = "12:00"\n[monitor]\npoll_interval = 0.3\n'
-        '[nut]\nport_file = "solar.dev"\nversion = "2.8.0"\n[datalog]\nfolder = "log"\n'
-        f'[api]\nlisten = "127.0.0.1:{port}"\n[control]\nsecret = "{SECRET}"\n'
+    toml = daemon_config(
+        tmp_path,
+        f'[datalog]\nfolder = "log"\n[api]\nlisten = "127.0.0.1:{port}"\n[control]\nsecret = "{SECRET}"\n',
+        poll_interval=0.3,
     )
-    toml.chmod(0o600)
     daemon = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "nutbridge", "-c", str(toml), stderr=asyncio.subprocess.PIPE
     )

@@ -398,15 +398,11 @@ def test_the_daemon_serves_the_line_protocol_from_its_polls(tmp_path: Path) -> N
     import subprocess
     import sys
 
+    from tests.conftest import daemon_config
     from tests.nut_stack import free_port
 
     port = free_port()
-    (tmp_path / "solar.dev").write_text("")
-    config = tmp_path / "nutbridge.toml"
-    config.write_text(
-        f'[source]\nkind = "simulator"\nstart = "12:00"\n[monitor]\npoll_interval = 0.5\n'
-        f'[nut]\nport_file = "solar.dev"\nversion = "2.8.0"\n[linesocket]\nlisten = "127.0.0.1:{port}"\n'
-    )
+    config = daemon_config(tmp_path, f'[linesocket]\nlisten = "127.0.0.1:{port}"\n')
     daemon = subprocess.Popen([sys.executable, "-m", "nutbridge", "-c", str(config)], stderr=subprocess.PIPE)
     try:
         deadline = time.monotonic() + 30

@@ -30,7 +30,7 @@ from nutbridge.feeds.mqtt import MqttFeed
 from nutbridge.model import ChargeStage, DeviceInfo, Reading
 from nutbridge.nut.status import PowerState
 from nutbridge.snapshot import Comms, Snapshot
-from tests.conftest import need
+from tests.conftest import daemon_config, need
 
 TIMEOUT = 5.0  # for anything that should take well under a second
 PASSWORD = "s3cret-Pa55"  # the auth test's own broker
@@ -378,13 +378,7 @@ async def test_mqtts_verifies_the_broker(
 
 
 async def test_the_daemon_publishes_its_polls(broker: Mosquitto, tmp_path: Path) -> None:
-    (tmp_path / "solar.dev").write_text("")
-    toml = tmp_path / "nutbridge.toml"
-    toml.write_text(
-        '[source]\nkind = "simulator"\nstart = "12:00"\n[monitor]\npoll_interval = 0.5\n'
-        '[nut]\nport_file = "solar.dev"\nversion = "2.8.0"\n'
-        f'[mqtt]\nurl = "mqtt://127.0.0.1:{broker.port}"\n'
-    )
+    toml = daemon_config(tmp_path, f'[mqtt]\nurl = "mqtt://127.0.0.1:{broker.port}"\n')
     async with watcher(broker.port, "nutbridge/solar/#") as client:
         daemon = await asyncio.create_subprocess_exec(
             sys.executable, "-m", "nutbridge", "-c", str(toml), stderr=asyncio.subprocess.PIPE

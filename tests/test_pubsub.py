@@ -425,17 +425,13 @@ async def test_stopping_the_server_closes_sockets_with_1001(tmp_path: Path, sess
 async def test_the_daemon_publishes_every_poll_to_subscribers(tmp_path: Path) -> None:
     import sys
 
+    from tests.conftest import daemon_config
     from tests.nut_stack import free_port
 
     port = free_port()
-    (tmp_path / "solar.dev").write_text("")
-    toml = tmp_path / "nutbridge.toml"
-    toml.write_text(
-        '[source]\nkind = "simulator"\nstart = "12:00"\n[monitor]\npoll_interval = 0.5\n'
-        '[nut]\nport_file = "solar.dev"\nversion = "2.8.0"\n[datalog]\nfolder = "log"\n'
-        f'[api]\nlisten = "127.0.0.1:{port}"\n[pubsub]\napi_key = "{KEY}"\n'
+    toml = daemon_config(
+        tmp_path, f'[datalog]\nfolder = "log"\n[api]\nlisten = "127.0.0.1:{port}"\n[pubsub]\napi_key = "{KEY}"\n'
     )
-    toml.chmod(0o600)
     daemon = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "nutbridge", "-c", str(toml), stderr=asyncio.subprocess.PIPE
     )

@@ -31,7 +31,8 @@ def parser() -> argparse.ArgumentParser:
         prog="nutbridge",
         description="Make a solar charge controller look like a UPS to NUT, through a dummy-ups port file.",
         epilog="Config: -c FILE, or UPS → $NUT_CONFPATH/nutbridge-UPS.toml (NUT_CONFPATH defaults to /etc/nut). "
-        "SIGHUP reconnects to the device and reads its settings again.",
+        "SIGHUP reconnects to the device and reads its settings again. "
+        "`nutbridge status [UPS] [--api URL] [--json]` shows a running daemon.",
     )
     p.add_argument("ups", nargs="?", metavar="UPS", help="the ups.conf section this instance feeds")
     p.add_argument("-c", dest="config", metavar="FILE", help="configuration file (TOML)")
@@ -123,6 +124,11 @@ def quiet_broken_stdout() -> None:
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point; returns the exit status (78 for configuration errors, so systemd stops retrying)."""
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["status"]:  # a UPS called "status" is given with -c
+        from nutbridge.status_cmd import main as status_main
+
+        return status_main(argv[1:])
     args = parser().parse_args(argv)
     setup_logging(args.debug)
     if args.demo:

@@ -1,0 +1,180 @@
+"""``nutbridge status [UPS] [--api URL] [--json]``: one screen about a running daemon, for a terminal or a script.
+
+It asks the daemon's API (found from the UPS's config file, or given with ``--api``); with the API off it reads
+the port file itself (what dummy-ups reads) and its age. Exit status 0 when the last good poll is fresh, 3 when
+it is stale or the device is in nocomms, 1 when nothing can be asked; 78 for a bad configuration.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+from nutbridge.config import Config, config_path, load
+from nutbridge.errors import ConfigError
+from nutbridge.nut.portfile import parse_values
+
+EX_FRESH, EX_UNREACHABLE, EX_STALE, EX_CONFIG = 0, 1, 3, 78
+TIMEOUT = 5.0
+SPARKS = "▁▂▃▄▅▆▇█"
+WIDTH = 48  # characters of a sparkline
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="nutbridge status", description=__doc__.split("\n\n")[0])
+    p.add_argument("ups", nargs="?", metavar="UPS", help="the UPS whose nutbridge-UPS.toml names the API")
+    p.add_argument("-c", dest="config", metavar="FILE", help="the configuration file instead")
+    p.add_argument("--api", metavar="URL", help="the daemon's API, e.g. http://127.0.0.1:8080")
+    p.add_argument("--json", action="store_true", help="print one JSON object instead of the screen")
+    return p
+
+
+def api_url(config: Config) -> str | None:
+    """Where the configured daemon answers (a wildcard listener is asked on loopback)."""
+    if config.api.listen is None:
+        return None
+    host, port = config.api.listen
+    host = {"0.0.0.0": "127.0.0.1", "::": "::1"}.get(host, host)  # noqa: S104 - a listener's wildcard, asked locally
+    scheme = "https" if config.api.tls_cert else "http"
+    return f"{scheme}://[{host}]:{port}" if ":" in host else f"{scheme}://{host}:{port}"
+
+
+def get_json(url: str) -> tuple[int, Any]:
+    """(status, JSON body) of a GET; 503s carry a body too."""
+    try:
+        with urllib.request.urlopen(url, timeout=TIMEOUT) as response:  # noqa: S310 - http(s) from our own config
+            return response.status, json.loads(response.read(1024 * 1024))
+    except urllib.error.HTTPError as exc:
+        try:
+            return exc.code, json.loads(exc.read(64 * 1024))
+        except ValueError:
+            return exc.code, {}
+
+
+def sparkline(values: list[float], width: int = WIDTH) -> str:
+    """``values`` squeezed into ``width`` block characters (the mean of each slice), scaled to their range."""
+    if not values:
+        return "(no data yet today)"
+    step = max(1, -(-len(values) // width))
+    means = [sum(chunk) / len(chunk) for chunk in (values[i : i + step] for i in range(0, len(values), step))]
+    low, high = min(means), max(means)
+    span = high - low or 1.0
+    return "".join(SPARKS[min(len(SPARKS) - 1, int((v - low) / span * len(SPARKS)))] for v in means)
+
+
+def from_api(url: str) -> dict[str, Any]:
+    """What the daemon says: /api/status, /health and today's PV and charge from the log."""
+    status_code, status = get_json(f"{url}/api/status")
+    health_code, health = get_json(f"{url}/health")
+    _, history = get_json(f"{url}/api/readings?fields=PV%20power%20L,battery%20percentage&step=300")
+    rows = history.get("rows", []) if isinstance(history, dict) else []
+
+    def column(i: int, scale: float = 1.0) -> list[float]:
+        out = []
+        for row in rows:
+            try:
+                out.append(float(row[i]) * scale)
+            except (IndexError, TypeError, ValueError):
+                continue
+        return out
+
+    variables = status.get("variables", {}) if status_code == 200 else {}
+    return {
+        "source": url,
+        "fresh": health_code == 200,
+        "reason": None if health_code == 200 else health.get("reason"),
+        "comms": status.get("comms") if status_code == 200 else None,
+        "age": status.get("age") if status_code == 200 else None,
+        "variables": variables,
+        "today": {"pv_watts": column(1), "charge_percent": column(2, 100.0)},
+    }
+
+
+def from_port_file(path: Path, interval: float) -> dict[str, Any]:
+    """Without the API: the port file (or its -nocomms rename) and how old it is."""
+    nocomms = path.with_name(path.name + "-nocomms")
+    present = path if path.exists() else nocomms if nocomms.exists() else None
+    if present is None:
+        raise FileNotFoundError(f"{path} (nor {nocomms.name})")
+    age = time.time() - present.stat().st_mtime
+    lost = present == nocomms
+    fresh = not lost and age <= 3 * max(interval, 1.0) + 2  # the port file is rewritten at most once a second
+    return {
+        "source": str(present),
+        "fresh": fresh,
+        "reason": "comms lost: the port file is renamed -nocomms" if lost else None if fresh else f"{age:.0f} s old",
+        "comms": "lost" if lost else "ok",
+        "age": round(age, 1),
+        "variables": dict(parse_values(present.read_text(errors="replace"))),
+        "today": {"pv_watts": [], "charge_percent": []},
+    }
+
+
+def words(status: str) -> str:
+    """ups.status in words."""
+    flags = status.split()
+    said = ["on line power or solar" if "OL" in flags else "on battery" if "OB" in flags else "unknown power"]
+    said += [w for f, w in (("LB", "low battery: shutdown coming"), ("CHRG", "charging"), ("DISCHRG", "discharging"),
+                            ("ALARM", "alarm")) if f in flags]  # fmt: skip
+    return ", ".join(said)
+
+
+def screen(name: str, info: dict[str, Any]) -> str:
+    v = info["variables"]
+
+    def get(key: str, unit: str = "") -> str:
+        value = v.get(key)
+        return "-" if value in (None, "") else f"{value}{unit}"
+
+    runtime = v.get("battery.runtime")
+    try:
+        minutes = int(float(runtime)) // 60 if runtime else None
+    except ValueError:
+        minutes = None
+    lines = [
+        f"{name}: {get('ups.status')} ({words(v.get('ups.status') or '')})",
+        f"  {'fresh' if info['fresh'] else 'STALE'}: comms {info['comms'] or '-'}, last good poll "
+        + (f"{info['age']:.0f} s ago" if isinstance(info["age"], int | float) else "unknown")
+        + (f" ({info['reason']})" if info["reason"] else ""),
+        f"  battery {get('battery.charge', ' %')}  {get('battery.voltage', ' V')}  {get('battery.current', ' A')}"
+        f"  runtime {'-' if minutes is None else f'{minutes // 60} h {minutes % 60:02d} min'}",
+        f"  PV {get('input.realpower', ' W')}  load {get('output.realpower', ' W')}  alarm {get('ups.alarm')}",
+    ]
+    if info["today"]["pv_watts"]:
+        lines.append(
+            f"  today PV     {sparkline(info['today']['pv_watts'])}  max {max(info['today']['pv_watts']):.0f} W"
+        )
+    if info["today"]["charge_percent"]:
+        lines.append(f"  today charge {sparkline(info['today']['charge_percent'])}")
+    lines.append(f"  ({info['source']})")
+    return "\n".join(lines)
+
+
+def main(argv: list[str]) -> int:
+    args = parser().parse_args(argv)
+    try:
+        config = load(Path(args.config)) if args.config else load(config_path(args.ups)) if args.ups else Config()
+    except ConfigError as exc:
+        print(f"nutbridge status: {exc}", file=sys.stderr)
+        return EX_CONFIG
+    name = args.ups or (Path(args.config).stem if args.config else "nutbridge")
+    url = args.api or api_url(config)
+    try:
+        if url:
+            info = from_api(url.rstrip("/"))
+        elif config.nut.port_file is not None:
+            info = from_port_file(config.nut.port_file, config.monitor.poll_interval)
+        else:
+            print("nutbridge status: no API and no port file: give UPS, -c FILE or --api URL", file=sys.stderr)
+            return EX_UNREACHABLE
+    except (OSError, ValueError) as exc:
+        print(f"nutbridge status: cannot ask {url or config.nut.port_file}: {exc}", file=sys.stderr)
+        return EX_UNREACHABLE
+    print(json.dumps({"ups": name, **info}) if args.json else screen(name, info))
+    return EX_FRESH if info["fresh"] else EX_STALE

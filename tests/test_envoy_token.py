@@ -157,6 +157,12 @@ def closed_port() -> int:
     return port
 
 
+def saved_token(folder: Path, token: str) -> None:
+    """A token file as an earlier run left it: 0600."""
+    (folder / "envoy.token").write_text(token)
+    (folder / "envoy.token").chmod(0o600)
+
+
 @pytest.mark.usefixtures("secrets_hidden")
 async def test_first_get_logs_in_saves_the_file_0600_then_answers_from_memory(
     make: Callable[..., TokenCache], cloud: Cloud, folder: Path, caplog: pytest.LogCaptureFixture
@@ -182,8 +188,7 @@ async def test_a_new_cache_reads_the_file_without_the_network(
     make: Callable[..., TokenCache], cloud: Cloud, folder: Path, clock: Clock
 ) -> None:
     saved = make_jwt(clock.now + 30 * 86400)
-    (folder / "envoy.token").write_text(saved)
-    (folder / "envoy.token").chmod(0o600)
+    saved_token(folder, saved)
     cache = make()
     assert await cache.get() == saved
     assert cache.expires_at == expiry(saved)
@@ -193,8 +198,7 @@ async def test_a_new_cache_reads_the_file_without_the_network(
 async def test_a_token_expiring_within_the_hour_is_renewed(
     make: Callable[..., TokenCache], cloud: Cloud, folder: Path, clock: Clock
 ) -> None:
-    (folder / "envoy.token").write_text(make_jwt(clock.now + HOUR - 1))
-    (folder / "envoy.token").chmod(0o600)
+    saved_token(folder, make_jwt(clock.now + HOUR - 1))
     cache = make()
     first = await cache.get()
     assert first == cloud.token and cloud.count(LOGIN) == 1
@@ -212,8 +216,7 @@ async def test_renew_forces_a_new_token(
     make: Callable[..., TokenCache], cloud: Cloud, folder: Path, clock: Clock
 ) -> None:
     saved = make_jwt(clock.now + 30 * 86400)
-    (folder / "envoy.token").write_text(saved)
-    (folder / "envoy.token").chmod(0o600)
+    saved_token(folder, saved)
     cache = make()
     assert await cache.get() == saved
     assert await cache.renew() == cloud.token != saved
@@ -335,8 +338,7 @@ async def test_the_current_token_stays_in_use_while_renewal_fails(
     make: Callable[..., TokenCache], cloud: Cloud, folder: Path, clock: Clock, caplog: pytest.LogCaptureFixture
 ) -> None:
     old = make_jwt(clock.now + 1800)
-    (folder / "envoy.token").write_text(old)
-    (folder / "envoy.token").chmod(0o600)
+    saved_token(folder, old)
     cloud.login_status = 502
     cache = make(attempts=1)
     assert await cache.get() == old
@@ -382,8 +384,7 @@ async def test_an_unusable_cached_file_is_replaced_by_a_fresh_token(
 async def test_a_clock_far_ahead_makes_the_cached_token_expired(
     make: Callable[..., TokenCache], cloud: Cloud, folder: Path, clock: Clock
 ) -> None:
-    (folder / "envoy.token").write_text(make_jwt(time.time() + 12 * HOUR))
-    (folder / "envoy.token").chmod(0o600)
+    saved_token(folder, make_jwt(time.time() + 12 * HOUR))
     clock.now = time.time() + 86400
     cloud.token = make_jwt(clock.now + 12 * HOUR)
     assert await make().get() == cloud.token and cloud.count(LOGIN) == 1

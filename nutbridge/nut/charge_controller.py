@@ -4,7 +4,7 @@ terminals are ``output.*``. Adding a variable is adding a row."""
 from __future__ import annotations
 
 from nutbridge.model import DeviceInfo
-from nutbridge.nut.variables import A2, COMMON, KWH, P1, T1, V2, W1, Inputs, Var
+from nutbridge.nut.variables import A2, COMMON, KWH, P1, T1, V2, W1, Inputs, Var, identity_rows
 
 
 def load_percent(x: Inputs) -> float | None:
@@ -40,13 +40,7 @@ TABLE: tuple[Var, ...] = (
     Var(name="ups.load", value=load_percent, fmt=P1),
     # --- the controller ---
     Var(name="ups.temperature", value=lambda x: x.reading.controller_temperature, fmt=T1),
-    Var(name="ups.mfr", value=lambda x: x.info.mfr, setting=True),
-    Var(name="ups.model", value=lambda x: x.info.model, setting=True),
-    Var(name="ups.firmware", value=lambda x: x.info.firmware),
-    # dummy-ups copies ups.mfr/ups.model over device.* at start; writing both keeps them in step.
-    Var(name="device.mfr", value=lambda x: x.info.mfr, setting=True),
-    Var(name="device.model", value=lambda x: x.info.model, setting=True),
-    Var(name="device.description", value=lambda x: description(x.info)),
+    *identity_rows(description),
     # --- statistics NUT has no names for ---
     Var(name="experimental.pv.energy.today", value=lambda x: x.reading.energy_generated_today, fmt=KWH),
     Var(name="experimental.pv.energy.total", value=lambda x: x.reading.energy_generated_total, fmt=KWH),

@@ -22,7 +22,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from nutbridge.model import DeviceInfo, Reading
-from nutbridge.nut.variables import COMMON, P1, RUNTIME_CAP, W1, Inputs, Value, Var
+from nutbridge.nut.variables import COMMON, P1, RUNTIME_CAP, W1, Inputs, Value, Var, identity_rows
 
 MFR = "Tesla"
 MODEL = "Powerwall"
@@ -116,13 +116,7 @@ TABLE: tuple[Var, ...] = (
     Var(name="ups.load", value=load_percent, fmt=P1),
     Var(name="ups.realpower.nominal", value=lambda x: None if (i := pw_info(x)) is None else i.max_power, fmt="{:g}"),
     # --- the system ---
-    Var(name="ups.mfr", value=lambda x: x.info.mfr, setting=True),
-    Var(name="ups.model", value=lambda x: x.info.model, setting=True),
-    Var(name="ups.firmware", value=lambda x: x.info.firmware),
-    # dummy-ups copies ups.mfr/ups.model over device.* at start; writing both keeps them in step.
-    Var(name="device.mfr", value=lambda x: x.info.mfr, setting=True),
-    Var(name="device.model", value=lambda x: x.info.model, setting=True),
-    Var(name="device.description", value=lambda x: description(x.info)),
+    *identity_rows(description),
     # --- meters NUT has no names for ---
     Var(name="experimental.pv.realpower", value=lambda x: x.reading.pv_power, fmt=W1),
     Var(

@@ -97,6 +97,19 @@ COMMON: tuple[Var, ...] = (
 )
 
 
+def identity_rows(description: Callable[[DeviceInfo], str]) -> tuple[Var, ...]:
+    """The device's name rows; dummy-ups copies ups.mfr/ups.model over device.* at start, so both are written
+    to keep them in step."""
+    return (
+        Var(name="ups.mfr", value=lambda x: x.info.mfr, setting=True),
+        Var(name="ups.model", value=lambda x: x.info.model, setting=True),
+        Var(name="ups.firmware", value=lambda x: x.info.firmware),
+        Var(name="device.mfr", value=lambda x: x.info.mfr, setting=True),
+        Var(name="device.model", value=lambda x: x.info.model, setting=True),
+        Var(name="device.description", value=lambda x: description(x.info)),
+    )
+
+
 def number(text: str | None) -> float | None:
     """A hand-written numeric value from the port file, or None when absent or not a number."""
     try:

@@ -34,11 +34,7 @@ def metric_name(field: str) -> str:
     return f"nutbridge_{field}" + (f"_{unit}" if unit else "")
 
 
-NUMERIC = [
-    f.name
-    for f in dataclasses.fields(Reading)
-    if f.name != "time" and f.type in ("float | None", float | None)  # annotations are strings here
-]
+FIELDS = [f.name for f in dataclasses.fields(Reading) if f.name != "time"]  # those holding numbers are gauges
 
 
 def number(value: object) -> float | None:
@@ -149,7 +145,7 @@ class Stats:
             family("nutbridge_last_good_poll_timestamp_seconds", "gauge", "When the device last answered.",
                    [("", good.time)])  # fmt: skip
             reading = good.reading
-            for field in NUMERIC:
+            for field in FIELDS:
                 value = None if reading is None else number(getattr(reading, field))
                 if value is not None:
                     family(metric_name(field), "gauge", f"The reading's {field.replace('_', ' ')}.", [("", value)])

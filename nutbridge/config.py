@@ -259,6 +259,13 @@ class ApiConfig:
     # HTTPS when both are set (PEM files; the key file must not be readable by others).
     tls_cert: Path | None = key(types=str, check=bool, convert=_path, allowed="a PEM certificate (chain) file")
     tls_key: Path | None = key(types=str, check=bool, convert=_path, allowed="the PEM private key file")
+    # The web page at / and the power flow at /flow (assets from the package; nothing fetched at run time).
+    dashboard: bool = key(True, types=bool, allowed="true or false")
+    # How long browsers may keep the page's script, style and chart library (their URLs change with their
+    # content, so a long time is safe); 0: ask every time (If-None-Match, 304 when unchanged).
+    browser_cache_seconds: int = key(
+        86400, types=int, check=lambda v: 0 <= v <= 31_536_000, allowed="seconds, 0-31536000 (a year)"
+    )
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

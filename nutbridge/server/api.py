@@ -12,6 +12,7 @@ import asyncio
 import dataclasses
 import datetime as dt
 import json
+import math
 import time
 from collections.abc import Mapping
 from typing import Any
@@ -30,6 +31,7 @@ from nutbridge.snapshot import Comms
 STALE_AFTER = 3  # polls: an answer older than this many intervals is stale
 MAX_DAYS = 31
 MIN_STEP, MAX_STEP = 0.001, 86400
+COMPRESS_OVER = 4096  # bytes: smaller answers go as they are
 DEVICE_FIELDS = ("mac", "ip", "stamp", "name", "tz", "log")
 
 
@@ -82,6 +84,32 @@ def device_fields(body: Mapping[str, Any]) -> dict[str, Any]:
     if not isinstance(fields.get("log", ""), str | list):
         raise DeviceError("log: a list of timestamps, or one comma-separated string of them")
     return fields
+
+
+def number_or_none(cell: str) -> float | None:
+    """A data log cell as a number; empty, unreadable or not finite is None (JSON null)."""
+    try:
+        value = float(cell)
+    except ValueError:
+        return None
+    return value if math.isfinite(value) else None
+
+
+def columns(rows: list[list[str]], width: int) -> list[list[float | None]]:
+    """Rows as columns, as a chart takes them: Unix seconds first (ms precision), then each field as numbers.
+
+    A row whose time cannot be read is left out, so every column has one value per time.
+    """
+    out: list[list[float | None]] = [[] for _ in range(width + 1)]
+    for row in rows:
+        try:
+            stamp = dt.datetime.fromisoformat(row[0]).timestamp()
+        except ValueError:
+            continue
+        out[0].append(round(stamp, 3))
+        for i in range(1, width + 1):
+            out[i].append(number_or_none(row[i]))
+    return out
 
 
 def iso(t: float | None) -> str | None:
@@ -179,9 +207,21 @@ class JsonApi:
             step = float(q.get("step", "0"))
             if not (step == 0 or MIN_STEP <= step <= MAX_STEP):  # a smaller step overflows the slot number
                 raise ValueError(f"step: seconds, 0 (every row) or {MIN_STEP}-{MAX_STEP}")
+            shape = q.get("format", "rows")
+            if shape not in ("rows", "columns"):
+                raise ValueError("format: rows or columns")
         except (ValueError, KeyError) as exc:
             return error(400, f"bad query: {exc}")
-        return reply({"fields": ["datetime", *fields], "rows": self.rows(first, last, fields, step)})
+        response = reply(await asyncio.to_thread(self.history, first, last, fields, step, shape))  # off the loop
+        if len(response.body) > COMPRESS_OVER:  # type: ignore[arg-type]
+            response.enable_compression()  # gzip or deflate when the client accepts it (in a thread when large)
+        return response
+
+    def history(self, first: dt.date, last: dt.date, fields: list[str], step: float, shape: str) -> dict[str, Any]:
+        """The answer of /api/readings: the fields and their rows or columns."""
+        rows = self.rows(first, last, fields, step)
+        body: dict[str, Any] = {"fields": ["datetime", *fields]}
+        return body | ({"columns": columns(rows, len(fields))} if shape == "columns" else {"rows": rows})
 
     def rows(self, first: dt.date, last: dt.date, fields: list[str], step: float) -> list[list[str]]:
         out: list[list[str]] = []
@@ -364,7 +404,13 @@ SCHEMAS: dict[str, dict[str, Any]] = {
         {
             "fields": {"type": "array", "items": {"type": "string", "enum": list(HEADER)}, "minItems": 1},
             "rows": {"type": "array", "items": {"type": "array", "items": TEXT}},
-        }
+            "columns": {
+                "type": "array",
+                "description": "format=columns: Unix seconds, then one column of numbers (or null) per field",
+                "items": {"type": "array", "items": nullable({"type": "number"})},
+            },
+        },
+        optional=("rows", "columns"),
     ),
     "Device": DEVICE,
     "Devices": {"type": "array", "items": DEVICE},
@@ -473,6 +519,11 @@ READINGS = op(
             "step",
             {"anyOf": [{"type": "number", "enum": [0]}, {"type": "number", "minimum": MIN_STEP, "maximum": MAX_STEP}]},
             "keep the first row of each step seconds (0, the default: every row)",
+        ),
+        query(
+            "format",
+            {"type": "string", "enum": ["rows", "columns"]},
+            "rows (the default: the day files' text) or columns (numbers, times in Unix seconds, as charts take them)",
         ),
     ),
 )

@@ -22,6 +22,7 @@ from nutbridge.peers.election import Election
 from nutbridge.peers.node import Node
 from nutbridge.server.api import JsonApi
 from nutbridge.server.control import LoadControl
+from nutbridge.server.dashboard import Dashboard
 from nutbridge.server.daycache import DayCache
 from nutbridge.server.legacy import ChargeController
 from nutbridge.server.legacy_api import NetworkApi
@@ -53,9 +54,10 @@ def make_app(
     election: Election | None = None,
     pubsub: PubSubHub | None = None,
     control: LoadControl | None = None,
+    dashboard: Dashboard | None = None,
 ) -> web.Application:
     """The application: the Solar Protocol v1 routes and the JSON API over ``data_dir``, the device list, this
-    node's identity, (when polling) the live snapshot and (when electing) the election's state."""
+    node's identity, (when polling) the live snapshot, (when electing) the election's state and the dashboard."""
     app = web.Application(client_max_size=MAX_BODY, middlewares=[body_limit])
     cache = cache or DayCache(data_dir)
     node = node or Node({})
@@ -69,6 +71,8 @@ def make_app(
         pubsub.routes(app)
     if control is not None:
         control.routes(app)
+    if dashboard is not None:
+        dashboard.routes(app)
     Stats(live, cache, subscribers=pubsub).routes(app)
     return app
 
@@ -100,8 +104,27 @@ class Parts:
         control: LoadControl | None = None,
     ) -> web.Application:
         """The application over these parts."""
+        settings = dashboard_settings(config, self.node, live, pubsub)
+        cache_seconds = config.api.browser_cache_seconds
+        dashboard = Dashboard(settings, cache_seconds=cache_seconds) if config.api.dashboard else None
         return make_app(self.data_dir, cache=self.cache, devices=self.devices, network_key=config.peers.network_key,
-                        node=self.node, live=live, election=election, pubsub=pubsub, control=control)  # fmt: skip
+                        node=self.node, live=live, election=election, pubsub=pubsub, control=control,
+                        dashboard=dashboard)  # fmt: skip
+
+
+def dashboard_settings(
+    config: Config, node: Node, live: LiveSnapshot | None, pubsub: PubSubHub | None
+) -> dict[str, object]:
+    """What the dashboard's script needs to know: its title, how it gets live data, the poll interval."""
+    ups = config.nut.port_file.stem if config.nut.port_file else None  # the UPS's name, as a rule
+    return {
+        "title": node.info.get("name") or ups or "nutbridge",
+        "ups": ups,
+        # "pubsub": the WebSocket; "poll": /api/status every interval; null: this node does not poll (--no-poll)
+        "live": None if live is None else "pubsub" if pubsub is not None else "poll",
+        "key": config.pubsub.api_key is not None,  # then the page's URL must carry ?key=
+        "interval": config.monitor.poll_interval,
+    }
 
 
 def tls_context(cert: Path, key: Path) -> ssl.SSLContext:

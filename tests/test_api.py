@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import AsyncIterator
+from datetime import datetime
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any
@@ -92,6 +93,27 @@ async def test_readings_from_the_log(api: tuple[str, LiveSnapshot]) -> None:
     ):
         status, body = await call(f"{url}/api/readings?{bad}")
         assert status == 400 and reason in body["error"], (bad, body)
+
+
+async def test_readings_as_columns_for_charts(api: tuple[str, LiveSnapshot], data_dir: Path) -> None:  # noqa: F811
+    url, _ = api
+    status, body = await call(f"{url}/api/readings?fields=PV voltage,battery percentage&format=columns")
+    assert status == 200 and body["fields"] == ["datetime", "PV voltage", "battery percentage"]
+    times, volts, charge = body["columns"]
+    assert times == [round(datetime.fromisoformat(t).timestamp(), 3) for t in (T1, T2)]
+    assert volts == [13.35, 13.33] and charge == [0.38, 0.36]
+    status, body = await call(f"{url}/api/readings?fields=PV voltage&step=3600&format=columns")
+    assert len(body["columns"][0]) == 1  # the step as for rows
+    # an empty cell and one that is not a number are null; a row whose time cannot be read is left out
+    today = data_dir / f"tracerData{TODAY}.csv"
+    cells = today.read_text().splitlines()[-1].split(",")
+    bad_time, empty = ["not a time", *cells[1:]], [cells[0][:-1] + "9", "", *cells[2:]]
+    not_number = [cells[0][:-1] + "8", "nan", *cells[2:]]
+    with today.open("a") as f:
+        f.write("\n".join(",".join(row) for row in (bad_time, empty, not_number)) + "\n")
+    status, body = await call(f"{url}/api/readings?fields=PV voltage&format=columns")
+    assert status == 200 and len(body["columns"][0]) == 4 and body["columns"][1][2:] == [None, None]
+    assert (await call(f"{url}/api/readings?format=csv"))[1]["error"] == "bad query: format: rows or columns"
 
 
 async def test_the_last_date_and_a_file_without_its_header_are_no_500(

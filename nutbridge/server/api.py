@@ -12,7 +12,6 @@ import asyncio
 import dataclasses
 import datetime as dt
 import json
-import math
 import time
 from collections.abc import Mapping
 from typing import Any
@@ -84,32 +83,6 @@ def device_fields(body: Mapping[str, Any]) -> dict[str, Any]:
     if not isinstance(fields.get("log", ""), str | list):
         raise DeviceError("log: a list of timestamps, or one comma-separated string of them")
     return fields
-
-
-def number_or_none(cell: str) -> float | None:
-    """A data log cell as a number; empty, unreadable or not finite is None (JSON null)."""
-    try:
-        value = float(cell)
-    except ValueError:
-        return None
-    return value if math.isfinite(value) else None
-
-
-def columns(rows: list[list[str]], width: int) -> list[list[float | None]]:
-    """Rows as columns, as a chart takes them: Unix seconds first (ms precision), then each field as numbers.
-
-    A row whose time cannot be read is left out, so every column has one value per time.
-    """
-    out: list[list[float | None]] = [[] for _ in range(width + 1)]
-    for row in rows:
-        try:
-            stamp = dt.datetime.fromisoformat(row[0]).timestamp()
-        except ValueError:
-            continue
-        out[0].append(round(stamp, 3))
-        for i in range(1, width + 1):
-            out[i].append(number_or_none(row[i]))
-    return out
 
 
 def iso(t: float | None) -> str | None:
@@ -218,29 +191,37 @@ class JsonApi:
         return response
 
     def history(self, first: dt.date, last: dt.date, fields: list[str], step: float, shape: str) -> dict[str, Any]:
-        """The answer of /api/readings: the fields and their rows or columns."""
-        rows = self.rows(first, last, fields, step)
-        body: dict[str, Any] = {"fields": ["datetime", *fields]}
-        return body | ({"columns": columns(rows, len(fields))} if shape == "columns" else {"rows": rows})
-
-    def rows(self, first: dt.date, last: dt.date, fields: list[str], step: float) -> list[list[str]]:
-        out: list[list[str]] = []
+        """The answer of /api/readings: the fields and their rows or, for charts, columns of numbers (the times
+        as Unix seconds, ms precision)."""
+        width = len(fields) + 1
+        rows: list[list[str]] = []
+        numbers: list[list[float | None]] = [[] for _ in range(width)]
         bucket = None
         for n in range((last - first).days + 1):  # never a day past ``last`` (9999-12-31 has none)
-            rows = self.cache.rows(day_file(self.cache.folder, first + dt.timedelta(days=n)).name) or []
-            if rows and all(f in rows[0] for f in fields):  # a file whose header was torn has no columns
-                index = [rows[0].index(f) for f in fields]
-                for row in rows[1:]:
-                    if step:
-                        try:
-                            slot = int(dt.datetime.fromisoformat(row[0]).timestamp() // step)
-                        except ValueError:
-                            continue
-                        if slot == bucket:
-                            continue
+            name = day_file(self.cache.folder, first + dt.timedelta(days=n)).name
+            day = self.cache.rows(name) or []
+            if not day or not all(f in day[0] for f in fields):  # a file whose header was torn has no columns
+                continue
+            index = [0, *(day[0].index(f) for f in fields)]
+            times = self.cache.numbers(name, day, 0) if step or shape == "columns" else []
+            kept: list[int] = list(range(len(day) - 1))
+            if step:
+                kept = []
+                for i, slot in enumerate(None if t is None else int(t // step) for t in times):
+                    if slot is not None and slot != bucket:
+                        kept.append(i)
                         bucket = slot
-                    out.append([row[0], *(row[i] for i in index)])
-        return out
+            if shape == "columns":
+                kept = [i for i in kept if times[i] is not None]
+                for column, at in zip(numbers, index, strict=True):
+                    parsed = self.cache.numbers(name, day, at)
+                    column.extend(parsed[i] for i in kept)
+            else:
+                rows.extend([day[i + 1][at] for at in index] for i in kept)
+        if shape == "columns":
+            numbers[0] = [None if t is None else round(t, 3) for t in numbers[0]]
+            return {"fields": ["datetime", *fields], "columns": numbers}
+        return {"fields": ["datetime", *fields], "rows": rows}
 
     def authorized(self, request: web.Request) -> bool:
         header = request.headers.get("Authorization", "")

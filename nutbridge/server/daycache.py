@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import math
 from pathlib import Path
 
 from nutbridge.datalog import DataLogError, day_file, day_files, read_day
@@ -17,6 +18,8 @@ class DayCache:
         self.hits = 0
         self.misses = 0
         self._rows: dict[str, tuple[tuple[int, int, int], list[list[str]]]] = {}
+        # parsed on demand, by file and column, each with the rows it was parsed from
+        self._parsed: dict[tuple[str, int], tuple[list[list[str]], list[float | None]]] = {}
 
     def names(self) -> list[str]:
         """The day files, oldest first (only real log files: nothing else in the folder is ever served)."""
@@ -55,6 +58,18 @@ class DayCache:
         self._rows[name] = (key, rows)
         return rows
 
+    def numbers(self, name: str, rows: list[list[str]], column: int) -> list[float | None]:
+        """Column ``column`` of ``rows[1:]`` (``rows(name)``'s answer) as numbers: Unix seconds for column 0 (the
+        local ISO time), None where a cell is not a finite number. Parsed once per version of the file, so the
+        plots' columns and /api/readings' step cost a list look-up after the first ask."""
+        cached = self._parsed.get((name, column))
+        if cached is not None and cached[0] is rows:
+            return cached[1]
+        parse = unix_seconds if column == 0 else finite_number
+        numbers = [parse(row[column]) for row in rows[1:]]
+        self._parsed[name, column] = (rows, numbers)
+        return numbers
+
     def newest_cell(self, column: str) -> str | None:
         """``column`` of today's newest row (the header itself in a file of no rows), or None."""
         rows = self.rows(self.today())
@@ -65,3 +80,20 @@ class DayCache:
     def today(self) -> str:
         """The name of today's file (the local date, as the data log names it)."""
         return day_file(self.folder, dt.date.today()).name
+
+
+def finite_number(cell: str) -> float | None:
+    """A data log cell as a number; empty, unreadable or not finite is None (JSON null)."""
+    try:
+        value = float(cell)
+    except ValueError:
+        return None
+    return value if math.isfinite(value) else None
+
+
+def unix_seconds(stamp: str) -> float | None:
+    """A data log time (local, ISO 8601) as Unix seconds; None when it is not one."""
+    try:
+        return dt.datetime.fromisoformat(stamp).timestamp()
+    except ValueError:
+        return None

@@ -1,7 +1,7 @@
 """The dashboard in Debian's Chromium: bytes of the first load, time to the first plot, daemon CPU per dashboard.
 
-A daemon on the simulator serves a data log of 7 full days at the default poll interval (8,640 rows a day,
-written with the data log's own row format), so today's plot holds a whole day. Then:
+A daemon on the simulator serves a data log of 7 days of simulated history at the default poll interval (8,640
+rows a day, today's file whole up to midnight: the worst case of the day, whatever the hour). Then:
 - first load: a new browser context each time (empty cache); every HTTP response's encoded size (what crossed
   the wire, gzip included) is summed from Chromium's network events until both 7-day plots are drawn; a reload
   in the same context shows what the browser cache saves;
@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
-import math
 import os
 import statistics
 import subprocess
@@ -29,36 +28,12 @@ from typing import Any
 
 from playwright.sync_api import Browser, Page, sync_playwright
 
-from nutbridge.datalog import HEADER, csv_line, day_file, row
-from nutbridge.model import Reading
+from nutbridge.simulator.history import write_history
 from tests.nut_stack import free_port
 
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-sync",
                  "--disable-background-networking", "--disable-component-update"]  # fmt: skip
 DRAWN = "!!document.querySelector('#week-battery .uplot')"  # the last of the four plots
-ROWS_A_DAY = 8640  # the default poll interval, 10 s
-
-
-def reading(t: float) -> Reading:
-    """A plausible poll at ``t``: PV on a sine from 06:00 to 18:00, a steady load, the battery following."""
-    hour = dt.datetime.fromtimestamp(t).hour + dt.datetime.fromtimestamp(t).minute / 60
-    sun = max(0.0, math.sin(math.pi * (hour - 6) / 12))
-    pv = round(180 * sun + (t % 7), 1)
-    return Reading(time=t, battery_charge=40 + 50 * sun, battery_voltage=round(12.2 + 1.6 * sun, 2),
-                   battery_current=round((pv - 15) / 13, 2), pv_voltage=18.0 * (sun > 0), pv_current=round(pv / 18, 2),
-                   pv_power=pv, load_voltage=13.0, load_current=1.15, load_power=15.0)  # fmt: skip
-
-
-def write_week(log: Path) -> int:
-    """Seven day files of ROWS_A_DAY rows each, today's included; the rows of today."""
-    log.mkdir(parents=True)
-    today = dt.date.today()
-    for back in range(7):
-        day = today - dt.timedelta(days=back)
-        start = dt.datetime.combine(day, dt.time()).timestamp()
-        lines = [csv_line(HEADER)] + [csv_line(row(reading(start + i * 10.0))) for i in range(ROWS_A_DAY)]
-        day_file(log, day).write_text("".join(lines))
-    return ROWS_A_DAY
 
 
 def cpu_seconds(pid: int) -> float:
@@ -109,7 +84,8 @@ def main() -> None:
     ap.add_argument("--poll-interval", type=float, default=1.0)
     args = ap.parse_args()
     folder = Path(tempfile.mkdtemp(prefix="nutbridge-dashboard-bench-"))
-    rows = write_week(folder / "log")
+    midnight = dt.datetime.combine(dt.date.today() + dt.timedelta(days=1), dt.time()).timestamp()
+    rows = write_history(folder / "log", interval=10.0, now=midnight - 1)
     port = free_port()
     (folder / "solar.dev").write_text("")
     (folder / "n.toml").write_text(

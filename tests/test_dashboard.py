@@ -23,7 +23,8 @@ from typing import Any
 
 import pytest
 
-from nutbridge.datalog import HEADER, csv_line, day_file
+from nutbridge.datalog import day_file
+from nutbridge.simulator.history import write_history
 from tests.conftest import daemon_config, need
 from tests.nut_stack import free_port
 
@@ -129,46 +130,48 @@ def wait_for_words(page: Page, text: str, timeout: float = 15) -> None:
 
 
 def test_the_dashboard_shows_the_flow_the_battery_and_the_plots_without_console_errors(
-    browser: Browser, daemon: Daemon
+    browser: Browser, tmp_path: Path
 ) -> None:
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-    for name, viewport, scheme in (("desktop", DESKTOP, "light"), ("phone", PHONE, "light"), ("dark", DESKTOP, "dark")):
-        page, problems = open_page(browser, daemon.url, viewport, scheme)
-        wait_for_words(page, "On solar")
-        until(page, "() => Number(document.getElementById('day-power').dataset.points) > 2")
-        page.wait_for_selector("#week-power .uplot")
-        # the simulator at noon: PV feeds the load and charges the battery
-        assert page.text_content("#flow-pv") not in ("–", "0 W")
-        assert page.text_content("#flow-battery-direction") == "▼ charging"
-        assert page.eval_on_selector("#flow", "e => e.dataset.battery") == "charging"
-        assert page.text_content("#battery-charge", timeout=1000).endswith("%")  # type: ignore[union-attr]
-        assert "V" in str(page.text_content("#battery-voltage")) and "min" in str(page.text_content("#battery-runtime"))
-        assert str(page.text_content("#ups-status")).startswith("OL")
-        assert "live" in str(page.text_content("#feed"))
-        # readable at its size: nothing wider than the screen, every plot inside its card
-        assert page.evaluate("document.documentElement.scrollWidth") <= viewport["width"]
-        background = page.evaluate("getComputedStyle(document.body).backgroundColor")
-        assert background == ("rgb(17, 19, 24)" if scheme == "dark" else "rgb(246, 247, 249)")
-        page.wait_for_timeout(300)  # the dashes of the flow mid-stride
-        page.screenshot(path=str(SCREENSHOTS / f"dashboard-{name}.png"), full_page=True)
-        assert problems == []
-        page.close()
+    write_history(tmp_path / "log", interval=120)  # a week to plot
+    daemon = Daemon(tmp_path)
+    try:
+        for name, viewport, scheme in (
+            ("desktop", DESKTOP, "light"),
+            ("phone", PHONE, "light"),
+            ("dark", DESKTOP, "dark"),
+        ):
+            page, problems = open_page(browser, daemon.url, viewport, scheme)
+            wait_for_words(page, "On solar")
+            until(page, "() => Number(document.getElementById('day-power').dataset.points) > 2")
+            page.wait_for_selector("#week-power .uplot")
+            # the simulator at noon: PV feeds the load and charges the battery
+            assert page.text_content("#flow-pv") not in ("–", "0 W")
+            assert page.text_content("#flow-battery-direction") == "▼ charging"
+            assert page.eval_on_selector("#flow", "e => e.dataset.battery") == "charging"
+            text = {key: str(page.text_content(f"#{key}")) for key in ("battery-charge", "battery-voltage",
+                    "battery-runtime", "ups-status")}  # fmt: skip
+            assert text["battery-charge"].endswith(" %") and text["battery-voltage"].endswith(" V")
+            assert text["battery-runtime"].endswith(" min") and text["ups-status"].startswith("OL")
+            assert "live" in str(page.text_content("#feed"))
+            # readable at its size: nothing wider than the screen, every plot inside its card
+            assert page.evaluate("document.documentElement.scrollWidth") <= viewport["width"]
+            assert page.evaluate("[...document.querySelectorAll('.plot')].every(p => p.querySelector('.uplot')"
+                                 ".offsetWidth <= p.parentElement.clientWidth)")  # fmt: skip
+            background = page.evaluate("getComputedStyle(document.body).backgroundColor")
+            assert background == ("rgb(17, 19, 24)" if scheme == "dark" else "rgb(246, 247, 249)")
+            page.wait_for_timeout(300)  # the dashes of the flow mid-stride
+            page.screenshot(path=str(SCREENSHOTS / f"dashboard-{name}.png"), full_page=True)
+            assert problems == []
+            page.close()
+    finally:
+        daemon.stop()
 
 
 def test_the_day_plot_holds_every_row_of_the_day_file(browser: Browser, tmp_path: Path) -> None:
-    # a day file written before the daemon starts, then one poll an hour: nothing moves while the page is read
-    log = tmp_path / "log"
-    log.mkdir()
-    now = dt.datetime.now()
-    midnight = now.replace(hour=0, minute=0, second=0, microsecond=0)
-    rows = 700
-    lines = [csv_line(HEADER)]
-    for i in range(rows):
-        t = midnight + (now - midnight) * (i / rows) - dt.timedelta(seconds=5)
-        cells = [t.isoformat(sep=" ", timespec="microseconds"), "18.0", "2.0", f"{i % 300}.0", "0.0", "13.1",
-                 "1.0", "13.1", "0.0", "13.0", "1.0", "13.0", "0.7"]  # fmt: skip
-        lines.append(csv_line(cells))
-    day_file(log, now.date()).write_text("".join(lines))
+    # a week of simulated history written before the daemon starts, then one poll an hour: nothing moves while
+    # the page is read
+    rows = write_history(tmp_path / "log", interval=60)
     daemon = Daemon(tmp_path, poll_interval=3600, pubsub=False)
     try:
         page, problems = open_page(browser, daemon.url, DESKTOP)
@@ -176,9 +179,14 @@ def test_the_day_plot_holds_every_row_of_the_day_file(browser: Browser, tmp_path
         points = int(page.eval_on_selector("#day-power", "e => e.dataset.points"))
         assert points == daemon.rows_today() == rows + 1  # ours and the daemon's first poll
         assert page.evaluate("nutbridge.charts['day-power'].data[0].length") == points
-        # the 7 days: one point per 10 minutes of the same rows
-        week = page.evaluate("nutbridge.columns.week[0].length")
-        assert 0 < week < points
+        # the 7 days: the first row of each 10 minutes
+        stamps = [
+            line.split(",")[0]
+            for f in sorted((tmp_path / "log").glob("*.csv"))
+            for line in f.read_text().splitlines()[1:]
+        ]
+        slots = {int(dt.datetime.fromisoformat(t).timestamp() // 600) for t in stamps}
+        assert page.evaluate("nutbridge.columns.week[0].length") == len(slots)
         assert "refreshing every 3600" in str(page.text_content("#feed"))  # pub/sub off: /api/status instead
         # values on hover: the legend shows the PV power of the point under the cursor
         page.locator("#day-power").scroll_into_view_if_needed()

@@ -150,6 +150,10 @@
     setText("battery-runtime", duration(number(v["battery.runtime"])));
     setText("ups-status", state.comms === "lost" ? "no UPS (nocomms)" : v["ups.status"] || "–");
     setText("age", state.lastGoodAt === null ? "–" : ago(performance.now() - state.lastGoodAt));
+    setText("energy-in", fixed(r.energy_generated_today, "kWh", 2));
+    setText("energy-out", fixed(r.energy_consumed_today, "kWh", 2));
+    setText("battery-temperature", fixed(r.battery_temperature, "°C", 1));
+    setText("controller-temperature", fixed(r.controller_temperature, "°C", 1));
     const feed = $("feed");
     const feedWords = {
       connecting: "connecting…",

@@ -4,19 +4,21 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
 import logging
 import os
 import sys
 from pathlib import Path
 
 from nutbridge import __version__
-from nutbridge.config import Config, config_path, load, with_overrides
+from nutbridge.config import Config, config_path, is_loopback, load, with_overrides
 from nutbridge.errors import ConfigError, NutbridgeError, PortFileError
 from nutbridge.nut.portfile import PortFile
 
 log = logging.getLogger("nutbridge")
 
 EX_OK, EX_FAIL, EX_USAGE, EX_CONFIG = 0, 1, 2, 78
+DEMO_PORT = 8080  # the demo's dashboard, when the port is free
 DEMO_PORT_FILE = """\
 # nutbridge demo port file. dummy-ups reads it; nutbridge updates its variables in place.
 # Lines you add by hand, like the two below, are kept as they are.
@@ -32,7 +34,8 @@ def parser() -> argparse.ArgumentParser:
         description="Make a solar charge controller look like a UPS to NUT, through a dummy-ups port file.",
         epilog="Config: -c FILE, or UPS → $NUT_CONFPATH/nutbridge-UPS.toml (NUT_CONFPATH defaults to /etc/nut). "
         "SIGHUP reconnects to the device and reads its settings again. "
-        "`nutbridge status [UPS] [--api URL] [--json]` shows a running daemon.",
+        "`nutbridge status [UPS] [--api URL] [--json]` shows a running daemon; "
+        "`nutbridge setup UPS --source URL` makes a new install; `nutbridge doctor UPS [--json]` checks one.",
     )
     p.add_argument("ups", nargs="?", metavar="UPS", help="the ups.conf section this instance feeds")
     p.add_argument("-c", dest="config", metavar="FILE", help="configuration file (TOML)")
@@ -70,17 +73,39 @@ def setup_logging(debug: int) -> None:
         logging.getLogger(chatty).setLevel(logging.DEBUG if debug >= 2 else logging.WARNING)
 
 
-def make_demo_folder() -> Path:
-    """A fresh folder with a seeded port file, for --demo."""
+def make_demo_folder(args: argparse.Namespace) -> None:
+    """A fresh folder with a seeded port file and a week of simulated history, for --demo; the dashboard on
+    127.0.0.1:8080 (or a free port) unless --api-listen says otherwise."""
     import tempfile
+
+    from nutbridge.simulator.history import write_history
 
     folder = Path(tempfile.mkdtemp(prefix="nutbridge-demo-"))
     port_file = folder / "solar.dev"
     port_file.write_text(DEMO_PORT_FILE)
+    args.port_file = str(port_file)
+    if args.data_dir is None:
+        args.data_dir = str(folder / "log")
+        write_history(folder / "log")  # so the plots have something to show
+    if args.api_listen is None:
+        args.api_listen = f"127.0.0.1:{free_port(DEMO_PORT)}"
     from nutbridge.simulator.control import HELP
 
-    print(f"demo folder: {folder}\n  port file: {port_file}\n  {HELP}, then Enter; Ctrl-C stops\n", flush=True)
-    return port_file
+    print(f"demo folder: {folder}\n  port file: {port_file}\n  dashboard: http://{args.api_listen}/\n"
+          f"  {HELP}, then Enter; Ctrl-C stops\n", flush=True)  # fmt: skip
+
+
+def free_port(wanted: int) -> int:
+    """``wanted`` if a listener could bind it on 127.0.0.1 now, else a port the kernel has free."""
+    import socket
+
+    with socket.socket() as probe:
+        try:
+            probe.bind(("127.0.0.1", wanted))
+        except OSError:
+            probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+    return port
 
 
 def load_any(path: Path) -> Config:
@@ -129,16 +154,26 @@ def main(argv: list[str] | None = None) -> int:
         from nutbridge.status_cmd import main as status_main
 
         return status_main(argv[1:])
+    if argv[:1] == ["setup"]:
+        from nutbridge.setup_cmd import main as setup_main
+
+        return setup_main(argv[1:])
+    if argv[:1] == ["doctor"]:
+        from nutbridge.doctor import main as doctor_main
+
+        return doctor_main(argv[1:])
     args = parser().parse_args(argv)
     setup_logging(args.debug)
     if args.demo:
         if args.port_file or args.source:
             print("nutbridge: --demo makes its own port file and simulator", file=sys.stderr)
             return EX_USAGE
-        args.port_file = str(make_demo_folder())
+        make_demo_folder(args)
         args.poll_interval = args.poll_interval or 1.0
     try:
         config = read_config(args)
+        if args.demo and config.api.listen and is_loopback(config.api.listen[0]):  # live plots, from loopback only
+            config = dataclasses.replace(config, pubsub=dataclasses.replace(config.pubsub, enabled=True))
         if args.no_poll:
             from nutbridge.daemon import serve_only
 

@@ -27,15 +27,24 @@ def read_capped(path: Path, limit: int) -> bytes | None:
     return None if len(data) > limit else data
 
 
-def replace_atomically(path: Path, data: bytes, mode: int = 0o644) -> None:
+def replace_atomically(path: Path, data: bytes, mode: int = 0o644, owner: tuple[int, int] | None = None) -> None:
     """Write ``data`` to a temporary file beside ``path``, fsync it and rename it over ``path``: a reader sees
-    the old file or the new one, never part of one. OSError leaves ``path`` as it was."""
+    the old file or the new one, never part of one. OSError leaves ``path`` as it was.
+
+    With ``owner`` (uid, gid) the new file gets that owner and exactly ``mode`` (not masked by the umask)
+    before it takes ``path``'s place, so a reader never sees it with the wrong owner.
+    """
     tmp = path.with_name(f".{path.name}.nutbridge.tmp")
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW | os.O_CLOEXEC, mode)
         try:
-            os.write(fd, data)
+            view = memoryview(data)
+            while view:
+                view = view[os.write(fd, view) :]
+            if owner is not None:
+                os.fchown(fd, *owner)
+                os.fchmod(fd, mode)  # after the chown, which may clear set-id bits
             os.fsync(fd)
         finally:
             os.close(fd)

@@ -15,8 +15,9 @@ from pathlib import Path
 
 log = logging.getLogger(__name__)
 
-SECTION = re.compile(r"^\s*\[([^\]]+)\]\s*$")
-PORT = re.compile(r"""^\s*port\s*=\s*(?:"([^"]*)"|'([^']*)'|(\S+))\s*$""")
+SECTION = re.compile(r"^\s*\[([^\]]+)\]\s*(?:#.*)?$")
+# key = value; a value in double quotes may hold \" and \\, an unquoted one ends at a # (a comment)
+ENTRY = re.compile(r"""^\s*([A-Za-z0-9_.-]+)\s*=\s*(?:"((?:[^"\\]|\\.)*)"|'([^']*)'|([^#]*?))\s*(?:#.*)?$""")
 UPSDRVCTL_FOLDERS = ("/sbin", "/usr/sbin", "/lib/nut", "/usr/lib/nut", "/usr/libexec/nut", "/usr/local/ups/sbin")
 SYSTEMD_UNIT_FOLDERS = ("/etc/systemd/system", "/lib/systemd/system", "/usr/lib/systemd/system")
 MAX_UPS_CONF = 1024 * 1024
@@ -35,15 +36,41 @@ def find_ups(port_file: Path, confpath: Path | None = None) -> str | None:
     except OSError:
         return None
     wanted = os.path.realpath(port_file)
-    section = None
+    for section, entries in parse_sections(text).items():
+        port = entries.get("port")
+        if port is not None and port_path(port, folder) == wanted:
+            return section
+    return None
+
+
+def nut_statepath() -> Path:
+    """Where ``nutbridge setup`` puts the port file: $NUT_STATEPATH, else /var/lib/nut.
+
+    Not NUT's own default state folder, which is /run/nut on Debian: a tmpfs, where a port file and the lines
+    written into it by hand would not survive a reboot.
+    """
+    return Path(os.environ.get("NUT_STATEPATH") or "/var/lib/nut")
+
+
+def parse_sections(text: str) -> dict[str, dict[str, str]]:
+    """ups.conf's sections: ``[name]`` → its ``key = value`` entries (global settings before the first
+    section are left out; of a key given twice, the last counts)."""
+    sections: dict[str, dict[str, str]] = {}
+    current: dict[str, str] | None = None
     for line in text.splitlines():
         if match := SECTION.match(line):
-            section = match[1].strip()
-        elif section and (match := PORT.match(line)):
-            port = next(g for g in match.groups() if g is not None)
-            if os.path.realpath(folder / port) == wanted:
-                return section
-    return None
+            current = sections.setdefault(match[1].strip(), {})
+        elif current is not None and (match := ENTRY.match(line)):
+            quoted, single, bare = match[2], match[3], match[4]
+            value = re.sub(r"\\(.)", r"\1", quoted) if quoted is not None else single if single is not None else bare
+            current[match[1]] = value
+    return sections
+
+
+def port_path(port: str, confpath: Path) -> str:
+    """The file a dummy-ups ``port`` names, resolved: a relative one is in NUT's configuration folder
+    (dummy-ups(8): "the NUT sysconfig directory is prepended")."""
+    return os.path.realpath(confpath / port)
 
 
 def systemd_runs(ups: str) -> bool:

@@ -1,0 +1,324 @@
+"""``nutbridge setup``, run as a user would, in private NUT folders (NUT_CONFPATH, NUT_STATEPATH, --systemd-dir)
+with a systemctl stub that records its arguments: what it writes, with which mode and owner, and what it never
+touches."""
+
+from __future__ import annotations
+
+import os
+import stat
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from nutbridge.config import TracerConfig, load
+from nutbridge.nut.upsconf import parse_sections
+from nutbridge.setup_cmd import DROP_IN, SAMPLE_CONFIG, SAMPLE_PORT_FILE, UNIT, data_text, nut_user, ups_section
+from nutbridge.sources.modbus_url import parse_modbus_url
+from tests.conftest import need, read_only
+
+REPO = Path(__file__).parent.parent
+URL = "rtu:///dev/ttyUSB0?baudrate=115200"
+# Debian's ups.conf, shortened: comments, a global setting, another UPS; no newline at the end
+UPS_CONF = b"# Network UPS Tools: example ups.conf\r\n#\nmaxretry = 3\n\n[grid]\n\tdriver = usbhid-ups\n\tport = auto"
+
+
+@dataclass
+class Install:
+    """A private NUT layout: etc/ (NUT_CONFPATH), state/ (NUT_STATEPATH), systemd/ and a systemctl stub's log."""
+
+    root: Path
+    etc: Path
+    state: Path
+    systemd: Path
+    calls: Path
+
+    @property
+    def config(self) -> Path:
+        return self.etc / "nutbridge-solar.toml"
+
+    @property
+    def port_file(self) -> Path:
+        return self.state / "solar.dev"
+
+    @property
+    def ups_conf(self) -> Path:
+        return self.etc / "ups.conf"
+
+    def env(self) -> dict[str, str]:
+        return {
+            **os.environ,
+            "NUT_CONFPATH": str(self.etc),
+            "NUT_STATEPATH": str(self.state),
+            "NUTBRIDGE_SYSTEMCTL": str(self.root / "systemctl"),
+        }
+
+    def setup(self, *args: str, stdin: str | None = None, ups: str = "solar") -> subprocess.CompletedProcess[str]:
+        """``python -m nutbridge setup UPS --source URL --systemd-dir … ARGS``; stdin answers the prompts."""
+        argv = [sys.executable, "-m", "nutbridge", "setup", ups, "--systemd-dir", str(self.systemd), *args]
+        if not any(a.startswith("--source") for a in args):
+            argv += ["--source", URL]
+        return subprocess.run(
+            argv,
+            input=stdin if stdin is not None else "",
+            capture_output=True,
+            text=True,
+            env=self.env(),
+            timeout=60,
+            check=False,
+        )
+
+    def systemctl_calls(self) -> list[str]:
+        return self.calls.read_text().splitlines() if self.calls.exists() else []
+
+
+@pytest.fixture
+def nut(tmp_path: Path) -> Install:
+    """etc/ and state/ as Debian's nut-server leaves them (root:nut 0755, 0770; ups.conf root:nut 0640)."""
+    etc, state = tmp_path / "etc", tmp_path / "state"
+    etc.mkdir()
+    state.mkdir()
+    (etc / "ups.conf").write_bytes(UPS_CONF)
+    (etc / "ups.conf").chmod(0o640)
+    state.chmod(0o770)
+    user = nut_user()
+    if user is not None and os.geteuid() == 0:
+        for path in (etc, state, etc / "ups.conf"):
+            os.chown(path, 0, user.pw_gid)
+    calls = tmp_path / "systemctl.log"
+    stub = tmp_path / "systemctl"
+    stub.write_text(f'#!/bin/sh\necho "$*" >> {calls}\n')
+    stub.chmod(0o755)
+    return Install(root=tmp_path, etc=etc, state=state, systemd=tmp_path / "systemd", calls=calls)
+
+
+def snapshot(folder: Path) -> dict[str, tuple[int, int, int, bytes]]:
+    """Every file and folder under ``folder``: mode, owner, group and content (a link's target)."""
+    found = {}
+    for path in sorted([folder, *folder.rglob("*")]):
+        st = path.lstat()
+        content = os.readlink(path).encode() if path.is_symlink() else path.read_bytes() if path.is_file() else b""
+        found[str(path.relative_to(folder))] = (st.st_mode, st.st_uid, st.st_gid, content)
+    return found
+
+
+def need_nut_user() -> int:
+    """NUT's user's uid; the owner checks need it and root (CI has both)."""
+    user = nut_user()
+    need(user is not None and os.geteuid() == 0, "root and NUT's user nut (apt-get install nut-server)")
+    assert user is not None
+    return user.pw_uid
+
+
+def shipped_unit_as_installed(installed: str) -> str:
+    """The installed unit with the nutbridge it runs put back to the shipped path (setup names this venv's
+    nutbridge when /usr/local/bin/nutbridge is missing)."""
+    return installed.replace(str(Path(sys.executable).parent / "nutbridge"), "/usr/local/bin/nutbridge")
+
+
+def test_a_new_install_writes_each_file_as_nut_reads_it(nut: Install) -> None:
+    nut_uid = need_nut_user()
+    done = nut.setup("--yes")
+    assert done.returncode == 0, done.stdout + done.stderr
+
+    config = nut.config.stat()
+    assert stat.S_IMODE(config.st_mode) == 0o600 and config.st_uid == nut_uid
+    loaded = load(nut.config)
+    assert isinstance(loaded.source, TracerConfig) and loaded.source.url == parse_modbus_url(URL, "test")
+    assert loaded.nut.port_file == nut.port_file
+
+    port = nut.port_file.stat()
+    assert stat.S_IMODE(port.st_mode) == 0o644 and port.st_uid == nut_uid
+    assert nut.port_file.read_text() == data_text(SAMPLE_PORT_FILE)
+
+    text = nut.ups_conf.read_bytes()
+    assert text.startswith(UPS_CONF + b"\n\n[solar]\n"), text  # the old bytes, then the section
+    section = parse_sections(text.decode())["solar"]
+    assert section["driver"] == "dummy-ups" and section["mode"] == "dummy-once"
+    assert section["port"] == str(nut.port_file)
+    ups_conf = nut.ups_conf.stat()
+    assert stat.S_IMODE(ups_conf.st_mode) == 0o640 and ups_conf.st_gid == os.stat(nut.etc).st_gid
+
+    assert shipped_unit_as_installed((nut.systemd / UNIT).read_text()) == data_text(UNIT)
+    assert (nut.systemd / "nut-driver@solar.service.d" / "nutbridge.conf").read_text() == data_text(DROP_IN)
+    calls = nut.systemctl_calls()
+    assert calls[:3] == ["daemon-reload", "enable nut-driver@solar", "enable nutbridge@solar"], calls
+    assert "restart nutbridge@solar nut-driver@solar" in calls
+    assert "nutbridge doctor solar" in done.stdout and "upsc solar@localhost" in done.stdout
+
+
+def test_a_second_run_appends_nothing_and_changes_no_file(nut: Install) -> None:
+    assert nut.setup("--yes").returncode == 0
+    before = snapshot(nut.root / "etc"), snapshot(nut.state), snapshot(nut.systemd)
+    again = nut.setup("--yes")
+    assert again.returncode == 0, again.stdout + again.stderr
+    assert (snapshot(nut.root / "etc"), snapshot(nut.state), snapshot(nut.systemd)) == before
+    assert nut.ups_conf.read_bytes().count(b"[solar]") == 1
+    assert f"{nut.ups_conf} has [solar] already" in again.stdout
+    assert "setup never overwrites a configuration; `nutbridge doctor solar` checks it" in again.stdout
+
+
+def test_dry_run_prints_every_step_and_changes_nothing(nut: Install) -> None:
+    before = snapshot(nut.root)
+    done = nut.setup("--dry-run")
+    assert done.returncode == 0, done.stderr
+    assert snapshot(nut.root) == before  # no file, no mode, no owner changed; the stub never ran
+    for step in (
+        f"would: Write {nut.config} (0600",
+        f"would: Create the port file {nut.port_file}",
+        f"would: Append [solar] to {nut.ups_conf}",
+        f"port = {nut.port_file}",  # the section it would append
+        f"would: Install the unit {nut.systemd / UNIT}",
+        "would: Run `systemctl enable nut-driver@solar`",
+        "would: Run `systemctl enable nutbridge@solar`",
+    ):
+        assert step in done.stdout, done.stdout
+
+
+def test_answering_n_skips_that_step_only(nut: Install) -> None:
+    done = nut.setup(stdin="y\n\nn\n" + "y\n" * 10)  # yes to the config, Enter (yes) to the port file, no to ups.conf
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert f"Write {nut.config} (0600" in done.stdout and "? [Y/n]" in done.stdout
+    assert nut.config.exists() and nut.port_file.exists()
+    assert nut.ups_conf.read_bytes() == UPS_CONF
+    assert f"skipped  Append [solar] to {nut.ups_conf}" in done.stdout
+    assert "enable nutbridge@solar" in nut.systemctl_calls()
+
+
+def test_no_answer_on_stdin_changes_nothing(nut: Install) -> None:
+    before = snapshot(nut.root)
+    done = nut.setup()
+    assert done.returncode == 1
+    assert "--yes" in done.stderr and "Traceback" not in done.stderr
+    assert snapshot(nut.root) == before
+
+
+@pytest.mark.parametrize(
+    ("args", "status", "said"),
+    [
+        (["--source", "http://192.0.2.1/"], 78, "--source"),
+        (["--source", "rtu:///dev/ttyUSB0?baudrate=9"], 78, "baudrate"),
+        (["--source", URL, "--systemctl", "'unbalanced"], 2, "--systemctl"),
+    ],
+)
+def test_a_bad_url_is_refused_before_anything_is_written(nut: Install, args: list[str], status: int, said: str) -> None:
+    before = snapshot(nut.root)
+    done = nut.setup("--yes", *args)
+    assert done.returncode == status, done.stdout + done.stderr
+    assert said in done.stderr and "Traceback" not in done.stderr
+    assert snapshot(nut.root) == before
+
+
+def test_usage_errors_exit_2(nut: Install) -> None:
+    assert nut.setup("--yes", ups="../etc").returncode == 2
+    missing = subprocess.run(
+        [sys.executable, "-m", "nutbridge", "setup", "solar"],
+        capture_output=True,
+        text=True,
+        env=nut.env(),
+        timeout=60,
+        check=False,
+    )
+    assert missing.returncode == 2 and "--source" in missing.stderr
+
+
+def test_a_section_that_differs_is_refused_and_named(nut: Install) -> None:
+    nut.ups_conf.write_bytes(UPS_CONF + b"\n[solar]\n  driver = dummy-ups\n  port = other.dev\n  mode = dummy-loop\n")
+    before = snapshot(nut.root)
+    done = nut.setup("--yes")
+    assert done.returncode == 1
+    assert "has a section [solar] already" in done.stderr, done.stderr
+    assert "port = other.dev" in done.stderr and "mode = dummy-loop" in done.stderr
+    assert "Nothing was changed" in done.stderr and "Traceback" not in done.stderr
+    assert snapshot(nut.root) == before
+
+
+def test_a_matching_section_is_not_added_again(nut: Install) -> None:
+    # a relative port is in NUT's configuration folder, as dummy-ups reads it
+    own = UPS_CONF + b'\n[solar]\n  driver = dummy-ups\n  port = "../state/solar.dev"\n  mode = dummy-once\n'
+    nut.ups_conf.write_bytes(own)
+    done = nut.setup("--yes")
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert nut.ups_conf.read_bytes() == own
+    assert "has [solar] already" in done.stdout
+
+
+def test_an_existing_config_is_never_overwritten(nut: Install) -> None:
+    mine = f'[source]\nurl = "tcp://192.0.2.5:502"\n[nut]\nport_file = "{nut.state}/mine.dev"\n'
+    nut.config.write_text(mine)
+    nut.config.chmod(0o600)
+    done = nut.setup("--yes")
+    assert nut.config.read_text() == mine
+    assert "setup never overwrites a configuration" in done.stdout and "nutbridge doctor solar" in done.stdout
+    assert done.returncode == 1  # --source asked for another device than the file reads
+    assert "reads another source than --source" in done.stdout
+    assert (nut.state / "mine.dev").exists()  # the other steps follow the file's port file
+    assert f"port = {nut.state}/mine.dev" in nut.ups_conf.read_text()
+    assert nut.setup("--yes", "--source", "tcp://192.0.2.5:502").returncode == 0
+
+
+def test_an_existing_port_file_is_kept_as_it_is(nut: Install) -> None:
+    nut.port_file.write_bytes(b"# mine\r\nbattery.charge.low: 40\n")
+    nut.port_file.chmod(0o640)
+    before = snapshot(nut.state)
+    assert nut.setup("--yes").returncode == 0
+    assert snapshot(nut.state) == before
+
+
+def test_another_ups_name_is_used_everywhere(nut: Install) -> None:
+    done = nut.setup("--yes", ups="pv-1")
+    assert done.returncode == 0, done.stdout + done.stderr
+    config = (nut.etc / "nutbridge-pv-1.toml").read_text()
+    assert "nutbridge@pv-1" in config and "@solar" not in config and "nutbridge-solar" not in config
+    assert load(nut.etc / "nutbridge-pv-1.toml").nut.port_file == nut.state / "pv-1.dev"
+    assert parse_sections(nut.ups_conf.read_text())["pv-1"]["port"] == str(nut.state / "pv-1.dev")
+    assert (nut.systemd / "nut-driver@pv-1.service.d" / "nutbridge.conf").exists()
+    assert "enable nutbridge@pv-1" in nut.systemctl_calls()
+
+
+def test_missing_nut_folders_are_a_clear_error(nut: Install) -> None:
+    nut.state.rmdir()
+    done = nut.setup("--yes")
+    assert done.returncode == 1
+    assert f"{nut.state} does not exist" in done.stderr and "apt install nut-server" in done.stderr
+    assert "Traceback" not in done.stderr and not nut.config.exists()
+
+
+def test_a_folder_that_cannot_be_written_fails_the_step_clearly(nut: Install) -> None:
+    with read_only(nut.etc):
+        done = nut.setup("--yes")
+    assert done.returncode == 1
+    assert f"FAILED: Write {nut.config}" in done.stderr and "not writable" in done.stderr, done.stderr
+    assert "Traceback" not in done.stderr
+    assert f"not done Append [solar] to {nut.ups_conf}" in done.stdout
+    assert not nut.port_file.exists() and nut.systemctl_calls() == []  # it stops at the first failure
+
+
+def test_a_failing_systemctl_fails_its_step(nut: Install) -> None:
+    (nut.root / "systemctl").write_text('#!/bin/sh\necho "Failed to enable unit: Unit file nope" >&2\nexit 1\n')
+    done = nut.setup("--yes")
+    assert done.returncode == 1
+    assert "`systemctl daemon-reload` failed (exit status 1): Failed to enable unit" in done.stderr, done.stderr
+    assert "Traceback" not in done.stderr
+
+
+def test_no_systemd_installs_no_unit(nut: Install) -> None:
+    done = nut.setup("--yes", "--no-systemd")
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert not nut.systemd.exists() and nut.systemctl_calls() == []
+    assert "--no-systemd: no systemd unit installed" in done.stdout
+    assert nut.config.exists() and nut.port_file.exists() and b"[solar]" in nut.ups_conf.read_bytes()
+
+
+def test_the_repository_files_are_the_ones_the_package_ships() -> None:
+    for repo_path, name in (
+        ("systemd/nutbridge@.service", UNIT),
+        ("systemd/nut-driver-restart.conf", DROP_IN),
+        ("etc/nutbridge-solar.toml", SAMPLE_CONFIG),
+        ("etc/solar.dev.sample", SAMPLE_PORT_FILE),
+    ):
+        assert (REPO / repo_path).read_text() == data_text(name), repo_path
+    sample = parse_sections((REPO / "etc" / "ups.conf.sample").read_text())["solar"]
+    assert parse_sections(ups_section("solar", Path("/var/lib/nut/solar.dev")))["solar"] == sample

@@ -24,6 +24,21 @@ from tests.test_legacy import HEADER, ROW_Y1, T1, T2, TODAY, YESTERDAY, data_dir
 KEY = "correct horse battery staple"
 
 
+class Ticks:
+    """A monotonic clock the test moves by hand."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@pytest.fixture
+def ticks() -> Ticks:
+    return Ticks()
+
+
 def snapshot(comms: Comms = Comms.OK, age: float = 0.0) -> Snapshot:
     t = time.time() - age
     if comms is not Comms.OK:
@@ -33,8 +48,8 @@ def snapshot(comms: Comms = Comms.OK, age: float = 0.0) -> Snapshot:
 
 
 @pytest.fixture
-async def api(data_dir: Path, tmp_path: Path) -> AsyncIterator[tuple[str, LiveSnapshot]]:  # noqa: F811
-    live = LiveSnapshot(interval=10)
+async def api(data_dir: Path, tmp_path: Path, ticks: Ticks) -> AsyncIterator[tuple[str, LiveSnapshot]]:  # noqa: F811
+    live = LiveSnapshot(interval=10, clock=ticks)
     app = make_app(data_dir, devices=DeviceList(tmp_path / "devices.json"), network_key=KEY, live=live)
     async with Sidecar(app, "127.0.0.1", 0) as sidecar:
         yield f"http://127.0.0.1:{sidecar.port}", live
@@ -46,7 +61,7 @@ async def call(url: str, method: str = "GET", **kw: Any) -> tuple[int, Any]:
         return r.status, await r.json()
 
 
-async def test_status_and_health_follow_the_live_snapshot(api: tuple[str, LiveSnapshot]) -> None:
+async def test_status_and_health_follow_the_live_snapshot(api: tuple[str, LiveSnapshot], ticks: Ticks) -> None:
     url, live = api
     assert await call(f"{url}/health") == (503, {"status": "unhealthy", "reason": "no poll has answered yet"})
     assert (await call(f"{url}/api/status"))[0] == 503
@@ -64,9 +79,13 @@ async def test_status_and_health_follow_the_live_snapshot(api: tuple[str, LiveSn
     status, body = await call(f"{url}/api/status")
     assert status == 200 and body["comms"] == "lost" and body["error"] == "no answer"
     assert body["variables"] == {"ups.status": "OL CHRG"}  # the last good values, with their age
-    await live.update(snapshot(age=45))  # three intervals old
+    await live.update(snapshot(age=3 * 86400))  # stamped days ago by a wall clock NTP then stepped: still fresh
+    assert (await call(f"{url}/health"))[0] == 200
+    assert (await call(f"{url}/api/status"))[1]["age"] == 0
+    ticks.now += 45  # three intervals with no good poll
     status, body = await call(f"{url}/health")
-    assert status == 503 and "old" in body["reason"]
+    assert status == 503 and body["reason"] == "the last good poll is 45 s old"
+    assert (await call(f"{url}/api/status"))[1]["age"] == 45
 
 
 async def test_readings_from_the_log(api: tuple[str, LiveSnapshot]) -> None:

@@ -128,6 +128,7 @@ async def make(
             "timeout": 2.0,
             "verify": trust,
             "clock": clock,
+            "timer": clock,  # one hand-moved clock for both; the clock-jump test below parts them
             "max_wait": 0.3,
         }
         cache = TokenCache(kwargs.pop("path", folder / "envoy.token"), **(settings | kwargs))
@@ -299,6 +300,30 @@ async def test_a_server_that_is_down_fails_quickly_then_waits(make: Callable[...
     with pytest.raises(TokenError, match=r"ConnectError.*\(not asking Enphase again for \d+ s\)"):
         await cache.get()
     assert time.monotonic() - started < 0.05  # at once: no connection attempt
+
+
+async def test_a_stepped_wall_clock_moves_expiry_but_not_the_backoff(
+    make: Callable[..., TokenCache], cloud: Cloud, clock: Clock
+) -> None:
+    timer = Clock()  # the monotonic clock, which NTP never steps
+    cloud.login_status = 503
+    cache = make(attempts=1, timer=timer)
+    with pytest.raises(TokenError):
+        await cache.get()
+    logins = cloud.count(LOGIN)
+    for step in (3 * 86400, -5 * 86400):  # booted days behind, then NTP: forward; once backward
+        clock.now += step
+        with pytest.raises(TokenError, match="not asking Enphase again"):
+            await cache.get()
+        assert cloud.count(LOGIN) == logins  # the wait is the timer's, not the wall clock's
+    timer.now += 60  # the first wait (30 s at most) is over
+    cloud.login_status = 200
+    assert await cache.get() == cloud.token
+    # the token's expiry is a date: judged by the wall clock, stepped or not
+    exp = jwt.decode(cloud.token, options={"verify_signature": False})["exp"]
+    clock.now = exp - HOUR + 1  # less than the hour of margin left: renewed
+    cloud.token = make_jwt(exp + 86400)
+    assert await cache.get() == cloud.token
 
 
 async def test_failures_back_off_between_calls_growing_to_15_minutes(

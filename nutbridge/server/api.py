@@ -12,7 +12,6 @@ import asyncio
 import dataclasses
 import datetime as dt
 import json
-import time
 from collections.abc import Mapping
 from typing import Any
 
@@ -124,7 +123,7 @@ class JsonApi:
             return False, "no poll has answered yet"
         if live.latest.comms is Comms.LOST:
             return False, f"comms lost: {live.latest.error}"
-        age = time.time() - live.last_good.time
+        age = live.age() or 0.0
         if age > STALE_AFTER * live.interval:
             return False, f"the last good poll is {age:.0f} s old"
         return True, "ok"
@@ -142,7 +141,7 @@ class JsonApi:
                 "fresh": self.freshness()[0],
                 "time": iso(latest.time),
                 "last_good": iso(good.time),
-                "age": round(time.time() - good.time, 3),
+                "age": round(live.age() or 0.0, 3),
                 "error": None if latest.error is None else str(latest.error),
                 "variables": dict(good.variables),
                 "reading": None if reading is None else reading_json(reading),

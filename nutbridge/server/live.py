@@ -2,16 +2,25 @@
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable
+
 from nutbridge.snapshot import Snapshot
 
 
 class LiveSnapshot:
-    """Holds what the monitor last said; the API reads it and never polls the device itself."""
+    """Holds what the monitor last said; the API reads it and never polls the device itself.
 
-    def __init__(self, interval: float) -> None:
+    Ages are taken on the monotonic clock, when each snapshot arrives: a wall clock stepped by NTP (a Pi that
+    booted days behind) makes no fresh reading stale and no stale one fresh.
+    """
+
+    def __init__(self, interval: float, *, clock: Callable[[], float] = time.monotonic) -> None:
         self.interval = interval  # the poll interval, to judge freshness
         self.latest: Snapshot | None = None
         self.last_good: Snapshot | None = None
+        self.clock = clock
+        self._good_at: float | None = None  # monotonic, when the last good snapshot arrived
 
     def __str__(self) -> str:
         return "live snapshot"
@@ -21,3 +30,8 @@ class LiveSnapshot:
         self.latest = snapshot
         if snapshot.ok:
             self.last_good = snapshot
+            self._good_at = self.clock()
+
+    def age(self) -> float | None:
+        """Seconds since the last good snapshot arrived (monotonic), or None before the first one."""
+        return None if self._good_at is None else max(0.0, self.clock() - self._good_at)

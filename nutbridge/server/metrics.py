@@ -59,7 +59,7 @@ class Stats:
         self.live = live
         self.cache = cache
         self.subscribers = subscribers  # the pub/sub hub, whose ``subscribers`` are its open subscriber sockets
-        self.started = time.time()
+        self.started = time.monotonic()  # uptimes are intervals: a stepped wall clock must not move them
         self.requests: Counter[tuple[str, int]] = Counter()
         self._cleared_at = self.started
         self._offsets: dict[str, int] = {}
@@ -96,7 +96,7 @@ class Stats:
 
     async def stats(self, request: web.Request) -> web.Response:
         """pyPowerwall-style counters since the start, or since the last /stats/clear."""
-        now = time.time()
+        now = time.monotonic()
         latest = None if self.live is None else self.live.latest
         good = None if self.live is None else self.live.last_good
         counts = {k: v - self._offsets.get(k, 0) for k, v in self.totals().items()}
@@ -107,7 +107,7 @@ class Stats:
                 **counts,
                 "comms": None if latest is None else latest.comms.value,
                 "last_error": None if latest is None or latest.error is None else str(latest.error),
-                "last_poll_age": None if good is None else round(now - good.time, 3),
+                "last_poll_age": None if self.live is None or good is None else round(self.live.age() or 0.0, 3),
                 "subscribers": getattr(self.subscribers, "subscribers", None),
             }
         )
@@ -115,7 +115,7 @@ class Stats:
     async def clear(self, request: web.Request) -> web.Response:
         """Start the counters of /stats again (the daemon's own totals, and /metrics, are not reset)."""
         self._offsets = self.totals()
-        self._cleared_at = time.time()
+        self._cleared_at = time.monotonic()
         return web.json_response({"cleared": True})
 
     async def metrics(self, request: web.Request) -> web.Response:
@@ -133,7 +133,12 @@ class Stats:
         latest = None if self.live is None else self.live.latest
         good = None if self.live is None else self.live.last_good
         totals = self.totals()
-        family("nutbridge_up_seconds", "gauge", "Seconds since the daemon started.", [("", time.time() - self.started)])
+        family(
+            "nutbridge_up_seconds",
+            "gauge",
+            "Seconds since the daemon started.",
+            [("", time.monotonic() - self.started)],
+        )
         family("nutbridge_polls_total", "counter", "Polls of the device.", [("", float(totals["polls"]))])
         family(
             "nutbridge_poll_failures_total", "counter", "Polls that got no answer.", [("", float(totals["failures"]))]

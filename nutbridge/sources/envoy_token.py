@@ -110,6 +110,7 @@ class TokenCache:
         timeout: float = 10.0,
         verify: ssl.SSLContext | bool = True,
         clock: Callable[[], float] = time.time,
+        timer: Callable[[], float] = time.monotonic,
         max_wait: float = 5.0,
         attempts: int = 3,
         cooldown: float = 30.0,
@@ -125,7 +126,8 @@ class TokenCache:
         self._token_url = token_url
         self._timeout = timeout
         self._verify = verify
-        self._clock = clock
+        self._clock = clock  # the wall clock, for the token's expiry (a date the cloud wrote)
+        self._timer = timer  # the monotonic clock, for waits: a clock stepped by NTP moves neither backoff nor age
         self._max_wait = max_wait
         self._attempts = attempts
         self._cooldown = cooldown
@@ -136,7 +138,7 @@ class TokenCache:
         self._lock = asyncio.Lock()  # two callers at once make one login, not two
         self._token: str | None = None
         self.expires_at: float | None = None
-        self._fetched_at: float | None = None  # clock when the token in hand came from the cloud
+        self._fetched_at: float | None = None  # timer when the token in hand came from the cloud
         self._failures = 0
         self._retry_at = 0.0
         self._last_failure = ""
@@ -153,7 +155,7 @@ class TokenCache:
             self._adopt(self._read_file())
             if self._token is not None and self._good(self.expires_at):
                 return self._token
-            attempted = self._clock() >= self._retry_at  # else the backoff after a failure still runs
+            attempted = self._timer() >= self._retry_at  # else the backoff after a failure still runs
             if attempted:
                 self._explain_renewal()
             try:
@@ -171,7 +173,7 @@ class TokenCache:
         Within ``min_renew_interval`` of the last fetch the token in hand is returned instead (with a warning)."""
         async with self._lock:
             if self._token is not None and self._fetched_at is not None:
-                age = self._clock() - self._fetched_at
+                age = self._timer() - self._fetched_at
                 if age < self._min_renew_interval:
                     log.warning(
                         "the gateway refuses a token fetched %.0f s ago; check the gateway serial number "
@@ -272,7 +274,7 @@ class TokenCache:
 
     async def _renew(self) -> str:
         """Login and token request, unless a recent failure says to wait; a failure starts or extends the wait."""
-        now = self._clock()
+        now = self._timer()
         if now < self._retry_at:
             raise TokenError(f"{self._last_failure} (not asking Enphase again for {self._retry_at - now:.0f} s)")
         try:
@@ -280,11 +282,11 @@ class TokenCache:
         except TokenError as exc:
             self._failures += 1
             delay = min(self._max_cooldown, self._cooldown * 2 ** min(self._failures - 1, 32))
-            self._retry_at = self._clock() + delay * random.uniform(0.75, 1.0)
+            self._retry_at = self._timer() + delay * random.uniform(0.75, 1.0)
             self._last_failure = str(exc)
             raise
         self._failures, self._retry_at, self._last_failure = 0, 0.0, ""
-        self._token, self.expires_at, self._fetched_at = token, exp, self._clock()
+        self._token, self.expires_at, self._fetched_at = token, exp, self._timer()
         self._save(token)
         log.info("token renewed, expires %s", when(exp))
         return token

@@ -115,6 +115,7 @@ def polling_under_load(folder: Path, interval: float = 1.0, seconds: float = 20.
                 *(sys.executable, "-m", "bench.lag_probe", str(lag_file)),
                 *("--source", source, "--port-file", str(port_file)),
                 *("--nut-version", "2.8.0", "--poll-interval", str(interval), "--data-dir", str(folder)),
+                *("--flush-interval", "0"),  # lateness is read from the rows, each written as its poll answers
                 *("--api-listen", f"127.0.0.1:{port}"),
             ],
             stdout=subprocess.DEVNULL,

@@ -14,6 +14,7 @@ from nutbridge import __version__
 from nutbridge.config import Config, config_path, is_loopback, load, with_overrides
 from nutbridge.errors import ConfigError, NutbridgeError, PortFileError
 from nutbridge.nut.portfile import PortFile
+from nutbridge.nut.seed import Seed
 
 log = logging.getLogger("nutbridge")
 
@@ -56,6 +57,9 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--poll-interval", type=float, metavar="SECONDS", help="seconds between polls (>= 0.2)")
     p.add_argument("--nut-version", metavar="X.Y.Z", help="the NUT that reads the port file (default: dummy-ups -V)")
     p.add_argument("--data-dir", metavar="PATH", help="keep the daily CSV data log in PATH (Solar Protocol v1 format)")
+    p.add_argument(
+        "--flush-interval", type=float, metavar="SECONDS", help="write the data log every SECONDS (0: each row)"
+    )
     p.add_argument("--api-listen", metavar="ADDR", help="serve the API on ADDR, e.g. 127.0.0.1:8080")
     p.add_argument("--no-poll", action="store_true", help="only serve an existing data log (with --api-listen)")
     return p
@@ -86,6 +90,8 @@ def make_demo_folder(args: argparse.Namespace) -> None:
     args.port_file = str(port_file)
     if args.data_dir is None:
         args.data_dir = str(folder / "log")
+    if args.flush_interval is None:
+        args.flush_interval = 0.0  # the plots follow each poll; no SD card to spare
         write_history(folder / "log")  # so the plots have something to show
     if args.api_listen is None:
         args.api_listen = f"127.0.0.1:{free_port(DEMO_PORT)}"
@@ -133,6 +139,7 @@ def read_config(args: argparse.Namespace) -> Config:
         poll_interval=args.poll_interval,
         nut_version=args.nut_version,
         data_dir=args.data_dir,
+        flush_interval=args.flush_interval,
         api_listen=args.api_listen,
         no_poll=args.no_poll,
     )
@@ -180,7 +187,7 @@ def main(argv: list[str] | None = None) -> int:
             served: int = asyncio.run(serve_only(config))
             return served
         assert config.nut.port_file is not None  # with_overrides refuses a config without one
-        portfile = PortFile(config.nut.port_file)
+        portfile = PortFile(config.nut.port_file, seed=Seed(config.nut.seed_file) if config.nut.seed_file else None)
         portfile.locate()
     except (ConfigError, PortFileError) as exc:
         print(f"nutbridge: {exc}", file=sys.stderr)

@@ -31,6 +31,7 @@ ENTREZ_TOKENS = "https://entrez.enphaseenergy.com/tokens"
 TOPIC = re.compile(r"^[^+#\s\x00]{1,200}$")
 ADDRESS = re.compile(r"^(\[[0-9A-Fa-f:.]+\]|[0-9A-Za-z.:-]{1,253})(:\d{1,5})?$")
 MAX_CONFIG_SIZE = 64 * 1024
+DEFAULT_FLUSH_INTERVAL = 300.0  # bench/flash_writes.py: what keeps a default install under 20 MB a day
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -234,6 +235,11 @@ class NutConfig:
     """``[nut]``: the port file and the NUT that reads it."""
 
     port_file: Path | None = key(types=str, check=bool, convert=_path, allowed="a path to the dummy-ups port file")
+    # The persistent copy of the port file's hand-written lines: the port file may then live on tmpfs (/run/nut);
+    # it is created from the seed when missing, and hand edits are copied back (nut/seed.py).
+    seed_file: Path | None = key(
+        types=str, check=bool, convert=_path, allowed="a path on persistent storage, e.g. /var/lib/nut/solar.dev"
+    )
     version: NutVersion | None = key(types=str, convert=_version, allowed="a NUT version such as 2.8.1")
     # None: find the UPS in ups.conf and run upsdrvctl (not under systemd); () : never restart the driver.
     driver_restart_command: tuple[str, ...] | None = key(
@@ -249,6 +255,10 @@ class DataLogConfig:
     retention_days: int = key(
         90, types=int, check=lambda v: 0 <= v <= 36500, allowed="days to keep, 0-36500 (0 keeps every day)"
     )
+    # Rows are held in memory and appended together this often (and at a stop, and at a day change): an SD
+    # card is written once per window instead of once per poll. A crash loses at most the window; 0: each row
+    # is appended and fsynced at once.
+    flush_interval: float = key(DEFAULT_FLUSH_INTERVAL, **seconds(0, 3600))
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -266,6 +276,10 @@ class ApiConfig:
     browser_cache_seconds: int = key(
         86400, types=int, check=lambda v: 0 <= v <= 31_536_000, allowed="seconds, 0-31536000 (a year)"
     )
+    # Connections open at once (503 beyond); seconds a request's head may take; idle keep-alive seconds.
+    max_connections: int = key(4096, types=int, check=lambda v: 1 <= v <= 100_000, allowed="1-100000")
+    head_timeout: float = key(10.0, **seconds(0.5, 300))
+    keepalive_timeout: float = key(15.0, **seconds(1, 3600))
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -576,6 +590,29 @@ def from_mapping(data: Mapping[str, Any], origin: str, base_dir: Path) -> Config
     return Config(origin=origin, **parts)
 
 
+def datalog_overrides(datalog: DataLogConfig, data_dir: str | None, flush_interval: float | None) -> DataLogConfig:
+    """``[datalog]`` with --data-dir and --flush-interval applied."""
+    if data_dir is not None:
+        datalog = replace(datalog, folder=Path(data_dir).expanduser().absolute())
+    if flush_interval is not None:
+        if not 0 <= flush_interval <= 3600:
+            raise ConfigError(f"--flush-interval {flush_interval:g}: use seconds, 0-3600")
+        datalog = replace(datalog, flush_interval=flush_interval)
+    return datalog
+
+
+def check_seed(nut: NutConfig, origin: str) -> None:
+    """The seed must be a file of its own: the port file's persistent copy."""
+    if nut.seed_file is None or nut.port_file is None:
+        return
+    port = os.path.realpath(nut.port_file)
+    if os.path.realpath(nut.seed_file) in (port, port + "-nocomms"):
+        raise ConfigError(
+            f"{origin}: nut.seed_file must be another file than the port file, on persistent storage "
+            "(the port file may then live on tmpfs)"
+        )
+
+
 def with_overrides(
     config: Config,
     *,
@@ -585,6 +622,7 @@ def with_overrides(
     poll_interval: float | None = None,
     nut_version: str | None = None,
     data_dir: str | None = None,
+    flush_interval: float | None = None,
     api_listen: str | None = None,
     no_poll: bool = False,
 ) -> Config:
@@ -603,8 +641,7 @@ def with_overrides(
         config = replace(config, nut=replace(config.nut, port_file=Path(port_file).expanduser().absolute()))
     if nut_version is not None:
         config = replace(config, nut=replace(config.nut, version=parse_version(nut_version, "--nut-version")))
-    if data_dir is not None:
-        config = replace(config, datalog=replace(config.datalog, folder=Path(data_dir).expanduser().absolute()))
+    config = replace(config, datalog=datalog_overrides(config.datalog, data_dir, flush_interval))
     if poll_interval is not None:
         if not MIN_POLL_INTERVAL <= poll_interval <= 3600:
             raise ConfigError(f"--poll-interval {poll_interval:g}: use seconds, {MIN_POLL_INTERVAL:g}-3600")
@@ -622,6 +659,11 @@ def with_overrides(
     pubsub_on = config.pubsub.enabled or config.pubsub.api_key is not None
     if (pubsub_on or config.control.secret) and config.api.listen is None:
         raise ConfigError(f"{config.origin}: pub/sub and load control are served on the API: set api.listen")
+    if pubsub_on and config.pubsub.max_subscribers > config.api.max_connections:
+        raise ConfigError(
+            f"{config.origin}: pubsub.max_subscribers ({config.pubsub.max_subscribers}) is more than the API takes "
+            f"at once (api.max_connections = {config.api.max_connections})"
+        )
     if pubsub_on and config.pubsub.api_key is None and config.api.listen and not is_loopback(config.api.listen[0]):
         raise ConfigError(
             f"{config.origin}: pub/sub without pubsub.api_key would let anyone on the network subscribe and publish; "
@@ -635,6 +677,7 @@ def with_overrides(
         return config
     if config.nut.port_file is None:
         raise ConfigError(f"{config.origin}: no port file; set nut.port_file or pass --port-file PATH")
+    check_seed(config.nut, config.origin)
     if config.source is None or (isinstance(config.source, TracerConfig) and config.source.url is None):
         raise ConfigError(f"{config.origin}: no source; set source.url, or pass --source URL or --simulate")
     if isinstance(config.source, EnvoyConfig):

@@ -3,6 +3,8 @@
 SIGTERM and SIGINT stop the daemon at once: the stop event ends the poll loop even if a library swallows
 the cancellation (Python 3.11's ``asyncio.wait_for``), and the poll task is cancelled again until it ends.
 SIGHUP reconnects to the device before the next poll, so changed controller settings are read again.
+Under systemd (``Type=notify``) the daemon is ready after its first poll, and pings the watchdog only while
+its polls progress (sdnotify.py); ``-s`` never speaks to systemd.
 """
 
 from __future__ import annotations
@@ -18,12 +20,14 @@ from typing import TYPE_CHECKING, Any
 from nutbridge import __version__
 from nutbridge.config import Config, EnvoyConfig, PowerwallConfig, SimulatorConfig, TracerConfig
 from nutbridge.datalog import DataLog
+from nutbridge.limits import raise_open_files
 from nutbridge.monitor import Monitor, Source
 from nutbridge.nut import upsconf, variables, version
 from nutbridge.nut.driver import PortFileSink
 from nutbridge.nut.portfile import HandSettings, PortFile
 from nutbridge.nut.variables import first, setting_names
 from nutbridge.printer import PollPrinter
+from nutbridge.sdnotify import Notifier, Systemd
 from nutbridge.server.live import LiveSnapshot
 from nutbridge.sinks import Sink, SinkRunner
 from nutbridge.testmode import StateCycle
@@ -122,14 +126,17 @@ async def sidecar(
     live: LiveSnapshot | None = None,
     pubsub: PubSubHub | None = None,
     control: LoadControl | None = None,
+    datalog: DataLog | None = None,
 ) -> AsyncIterator[None]:
-    """The API listener when ``[api] listen`` is set, with the peer tasks ``[peers]`` enables; else nothing."""
+    """The API listener when ``[api] listen`` is set, with the peer tasks ``[peers]`` enables; else nothing.
+    The routes read the day files and, after them, the rows ``datalog`` still holds."""
     if config.api.listen is None or config.datalog.folder is None:
         yield
         return
-    from nutbridge.server.app import Parts, Sidecar, tls_context
+    from nutbridge.server.app import ApiLimits, Parts, Sidecar, tls_context
 
     parts = Parts.from_config(config)
+    parts.cache.pending = None if datalog is None else datalog.held_rows
     network = None
     if config.peers.announce:
         from nutbridge.peers.network import PeerNetwork
@@ -140,7 +147,8 @@ async def sidecar(
     cert, key = config.api.tls_cert, config.api.tls_key
     tls = tls_context(cert, key) if cert and key else None
     app = parts.app(config, live, network.election if network else None, pubsub, control)
-    async with Sidecar(app, host, port, tls=tls), network.running() if network else contextlib.nullcontext():
+    sidecar = Sidecar(app, host, port, tls=tls, limits=ApiLimits.from_config(config))
+    async with sidecar, network.running() if network else contextlib.nullcontext():
         yield
 
 
@@ -150,11 +158,17 @@ async def serve_only(config: Config) -> int:
     stop = asyncio.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
+    systemd = Systemd(Notifier.from_environment())  # no polls: the watchdog pings while the loop runs
     try:
-        async with sidecar(config):
+        async with sidecar(config), asyncio.TaskGroup() as tg:
+            watchdog = tg.create_task(systemd.watchdog(), name="nutbridge.watchdog")
             log.info("nutbridge %s: serving %s without polling", __version__, config.datalog.folder)
+            systemd.serving(f"serving {config.datalog.folder} without polling")
             await stop.wait()
+            systemd.stopping()
+            watchdog.cancel()
     finally:
+        systemd.notifier.close()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.remove_signal_handler(sig)
     log.info("stopped")
@@ -165,8 +179,15 @@ async def run(config: Config, portfile: PortFile, *, single: bool, verbose: bool
     """Poll once (-s) or until SIGTERM/SIGINT, with the sidecar and the live feeds the config turns on."""
     if single:
         return await poll(config, portfile, single=True, verbose=verbose, demo=demo)
+    notifier = Notifier.from_environment()  # first, so no child inherits it; -s never reads it
     async with contextlib.AsyncExitStack() as stack:
+        stack.callback(notifier.close)
         live, hub, control, every_poll = None, None, None, []
+        datalog = data_log(config)  # one, for the sink and for the routes that read what it still holds
+        raise_open_files(
+            (config.api.max_connections if config.api.listen else 0)
+            + (config.linesocket.max_connections if config.linesocket.listen else 0)
+        )
         if config.api.listen is not None:
             live = LiveSnapshot(config.monitor.poll_interval)
             if config.pubsub.enabled or config.pubsub.api_key is not None:
@@ -178,7 +199,7 @@ async def run(config: Config, portfile: PortFile, *, single: bool, verbose: bool
                 from nutbridge.server.control import LoadControl
 
                 control = LoadControl(config.control.secret)
-            await stack.enter_async_context(sidecar(config, live, hub, control))
+            await stack.enter_async_context(sidecar(config, live, hub, control, datalog))
         feeds: list[Sink] = []  # each wants only the newest state
         if config.linesocket.listen is not None:
             from nutbridge.feeds.linesocket import LineSocket
@@ -190,7 +211,8 @@ async def run(config: Config, portfile: PortFile, *, single: bool, verbose: bool
             name = config.nut.port_file.stem if config.nut.port_file else "nutbridge"  # the UPS's, as a rule
             feeds.append(await stack.enter_async_context(MqttFeed(config.mqtt, name)))
         return await poll(config, portfile, single=False, verbose=verbose, demo=demo, live=live, feeds=feeds,
-                          every_poll=every_poll, control=control)  # fmt: skip
+                          every_poll=every_poll, control=control, systemd=Systemd(notifier),
+                          datalog=datalog)  # fmt: skip
 
 
 async def poll(
@@ -204,6 +226,8 @@ async def poll(
     feeds: Sequence[Sink] = (),
     every_poll: Sequence[Sink] = (),
     control: LoadControl | None = None,
+    systemd: Systemd | None = None,
+    datalog: DataLog | None = None,
 ) -> int:
     """The source, the monitor and the sinks: one poll (-s) or polling until stopped."""
     dialect = version.Dialect(config.nut.version or await asyncio.to_thread(version.detect))
@@ -220,9 +244,10 @@ async def poll(
             control.attach(source.source if isinstance(source, StateCycle) else source)
         sink = PortFileSink(portfile, dialect=dialect, settings=settings, restart_command=restart)
         sinks: list[Sink] = [sink]
-        if config.datalog.folder is not None:
-            sinks.append(DataLog(config.datalog.folder, retention_days=config.datalog.retention_days))
-        newest_only: list[Sink] = [sink, *([live] if live else []), *feeds]
+        datalog = datalog or data_log(config)
+        if datalog is not None:
+            sinks.append(datalog)
+        newest_only: list[Sink] = [sink, *([live] if live else []), *feeds, *([systemd] if systemd else [])]
         sinks += [*newest_only[1:], *every_poll]
         if verbose:
             sinks.append(PollPrinter())
@@ -247,9 +272,19 @@ async def poll(
         log.info(
             "nutbridge %s: %s → %s every %g s, for %s", __version__, source, portfile.path, monitor.interval, dialect
         )
-        await serve(monitor, runners, background)
+        if systemd is not None:
+            systemd.progress = monitor
+        await serve(monitor, runners, background, systemd)
         log.info("stopped after %d polls", monitor.polls)
     return EX_OK
+
+
+def data_log(config: Config) -> DataLog | None:
+    """The data-log sink ``[datalog]`` asks for, or None."""
+    if config.datalog.folder is None:
+        return None
+    return DataLog(config.datalog.folder, retention_days=config.datalog.retention_days,
+                   flush_interval=config.datalog.flush_interval)  # fmt: skip
 
 
 async def poll_once(monitor: Monitor, runners: list[SinkRunner], sink: PortFileSink) -> int:
@@ -266,17 +301,26 @@ async def poll_once(monitor: Monitor, runners: list[SinkRunner], sink: PortFileS
     return EX_OK if snapshot.ok and written else EX_FAIL
 
 
-async def serve(monitor: Monitor, runners: list[SinkRunner], background: list[Coroutine[Any, Any, None]]) -> None:
-    """Run every long-lived part under one TaskGroup until SIGTERM or SIGINT."""
+async def serve(
+    monitor: Monitor,
+    runners: list[SinkRunner],
+    background: list[Coroutine[Any, Any, None]],
+    systemd: Systemd | None = None,
+) -> None:
+    """Run every long-lived part under one TaskGroup until SIGTERM or SIGINT; ``systemd`` pings its watchdog."""
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
     async with asyncio.TaskGroup() as tg:
         sink_tasks = [tg.create_task(r.run(), name=f"nutbridge.sink.{r}") for r in runners]
         extra = [tg.create_task(job, name=f"nutbridge.background.{i}") for i, job in enumerate(background)]
+        if systemd is not None:
+            extra.append(tg.create_task(systemd.watchdog(), name="nutbridge.watchdog"))
         poll = tg.create_task(monitor.run(stop), name="nutbridge.poll")
 
         def on_stop(signum: int) -> None:
             log.info("%s: stopping", signal.Signals(signum).name)
+            if systemd is not None:
+                systemd.stopping()
             stop.set()
             poll.cancel()
 

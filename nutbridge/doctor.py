@@ -1,9 +1,9 @@
 """``nutbridge doctor UPS [--json]``: check a running install step by step, saying what is wrong and how to fix it.
 
 One line per check (ok, warn or FAIL), with the fix, the exact command where there is one: the configuration,
-the port file (present, writable by nutbridge's user, not on tmpfs), ups.conf's section, the driver, what upsc
-answers and how fresh it is, upsmon's MONITOR line, and the quirks of the installed NUT. Exit status 0 when
-nothing failed, 1 otherwise, 2 for usage.
+the port file (present, writable by nutbridge's user, off tmpfs or seeded from a file that is), ups.conf's
+section, the driver, what upsc answers and how fresh it is, upsmon's MONITOR line, and the quirks of the
+installed NUT. Exit status 0 when nothing failed, 1 otherwise, 2 for usage.
 """
 
 from __future__ import annotations
@@ -309,11 +309,19 @@ def check_port_file(ctx: Context) -> Result:
     if path.exists():
         return Result(name, FAIL, f"{path} is not a file", f"remove it and run `sudo nutbridge setup {ctx.ups} ...`")
     user = ctx.user.pw_name
+    seed = ctx.config.nut.seed_file if ctx.config is not None else None
+    if seed is not None and seed.is_file():
+        return Result(
+            name,
+            FAIL,
+            f"{path} does not exist (nor {ctx.nocomms_file.name}): nutbridge has not started since the last reboot",
+            f"{ctx.restart_daemon()}: it creates the port file from its seed {seed}",
+        )
     return Result(
         name,
         FAIL,
         f"{path} does not exist (nor {ctx.nocomms_file.name})",
-        f"sudo install -o {user} -g {group_name(ctx.user.pw_gid)} -m 0644 /dev/null {path}",
+        f"sudo install -o {user} -g {group_name(ctx.user.pw_gid)} -m 0644 /dev/null {seed or path}",
     )
 
 
@@ -347,25 +355,20 @@ def check_port_file_owner(ctx: Context) -> Result:
 
 
 def check_port_file_disk(ctx: Context) -> Result:
-    """2. The port file is not on tmpfs (it must survive a reboot) nor where nutbridge@.service cannot write."""
+    """2. The port file is where nutbridge@.service can write it, and survives a reboot: not on tmpfs, or on
+    tmpfs with a seed file on persistent storage (the seed is checked the same way)."""
     name = "port-file-disk"
     present = ctx.present_port_file()
     target = os.path.realpath(present or ctx.port_file)
+    seed = ctx.config.nut.seed_file if ctx.config is not None else None
     off_tmpfs = f"/var/lib/nut/{ctx.ups}.dev"
     move = (
         f"move it, e.g. `sudo install -o {NUT_USER} -g {NUT_USER} -m 0644 {present or ctx.port_file} {off_tmpfs}`, "
         f"then set nut.port_file in {ctx.config_file} and port in {ctx.confpath / 'ups.conf'}"
     )
-    protected = under(target, READ_ONLY_FOR_UNIT) or under(target, HIDDEN_FROM_UNIT)
-    if protected:
-        level = FAIL if ctx.systemctl else WARN
-        return Result(
-            name,
-            level,
-            f"{target} is under {protected}, which nutbridge@.service cannot write "
-            "(ProtectSystem=full, ProtectHome=yes)",
-            move,
-        )
+    problem = unit_cannot_write(ctx, name, target, move)
+    if problem is not None:
+        return problem
     try:
         found = filesystem_of(Path(target), ctx.mounts)
     except OSError as exc:
@@ -373,15 +376,72 @@ def check_port_file_disk(ctx: Context) -> Result:
     if found is None:
         return Result(name, WARN, f"{ctx.mounts} lists no mount holding {target}")
     point, fstype = found
+    if seed is not None:
+        return check_seed_disk(ctx, name, f"{target} is on {fstype} ({point})", seed, volatile=fstype in VOLATILE)
     if fstype in VOLATILE:
         return Result(
             name,
             FAIL,
             f"{target} is on {fstype} ({point}): a reboot deletes it, the lines written into it "
             "by hand too, and nutbridge does not start without it",
-            move,
+            f"set nut.seed_file in {ctx.config_file} to a file on persistent storage that holds those lines, "
+            f"e.g. `sudo install -o {NUT_USER} -g {NUT_USER} -m 0644 {present or ctx.port_file} {off_tmpfs}` and "
+            f'seed_file = "{off_tmpfs}" (nutbridge creates the port file from it at start and copies hand edits '
+            f"back); or {move}",
         )
     return Result(name, OK, f"{target} is on {fstype} ({point})")
+
+
+def check_seed_disk(ctx: Context, name: str, where: str, seed: Path, *, volatile: bool) -> Result:
+    """The seed of a port file (``where`` says where that is, ``volatile`` whether a reboot deletes it): present,
+    writable by the unit, not on tmpfs."""
+    target = os.path.realpath(seed)
+    present = ctx.present_port_file()
+    copy = f"sudo install -o {NUT_USER} -g {NUT_USER} -m 0644 {present or '/dev/null'} {target}"
+    problem = unit_cannot_write(ctx, name, target, f"set nut.seed_file in {ctx.config_file} to a file under /var/lib")
+    if problem is not None:
+        return problem
+    try:
+        found = filesystem_of(Path(target), ctx.mounts)
+    except OSError as exc:
+        return Result(name, WARN, f"cannot tell the filesystem of the seed {target}: {ctx.mounts}: {describe(exc)}")
+    if found is None:
+        return Result(name, WARN, f"{ctx.mounts} lists no mount holding the seed {target}")
+    point, fstype = found
+    if fstype in VOLATILE:
+        return Result(
+            name,
+            FAIL,
+            f"{where}, and its seed {target} is on {fstype} ({point}) too: a reboot deletes both, with the lines "
+            "written by hand, and nutbridge does not start without them",
+            f"set nut.seed_file in {ctx.config_file} to a file on persistent storage, e.g. /var/lib/nut/{ctx.ups}.dev",
+        )
+    if not Path(target).is_file():
+        return Result(
+            name,
+            FAIL if volatile else WARN,
+            f"{where}; its seed {target} does not exist: nutbridge creates it when it polls, but without it "
+            "nutbridge does not start once the port file is gone (a reboot deletes it from tmpfs)",
+            copy,
+        )
+    return Result(
+        name,
+        OK,
+        f"{where}, seeded from {target} on {fstype} ({point}): the lines written by hand survive a reboot",
+    )
+
+
+def unit_cannot_write(ctx: Context, name: str, target: str, fix: str) -> Result | None:
+    """A Result when ``target`` is where nutbridge@.service may not write (a FAIL under systemd), else None."""
+    protected = under(target, READ_ONLY_FOR_UNIT) or under(target, HIDDEN_FROM_UNIT)
+    if not protected:
+        return None
+    return Result(
+        name,
+        FAIL if ctx.systemctl else WARN,
+        f"{target} is under {protected}, which nutbridge@.service cannot write (ProtectSystem=full, ProtectHome=yes)",
+        fix,
+    )
 
 
 def check_ups_conf(ctx: Context) -> Result:

@@ -35,6 +35,9 @@ MIN_ATTEMPT = 0.05
 FIRST_BACKOFF = 0.05
 # The share of the interval a poll may use; the rest is slack for the loop.
 POLL_SHARE = 0.9
+# How long past its deadline (and one source timeout, for the reset after a cancelled attempt) a poll may
+# run, or the loop may be late for its next poll, before the loop counts as stalled (the watchdog's bound).
+STALL_SLACK = 5.0
 NO_SETTINGS: Mapping[str, str] = MappingProxyType({})
 
 
@@ -103,6 +106,10 @@ class Monitor:
         self._last_good: float | None = None
         self._power: PowerState | None = None
         self._reset_requested = False
+        self.last_poll_end: float | None = None  # ``clock`` time the last poll ended, good or failed
+        self._poll_start: float | None = None  # while a poll runs
+        self._poll_deadline = float("inf")
+        self._next_at: float | None = None  # while ``run`` waits for its next poll
 
     @property
     def active_interval(self) -> float:
@@ -165,17 +172,39 @@ class Monitor:
     async def poll(self, deadline: float | None = None) -> Snapshot:
         """One poll, with retries inside the interval; updates and logs the comms state."""
         self.polls += 1
-        start = self.clock()
-        if self._reset_requested:
-            self._reset_requested = False
-            await self.source.reset()
+        start = self._poll_start = self.clock()
+        self._poll_deadline = min(deadline or float("inf"), self.deadline(start))
         try:
-            if self.before_poll is not None:
-                await self.before_poll()
-            reading = await self.read(min(deadline or float("inf"), self.deadline(start)))
-        except SourceError as exc:
-            return self._failed(exc, start)
-        return self._answered(reading)
+            if self._reset_requested:
+                self._reset_requested = False
+                await self.source.reset()
+            try:
+                if self.before_poll is not None:
+                    await self.before_poll()
+                reading = await self.read(self._poll_deadline)
+            except SourceError as exc:
+                return self._failed(exc, start)
+            return self._answered(reading)
+        finally:
+            self._poll_start, self.last_poll_end = None, self.clock()
+
+    def stalled(self, excused: float = 0.0) -> str | None:
+        """Why the poll loop is not making progress, or None while it is (what the systemd watchdog asks).
+
+        A poll progresses until its deadline plus one source timeout and ``STALL_SLACK``, however long its
+        interval: past that, it ignored its cancellation (a hung source). Between polls the loop progresses
+        until ``STALL_SLACK`` after the next poll is due. ``excused`` seconds are forgiven: the time the
+        event loop itself was blocked, when no poll could run.
+        """
+        now = self.clock() - excused
+        if self._poll_start is not None:
+            bound = self._poll_deadline + self.source.timeout + STALL_SLACK
+            if now > bound:
+                running, allowed = self.clock() - self._poll_start, bound - self._poll_start
+                return f"poll {self.polls} has run for {running:.0f} s, past its bound of {allowed:.0f} s"
+        elif self._next_at is not None and now > self._next_at + STALL_SLACK:
+            return f"the next poll is {self.clock() - self._next_at:.0f} s overdue"
+        return None
 
     def _answered(self, reading: Reading) -> Snapshot:
         info = self.source.info
@@ -245,9 +274,11 @@ class Monitor:
         next_at = self.clock()
         while not stop.is_set():
             self.publish(await self.poll(next_at + self.active_interval * POLL_SHARE))
-            next_at = max(next_at + self.active_interval, self.clock())
+            next_at = self._next_at = max(next_at + self.active_interval, self.clock())
             try:
                 async with asyncio.timeout(max(0.0, next_at - self.clock())):
                     await stop.wait()
             except TimeoutError:
                 pass
+            finally:
+                self._next_at = None

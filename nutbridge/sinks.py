@@ -2,15 +2,18 @@
 
 A sink that raises, hangs or falls behind never delays the poll: its errors are logged once per change,
 a slow one drops the oldest snapshots it has not started on (each sink needs only the newest state),
-and the monitor never awaits a sink.
+and the monitor never awaits a sink. A sink that holds work back (``Buffering``: the batched data log) is
+flushed by its runner when its window ends, also while no snapshot arrives, and when the runner stops.
 """
 
 from __future__ import annotations
 
 import asyncio
 import collections
+import contextlib
 import logging
-from typing import Protocol
+from collections.abc import Awaitable, Callable
+from typing import Protocol, runtime_checkable
 
 from nutbridge.errors import NutbridgeError
 from nutbridge.snapshot import Snapshot
@@ -26,6 +29,16 @@ class Sink(Protocol):
     def __str__(self) -> str: ...
 
     async def update(self, snapshot: Snapshot) -> None: ...
+
+
+@runtime_checkable
+class Buffering(Protocol):
+    """A sink that holds work back to do it in one go: ``due`` says in how many seconds ``flush`` is due
+    (None: nothing held)."""
+
+    def due(self) -> float | None: ...
+
+    async def flush(self) -> None: ...
 
 
 class SinkRunner:
@@ -65,31 +78,49 @@ class SinkRunner:
         self._wake.set()
 
     async def run(self) -> None:
-        """Hand each queued snapshot to the sink until ``close``."""
-        while self._queue or not self._closing:
-            if not self._queue:
+        """Hand each queued snapshot to the sink until ``close``; flush a buffering sink when due and at the end
+        (also when the task is cancelled, so a clean stop loses nothing held)."""
+        sink = self.sink if isinstance(self.sink, Buffering) else None
+        try:
+            while self._queue or not self._closing:
+                if self._queue:
+                    await self._deliver(self._queue.popleft())
+                    continue
                 self._wake.clear()
-                await self._wake.wait()
-                continue
-            await self._deliver(self._queue.popleft())
+                due = sink.due() if sink else None
+                if sink and due is not None and due <= 0:
+                    await self._guarded(sink.flush)
+                    continue
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(due):  # None: wait for work only
+                        await self._wake.wait()
+        finally:
+            if sink and sink.due() is not None:
+                await self._guarded(sink.flush)
 
     async def _deliver(self, snapshot: Snapshot) -> None:
         try:
+            if await self._guarded(lambda: self.sink.update(snapshot)):
+                self._ok = snapshot.seq
+        finally:
+            self._done = snapshot.seq
+            self._progress.set()
+
+    async def _guarded(self, work: Callable[[], Awaitable[None]]) -> bool:
+        """Run ``work`` within the timeout; True if it raised nothing. Errors are logged once per change."""
+        try:
             async with asyncio.timeout(self.timeout):
-                await self.sink.update(snapshot)
+                await work()
         except Exception as exc:  # the boundary: whatever a sink raises must not reach the poll loop
             message = describe(exc, self.timeout)
             if message != self._error:
                 log.error("%s: %s", self.sink, message)
                 self._error = message
-        else:
-            self._ok = snapshot.seq
-            if self._error is not None:
-                log.warning("%s works again", self.sink)
-                self._error = None
-        finally:
-            self._done = snapshot.seq
-            self._progress.set()
+            return False
+        if self._error is not None:
+            log.warning("%s works again", self.sink)
+            self._error = None
+        return True
 
     async def handled(self, seq: int) -> bool:
         """Wait until snapshot ``seq`` (or a later one) was handled; True if without error."""

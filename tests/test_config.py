@@ -190,6 +190,22 @@ def test_override_errors(kw: dict[str, object], message: str) -> None:
         with_overrides(Config(), **kw)  # type: ignore[arg-type]
 
 
+def test_seed_file_and_flush_interval(tmp_path: Path) -> None:
+    text = '[nut]\nport_file = "/run/nut/solar.dev"\nseed_file = "solar.dev"\n[datalog]\nflush_interval = 60\n'
+    config = with_overrides(load(write(tmp_path, text)), simulate=True)
+    assert config.nut.seed_file == tmp_path / "solar.dev" and config.datalog.flush_interval == 60
+    assert with_overrides(config, flush_interval=0).datalog.flush_interval == 0  # --flush-interval wins
+    assert Config().datalog.flush_interval == 300  # the default: under 20 MB a day (bench/flash_writes.py)
+    with pytest.raises(ConfigError, match="--flush-interval 4000: use seconds, 0-3600"):
+        with_overrides(config, flush_interval=4000)
+    with pytest.raises(ConfigError, match=r"datalog\.flush_interval = -1 is not allowed; use seconds, 0-3600"):
+        load(write(tmp_path, "[datalog]\nflush_interval = -1\n"))
+    for same in ("/run/nut/solar.dev", "/run/nut/solar.dev-nocomms"):
+        same_file = load(write(tmp_path, text.replace('"solar.dev"', f'"{same}"')))
+        with pytest.raises(ConfigError, match=r"nut\.seed_file must be another file than the port file"):
+            with_overrides(same_file, simulate=True)
+
+
 def test_the_sample_config_loads() -> None:
     config = load(Path(__file__).parent.parent / "etc" / "nutbridge-solar.toml")
     assert isinstance(config.source, TracerConfig) and config.monitor == MonitorConfig()

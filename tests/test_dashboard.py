@@ -56,7 +56,8 @@ class Daemon:
 
     def __init__(self, folder: Path, *, poll_interval: float = 1.0, pubsub: bool = True, extra: str = "") -> None:
         self.folder, self.port = folder, free_port()
-        extra = f'[datalog]\nfolder = "log"\n[api]\nlisten = "127.0.0.1:{self.port}"\n{extra}'
+        # each row in the day file at once (flush_interval = 0): the tests compare the plots with the files
+        extra = f'[datalog]\nfolder = "log"\nflush_interval = 0\n[api]\nlisten = "127.0.0.1:{self.port}"\n{extra}'
         extra += "[pubsub]\nenabled = true\n" if pubsub else ""
         toml = daemon_config(folder, extra, poll_interval).read_text()
         (folder / "nutbridge.toml").write_text(toml.replace("[monitor]\n", "[monitor]\nnocomms_grace = 1\n"))

@@ -201,6 +201,7 @@ def test_port_file_on_tmpfs(layout: Layout) -> None:
     result = check_port_file_disk(layout.context())
     assert result.level == FAIL and f"is on tmpfs ({real})" in result.message
     assert result.fix is not None and f"/var/lib/nut/{UPS}.dev" in result.fix and "nut.port_file" in result.fix
+    assert f"set nut.seed_file in {layout.config}" in result.fix
     # /proc/mounts' format too, and the later of two mounts at one point covers the earlier one
     layout.mounts.write_text(f"/dev/sda1 / ext4 rw 0 0\ntmpfs {real} tmpfs rw 0 0\n/dev/sdb1 {real} ext4 rw 0 0\n")
     assert filesystem_of(layout.port_file, layout.mounts) == (real, "ext4")
@@ -209,6 +210,33 @@ def test_port_file_on_tmpfs(layout: Layout) -> None:
     escaped = os.path.realpath(spaced).replace(" ", "\\040")  # as the kernel writes a space
     layout.mounts.write_text(GOOD_MOUNTS + f"41 22 0:31 / {escaped} rw - ramfs x rw\n")
     assert filesystem_of(spaced / "x.dev", layout.mounts) == (os.path.realpath(spaced), "ramfs")
+
+
+def test_port_file_on_tmpfs_with_a_seed_on_the_disk(layout: Layout) -> None:
+    run = layout.root / "run"
+    run.mkdir()
+    real = os.path.realpath(run)
+    layout.mounts.write_text(GOOD_MOUNTS + f"40 22 0:30 / {real} rw,nosuid - tmpfs tmpfs rw,size=10240k\n")
+    seed = layout.state / f"{UPS}.dev"  # the old port file, on the disk, becomes the seed
+    text = layout.config.read_text().replace(f'"{layout.port_file}"', f'"{run / "solar.dev"}"\nseed_file = "{seed}"')
+    layout.config.write_text(text)
+    (run / "solar.dev").write_text(seed.read_text())
+    result = check_port_file_disk(layout.context())
+    assert result.level == OK and f"seeded from {os.path.realpath(seed)} on ext4 (/)" in result.message, result
+    assert f"is on tmpfs ({real})" in result.message
+    seed.unlink()
+    result = check_port_file_disk(layout.context())
+    assert result.level == FAIL and "does not exist" in result.message
+    assert result.fix == f"sudo install -o nut -g nut -m 0644 {run / 'solar.dev'} {os.path.realpath(seed)}"
+    layout.config.write_text(text.replace(f'seed_file = "{seed}"', f'seed_file = "{run / "seed.dev"}"'))
+    (run / "seed.dev").write_text("")
+    result = check_port_file_disk(layout.context())
+    assert result.level == FAIL and "is on tmpfs" in result.message and "too" in result.message
+    assert result.fix is not None and "nut.seed_file" in result.fix
+    (run / "solar.dev").unlink()  # after a reboot, before nutbridge starts
+    result = check_port_file(layout.context())
+    assert result.level == FAIL and result.fix == f"restart `nutbridge {UPS}`: it creates the port file from its seed "\
+        f"{run / 'seed.dev'}"  # fmt: skip
 
 
 def test_port_file_where_the_unit_cannot_write(layout: Layout) -> None:

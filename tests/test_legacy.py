@@ -271,6 +271,7 @@ def test_the_polling_daemon_serves_its_own_log(tmp_path: Path, port_file: Path) 
         [
             *(sys.executable, "-m", "nutbridge", "--simulate", "--port-file", f"{port_file}"),
             *("--poll-interval", "0.3", "--data-dir", f"{tmp_path / 'log'}", "--api-listen", f"127.0.0.1:{port}"),
+            *("--flush-interval", "0"),  # each row in the file at once: the test reads them back at once
         ],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,

@@ -393,6 +393,12 @@ def test_a_port_file_from_the_future_is_still_read(rig: Rig) -> None:
     bridge = rig.nutbridge(sim, config_file=False)
     rig.wait_status(lambda w: "OL" in w and "LB" not in w, "to show OL from nutbridge despite the future mtime")
     assert bridge.log_lines("ahead of the clock"), rig.diagnostics()
+    # while running, NTP steps the clock back a day: the file's mtime is ahead again, and changes still reach NUT
+    again = int(time.time()) + 86400
+    os.utime(rig.nut.port_file, (again, again))
+    sim.command("night")
+    rig.wait_status(lambda w: "OB" in w, "to show OB after the clock stepped back")
+    assert int(rig.nut.port_file.stat().st_mtime) < again  # written with the clock's time, not one past the file's
     rig.assert_bridge_running()
 
 

@@ -140,7 +140,7 @@ def node_processes() -> Iterator[Callable[..., Node]]:
             f'[source]\nkind = "simulator"\nstart = "{sun}"\n'
             f"[monitor]\npoll_interval = 1\n"
             f'[nut]\nport_file = "{folder}/ups.port"\nversion = "2.8.0"\n'
-            f'[datalog]\nfolder = "{folder}/data"\n'
+            f'[datalog]\nfolder = "{folder}/data"\n'  # rows held for the flush window count: the election sees them
             f'[api]\nlisten = "{ip}:{PORT}"\n'
             f'[node]\nname = "{name}"\npvWatts = 200\n'
             f"[peers]\nnetwork_key = {json.dumps(KEY)}\npeer_port = {PORT}\npeers = {json.dumps(seeds)}\n"

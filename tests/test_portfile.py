@@ -17,7 +17,8 @@ from pathlib import Path
 import pytest
 
 from nutbridge.errors import PortFileError
-from nutbridge.nut.portfile import PortFile, Write, format_value, hand_set, merge, parse_values
+from nutbridge.nut.portfile import PortFile, Write, format_value, hand_lines, hand_set, merge, parse_values
+from nutbridge.nut.seed import Seed
 from tests.conftest import need, read_only
 
 HAND = """\
@@ -339,3 +340,121 @@ def test_run_as_nut_the_group_is_kept_and_a_lost_owner_is_warned(request: pytest
     assert (st.st_uid, st.st_gid, st.st_mode & 0o777) == (nut.pw_uid, dialout.gr_gid, 0o664)
     assert done.stderr.count("cannot keep owner 0") == 1, done.stderr  # once, not per write
     assert "group" not in done.stderr
+
+
+# ------------------------------------------------------------------ the seed (nut.seed_file: the port file on tmpfs)
+
+SEEDED = "# my UPS notes\nbattery.charge.low: 25\n\nTIMER 5\n"
+GENERATED = {"ups.status": "OL", "battery.charge": "80", "battery.capacity": "100", "ALARM": None}
+
+
+def poll(pf: PortFile, values: dict[str, str | None]) -> Write:
+    """One poll's write, as the sink makes it: settings marked, a hidden file renamed back."""
+    while (result := pf.update(values, marked=("battery.capacity",))) is Write.DEFERRED:
+        pass
+    pf.restore()
+    return result
+
+
+def test_hand_lines_are_all_but_nutbridge_s_own() -> None:
+    text = "# note\nups.status: OB\nbattery.capacity: 100 # nutbridge\nbattery.charge.low: 25\nALARM old\njunk \xff\r\n"
+    assert hand_lines(text, GENERATED) == "# note\nbattery.charge.low: 25\njunk \xff\r\n"
+    assert hand_lines(text, {"ups.status": "OL"}) == "# note\nbattery.charge.low: 25\nALARM old\njunk \xff\r\n"
+    merged = merge(text, GENERATED, marked=("battery.capacity",))
+    assert hand_lines(merged, GENERATED) == hand_lines(text, GENERATED)  # a write leaves them as they were
+
+
+def test_a_missing_port_file_is_created_from_its_seed_under_the_nocomms_name(tmp_path: Path) -> None:
+    seed = tmp_path / "disk" / "solar.dev"
+    seed.parent.mkdir()
+    seed.write_text(SEEDED)
+    seed.chmod(0o640)
+    port_file = tmp_path / "run" / "solar.dev"
+    port_file.parent.mkdir()
+    pf = PortFile(port_file, seed=Seed(seed))
+    pf.locate()
+    assert pf.hidden and not port_file.exists()  # no values yet: NUT sees no driver until the first good poll
+    assert pf.hidden_path.read_text() == SEEDED and pf.hidden_path.stat().st_mode & 0o777 == 0o640
+    assert poll(pf, GENERATED) is Write.WRITTEN
+    text = port_file.read_text()
+    assert text.startswith(SEEDED) and parse_values(text)["ups.status"] == "OL"
+    assert seed.read_text() == SEEDED
+    assert sorted(p.name for p in port_file.parent.iterdir()) == ["solar.dev"]  # no temp file, no -nocomms
+
+
+def test_without_a_seed_a_missing_port_file_is_still_refused(tmp_path: Path) -> None:
+    pf = PortFile(tmp_path / "run" / "solar.dev", seed=Seed(tmp_path / "disk" / "solar.dev"))
+    with pytest.raises(PortFileError, match=r"nor its seed .*solar\.dev \(nut\.seed_file\).* create the seed first"):
+        pf.locate()
+
+
+def reboot(port_file: Path, seed: Path) -> PortFile:
+    """A reboot empties the tmpfs; the daemon starts again."""
+    for name in (port_file, port_file.with_name(port_file.name + "-nocomms")):
+        name.unlink(missing_ok=True)
+    pf = PortFile(port_file, seed=Seed(seed))
+    pf.locate()
+    return pf
+
+
+def test_hand_edits_reach_the_seed_and_survive_a_reboot(tmp_path: Path) -> None:
+    seed, port_file = tmp_path / "seed.dev", tmp_path / "run" / "solar.dev"
+    port_file.parent.mkdir()
+    seed.write_text(SEEDED)
+    pf = reboot(port_file, seed)
+    poll(pf, GENERATED)
+    edited = port_file.read_text().replace("battery.charge.low: 25", "battery.charge.low: 33") + "# a new note\n"
+    port_file.write_text(edited)  # a person edits the port file on tmpfs
+    poll(pf, {**GENERATED, "battery.charge": "81"})
+    hand = "# my UPS notes\nbattery.charge.low: 33\n\nTIMER 5\n# a new note\n"
+    assert seed.read_text() == hand  # the hand-written lines only: no values, no marked settings
+    pf = reboot(port_file, seed)
+    poll(pf, GENERATED)
+    assert port_file.read_text().startswith(hand)
+    assert parse_values(port_file.read_text())["battery.charge.low"] == "33"
+
+
+def test_the_seed_is_not_rewritten_at_every_poll(tmp_path: Path) -> None:
+    seed, port_file = tmp_path / "seed.dev", tmp_path / "run" / "solar.dev"
+    port_file.parent.mkdir()
+    seed.write_text(SEEDED)
+    before = seed.stat()
+    pf = reboot(port_file, seed)
+    for charge in range(40, 45):  # each write waits for a new second (dummy-once): the daemon's test polls more
+        assert poll(pf, {**GENERATED, "battery.charge": str(charge)}) is Write.WRITTEN
+    pf = PortFile(port_file, seed=Seed(seed))  # a restart without a reboot reads the file it finds
+    pf.locate()
+    poll(pf, {**GENERATED, "battery.charge": "60"})
+    after = seed.stat()
+    assert (after.st_ino, after.st_mtime_ns, after.st_size) == (before.st_ino, before.st_mtime_ns, before.st_size)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["run", "seed.dev"]  # no temp file of the seed
+
+
+def test_an_old_port_file_as_seed_is_stripped_to_its_hand_lines_once(tmp_path: Path) -> None:
+    seed, port_file = tmp_path / "old.dev", tmp_path / "run" / "solar.dev"  # moving to tmpfs: the old file seeds
+    port_file.parent.mkdir()
+    seed.write_text(merge(SEEDED, GENERATED, marked=("battery.capacity",)))
+    pf = reboot(port_file, seed)
+    poll(pf, GENERATED)
+    assert seed.read_text() == SEEDED  # stale values are not kept for the next boot
+    inode = seed.stat().st_ino
+    poll(pf, {**GENERATED, "ups.status": "OB"})
+    assert seed.stat().st_ino == inode
+
+
+def test_a_seed_that_cannot_be_written_is_warned_about_once(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    disk, port_file = tmp_path / "disk", tmp_path / "run" / "solar.dev"
+    disk.mkdir()
+    port_file.parent.mkdir()
+    (disk / "solar.dev").write_text(SEEDED)
+    pf = reboot(port_file, disk / "solar.dev")
+    poll(pf, GENERATED)
+    port_file.write_text(port_file.read_text() + "# edited\n")
+    with read_only(disk):
+        for charge in ("70", "71", "72"):
+            assert poll(pf, {**GENERATED, "battery.charge": charge}) is Write.WRITTEN  # NUT still gets its values
+    assert [r.getMessage().split(":")[0] for r in caplog.records if r.levelname == "WARNING"] == [
+        f"cannot update the port file's seed {disk / 'solar.dev'}"
+    ]
+    poll(pf, {**GENERATED, "battery.charge": "73"})  # writable again: the edit gets there
+    assert (disk / "solar.dev").read_text() == SEEDED + "# edited\n"

@@ -41,7 +41,7 @@ from nutbridge.server.api import OPENAPI
 from nutbridge.server.app import make_app
 from nutbridge.server.live import LiveSnapshot
 from nutbridge.snapshot import Comms
-from tests.test_api import KEY, api, snapshot  # noqa: F401 - the same server, data folder and device list
+from tests.test_api import KEY, Ticks, api, snapshot, ticks  # noqa: F401 - the same server, data folder, device list, clock
 from tests.test_legacy import data_dir  # noqa: F401 - the fixture ``api`` stands on
 
 CREDENTIALS: dict[str, dict[str, str]] = {
@@ -197,19 +197,21 @@ async def validate(url: str, path: str, method: str = "GET", **kw: Any) -> int:
 async def test_every_state_of_the_server_answers_as_documented(
     api: tuple[str, LiveSnapshot],  # noqa: F811
     tmp_path: Path,
+    ticks: Ticks,  # noqa: F811
 ) -> None:
     """What fuzzing a fresh server never meets: no poll yet, comms failing or lost, a stale poll, a device list
     that cannot be read. 503s included, each as the document says."""
     url, live = api
     assert await validate(url, "/api/status") == 503
     assert await validate(url, "/health") == 503
-    for state, status, health in (
-        (snapshot(), 200, 200),
-        (snapshot(Comms.FAILING), 200, 200),
-        (snapshot(Comms.LOST), 200, 503),
-        (snapshot(age=3600), 200, 503),
+    for state, later, status, health in (
+        (snapshot(), 0, 200, 200),
+        (snapshot(Comms.FAILING), 0, 200, 200),
+        (snapshot(Comms.LOST), 0, 200, 503),
+        (snapshot(), 3600, 200, 503),  # the last good poll an hour old
     ):
         await live.update(state)
+        ticks.now += later
         assert await validate(url, "/api/status") == status, state
         assert await validate(url, "/health") == health, state
     (tmp_path / "devices.json").write_text("{torn")

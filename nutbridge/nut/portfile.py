@@ -13,6 +13,8 @@ nut-versions.md):
 
 Lines are split on ``\\n`` only: a hand-written line keeps its ``\\r``, form feeds and U+2028 verbatim.
 A setting nutbridge writes itself carries the marker ``# nutbridge``; one without it was set by hand.
+With a seed (``nut/seed.py``) the file may live on tmpfs: it is created from the seed when missing, and
+its hand-written lines are copied back to the seed when a person edits them.
 """
 
 from __future__ import annotations
@@ -26,9 +28,13 @@ import threading
 import time
 from collections.abc import Iterable, Mapping
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from nutbridge.errors import PortFileError
-from nutbridge.files import describe, read_capped, remove_all, sync_folder
+from nutbridge.files import describe, read_capped, remove_all, replace_atomically, sync_folder
+
+if TYPE_CHECKING:
+    from nutbridge.nut.seed import Seed
 
 log = logging.getLogger(__name__)
 
@@ -113,6 +119,18 @@ def hand_set(text: str, names: Iterable[str]) -> dict[str, str]:
     return found
 
 
+def hand_lines(text: str, generated: Iterable[str]) -> str:
+    """The lines a person wrote, verbatim and in order: all but nutbridge's own, which are the variables in
+    ``generated`` (``ALARM`` standing for the instruction line, as in ``merge``) and lines with the marker."""
+    names = frozenset(generated)
+    kept = []
+    for line, parsed in parse_lines(text):
+        ours = (parsed[0] in names or parsed[2]) if parsed else (ALARM in names and bool(ALARM_LINE.match(line)))
+        if not ours:
+            kept.append(line)
+    return "".join(line + "\n" for line in kept)
+
+
 def render(name: str, value: str | None, marked: bool) -> str:
     """One generated line; ``ALARM`` is NUT 2.8.4's instruction, bare when there is no alarm."""
     if name == ALARM:
@@ -148,16 +166,19 @@ class PortFile:
 
     A symlinked port file stays a link: its target is replaced. Every method may block on the disk;
     callers in the event loop run them in a thread, one at a time (a lock guards against overlap).
+    With a ``seed``, a missing file is created from it, and hand-written lines edited here are copied to it.
     """
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, seed: Seed | None = None) -> None:
         self.path = path
+        self.seed = seed
         self.hidden_path = path.with_name(path.name + "-nocomms")
         self.hidden = False
         self.lock = threading.Lock()
         self._last_mtime = -1  # whole second of our last write (or of the file when found)
         self._warned: set[str] = set()
         self._cache: tuple[tuple[int, int, int], str] | None = None  # identity and text of our last write
+        self._seeded: str | None = None  # a text of the file whose hand-written lines the seed holds
 
     def __str__(self) -> str:
         return str(self.path)
@@ -165,13 +186,16 @@ class PortFile:
     def locate(self) -> None:
         """Find which name exists now, and clear temp files a killed write left behind.
 
-        Neither name → error: the file must exist, so we run on the right machine.
+        Neither name → error: the file must exist, so we run on the right machine; with a seed, the seed
+        must exist instead, and the file is created from it.
         """
         try:
             if self.path.is_file():
                 self.hidden = False
             elif self.hidden_path.is_file():
                 self.hidden = True
+            elif self.seed is not None:
+                self._create_from_seed(self.seed)
             else:
                 raise PortFileError(
                     f"port file {self.path} does not exist (nor {self.hidden_path.name}); create it first, "
@@ -181,6 +205,17 @@ class PortFile:
         except OSError as exc:
             raise PortFileError(f"cannot look at port file {self.path}: {exc.strerror}") from exc
         self.remove_stale_temps()
+
+    def _create_from_seed(self, seed: Seed) -> None:
+        """After a reboot emptied the tmpfs: the seed's lines, under the ``-nocomms`` name, since nothing is known
+        of the device yet; the first good poll fills in the values and renames it, as after a comms loss."""
+        text, mode = seed.start()
+        try:
+            replace_atomically(self.hidden_path, text.encode("utf-8", "surrogateescape"), mode)
+        except OSError as exc:
+            raise PortFileError(f"cannot create {self.hidden_path} from its seed {seed}: {describe(exc)}") from exc
+        self.hidden = True
+        log.info("port file %s created from its seed %s; named so until the first good poll", self.hidden_path, seed)
 
     @property
     def current(self) -> Path:
@@ -196,6 +231,8 @@ class PortFile:
         """Delete temp files of our own naming beside the file (a ``kill -9`` mid-write leaves one)."""
         names = {self.path.name, self.hidden_path.name, self.target.name}
         stale = [tmp for n in names for tmp in self.target.parent.glob(f".{glob_escape(n)}.*{TEMP_SUFFIX}")]
+        if self.seed is not None:
+            stale += self.seed.stale_temps()
         removed = remove_all(stale, "stale temp file")
         if removed:
             log.info("removed %d stale temp file(s) beside %s", len(removed), self.target)
@@ -221,8 +258,14 @@ class PortFile:
         return data.decode("utf-8", "surrogateescape")
 
     def update(self, values: Mapping[str, str | None], marked: Iterable[str] = (), old: str | None = None) -> Write:
-        """Merge ``values`` into the file and replace it if anything changed; ``old`` is its text, if just read."""
+        """Merge ``values`` into the file and replace it if anything changed; ``old`` is its text, if just read.
+
+        With a seed, a text we did not write ourselves (an edit, or the first poll) has its hand-written lines
+        compared with the seed's, which is rewritten only when they differ: rare writes, never one per poll.
+        """
         old = self.read() if old is None else old
+        if self.seed is not None and old != self._seeded and self.seed.keep(hand_lines(old, values)):
+            self._seeded = old
         new = merge(old, values, marked)
         if new == old:
             return Write.UNCHANGED
@@ -230,6 +273,8 @@ class PortFile:
         if mtime is None:
             return Write.DEFERRED
         self._replace(new.encode("utf-8", "surrogateescape"), mtime)
+        if self._seeded == old:
+            self._seeded = new  # merge kept the hand-written lines as they were
         return Write.WRITTEN
 
     def _next_mtime(self) -> int | None:

@@ -5,6 +5,7 @@ The form is v1's (``api_key, stamp, ip, mac, name, tz, log``), URL-encoded, so v
 node's own entry goes straight into its own list (v1 posts to localhost for that). Nodes learned from an
 answer are announced to in the same round, each address once per round. Answers are read up to a cap and
 every entry is validated before it is stored; one peer's failure is logged when it starts and when it ends.
+A peer that answered 429 is skipped, quietly, until its Retry-After has passed.
 """
 
 from __future__ import annotations
@@ -16,11 +17,12 @@ import time
 from collections.abc import Callable, Sequence
 
 from nutbridge.files import describe
-from nutbridge.peers.client import PeerClient, PeerError
+from nutbridge.peers.client import PeerClient, PeerError, RateLimited
 from nutbridge.peers.devices import MAX_DEVICES, Device, DeviceError, DeviceList, validate
 from nutbridge.peers.identity import Identity
 from nutbridge.peers.poelog import PoeLog
 from nutbridge.peers.schedule import every
+from nutbridge.ratelimit import shown
 
 log = logging.getLogger(__name__)
 
@@ -112,12 +114,23 @@ class Announcer:
         """POST ``me`` to one node; the valid entries of the device list it answers with."""
         form = {"api_key": self.network_key, "stamp": me.stamp, "ip": me.ip, "mac": me.mac, "name": me.name,
                 "tz": me.tz, "log": ",".join(me.log)}  # fmt: skip
+        if wait := self.client.rate_limited(address):
+            log.debug("announcing: skipping %s for another %s: it answered HTTP 429", address, shown(wait))
+            return []
         async with self._parallel:
             try:
                 status, body = await self.client.post_form(address, PATH, form)
-            except PeerError as exc:
-                self._failed(address, str(exc))
+            except RateLimited as exc:  # held since the round began (the election asked it meanwhile)
+                log.debug("announcing: %s", exc)
                 return []
+            except PeerError as exc:  # the same failure again, though its text may differ (a byte count, say)
+                self._failed(address, str(exc), kind=type(exc.__cause__).__name__ if exc.__cause__ else None)
+                return []
+        if status == 429:
+            wait = self.client.rate_limited(address)
+            reason = f"{address} answered HTTP 429 Too Many Requests: not asked again for {shown(wait)}"
+            self._failed(address, reason, kind="429")
+            return []
         if status != 200:
             self._failed(address, f"{address} answered HTTP {status}")
             return []
@@ -127,10 +140,12 @@ class Announcer:
         self._worked(address)
         return parse_device_list(body)
 
-    def _failed(self, address: str, reason: str) -> None:
-        if self._failing.get(address) != reason:
+    def _failed(self, address: str, reason: str, kind: str | None = None) -> None:
+        """Log ``reason`` when ``address`` starts failing, or fails another way (``kind``: what counts as the
+        same way, when the reason's text changes each time)."""
+        if self._failing.get(address) != (kind or reason):
             log.warning("announcing to %s: %s", address, reason)
-        self._failing[address] = reason
+        self._failing[address] = kind or reason
 
     def _worked(self, address: str) -> None:
         if self._failing.pop(address, None) is not None:

@@ -2,17 +2,22 @@
 
 A node's address is what the device list holds (``192.0.2.7``, ``192.0.2.7:8080``, ``[2001:db8::7]:8080``)
 or a configured seed, which may also be a host name; without a port it is ``default_port``.
+
+A peer that answers 429 Too Many Requests is not asked again before its Retry-After (``nutbridge.ratelimit``):
+until then every request to it fails at once with RateLimited, without a connection.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import time
+from collections.abc import Callable, Mapping
 from types import TracebackType
 from typing import Self
 
 import aiohttp
 
 from nutbridge.errors import NutbridgeError
+from nutbridge.ratelimit import RateLimits, shown
 
 MAX_ANSWER = 1024 * 1024  # a device list of 1,000 nodes with full logs fits
 CONNECTIONS = 16
@@ -20,6 +25,10 @@ CONNECTIONS = 16
 
 class PeerError(NutbridgeError):
     """A peer could not be reached, or its answer was too large."""
+
+
+class RateLimited(PeerError):
+    """A peer answered HTTP 429 and is not asked again before its Retry-After."""
 
 
 def split_address(address: str, default_port: int) -> tuple[str, int]:
@@ -40,12 +49,18 @@ def base_url(address: str, default_port: int) -> str:
 
 
 class PeerClient:
-    """Requests to peers while entered; every failure is a PeerError with a short reason."""
+    """Requests to peers while entered; every failure is a PeerError with a short reason. ``clock`` (monotonic
+    seconds) times the waits a 429 asks for."""
 
-    def __init__(self, *, timeout: float, default_port: int) -> None:
+    def __init__(self, *, timeout: float, default_port: int, clock: Callable[[], float] = time.monotonic) -> None:
         self.timeout = timeout
         self.default_port = default_port
         self._session: aiohttp.ClientSession | None = None
+        self._limits = RateLimits(clock)
+
+    def rate_limited(self, address: str) -> float:
+        """Seconds until ``address`` may be asked again after its 429; 0 when it may be now."""
+        return self._limits.remaining(address)
 
     async def __aenter__(self) -> Self:
         self._session = aiohttp.ClientSession(
@@ -71,9 +86,14 @@ class PeerClient:
 
     async def _request(self, method: str, address: str, path: str, **kwargs: object) -> tuple[int, bytes]:
         assert self._session is not None, "use PeerClient as an async context manager"
+        wait = self._limits.remaining(address)
+        if wait > 0:
+            raise RateLimited(f"{address}: rate-limited for {shown(wait)} more after HTTP 429; not asked until then")
         url = base_url(address, self.default_port) + path
         try:
             async with self._session.request(method, url, allow_redirects=False, **kwargs) as response:  # type: ignore[arg-type]
+                if response.status == 429:
+                    self._limits.limit(address, response.headers.get("Retry-After"))
                 body = bytearray()
                 async for chunk in response.content.iter_chunked(64 * 1024):
                     body += chunk

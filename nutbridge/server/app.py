@@ -5,6 +5,7 @@ It answers from the data log (and, with the JSON API to come, the live snapshot)
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import ssl
 from dataclasses import dataclass
@@ -24,6 +25,7 @@ from nutbridge.server.api import JsonApi
 from nutbridge.server.control import LoadControl
 from nutbridge.server.dashboard import Dashboard
 from nutbridge.server.daycache import DayCache
+from nutbridge.server.gate import Gate
 from nutbridge.server.legacy import ChargeController
 from nutbridge.server.legacy_api import NetworkApi
 from nutbridge.server.live import LiveSnapshot
@@ -33,6 +35,22 @@ from nutbridge.server.pubsub import PubSubHub
 log = logging.getLogger(__name__)
 
 MAX_BODY = 64 * 1024
+MAX_LINE, MAX_FIELD, MAX_HEADERS = 8190, 8190, 64  # a request line, a header line, headers per request
+BACKLOG = 128  # connections the kernel queues before the gate sees them
+
+
+@dataclass(frozen=True, slots=True)
+class ApiLimits:
+    """What one listener takes at most; ``[api]``'s settings."""
+
+    max_connections: int = 4096
+    head_timeout: float = 10.0
+    keepalive_timeout: float = 15.0
+
+    @classmethod
+    def from_config(cls, config: Config) -> ApiLimits:
+        api = config.api
+        return cls(api.max_connections, api.head_timeout, api.keepalive_timeout)
 
 
 @web.middleware
@@ -138,29 +156,54 @@ def tls_context(cert: Path, key: Path) -> ssl.SSLContext:
 
 
 class Sidecar:
-    """Listens on ``host:port`` while entered (HTTPS with ``tls``); ``port`` is the bound one (0 picks one)."""
+    """Listens on ``host:port`` while entered (HTTPS with ``tls``); ``port`` is the bound one (0 picks one).
 
-    def __init__(self, app: web.Application, host: str, port: int, *, tls: ssl.SSLContext | None = None) -> None:
+    At most ``max_connections`` at once (503 beyond), a request head within ``head_timeout`` seconds, idle
+    keep-alive connections closed after ``keepalive_timeout``; aiohttp caps request lines and headers
+    (MAX_LINE, MAX_FIELD, MAX_HEADERS: 400 or 431 beyond) and the body limit middleware the body.
+    """
+
+    def __init__(
+        self,
+        app: web.Application,
+        host: str,
+        port: int,
+        *,
+        tls: ssl.SSLContext | None = None,
+        limits: ApiLimits | None = None,
+    ) -> None:
         self.host, self.port = host, port
         self.tls = tls
-        self._runner = web.AppRunner(app, access_log=None, handle_signals=False)
+        self.limits = limits or ApiLimits()
+        self._runner = web.AppRunner(app, access_log=None, handle_signals=False,
+                                     keepalive_timeout=self.limits.keepalive_timeout, max_line_size=MAX_LINE,
+                                     max_field_size=MAX_FIELD, max_headers=MAX_HEADERS)  # fmt: skip
+        self._server: asyncio.Server | None = None
+        self.gate: Gate | None = None
 
     def __str__(self) -> str:
         return f"API on {'https' if self.tls else 'http'}://{self.host}:{self.port}"
 
     async def __aenter__(self) -> Self:
         await self._runner.setup()
-        site = web.TCPSite(self._runner, self.host, self.port, reuse_address=True, ssl_context=self.tls)
+        assert self._runner.server is not None  # setup() made it
+        self.gate = Gate(self._runner.server, max_connections=self.limits.max_connections,
+                         head_timeout=self.limits.head_timeout, name=str(self))  # fmt: skip
         try:
-            await site.start()
+            self._server = await asyncio.get_running_loop().create_server(
+                self.gate, self.host, self.port, ssl=self.tls, reuse_address=True, backlog=BACKLOG
+            )
         except OSError as exc:
             await self._runner.cleanup()
             raise NutbridgeError(f"cannot listen on {self.host}:{self.port}: {exc.strerror}") from exc
-        self.port = self._runner.addresses[0][1]
+        self.port = self._server.sockets[0].getsockname()[1]
+        self.gate.name = str(self)
         log.info("%s", self)
         return self
 
     async def __aexit__(
         self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
+        if self._server is not None:
+            self._server.close()  # no new connections; the open ones are closed by the runner
         await self._runner.cleanup()

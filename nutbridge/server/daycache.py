@@ -1,25 +1,28 @@
-"""Day files of the data log, parsed once and kept in memory until the file grows or changes."""
+"""Day files of the data log, parsed once and kept in memory until the file grows or changes, with the rows the
+data log still holds (``pending``) after them, so a reader never lags its flush window."""
 
 from __future__ import annotations
 
 import datetime as dt
 import math
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from nutbridge.datalog import DataLogError, day_file, day_files, read_day
+from nutbridge.datalog import HEADER, DataLogError, day_file, day_files, read_day
 from nutbridge.nut.portfile import identity
 
 
 class DayCache:
     """Parsed day files of one folder, each keyed by its identity (inode, mtime, size)."""
 
-    def __init__(self, folder: Path) -> None:
+    def __init__(self, folder: Path, pending: Callable[[str], Sequence[list[str]]] | None = None) -> None:
         self.folder = folder
+        self.pending = pending  # the rows of a day file not written yet (the data log's), oldest first
         self.hits = 0
         self.misses = 0
         self._rows: dict[str, tuple[tuple[int, int, int], list[list[str]]]] = {}
-        # parsed on demand, by file and column, each with the rows it was parsed from
-        self._parsed: dict[tuple[str, int], tuple[list[list[str]], list[float | None]]] = {}
+        # parsed on demand, by file and column: the last row parsed, how many, and the numbers
+        self._parsed: dict[tuple[str, int], tuple[list[str], int, list[float | None]]] = {}
 
     def names(self) -> list[str]:
         """The day files, oldest first (only real log files: nothing else in the folder is ever served)."""
@@ -39,7 +42,14 @@ class DayCache:
         return tuple(out)
 
     def rows(self, name: str) -> list[list[str]] | None:
-        """A day file's rows, header first, or None when it does not exist or cannot be read."""
+        """A day file's rows, header first, then the rows still to be written to it; None when there are none."""
+        rows = self._file_rows(name)
+        held = self.pending(name) if self.pending is not None else ()
+        if not held:
+            return rows
+        return [*(rows or [list(HEADER)]), *held]
+
+    def _file_rows(self, name: str) -> list[list[str]] | None:
         path = self.folder / name
         try:
             key = identity(path.stat())
@@ -60,14 +70,18 @@ class DayCache:
 
     def numbers(self, name: str, rows: list[list[str]], column: int) -> list[float | None]:
         """Column ``column`` of ``rows[1:]`` (``rows(name)``'s answer) as numbers: Unix seconds for column 0 (the
-        local ISO time), None where a cell is not a finite number. Parsed once per version of the file, so the
-        plots' columns and /api/readings' step cost a list look-up after the first ask."""
+        local ISO time), None where a cell is not a finite number. Each row is parsed once: rows that are the
+        very ones parsed before (the same file, rows held since) cost nothing, only new ones are parsed."""
         cached = self._parsed.get((name, column))
-        if cached is not None and cached[0] is rows:
-            return cached[1]
+        done: list[float | None] = []
+        if cached is not None:
+            last, count, numbers = cached
+            if 0 < count < len(rows) and rows[count] is last:  # the same rows, maybe more after them
+                done = numbers
         parse = unix_seconds if column == 0 else finite_number
-        numbers = [parse(row[column]) for row in rows[1:]]
-        self._parsed[name, column] = (rows, numbers)
+        numbers = done + [parse(row[column]) for row in rows[len(done) + 1 :]]
+        if len(rows) > 1:
+            self._parsed[name, column] = (rows[-1], len(rows) - 1, numbers)
         return numbers
 
     def newest_cell(self, column: str) -> str | None:

@@ -6,14 +6,21 @@ import asyncio
 import os
 import stat
 import sys
+import time
 
 from nutbridge.simulator.physics import Mode, Plant
 
 HELP = (
-    "commands: day | sun | night | lowbatt | fault | silent | garbage | "
-    "soc PERCENT | load WATTS | time HH:MM | status | help"
+    "commands: day | sun | night | lowbatt | fault | silent | garbage | hang | "
+    "soc PERCENT | load WATTS | time HH:MM | freeze SECONDS | status | help"
 )
 MAX_LINE = 200
+MAX_FREEZE = 600.0  # seconds
+
+
+def freeze(seconds: float) -> None:
+    """Block the whole event loop (a stuck process, for the systemd watchdog): nothing runs, nothing answers."""
+    time.sleep(seconds)
 
 
 def apply(plant: Plant, line: str) -> str:
@@ -32,6 +39,11 @@ def apply(plant: Plant, line: str) -> str:
         elif cmd == "time" and len(args) == 1:
             hours, minutes = args[0].split(":")
             plant.seconds = (plant.seconds // 86400) * 86400 + int(hours) * 3600 + int(minutes) * 60
+        elif cmd == "freeze" and len(args) == 1:
+            seconds = float(args[0])
+            if not 0 < seconds <= MAX_FREEZE:
+                raise ValueError(args[0])
+            freeze(seconds)
         elif cmd == "help":
             return HELP
         elif cmd != "status":

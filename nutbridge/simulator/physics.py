@@ -30,6 +30,9 @@ class Mode(enum.Enum):
     FAULT = "fault"  # like DAY, and the controller reports a load short circuit
     SILENT = "silent"  # the server stops answering
     GARBAGE = "garbage"  # the server answers with noise
+    # The server stops answering, and nutbridge's in-process simulated source hangs: its read never returns
+    # and swallows every cancellation (a library bug such as pymodbus under Python 3.11's wait_for).
+    HANG = "hang"
 
 
 @dataclass(slots=True)

@@ -118,8 +118,8 @@ class SimulatedTracer:
         return None
 
     def _on_packet(self, sending: bool, data: bytes) -> bytes:
-        """Silent drops every reply; garbage replaces it with noise of the same length."""
-        if sending and self.plant.mode is Mode.SILENT:
+        """Silent (and hang) drops every reply; garbage replaces it with noise of the same length."""
+        if sending and self.plant.mode in (Mode.SILENT, Mode.HANG):
             return b""
         if sending and self.plant.mode is Mode.GARBAGE:
             return os.urandom(len(data))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Sequence
 
@@ -13,6 +14,8 @@ from nutbridge.simulator.server import SimulatedTracer
 from nutbridge.sources.modbus_url import ModbusTarget
 from nutbridge.sources.tracer import TracerSource
 from nutbridge.testmode import State
+
+HANG_CHECK = 0.05  # seconds between looks at the mode while a read hangs
 
 
 class SimulatedSource:
@@ -62,7 +65,12 @@ class SimulatedSource:
         await self._server.stop()
 
     async def read(self) -> Reading:
-        """One poll of the simulated controller."""
+        """One poll of the simulated controller; in ``hang`` mode, not before the mode changes."""
+        while self.plant.mode is Mode.HANG:
+            try:
+                await asyncio.sleep(HANG_CHECK)
+            except asyncio.CancelledError:  # swallowed, as a buggy library would: the poll cannot end
+                continue
         return await self.tracer.read()
 
     async def reset(self) -> None:

@@ -7,7 +7,8 @@ unless the meters are off, ``ivp/meters/reports`` (a failure keeps the last repo
 phase count and the battery's energy.
 
 The gateway's certificate is self-signed: this client alone accepts it, for the configured host only; the
-cloud login is verified as usual. A 401 renews the token once, then counts as a failed poll. Unlike
+cloud login is verified as usual. A 401 renews the token once, then counts as a failed poll; a 429 is
+honoured (not asked again before its Retry-After, see http_source). Unlike
 enphase-monitor, a failed login is a failed poll (the port file goes to nocomms after the grace, the login
 backs off), never the end of the process; and timeouts come from the config, while the monitor's retries
 within the poll and its grace do what enphase-monitor's one curl retry did against spurious nocomms.
@@ -20,6 +21,7 @@ import logging
 import re
 import ssl
 import time
+from collections.abc import Callable
 from typing import Any
 
 import httpx
@@ -82,8 +84,9 @@ class EnvoySource(HttpSource):
         meters: bool = True,
         load_kwh: float = 768.0,
         transport: httpx.AsyncBaseTransport | None = None,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        super().__init__(timeout)
+        super().__init__(timeout, clock=clock)
         self.host = host
         self.serial = serial
         self.tokens = tokens
@@ -123,15 +126,11 @@ class EnvoySource(HttpSource):
         )
 
     async def get(self, path: str) -> str:
-        """GET ``path`` with the token; a 401 renews the token once. SourceError when there is no answer."""
+        """GET ``path`` with the token; a 401 renews the token once. SourceError when there is no answer (and
+        RateLimited after a 429, until its Retry-After has passed)."""
         for renewed in (False, True):
             token = await (self.tokens.renew() if renewed else self.tokens.get())
-            try:
-                response = await self.client().get(f"/{path}", headers={"Authorization": f"Bearer {token}"})
-            except httpx.TimeoutException:
-                raise SourceError(f"{self}: {path}: no answer within {self._timeout:g} s") from None
-            except httpx.HTTPError as exc:
-                raise SourceError(f"{self}: {path}: {type(exc).__name__}: {exc}") from exc
+            response = await self.request(f"/{path}", headers={"Authorization": f"Bearer {token}"})
             if response.status_code == 401:
                 if renewed:
                     raise SourceError(f"{self}: {path}: the token was refused again after renewal (HTTP 401)")

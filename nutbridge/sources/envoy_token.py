@@ -139,6 +139,7 @@ class TokenCache:
         self._token: str | None = None
         self.expires_at: float | None = None
         self._fetched_at: float | None = None  # timer when the token in hand came from the cloud
+        self._refusal_warned: float | None = None  # the _fetched_at of the token whose refusal was warned about
         self._failures = 0
         self._retry_at = 0.0
         self._last_failure = ""
@@ -170,12 +171,16 @@ class TokenCache:
     async def renew(self) -> str:
         """A fresh token from the cloud, validated and saved: the gateway refused the one in hand.
 
-        Within ``min_renew_interval`` of the last fetch the token in hand is returned instead (with a warning)."""
+        Within ``min_renew_interval`` of the last fetch the token in hand is returned instead (with a warning,
+        once for that token)."""
         async with self._lock:
             if self._token is not None and self._fetched_at is not None:
                 age = self._timer() - self._fetched_at
                 if age < self._min_renew_interval:
-                    log.warning(
+                    # once per token: a refusing gateway is asked again by every attempt of every poll
+                    warned, self._refusal_warned = self._refusal_warned == self._fetched_at, self._fetched_at
+                    log.log(
+                        logging.DEBUG if warned else logging.WARNING,
                         "the gateway refuses a token fetched %.0f s ago; check the gateway serial number "
                         "(no new login for another %.0f s)",
                         age,

@@ -1,15 +1,43 @@
 """What the HTTP sources (the Enphase gateway, the pyPowerwall proxy) share: one httpx client, made when first
-needed and closed with the source or when its link is dropped; the async context; JSON numbers read strictly."""
+needed and closed with the source or when its link is dropped; the async context; one GET with its errors
+translated; HTTP 429 honoured; JSON numbers read strictly.
+
+A GET must complete, body included, within the source's timeout: httpx's own timeouts bound each read, so a
+body that trickles in a byte at a time would otherwise hold the poll until the monitor's deadline. A device
+that answers 429 Too Many Requests is not asked again before its Retry-After (see ``nutbridge.ratelimit``);
+a poll meanwhile fails at once, without a request, saying how long the wait still is.
+"""
 
 from __future__ import annotations
 
+import asyncio
 import math
-from collections.abc import Sequence
-from typing import ClassVar, Self
+import time
+from collections.abc import Callable, Sequence
+from typing import Any, ClassVar, Self
 
 import httpx
 
+from nutbridge.errors import SourceError
 from nutbridge.nut.variables import Var
+from nutbridge.ratelimit import RateLimits, shown
+
+SOURCE = "source"  # the one key of a source's rate limit
+
+
+class RateLimited(SourceError):
+    """The device answered HTTP 429 and is not asked again before its Retry-After."""
+
+
+def reason(exc: BaseException) -> str:
+    """A failed request in a few words: httpx's own text, or the error beneath it (a reset comes as a ReadError
+    without a message, over anyio's, over the ConnectionResetError that says what happened)."""
+    text, cause = str(exc), exc.__cause__ or exc.__context__
+    for _ in range(5):
+        if text or cause is None:
+            break
+        text, cause = str(cause), cause.__cause__ or cause.__context__
+    return f"{type(exc).__name__}: {text or 'connection failed'}"
 
 
 def num(value: object) -> float | None:
@@ -20,13 +48,16 @@ def num(value: object) -> float | None:
 
 
 class HttpSource:
-    """A source on one HTTP client; subclasses say how the client is made and what ``TABLE`` they fill."""
+    """A source on one HTTP client; subclasses say how the client is made and what ``TABLE`` they fill.
+
+    ``clock`` (monotonic seconds) times the waits a 429 asks for."""
 
     TABLE: ClassVar[Sequence[Var]]
 
-    def __init__(self, timeout: float) -> None:
+    def __init__(self, timeout: float, *, clock: Callable[[], float] = time.monotonic) -> None:
         self._timeout = timeout
         self._client: httpx.AsyncClient | None = None
+        self._limits = RateLimits(clock)
 
     @property
     def table(self) -> Sequence[Var]:
@@ -59,3 +90,25 @@ class HttpSource:
 
     def make_client(self) -> httpx.AsyncClient:
         raise NotImplementedError
+
+    async def request(self, path: str, **kwargs: Any) -> httpx.Response:
+        """GET ``path``: the whole answer within the timeout, or SourceError; RateLimited after a 429, and
+        while its Retry-After lasts, without asking."""
+        wait = self._limits.remaining(SOURCE)
+        if wait > 0:
+            raise RateLimited(f"{self}: rate-limited for {shown(wait)} more after HTTP 429; not asked until then")
+        try:
+            async with asyncio.timeout(self._timeout):
+                response = await self.client().get(path, **kwargs)
+        except (httpx.TimeoutException, TimeoutError):
+            await self.drop_link()  # a late answer must not be read as the next one
+            raise SourceError(f"{self}: {path}: no answer within {self._timeout:g} s") from None
+        except httpx.HTTPError as exc:
+            await self.drop_link()  # a reset or a TLS failure: the next request starts on a new connection
+            raise SourceError(f"{self}: {path}: {reason(exc)}") from exc
+        if response.status_code == 429:
+            wait = self._limits.limit(SOURCE, response.headers.get("Retry-After"))
+            raise RateLimited(
+                f"{self}: {path}: HTTP 429 Too Many Requests: rate-limited for {shown(wait)}; not asked until then"
+            )
+        return response

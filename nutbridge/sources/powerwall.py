@@ -21,9 +21,10 @@ The failure rule. pyPowerwall answers every GET with HTTP 200: a body of ``null`
 ``TIMEOUT!`` or ``ERROR!`` (the gateway did not answer), an ``{"error": ...}`` object, a web page or text
 that is not JSON is a failed poll (ProtocolError), never data; so is any other HTTP status, a missing or
 implausible value (a charge outside 0-100 %, a meter without a number). A refused connection, a timeout or
-any other transport error is a failed poll too (SourceError). pyPowerwall's own server speaks HTTP/1.0 and
-closes each connection after its answer; a reverse proxy in front of it may keep one alive, and then it is
-reused.
+any other transport error is a failed poll too (SourceError), and so is a 429 from a reverse proxy in front
+of it, which is not asked again before its Retry-After (RateLimited, see http_source). pyPowerwall's own
+server speaks HTTP/1.0 and closes each connection after its answer; a reverse proxy in front of it may keep
+one alive, and then it is reused.
 """
 
 from __future__ import annotations
@@ -68,7 +69,7 @@ class PowerwallSource(HttpSource):
     TABLE = TABLE
 
     def __init__(self, url: str, *, timeout: float, clock: Callable[[], float] = time.monotonic) -> None:
-        super().__init__(timeout)
+        super().__init__(timeout, clock=clock)
         self.url = url.rstrip("/")
         self._clock = clock
         self._info: PowerwallInfo | None = None
@@ -243,12 +244,7 @@ class PowerwallSource(HttpSource):
 
     async def get_json(self, path: str) -> dict[str, Any]:
         """GET ``path``: its JSON object, or SourceError (no answer) or ProtocolError (an answer that is no data)."""
-        try:
-            response = await self.client().get(path)
-        except httpx.TimeoutException:
-            raise SourceError(f"{self}: {path}: no answer within {self._timeout:g} s") from None
-        except httpx.HTTPError as exc:
-            raise SourceError(f"{self}: {path}: {type(exc).__name__}: {exc or 'connection failed'}") from exc
+        response = await self.request(path)
         if response.status_code != 200:
             raise ProtocolError(f"{self}: {path}: HTTP {response.status_code} {response.reason_phrase}".rstrip())
         if len(response.content) > MAX_ANSWER:

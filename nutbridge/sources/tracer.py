@@ -210,6 +210,11 @@ class TracerSource:
                     f"{self}: exception {getattr(reply, 'exception_code', '?')} "
                     f"reading {req.count} registers at {req.address:#06x}"
                 )
+            if reply.function_code != req.table:  # a well-formed frame, but no answer to this request
+                raise ProtocolError(
+                    f"{self}: answered function code {reply.function_code} to a read of {req.count} registers "
+                    f"at {req.address:#06x} (function code {int(req.table)})"
+                )
             registers = list(reply.registers)
             if len(registers) != req.count:
                 raise ProtocolError(f"{self}: asked {req.count} registers at {req.address:#06x}, got {len(registers)}")

@@ -136,7 +136,7 @@ async def sidecar(
     from nutbridge.server.app import ApiLimits, Parts, Sidecar, tls_context
 
     parts = Parts.from_config(config)
-    parts.cache.pending = None if datalog is None else datalog.held_rows
+    parts.cache.held = datalog
     network = None
     if config.peers.announce:
         from nutbridge.peers.network import PeerNetwork

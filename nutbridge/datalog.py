@@ -239,6 +239,10 @@ class DataLog:
                 out.append(cells)
         return out
 
+    def held_names(self) -> list[str]:
+        """The day files that rows are held for."""
+        return sorted({day_file(self.folder, day).name for day, _ in list(self._held)})
+
     def due(self) -> float | None:
         """Seconds until the held rows must be written (0 or less: now); None when none are held."""
         if not self._held:

@@ -1,23 +1,32 @@
 """Day files of the data log, parsed once and kept in memory until the file grows or changes, with the rows the
-data log still holds (``pending``) after them, so a reader never lags its flush window."""
+data log still holds (``held``) after them, so a reader never lags its flush window."""
 
 from __future__ import annotations
 
 import datetime as dt
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
+from typing import Protocol
 
 from nutbridge.datalog import HEADER, DataLogError, day_file, day_files, read_day
 from nutbridge.nut.portfile import identity
 
 
+class Held(Protocol):
+    """What holds rows before they reach the day files (datalog.DataLog)."""
+
+    def held_rows(self, name: str) -> Sequence[list[str]]: ...
+
+    def held_names(self) -> list[str]: ...
+
+
 class DayCache:
     """Parsed day files of one folder, each keyed by its identity (inode, mtime, size)."""
 
-    def __init__(self, folder: Path, pending: Callable[[str], Sequence[list[str]]] | None = None) -> None:
+    def __init__(self, folder: Path, held: Held | None = None) -> None:
         self.folder = folder
-        self.pending = pending  # the rows of a day file not written yet (the data log's), oldest first
+        self.held = held  # the rows not written yet (the data log's), oldest first
         self.hits = 0
         self.misses = 0
         self._rows: dict[str, tuple[tuple[int, int, int], list[list[str]]]] = {}
@@ -27,27 +36,35 @@ class DayCache:
     def names(self) -> list[str]:
         """The day files, oldest first (only real log files: nothing else in the folder is ever served)."""
         try:
-            return [p.name for p in day_files(self.folder)]
+            names = [p.name for p in day_files(self.folder)]
         except DataLogError:
-            return []
+            names = []
+        if self.held is not None:  # a day whose rows are all still held has no file yet
+            names = sorted({*names, *self.held.held_names()})
+        return names
 
-    def version(self, names: list[str]) -> tuple[tuple[str, tuple[int, int, int] | None], ...]:
-        """What changes when any of ``names`` changes: their identities (a stat each)."""
-        out: list[tuple[str, tuple[int, int, int] | None]] = []
+    def version(self, names: list[str]) -> tuple[tuple[str, tuple[int, int, int] | None, int], ...]:
+        """What changes when any of ``names`` changes: their identities (a stat each) and how many rows are
+        still held for each."""
+        out: list[tuple[str, tuple[int, int, int] | None, int]] = []
         for name in names:
+            held = len(self.pending(name))
             try:
-                out.append((name, identity((self.folder / name).stat())))
+                out.append((name, identity((self.folder / name).stat()), held))
             except OSError:
-                out.append((name, None))
+                out.append((name, None, held))
         return tuple(out)
 
     def rows(self, name: str) -> list[list[str]] | None:
         """A day file's rows, header first, then the rows still to be written to it; None when there are none."""
         rows = self._file_rows(name)
-        held = self.pending(name) if self.pending is not None else ()
+        held = self.pending(name)
         if not held:
             return rows
         return [*(rows or [list(HEADER)]), *held]
+
+    def pending(self, name: str) -> Sequence[list[str]]:
+        return () if self.held is None else self.held.held_rows(name)
 
     def _file_rows(self, name: str) -> list[list[str]] | None:
         path = self.folder / name

@@ -47,3 +47,22 @@ async def test_held_rows_are_served_before_they_are_written(tmp_path: Path) -> N
         await datalog.flush()
         assert day_file(tmp_path, dt.date.fromtimestamp(now)).read_text().count("\n") == 3  # header and both
         assert await get(f"{url}/api/v1/chargecontroller.php?value=PV-power-L&duration=7") == again
+
+
+def test_the_day_cache_keeps_the_newest_files_it_read_and_no_more(tmp_path: Path) -> None:
+    from nutbridge.server.daycache import MAX_FILES
+    from nutbridge.simulator.history import write_history
+
+    write_history(tmp_path, days=MAX_FILES + 4, interval=3600)
+    cache = DayCache(tmp_path)
+    names = cache.names()
+    assert len(names) == MAX_FILES + 4
+    for name in names:  # a month's query reads them all
+        assert cache.rows(name)
+        cache.numbers(name, cache.rows(name) or [], 0)
+    kept = {name for name, _ in cache._rows.items()}
+    assert kept == set(names[-MAX_FILES:])
+    assert {name for name, _ in cache._parsed} <= kept
+    misses = cache.misses
+    assert cache.rows(names[-1]) and cache.misses == misses  # the newest still a hit
+    assert cache.rows(names[0]) and cache.misses == misses + 1  # the oldest read again

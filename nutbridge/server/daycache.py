@@ -5,12 +5,15 @@ from __future__ import annotations
 
 import datetime as dt
 import math
+from collections import OrderedDict
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Protocol
 
 from nutbridge.datalog import HEADER, DataLogError, day_file, day_files, read_day
 from nutbridge.nut.portfile import identity
+
+MAX_FILES = 8  # day files kept parsed: today and the 7 days of the dashboard's plots
 
 
 class Held(Protocol):
@@ -29,7 +32,8 @@ class DayCache:
         self.held = held  # the rows not written yet (the data log's), oldest first
         self.hits = 0
         self.misses = 0
-        self._rows: dict[str, tuple[tuple[int, int, int], list[list[str]]]] = {}
+        # the most recently read files, oldest first: a month asked for once is read, not kept (about 1 KB a row)
+        self._rows: OrderedDict[str, tuple[tuple[int, int, int], list[list[str]]]] = OrderedDict()
         # parsed on demand, by file and column: the last row parsed, how many, and the numbers
         self._parsed: dict[tuple[str, int], tuple[list[str], int, list[float | None]]] = {}
 
@@ -76,6 +80,7 @@ class DayCache:
         cached = self._rows.get(name)
         if cached is not None and cached[0] == key:
             self.hits += 1
+            self._rows.move_to_end(name)
             return cached[1]
         self.misses += 1
         try:
@@ -83,6 +88,11 @@ class DayCache:
         except DataLogError:
             return None
         self._rows[name] = (key, rows)
+        self._rows.move_to_end(name)
+        while len(self._rows) > MAX_FILES:
+            gone, _ = self._rows.popitem(last=False)
+            for column in [k for k in self._parsed if k[0] == gone]:
+                del self._parsed[column]
         return rows
 
     def numbers(self, name: str, rows: list[list[str]], column: int) -> list[float | None]:

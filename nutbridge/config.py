@@ -601,14 +601,15 @@ def datalog_overrides(datalog: DataLogConfig, data_dir: str | None, flush_interv
     return datalog
 
 
-def check_seed(nut: NutConfig, origin: str) -> None:
-    """The seed must be a file of its own: the port file's persistent copy."""
+def check_seed(config: Config) -> None:
+    """The seed is a file of its own: the port file's persistent copy."""
+    nut = config.nut
     if nut.seed_file is None or nut.port_file is None:
         return
     port = os.path.realpath(nut.port_file)
     if os.path.realpath(nut.seed_file) in (port, port + "-nocomms"):
         raise ConfigError(
-            f"{origin}: nut.seed_file must be another file than the port file, on persistent storage "
+            f"{config.origin}: nut.seed_file must be another file than the port file, on persistent storage "
             "(the port file may then live on tmpfs)"
         )
 
@@ -677,7 +678,7 @@ def with_overrides(
         return config
     if config.nut.port_file is None:
         raise ConfigError(f"{config.origin}: no port file; set nut.port_file or pass --port-file PATH")
-    check_seed(config.nut, config.origin)
+    check_seed(config)
     if config.source is None or (isinstance(config.source, TracerConfig) and config.source.url is None):
         raise ConfigError(f"{config.origin}: no source; set source.url, or pass --source URL or --simulate")
     if isinstance(config.source, EnvoyConfig):

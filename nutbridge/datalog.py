@@ -139,8 +139,9 @@ class DataLog:
     time: a reader never sees a file rewritten, and a crash can only tear the newest line. With
     ``flush_interval`` the rows are held in memory and appended together once the oldest has waited that long,
     before the first row of a new day, and at a stop (the runner flushes it, ``sinks.Buffering``): one write to
-    the SD card per window instead of one per poll. A crash loses at most the window; readers of the files (the
-    API, the v1 routes) see a row once it is flushed, the live snapshot at once.
+    the SD card per window instead of one per poll. A crash loses at most the window; the daemon's own readers
+    (the API, the v1 routes, the election: ``server/daycache.py``) add the held rows (``held_rows``) after the
+    files', so they never lag it; anything else reading the files sees a row once it is flushed.
     """
 
     def __init__(

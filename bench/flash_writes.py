@@ -15,8 +15,10 @@ Cases (``--cases``, or ``--parts`` for all):
 - after: the port file on a tmpfs seeded from a file on the disk (``[nut] seed_file``), rows batched;
 - port-disk, port-tmpfs, log-row, log-batched: the port file alone (on the disk, seeded on tmpfs), the data log
   alone (a row per poll, batched);
-- and, with the API on, the device list: a burst of peer updates (POST /api/v1/api.php), the bytes per update,
-  scaled to ``--peers`` peers announcing every 15 minutes.
+- and, with the API on, the device list: a burst of peer updates (POST /api/v1/api.php) from nodes new to the
+  list (each one rewrites the file: the bytes per write), then a burst from the same nodes announcing again (their
+  stamps alone change: held for ``[peers] device_list_flush_interval``, so nothing should reach the disk), scaled
+  to ``--peers`` peers announcing every 15 minutes: one write per window, as long as a stamp comes in each.
 
 Usage: sudo .venv/bin/python -m bench.flash_writes [--minutes 10] [--cases before,after | --parts] [--peers 4]
 """
@@ -41,7 +43,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from bench.simproc import simulator
-from nutbridge.config import DEFAULT_FLUSH_INTERVAL
+from nutbridge.config import DEFAULT_DEVICE_LIST_FLUSH_INTERVAL, DEFAULT_FLUSH_INTERVAL
 from nutbridge.datalog import HEADER, csv_line, day_file, day_files, read_day
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -154,8 +156,8 @@ def write_config(disk: Path, case: Case, *, run: Path, sim_port: int, api_port: 
 
 
 def post_peer(api_port: int, n: int) -> None:
-    """One peer's update, as Solar Protocol's nodes post it: the device list is rewritten."""
-    form = {"api_key": KEY, "stamp": f"{time.time():.1f}", "ip": f"192.0.2.{10 + n % 200}",
+    """Peer ``n``'s update, as Solar Protocol's nodes post it (a new stamp each time, the rest the same)."""
+    form = {"api_key": KEY, "stamp": f"{time.time():.3f}", "ip": f"192.0.2.{10 + n % 200}",
             "mac": f"b8:27:eb:00:00:{n % 250:02x}", "name": f"Node {n % 250}", "tz": "Europe/London",
             "log": ""}  # fmt: skip
     data = urllib.parse.urlencode(form).encode()
@@ -171,8 +173,9 @@ def wait_until(check: Callable[[], bool], what: str, timeout: float = 60.0) -> N
         time.sleep(0.2)
 
 
-def measure(case: Case, minutes: float, poll: float, posts: int = 0) -> tuple[Result, float | None]:
-    """Run the daemon for ``minutes`` in ``case``; then, with ``posts``, the bytes per peer update."""
+def measure(case: Case, minutes: float, poll: float, posts: int = 0) -> tuple[Result, tuple[float, float] | None]:
+    """Run the daemon for ``minutes`` in ``case``; then, with ``posts``, the bytes per update of a new peer
+    and per update of a known one."""
     with tempfile.TemporaryDirectory(prefix="nutbridge-flash-") as tmp, simulator("--mode", "day") as sim_port:
         folder = Path(tmp)
         with ext4_disk(folder) as (disk, device), tmpfs(folder / "run") as run:
@@ -194,11 +197,14 @@ def measure(case: Case, minutes: float, poll: float, posts: int = 0) -> tuple[Re
                 seconds, (writes1, sectors1) = time.monotonic() - start, disk_writes(device)
                 per_post = None
                 if posts:
-                    before = disk_writes(device)[1]
-                    for n in range(posts):
-                        post_peer(api_port, n)
-                        sh("sync", "-f", str(disk))
-                    per_post = (disk_writes(device)[1] - before) * SECTOR / posts
+                    bursts = []
+                    for _ in ("new", "known"):
+                        before = disk_writes(device)[1]
+                        for n in range(posts):
+                            post_peer(api_port, n)
+                            sh("sync", "-f", str(disk))
+                        bursts.append((disk_writes(device)[1] - before) * SECTOR / posts)
+                    per_post = (bursts[0], bursts[1])
                     if daemon.poll() is not None:
                         raise RuntimeError("the daemon exited")
             finally:
@@ -259,10 +265,15 @@ def main() -> None:
             flush=True,
         )
     if per_post is not None:
-        daily = args.peers * 86400 / ANNOUNCE_INTERVAL
+        per_write, per_restamp = per_post
+        updates = args.peers * 86400 / ANNOUNCE_INTERVAL
+        window = DEFAULT_DEVICE_LIST_FLUSH_INTERVAL
+        writes = min(updates, 86400 / window) if window else updates
         print(
-            f"device list: {per_post / 1024:.1f} KiB per peer update; {args.peers} peers every "
-            f"{ANNOUNCE_INTERVAL / 60:g} min ({daily:.0f} updates/day): {mb(per_post * daily)}/day"
+            f"device list: {per_write / 1024:.1f} KiB per write (a new peer); {per_restamp / 1024:.1f} KiB per "
+            f"update of a known peer (stamp held); {args.peers} peers every {ANNOUNCE_INTERVAL / 60:g} min "
+            f"({updates:.0f} updates/day), written every {window:g} s: {writes:.0f} writes, "
+            f"{mb(per_write * writes)}/day (a write per update: {mb(per_write * updates)}/day)"
         )
 
 

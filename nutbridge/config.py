@@ -32,6 +32,7 @@ TOPIC = re.compile(r"^[^+#\s\x00]{1,200}$")
 ADDRESS = re.compile(r"^(\[[0-9A-Fa-f:.]+\]|[0-9A-Za-z.:-]{1,253})(:\d{1,5})?$")
 MAX_CONFIG_SIZE = 64 * 1024
 DEFAULT_FLUSH_INTERVAL = 300.0  # bench/flash_writes.py: what keeps a default install under 20 MB a day
+DEFAULT_DEVICE_LIST_FLUSH_INTERVAL = 3600.0  # the same bench: a node with peers stays under it too
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -295,6 +296,7 @@ class PeersConfig:
         convert=_path,
         allowed="a path for the device list (default: deviceList.json beside the log)",
     )
+    device_list_flush_interval: float = key(DEFAULT_DEVICE_LIST_FLUSH_INTERVAL, **seconds(0, 86400))
     peer_expiry_days: float = key(
         30.0, types=(int, float), check=lambda v: 0 < v <= 3650, allowed="days, more than 0 and at most 3650"
     )

@@ -133,6 +133,7 @@ async def sidecar(
     if config.api.listen is None or config.datalog.folder is None:
         yield
         return
+    from nutbridge.peers.devices import written_when_due
     from nutbridge.server.app import ApiLimits, Parts, Sidecar, tls_context
 
     parts = Parts.from_config(config)
@@ -148,7 +149,7 @@ async def sidecar(
     tls = tls_context(cert, key) if cert and key else None
     app = parts.app(config, live, network.election if network else None, pubsub, control)
     sidecar = Sidecar(app, host, port, tls=tls, limits=ApiLimits.from_config(config))
-    async with sidecar, network.running() if network else contextlib.nullcontext():
+    async with written_when_due(parts.devices), sidecar, network.running() if network else contextlib.nullcontext():
         yield
 
 

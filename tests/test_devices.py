@@ -2,14 +2,23 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
+import signal
+import socket
+import subprocess
+import sys
 import threading
 import time
+import urllib.parse
+import urllib.request
 from pathlib import Path
 
 import pytest
 
-from nutbridge.peers.devices import DeviceError, DeviceList, validate
+from nutbridge.peers.devices import DeviceError, DeviceList, validate, written_when_due
+from tests.nut_stack import free_port
 
 NOW = 1_780_000_000.0
 
@@ -114,3 +123,134 @@ def test_concurrent_posts_lose_nothing_and_readers_always_see_json(tmp_path: Pat
     devices = store.read()
     assert sorted(d.name for d in devices) == sorted(f"Node {n}" for n in range(50))
     assert all(d.stamp == str(NOW + 19) for d in devices)  # every peer's last update won
+
+
+def stored(path: Path) -> dict[str, dict[str, object]]:
+    return {entry["mac"]: entry for entry in json.loads(path.read_text())}
+
+
+def test_a_new_stamp_alone_waits_for_its_window_and_a_real_change_writes_at_once(tmp_path: Path) -> None:
+    path, ticks = tmp_path / "deviceList.json", [0.0]
+    store = DeviceList(path, flush_interval=300, clock=lambda: NOW + ticks[0], monotonic=lambda: ticks[0])
+    store.upsert(validate(fields("b8:27:eb:00:00:01")))  # new: written
+    store.upsert(validate(fields("b8:27:eb:00:00:02", name="Second")))
+    written = path.read_bytes()
+    assert store.due() is None
+
+    ticks[0] = 60.0  # the first node announces again: only its stamp is new
+    devices, existed = store.upsert(validate(fields("b8:27:eb:00:00:01", stamp=str(NOW + 60))))
+    assert existed and devices[0].stamp == str(NOW + 60)
+    assert path.read_bytes() == written  # not rewritten...
+    assert store.read()[0].stamp == str(NOW + 60)  # ...but the daemon's readers have it
+    assert json.loads(store.text())[0]["time stamp"] == str(NOW + 60)  # and v1's raw list
+    assert store.due() == 300
+
+    ticks[0] = 120.0  # the second changes its address: written at once, with the first one's held stamp
+    store.upsert(validate(fields("b8:27:eb:00:00:02", name="Second", ip="192.0.2.20", stamp=str(NOW + 120))))
+    on_disk = stored(path)
+    assert on_disk["b8:27:eb:00:00:01"]["time stamp"] == str(NOW + 60)
+    assert on_disk["b8:27:eb:00:00:02"]["ip"] == "192.0.2.20"
+    assert store.due() is None
+
+    ticks[0] = 200.0
+    store.upsert(validate(fields("b8:27:eb:00:00:02", name="Second", ip="192.0.2.20", stamp=str(NOW + 200))))
+    ticks[0] = 500.0
+    assert store.due() == 0
+    store.flush()
+    assert stored(path)["b8:27:eb:00:00:02"]["time stamp"] == str(NOW + 200)
+    assert store.due() is None
+
+
+def test_a_node_that_expires_leaves_the_file_with_the_next_announcement(tmp_path: Path) -> None:
+    path, now = tmp_path / "deviceList.json", [NOW]
+    store = DeviceList(path, expiry_days=1, flush_interval=300, clock=lambda: now[0])
+    store.upsert(validate(fields("b8:27:eb:00:00:01")))
+    store.upsert(validate(fields("b8:27:eb:00:00:02", name="Silent")))
+    now[0] = NOW + 86400 + 1  # a day on, the first announces again; the second has not been heard from
+    store.upsert(validate(fields("b8:27:eb:00:00:01", stamp=str(now[0]))))
+    assert list(stored(path)) == ["b8:27:eb:00:00:01"]
+    assert stored(path)["b8:27:eb:00:00:01"]["time stamp"] == str(now[0])
+
+
+def test_gossip_that_only_restamps_is_held_and_gossip_that_adds_is_written(tmp_path: Path) -> None:
+    path = tmp_path / "deviceList.json"
+    store = DeviceList(path, flush_interval=300, clock=lambda: NOW + 100)
+    store.upsert(validate(fields("b8:27:eb:00:00:01")))
+    written = path.read_bytes()
+    assert store.merge([validate(fields("b8:27:eb:00:00:01", stamp=str(NOW + 50)))], own_mac="02:00:00:00:00:00") == []
+    assert path.read_bytes() == written and store.read()[0].stamp == str(NOW + 50)
+    new = validate(fields("b8:27:eb:00:00:03", name="Third"))
+    assert store.merge([new], own_mac="02:00:00:00:00:00") == [new]
+    assert {mac: e["time stamp"] for mac, e in stored(path).items()} == {
+        "b8:27:eb:00:00:01": str(NOW + 50),
+        "b8:27:eb:00:00:03": str(NOW),
+    }
+
+
+async def test_held_stamps_are_written_when_due_and_when_the_daemon_stops(tmp_path: Path) -> None:
+    path = tmp_path / "deviceList.json"
+    soon = DeviceList(path, flush_interval=0.05, clock=lambda: NOW)
+    soon.upsert(validate(fields()))
+    async with written_when_due(soon):
+        soon.upsert(validate(fields(stamp=str(NOW + 1))))
+        assert stored(path)["b8:27:eb:00:00:01"]["time stamp"] == str(NOW)
+        for _ in range(200):
+            await asyncio.sleep(0.05)
+            if stored(path)["b8:27:eb:00:00:01"]["time stamp"] == str(NOW + 1):
+                break
+        assert stored(path)["b8:27:eb:00:00:01"]["time stamp"] == str(NOW + 1)
+
+    late = DeviceList(path, flush_interval=3600, clock=lambda: NOW)
+    async with written_when_due(late):
+        late.upsert(validate(fields(stamp=str(NOW + 2))))
+        assert stored(path)["b8:27:eb:00:00:01"]["time stamp"] == str(NOW + 1)
+    assert stored(path)["b8:27:eb:00:00:01"]["time stamp"] == str(NOW + 2)  # a clean stop loses none
+
+
+def test_the_daemon_holds_a_known_peers_stamp_serves_it_and_writes_it_when_stopped(tmp_path: Path) -> None:
+    """The real daemon with its default window: a new peer is written at once, its next announcement only
+    when the daemon stops (SIGTERM, as systemd stops it), and served from memory in between."""
+    key, api = "the device list daemon test key", free_port()
+    config = tmp_path / "nutbridge.toml"
+    config.write_text(
+        '[source]\nkind = "simulator"\n[monitor]\npoll_interval = 0.5\n'
+        '[nut]\nport_file = "solar.dev"\nversion = "2.8.0"\ndriver_restart_command = ""\n'
+        f'[datalog]\nfolder = "data"\n[api]\nlisten = "127.0.0.1:{api}"\ndashboard = false\n'
+        f'[peers]\nnetwork_key = "{key}"\n'
+    )
+    config.chmod(0o600)
+    (tmp_path / "solar.dev").touch()
+    path = tmp_path / "data" / "deviceList.json"
+    url = f"http://127.0.0.1:{api}"
+
+    def post(stamp: str) -> None:
+        form = {"api_key": key, "stamp": stamp, "ip": "192.0.2.7", "mac": "b8:27:eb:00:00:07", "name": "Peer"}
+        urllib.request.urlopen(f"{url}/api/v1/api.php", data=urllib.parse.urlencode(form).encode(), timeout=10).read()
+
+    def served() -> str:
+        request = urllib.request.Request(f"{url}/api/devices", headers={"Authorization": f"Bearer {key}"})
+        with urllib.request.urlopen(request, timeout=10) as answer:
+            return str(json.load(answer)[0]["time stamp"])
+
+    first, second = repr(time.time() - 60), repr(time.time())
+    daemon = subprocess.Popen([sys.executable, "-m", "nutbridge", "-c", str(config)], cwd=tmp_path,
+                              stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)  # fmt: skip
+    try:
+        for _ in range(300):  # until it listens; a guard against a hang, not a timing
+            with contextlib.suppress(ConnectionError), socket.create_connection(("127.0.0.1", api)):
+                break
+            assert daemon.poll() is None, daemon.communicate()[1].decode()
+            time.sleep(0.1)
+        post(first)
+        assert stored(path)["b8:27:eb:00:00:07"]["time stamp"] == first  # new: written at once
+        post(second)
+        assert served() == second
+        query = urllib.parse.urlencode({"day": "deviceList", "api_key": key})
+        raw = urllib.request.urlopen(f"{url}/api/v1/chargecontroller.php?{query}", timeout=10).read()
+        assert json.loads(raw)[0]["time stamp"] == second
+        assert stored(path)["b8:27:eb:00:00:07"]["time stamp"] == first  # held
+    finally:
+        daemon.send_signal(signal.SIGTERM)
+        _, err = daemon.communicate(timeout=60)
+    assert daemon.returncode == 0, err.decode()
+    assert stored(path)["b8:27:eb:00:00:07"]["time stamp"] == second

@@ -5,10 +5,18 @@ The file keeps Solar Protocol's deviceList.json shape (a JSON array of objects w
 validates every field, writes under a lock by atomic replace (a reader never sees half a file, two posts
 never lose one another), never resets the list on a bad read, and drops entries not heard from for
 ``expiry_days``.
+
+Every node announces itself every few minutes, and most announcements change nothing but the entry's stamp.
+With ``flush_interval`` such stamps are held in memory (the daemon's readers see them at once) and written
+together when the window ends (``keep_written``) or with the next real change: one rewrite of the file per
+window instead of one per announcement, for the SD card's sake. A crash loses at most the window's stamps,
+which only age an entry toward its expiry.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import dataclasses
 import ipaddress
 import json
@@ -17,7 +25,7 @@ import math
 import re
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -34,6 +42,8 @@ LOG_ENTRY = re.compile(r"^[\w :.+\-]{0,40}$")
 MAX_LOG = 256
 MAX_FILE = 4 * 1024 * 1024
 MAX_DEVICES = 1000
+CHECK_EVERY = 10.0  # seconds between looks at held stamps; bounds how far past its window one may wait
+RETRY_AFTER = 30.0  # seconds before a failed write of held stamps is tried again
 
 
 class DeviceError(NutbridgeError):
@@ -115,17 +125,34 @@ def address(text: str) -> str:
 class DeviceList:
     """The list in ``path``; every method may block (callers in the event loop use a thread)."""
 
-    def __init__(self, path: Path, *, expiry_days: float = 30, clock: Any = time.time) -> None:
+    def __init__(
+        self,
+        path: Path,
+        *,
+        expiry_days: float = 30,
+        flush_interval: float = 0,
+        clock: Callable[[], float] = time.time,
+        monotonic: Callable[[], float] = time.monotonic,
+    ) -> None:
         self.path = path
         self.expiry = expiry_days * 86400
+        self.flush_interval = flush_interval
         self.clock = clock
+        self.monotonic = monotonic
         self._lock = threading.Lock()
+        self._stamps: dict[str, str] = {}  # mac -> the newest stamp, not yet written
+        self._held_since = 0.0  # monotonic time the oldest held stamp came in
 
     def __str__(self) -> str:
         return f"device list {self.path}"
 
     def read(self) -> list[Device]:
-        """The stored devices; unreadable or invalid entries are skipped, never the whole list."""
+        """The stored devices with their held stamps; unreadable or invalid entries are skipped, never the
+        whole list."""
+        stamps = self._stamps  # one dict: a writer replaces it, never empties it under a reader
+        return [dataclasses.replace(d, stamp=s) if (s := stamps.get(d.mac)) else d for d in self._stored()]
+
+    def _stored(self) -> list[Device]:
         try:
             with self.path.open("rb") as f:
                 raw = f.read(MAX_FILE + 1)
@@ -161,9 +188,11 @@ class DeviceList:
         with self._lock:
             now = self.clock()
             oldest = now - self.expiry
-            known = {d.mac: d for d in self.read() if float(d.stamp) >= oldest}
+            stored = self.read()
+            known = {d.mac: d for d in stored if float(d.stamp) >= oldest}
             new: list[Device] = []
-            changed = False
+            restamped: list[Device] = []
+            changed = len(known) < len(stored)  # beyond the stamps of entries we hold: expired ones go
             for device in learned:
                 if float(device.stamp) > now:
                     device = dataclasses.replace(device, stamp=repr(now))  # noqa: PLW2901
@@ -174,12 +203,18 @@ class DeviceList:
                     if len(known) >= MAX_DEVICES:
                         break
                     new.append(device)
+                    changed = True
                 elif float(held.stamp) >= float(device.stamp):
                     continue
+                elif only_restamped(held, device):
+                    restamped.append(device)
+                else:
+                    changed = True
                 known[device.mac] = device
-                changed = True
-            if changed:
+            if changed or (restamped and not self.flush_interval):
                 self._write(list(known.values()))
+            elif restamped:
+                self._hold(restamped)
             return new
 
     def upsert(self, device: Device) -> tuple[list[Device], bool]:
@@ -190,23 +225,98 @@ class DeviceList:
         with self._lock:
             existed = self.path.exists()
             oldest = self.clock() - self.expiry
-            updated, placed = [], False
+            updated, placed, changed = [], False, False
             for known in self.read():
                 if known.mac == device.mac:  # keep its place, as v1 does
                     updated.append(device)
-                    placed = True
+                    placed, changed = True, changed or not only_restamped(known, device)
                 elif float(known.stamp) >= oldest:
                     updated.append(known)
+                else:
+                    changed = True  # an expired entry goes
             if not placed:
                 if len(updated) >= MAX_DEVICES:
                     raise DeviceError(f"{self.path} holds {MAX_DEVICES} devices already")
                 updated.append(device)
-            self._write(updated)
+                changed = True
+            if changed or not self.flush_interval:
+                self._write(updated)
+            else:
+                self._hold([device])
             return updated, existed
 
-    def _write(self, devices: list[Device]) -> None:
-        data = json.dumps([d.as_json() for d in devices], separators=(",", ":")).encode()
+    def due(self) -> float | None:
+        """Seconds until the held stamps are due to be written (None: none held)."""
+        return self._held_since + self.flush_interval - self.monotonic() if self._stamps else None
+
+    def flush(self) -> None:
+        """Write the held stamps now; DeviceError if the file cannot be written (they stay held)."""
+        with self._lock:
+            if self._stamps:
+                oldest = self.clock() - self.expiry
+                self._write([d for d in self.read() if float(d.stamp) >= oldest])
+
+    def text(self) -> str:
+        """The file as v1 echoes it, with the held stamps in it ("" when there is no list)."""
         try:
-            replace_atomically(self.path, data)
+            return encode(self.read()).decode() if self._stamps else self.path.read_text()
+        except (OSError, DeviceError):
+            return ""
+
+    def _hold(self, devices: list[Device]) -> None:
+        if not self._stamps:
+            self._held_since = self.monotonic()
+        self._stamps = {**self._stamps, **{d.mac: d.stamp for d in devices}}
+
+    def _write(self, devices: list[Device]) -> None:
+        try:
+            replace_atomically(self.path, encode(devices))
         except OSError as exc:
             raise DeviceError(f"cannot write {self.path}: {describe(exc)}; the list is unchanged") from exc
+        self._stamps = {}  # written: the file has them now
+
+
+def only_restamped(before: Device, after: Device) -> bool:
+    """Whether ``after`` differs from ``before`` in its stamp alone (a node announcing itself again)."""
+    return dataclasses.replace(before, stamp=after.stamp) == after
+
+
+def encode(devices: list[Device]) -> bytes:
+    """The file's bytes: v1's JSON array, compact."""
+    return json.dumps([d.as_json() for d in devices], separators=(",", ":")).encode()
+
+
+@contextlib.asynccontextmanager
+async def written_when_due(devices: DeviceList | None) -> AsyncIterator[None]:
+    """While entered, write ``devices``' held stamps when their window ends; when left, whatever is held."""
+    task = asyncio.create_task(_write_when_due(devices), name="nutbridge.device-list") if devices else None
+    try:
+        yield
+    finally:
+        if task and devices:
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+            try:
+                devices.flush()  # a clean stop loses no stamp; blocking, once
+            except DeviceError as exc:
+                log.error("%s; its newest stamps are lost", exc)
+
+
+async def _write_when_due(devices: DeviceList) -> None:
+    error = None
+    while True:
+        due = devices.due()
+        if due is None or due > 0:
+            await asyncio.sleep(CHECK_EVERY if due is None else min(due, CHECK_EVERY))
+            continue
+        try:
+            await asyncio.to_thread(devices.flush)
+        except DeviceError as exc:
+            if str(exc) != error:  # once per change, not every retry
+                log.error("%s; the newer stamps stay in memory and are tried again", exc)
+                error = str(exc)
+            await asyncio.sleep(RETRY_AFTER)
+            continue
+        if error is not None:
+            log.warning("%s is written again", devices)
+            error = None

@@ -110,7 +110,8 @@ class Parts:
         folder, peers = config.datalog.folder, config.peers
         devices = None
         if peers.network_key is not None:
-            devices = DeviceList(peers.device_list_path(folder), expiry_days=peers.peer_expiry_days)
+            devices = DeviceList(peers.device_list_path(folder), expiry_days=peers.peer_expiry_days,
+                                 flush_interval=peers.device_list_flush_interval)  # fmt: skip
         return cls(folder, DayCache(folder), devices, Node(config.node.info()))
 
     def app(

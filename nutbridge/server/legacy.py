@@ -242,8 +242,5 @@ class ChargeController:
 
 
 def raw_list(devices: DeviceList) -> str:
-    """The device list file as stored (v1 echoes the file itself)."""
-    try:
-        return devices.path.read_text()
-    except OSError:
-        return ""
+    """The device list file as stored, with the stamps it still holds (v1 echoes the file itself)."""
+    return devices.text()

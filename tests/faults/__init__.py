@@ -124,7 +124,8 @@ MATRIX: tuple[Cell, ...] = (
     Cell("port file", "kill -9 inside a write or a rename (100 times)", (
         f"{KILL}test_kill_9_during_port_file_writes_and_renames_leaves_it_whole", DAEMON_AFTER_KILLS,
         f"{T}test_portfile.py::test_stale_temp_files_of_our_naming_are_removed_at_start")),
-    Cell("device list", "disk full, read-only folder", (DEVICES_FULL,)),
+    Cell("device list", "disk full, read-only folder", (
+        DEVICES_FULL, f"{DISK}test_held_stamps_that_cannot_be_written_stay_in_memory_with_one_error")),
     Cell("device list", "kill -9 inside a write (100 times)", (
         f"{KILL}test_kill_9_during_device_list_posts_leaves_it_whole", DAEMON_AFTER_KILLS)),
     Cell("device list", "a file that is not a list", (f"{T}test_devices.py::test_a_bad_file_is_never_reset",)),

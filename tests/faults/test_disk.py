@@ -7,8 +7,10 @@ The data log's cases belong to the data log's tests."""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import errno
+import json
 import logging
 import os
 import subprocess
@@ -21,7 +23,8 @@ import pytest
 from aiohttp import ClientSession, web
 
 from nutbridge.nut.portfile import parse_values
-from nutbridge.peers.devices import DeviceList, validate
+from nutbridge.peers import devices as devices_module
+from nutbridge.peers.devices import DeviceList, validate, written_when_due
 from nutbridge.peers.node import Node
 from nutbridge.server.app import Sidecar, make_app
 from nutbridge.snapshot import Comms
@@ -31,6 +34,7 @@ from tests.conftest import need, read_only
 from tests.faults.outage import HAND, watched
 from tests.test_envoy_token import Cloud, make_jwt
 from tests.test_monitor import cycle
+from tests.test_pubsub import until
 
 KEY = "the network key of the disk tests"
 
@@ -129,6 +133,35 @@ async def test_a_device_list_that_cannot_be_written_answers_503_and_stays_as_it_
         async with http.post("/api/devices", json=new) as answer:
             assert answer.status == 200
     assert [d.name for d in devices.read()] == ["Known", "New"]
+    assert trouble.names() == ["deviceList.json"]
+
+
+async def test_held_stamps_that_cannot_be_written_stay_in_memory_with_one_error(
+    trouble: Trouble, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(devices_module, "CHECK_EVERY", 0.02)
+    monkeypatch.setattr(devices_module, "RETRY_AFTER", 0.02)
+    path = trouble.folder / "deviceList.json"
+    devices = DeviceList(path, flush_interval=0.01)
+    fields = {"mac": "02:00:00:00:00:07", "ip": "192.0.2.7", "name": "Known"}
+    devices.upsert(validate(fields | {"stamp": "1000"}))
+    before = path.read_bytes()
+    stamp = repr(time.time())
+    async with written_when_due(devices):
+        with trouble.on():
+            devices.upsert(validate(fields | {"stamp": stamp}))  # a new stamp alone: held, no error to the poster
+            await until(lambda: any(r.levelno == logging.ERROR for r in caplog.records))
+            await asyncio.sleep(0.2)  # several retries
+            assert path.read_bytes() == before
+            assert devices.read()[0].stamp == stamp  # served from memory all along
+            assert ".deviceList.json.nutbridge.tmp" not in trouble.names()
+        await until(lambda: json.loads(path.read_bytes())[0]["time stamp"] == stamp)
+    errors = [r.getMessage() for r in caplog.records if r.levelno == logging.ERROR]
+    assert errors == [
+        f"cannot write {path}: {trouble.reason}; the list is unchanged; the newer stamps stay in memory and "
+        "are tried again"
+    ]
+    assert any(r.getMessage() == f"device list {path} is written again" for r in caplog.records)
     assert trouble.names() == ["deviceList.json"]
 
 

@@ -22,7 +22,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from nutbridge.errors import NutbridgeError
-from nutbridge.files import describe, read_capped, remove_all
+from nutbridge.files import describe, remove_all
 from nutbridge.model import Reading
 from nutbridge.snapshot import Comms, Snapshot
 
@@ -105,17 +105,34 @@ def csv_line(cells: Sequence[str]) -> str:
 
 def read_day(path: Path) -> list[list[str]]:
     """The rows of a day file, header first; a torn or malformed line (a crash mid-append) is skipped."""
+    return parse_rows(day_bytes(path))[0]
+
+
+def day_bytes(path: Path, start: int = 0) -> bytes:
+    """A day file's bytes from ``start`` on; DataLogError when it cannot be read or is too big for a day."""
     try:
-        data = read_capped(path, MAX_DAY_FILE)
+        with path.open("rb") as f:
+            f.seek(start)
+            data = f.read(MAX_DAY_FILE - start + 1)
     except OSError as exc:
         raise DataLogError(f"cannot read {path}: {describe(exc)}") from exc
-    if data is None:
+    if start + len(data) > MAX_DAY_FILE:
         raise DataLogError(f"{path} is over {MAX_DAY_FILE // 2**20} MiB; not a day of readings")
-    text = data.decode("utf-8", "replace")
-    lines = text.split("\n")
-    if lines and lines[-1] != "":
-        lines[-1] = ""  # no final newline: the last line is torn
-    return [cells for cells in csv.reader(line for line in lines if line) if len(cells) == len(HEADER)]
+    return data
+
+
+def parse_rows(data: bytes) -> tuple[list[list[str]], int]:
+    """The rows in ``data`` (a day file's bytes from the start of a line) and how many bytes their lines take:
+    what follows the last newline is a line still being written, or torn by a crash, and is not a row; nor is
+    a malformed line."""
+    end = data.rfind(b"\n") + 1
+    lines = data[:end].decode("utf-8", "replace").split("\n")
+    return [cells for cells in csv.reader(line for line in lines if line) if len(cells) == len(HEADER)], end
+
+
+def last_line(data: bytes, end: int) -> bytes:
+    """The line of ``data`` that ends at ``end`` (just after its newline); empty when ``end`` is 0."""
+    return data[data.rfind(b"\n", 0, end - 1) + 1 : end] if end else b""
 
 
 def file_day(path: Path) -> dt.date:

@@ -60,7 +60,7 @@ def test_the_day_cache_keeps_the_newest_files_it_read_and_no_more(tmp_path: Path
     for name in names:  # a month's query reads them all
         assert cache.rows(name)
         cache.numbers(name, cache.rows(name) or [], 0)
-    kept = {name for name, _ in cache._rows.items()}
+    kept = set(cache._files)
     assert kept == set(names[-MAX_FILES:])
     assert {name for name, _ in cache._parsed} <= kept
     misses = cache.misses

@@ -19,7 +19,7 @@ from aiohttp import web
 from nutbridge.peers.devices import DeviceError, DeviceList
 from nutbridge.peers.node import Node
 from nutbridge.server import php
-from nutbridge.server.daycache import DayCache
+from nutbridge.server.daycache import DayCache, Row
 
 CONTENT_TYPE = "text/html; charset=UTF-8"
 VALUES = (
@@ -121,7 +121,7 @@ class ChargeController:
                 return answer(route(params[key], params))
         return answer("")
 
-    def newest(self, count: int) -> list[list[list[str]]]:
+    def newest(self, count: int) -> list[list[Row]]:
         """The ``count`` newest day files' rows, newest first (``count`` counts files, not days)."""
         return [self.cache.rows(name) or [] for name in self.newest_names(count)]
 

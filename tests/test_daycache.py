@@ -1,0 +1,67 @@
+"""The day cache reads a growing day file from where it ended, and always answers what a fresh read of the
+file would: appended rows, a torn line completed later, a file rewritten or replaced."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from nutbridge.datalog import day_files, read_day
+from nutbridge.server.daycache import DayCache
+from nutbridge.simulator.history import write_history
+
+
+def lines_of_a_day(tmp_path: Path) -> list[bytes]:
+    source = tmp_path / "source"
+    write_history(source, days=2, interval=600)
+    return day_files(source)[0].read_bytes().splitlines(keepends=True)  # yesterday's: a whole day, 145 lines
+
+
+def test_a_growing_file_is_read_from_where_it_ended_and_answers_as_a_fresh_read(tmp_path: Path) -> None:
+    lines = lines_of_a_day(tmp_path)
+    assert len(lines) == 145
+    folder = tmp_path / "data"
+    folder.mkdir()
+    path = folder / "tracerData2026-12-02.csv"
+    cache = DayCache(folder)
+
+    def same_as_a_fresh_read() -> list[tuple[str, ...]]:
+        rows = cache.rows(path.name) or []
+        assert [list(r) for r in rows] == read_day(path)
+        assert cache.numbers(path.name, rows, 0) == DayCache(folder).numbers(path.name, rows, 0)
+        return [tuple(r) for r in rows]
+
+    path.write_bytes(b"".join(lines[:10]))
+    first = cache.rows(path.name) or []
+    same_as_a_fresh_read()
+    with path.open("ab") as f:  # rows appended, the last one torn (a crash, or a write under way)
+        f.write(b"".join(lines[10:20]) + lines[20][:15])
+    grown = cache.rows(path.name) or []
+    assert same_as_a_fresh_read()[-1] == tuple(read_day(path)[-1])
+    assert all(a is b for a, b in zip(first, grown, strict=False))  # the rows read before were not parsed again
+    with path.open("ab") as f:  # the torn line completed, more after it
+        f.write(lines[20][15:] + b"".join(lines[21:30]))
+    assert len(same_as_a_fresh_read()) == 30
+
+    edited = path.read_bytes().replace(lines[7], lines[7].replace(b",0.0,", b",9.9,", 1))
+    assert edited != path.read_bytes()
+    with path.open("r+b") as g:  # a cell edited in place (same inode, same size), as an editor saves
+        g.write(edited)
+    assert "9.9" in same_as_a_fresh_read()[7]
+    with path.open("r+b") as g:  # rewritten in place with other rows, longer than before
+        g.write(b"".join(lines[:5]) + b"".join(lines[31:70]))
+    assert len(same_as_a_fresh_read()) == 44
+    os.truncate(path, len(b"".join(lines[:5])))  # shorter
+    assert len(same_as_a_fresh_read()) == 5
+    replaced = folder / "new.csv"  # replaced by another file, longer
+    replaced.write_bytes(b"".join(lines[:3]) + b"".join(lines[40:]))
+    replaced.rename(path)
+    same_as_a_fresh_read()
+
+
+def test_repeated_cells_are_kept_once(tmp_path: Path) -> None:
+    write_history(tmp_path, days=2, interval=600)
+    cache = DayCache(tmp_path)
+    rows = cache.rows(day_files(tmp_path)[0].name) or []
+    cells = [cell for row in rows[1:] for cell in row[1:]]
+    assert len({id(c) for c in cells}) == len(set(cells)) < len(cells)

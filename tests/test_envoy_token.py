@@ -6,6 +6,8 @@ injected clock, so expiry, clock skew and the backoff between calls are tested w
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
+import email.utils
 import json
 import logging
 import socket
@@ -57,6 +59,7 @@ class Cloud:
 
     token: str = ""
     login_status: int = 200
+    login_headers: dict[str, str] = field(default_factory=dict)  # sent with a login that is not a 200
     session_id: str | None = "session-42"
     token_statuses: list[int] = field(default_factory=list)  # answered first, one per token request
     requests: list[tuple[str, dict[str, str], bytes]] = field(default_factory=list)
@@ -68,7 +71,8 @@ class Cloud:
     async def login(self, request: web.Request) -> web.Response:
         self.requests.append((request.path, dict(request.headers), await request.read()))
         if self.login_status != 200:
-            return web.json_response({"message": "Invalid username or password"}, status=self.login_status)
+            message = {"message": "Invalid username or password"}
+            return web.json_response(message, status=self.login_status, headers=self.login_headers)
         answer = {"message": "success"} | ({"session_id": self.session_id} if self.session_id else {})
         return web.json_response(answer)
 
@@ -287,6 +291,28 @@ async def test_entrez_refusing_the_serial_is_not_retried(make: Callable[..., Tok
     with pytest.raises(TokenError, match="Entrez refused the token request: HTTP 400 Bad Request; check the gateway"):
         await make().get()
     assert cloud.count(TOKENS) == 1
+
+
+@pytest.mark.parametrize("header", ["600", "date"])
+async def test_a_429_login_is_not_asked_again_before_its_retry_after(
+    make: Callable[..., TokenCache], cloud: Cloud, clock: Clock, header: str
+) -> None:
+    clock.now = float(int(clock.now))  # an HTTP date has whole seconds
+    if header == "date":  # an HTTP date, read against the wall clock
+        header = email.utils.format_datetime(dt.datetime.fromtimestamp(clock.now + 600, dt.UTC), usegmt=True)
+    cloud.login_status, cloud.login_headers = 429, {"Retry-After": header}
+    cache = make(attempts=3)
+    with pytest.raises(TokenError, match=r"Enlighten login at .*: HTTP 429 Too Many Requests; asked to wait 600 s$"):
+        await cache.get()
+    assert cloud.count(LOGIN) == 1  # not retried within the attempt
+    clock.now += 100  # past the first backoff (30 s), not past the Retry-After
+    with pytest.raises(TokenError, match=r"\(not asking Enphase again for 500 s\)"):
+        await cache.get()
+    assert cloud.count(LOGIN) == 1
+    clock.now += 501
+    cloud.login_status = 200
+    assert await cache.get() == cloud.token
+    assert cloud.count(LOGIN) == 2
 
 
 async def test_a_server_that_is_down_fails_quickly_then_waits(make: Callable[..., TokenCache], clock: Clock) -> None:

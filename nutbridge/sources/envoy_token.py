@@ -37,6 +37,7 @@ from tenacity.wait import wait_random_exponential
 from nutbridge.config import ENLIGHTEN_LOGIN, ENTREZ_TOKENS
 from nutbridge.errors import SourceError
 from nutbridge.files import describe, replace_atomically
+from nutbridge.ratelimit import retry_after, shown
 from nutbridge.redact import redact_url
 
 log = logging.getLogger(__name__)
@@ -46,12 +47,26 @@ MIN_LIFETIME = 3600.0  # a token is good only while it has an hour left: renewal
 USABLE_MARGIN = 60.0  # while renewal fails, a token with this much left is still used
 FILE_LIMIT = 16 * 1024  # a JWT is about 1 kB; anything much bigger is not one
 ACCEPT_JSON = {"Accept": "application/json"}
-TRANSIENT_STATUS = frozenset({408, 425, 429})  # besides 5xx: answers that may differ next time
+TRANSIENT_STATUS = frozenset({408, 425})  # besides 5xx: answers that may differ next time (429 asks to wait)
 INVALID_JWT = "new token invalid or expiring within the hour; check the gateway serial number"
 
 
 class TokenError(SourceError):
     """No usable gateway token: the cloud could not be reached, refused us, or the token file is unsafe."""
+
+
+class TokenRateLimited(TokenError):
+    """Enphase answered 429 Too Many Requests: it is not asked again for ``wait`` seconds (its Retry-After)."""
+
+    def __init__(self, message: str, wait: float) -> None:
+        super().__init__(message)
+        self.wait = wait
+
+
+class _RateLimited(Exception):
+    def __init__(self, status: str, wait: float) -> None:
+        super().__init__(status)
+        self.wait = wait
 
 
 class _Transient(Exception):
@@ -287,7 +302,10 @@ class TokenCache:
         except TokenError as exc:
             self._failures += 1
             delay = min(self._max_cooldown, self._cooldown * 2 ** min(self._failures - 1, 32))
-            self._retry_at = self._timer() + delay * random.uniform(0.75, 1.0)
+            wait = delay * random.uniform(0.75, 1.0)
+            if isinstance(exc, TokenRateLimited):  # at least as long as Enphase asked
+                wait = max(wait, exc.wait)
+            self._retry_at = self._timer() + wait
             self._last_failure = str(exc)
             raise
         self._failures, self._retry_at, self._last_failure = 0, 0.0, ""
@@ -349,6 +367,9 @@ class TokenCache:
                 response = await client.post(url, data=data, json=json, headers=ACCEPT_JSON)
             except httpx.TransportError as exc:
                 raise _Transient(_reason(exc)) from exc
+            if response.status_code == 429:  # not asked again before its Retry-After: no retry here either
+                wait = retry_after(response.headers.get("Retry-After"), now=self._clock())
+                raise _RateLimited(_status(response), wait)
             if response.status_code >= 500 or response.status_code in TRANSIENT_STATUS:
                 raise _Transient(_status(response))
             return response
@@ -365,5 +386,7 @@ class TokenCache:
             return await retrying(once)
         except _Transient as exc:
             raise TokenError(f"{what} at {where} failed after {tries} attempt(s): {exc}") from exc
+        except _RateLimited as exc:
+            raise TokenRateLimited(f"{what} at {where}: {exc}; asked to wait {shown(exc.wait)}", exc.wait) from exc
         except httpx.HTTPError as exc:  # not the network: retrying would not help
             raise TokenError(f"{what} at {where} failed: {_reason(exc)}") from exc

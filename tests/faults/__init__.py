@@ -87,6 +87,8 @@ MATRIX: tuple[Cell, ...] = (
         f"{T}test_envoy_token.py::test_a_server_that_is_down_fails_quickly_then_waits",
         f"{T}test_envoy_token.py::test_entrez_failing_once_is_retried",
         f"{T}test_envoy_token.py::test_failures_back_off_between_calls_growing_to_15_minutes")),
+    Cell("Enphase cloud", "429 (Retry-After honoured, at least the backoff)", (
+        f"{T}test_envoy_token.py::test_a_429_login_is_not_asked_again_before_its_retry_after",)),
     # --- the pyPowerwall proxy (HTTP, or HTTPS behind a reverse proxy) ---
     Cell("Powerwall proxy", "401", (f"{OUTAGE}[powerwall-401]",)),
     Cell("Powerwall proxy", "429 (Retry-After honoured)", (

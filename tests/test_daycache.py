@@ -65,3 +65,39 @@ def test_repeated_cells_are_kept_once(tmp_path: Path) -> None:
     rows = cache.rows(day_files(tmp_path)[0].name) or []
     cells = [cell for row in rows[1:] for cell in row[1:]]
     assert len({id(c) for c in cells}) == len(set(cells)) < len(cells)
+
+
+class Held:
+    """Rows a data log holds for one file, as ``DataLog.held_rows`` gives them."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.rows: list[list[str]] = []
+
+    def held_rows(self, name: str) -> list[list[str]]:
+        return self.rows if name == self.name else []
+
+    def held_names(self) -> list[str]:
+        return [self.name] if self.rows else []
+
+
+def test_numbers_follow_the_rows_through_held_rows_and_their_flush(tmp_path: Path) -> None:
+    lines = lines_of_a_day(tmp_path)
+    folder = tmp_path / "data"
+    folder.mkdir()
+    path = folder / "tracerData2026-12-02.csv"
+    held = Held(path.name)
+    cache = DayCache(folder, held)
+    path.write_bytes(b"".join(lines[:20]))
+    for start in range(20, 100, 20):  # rows held, then flushed to the file, four times over
+        held.rows = [line.decode().rstrip("\n").split(",") for line in lines[start : start + 20]]
+        for column in (0, 1, 5):
+            rows = cache.rows(path.name) or []
+            assert len(rows) == start + 20
+            assert cache.numbers(path.name, rows, column) == DayCache(folder, held).numbers(path.name, rows, column)
+        with path.open("ab") as f:
+            f.write(b"".join(lines[start : start + 20]))
+        held.rows = []
+        for column in (0, 1, 5):
+            rows = cache.rows(path.name) or []
+            assert cache.numbers(path.name, rows, column) == DayCache(folder).numbers(path.name, rows, column)

@@ -8,7 +8,7 @@ never lose one another), never resets the list on a bad read, and drops entries 
 
 Every node announces itself every few minutes, and most announcements change nothing but the entry's stamp.
 With ``flush_interval`` such stamps are held in memory (the daemon's readers see them at once) and written
-together when the window ends (``keep_written``) or with the next real change: one rewrite of the file per
+together when the window ends (``written_when_due``) or with the next real change: one rewrite of the file per
 window instead of one per announcement, for the SD card's sake. A crash loses at most the window's stamps,
 which only age an entry toward its expiry.
 """

@@ -57,7 +57,7 @@ class DayCache:
         self.held = held  # the rows not written yet (the data log's), oldest first
         self.hits = 0
         self.misses = 0
-        # the most recently read files, oldest first: a month asked for once is read, not kept (about 1 KB a row)
+        # the most recently read files, oldest first: a month asked for once is read, not kept (~230 B a row)
         self._files: OrderedDict[str, DayFile] = OrderedDict()
         # parsed on demand, by file and column: the last row parsed, how many, and the numbers
         self._parsed: dict[tuple[str, int], tuple[Row, int, list[float | None]]] = {}
@@ -139,13 +139,14 @@ class DayCache:
 
     def _forget(self, name: str) -> None:
         if self._files.pop(name, None) is not None:
-            for column in [k for k in self._parsed if k[0] == name]:
-                del self._parsed[column]
+            for column in [k for k in list(self._parsed) if k[0] == name]:  # list(): one step, whatever threads do
+                self._parsed.pop(column, None)
 
     def numbers(self, name: str, rows: Sequence[Row], column: int) -> list[float | None]:
         """Column ``column`` of ``rows[1:]`` (``rows(name)``'s answer) as numbers: Unix seconds for column 0 (the
-        local ISO time), None where a cell is not a finite number. Each row is parsed once: rows that are the
-        very ones parsed before (the same file, rows held since) cost nothing, only new ones are parsed."""
+        local ISO time), None where a cell is not a finite number. The file's rows are parsed once: rows that
+        are the very ones parsed before (the same file, grown since) cost nothing; the rows still held, which
+        the file's own replace at the next flush, are parsed at each call."""
         cached = self._parsed.get((name, column))
         done: list[float | None] = []
         if cached is not None:
@@ -154,8 +155,11 @@ class DayCache:
                 done = numbers
         parse = unix_seconds if column == 0 else finite_number
         numbers = done + [parse(row[column]) for row in rows[len(done) + 1 :]]
-        if len(rows) > 1:
-            self._parsed[name, column] = (rows[-1], len(rows) - 1, numbers)
+        day = self._files.get(name)
+        kept = len(day.rows) if day is not None and len(day.rows) <= len(rows) else 0
+        if kept > 1 and day is not None and rows[kept - 1] is day.rows[-1]:  # rows[:kept] are the file's
+            parsed = numbers if kept == len(rows) else numbers[: kept - 1]
+            self._parsed[name, column] = (rows[kept - 1], kept - 1, parsed)
         return numbers
 
     def newest_cell(self, column: str) -> str | None:

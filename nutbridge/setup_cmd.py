@@ -1,7 +1,9 @@
 """``nutbridge setup UPS --source URL``: a new install in one go, each change asked first.
 
-It writes $NUT_CONFPATH/nutbridge-UPS.toml (0600, owned by nut) from the shipped sample, creates the port file
-$NUT_STATEPATH/UPS.dev (owned by nut; an existing one is kept), appends [UPS] to ups.conf (never twice; the
+It writes $NUT_CONFPATH/nutbridge-UPS.toml (0600, owned by nut) from the shipped sample, creates the seed
+$NUT_STATEPATH/UPS.dev (owned by nut; an existing one is kept) of the port file $NUTBRIDGE_RUNPATH/UPS.dev on
+tmpfs, which nutbridge makes from it at each start (``--port-on-disk``: the port file itself in
+$NUT_STATEPATH, written to the disk at every poll), appends [UPS] to ups.conf (never twice; the
 rest stays byte for byte), installs the systemd unit and the driver's restart drop-in when they are missing,
 and enables and starts nut-driver@UPS and nutbridge@UPS. Exit status 0 done, 1 a step failed or was refused,
 2 usage, 78 a bad URL or configuration.
@@ -29,7 +31,7 @@ from pathlib import Path
 from nutbridge.config import Config, TracerConfig, config_path, from_mapping, load, with_overrides
 from nutbridge.errors import ConfigError
 from nutbridge.files import describe, replace_atomically
-from nutbridge.nut.upsconf import nut_confpath, nut_statepath, parse_sections, port_path
+from nutbridge.nut.upsconf import nut_confpath, nut_runpath, nut_statepath, parse_sections, port_path
 from nutbridge.redact import redact_url
 from nutbridge.sources.modbus_url import parse_modbus_url
 
@@ -77,19 +79,22 @@ def toml_string(text: str) -> str:
     return json.dumps(text, ensure_ascii=False)
 
 
-def replace_setting(text: str, name: str, value: str) -> str:
-    """``text`` with its one ``name = ...`` line set to ``value``; the sample must have exactly one."""
-    pattern = re.compile(rf"^{re.escape(name)} = .*$", re.MULTILINE)
+def replace_setting(text: str, name: str, value: str, *, commented: bool = False) -> str:
+    """``text`` with its one ``name = ...`` line (``# name = ...`` when ``commented``: it is then set) set to
+    ``value``; the sample must have exactly one."""
+    pattern = re.compile(rf"^{'# ' if commented else ''}{re.escape(name)} = .*$", re.MULTILINE)
     new, count = pattern.subn(lambda _: f"{name} = {value}", text)
     if count != 1:
         raise AssertionError(f"the shipped {SAMPLE_CONFIG} has {count} '{name} =' lines, not one")
     return new
 
 
-def render_config(ups: str, url: str, port_file: Path) -> str:
-    """The shipped sample with source.url and nut.port_file set, and its comments naming ``ups``."""
+def render_config(ups: str, url: str, port_file: Path, seed: Path | None) -> str:
+    """The shipped sample with source.url, nut.port_file and nut.seed_file set, and its comments naming ``ups``."""
     text = replace_setting(data_text(SAMPLE_CONFIG), "url", toml_string(url))
     text = replace_setting(text, "port_file", toml_string(str(port_file)))
+    if seed is not None:
+        text = replace_setting(text, "seed_file", toml_string(str(seed)), commented=True)
     for old in ("[solar]", "nutbridge-solar.toml", "nutbridge solar", "@solar", "start solar", "nutbridge/solar"):
         text = text.replace(old, old.replace("solar", ups))
     return f"# Written by `nutbridge setup {ups}`.\n{text}"
@@ -155,6 +160,7 @@ class Setup:
         self.systemd_dir = Path(args.systemd_dir)
         self.systemctl = systemctl
         self.no_systemd: bool = args.no_systemd
+        self.port_on_disk: bool = args.port_on_disk
         user = nut_user()
         self.owner = (user.pw_uid, user.pw_gid) if user is not None and os.geteuid() == 0 else None
         self.nut_gid = user.pw_gid if user is not None else None
@@ -176,14 +182,17 @@ class Setup:
                 f"'Moving from enphase-monitor'); run `nutbridge doctor {self.ups}` to check that install"
             )
         plan = Plan(steps=[], kept=[], notes=[])
-        port_file = self.plan_config(plan)
-        self.plan_port_file(plan, port_file)
+        port_file, seed = self.plan_config(plan)
+        if seed is None:
+            self.plan_port_file(plan, port_file)
+        else:
+            self.plan_seed(plan, port_file, seed)
         self.plan_ups_conf(plan, port_file)
         self.plan_systemd(plan)
         return plan
 
-    def plan_config(self, plan: Plan) -> Path:
-        """The config step, or what the existing config says; returns the port file it names."""
+    def plan_config(self, plan: Plan) -> tuple[Path, Path | None]:
+        """The config step, or what the existing config says; returns the port file it names and its seed."""
         path = self.config_file
         if path.exists() or path.is_symlink():
             try:
@@ -202,9 +211,14 @@ class Setup:
                     "it; the other steps use the port file it names"
                 )
             assert existing.nut.port_file is not None  # with_overrides refuses a config without one
-            return existing.nut.port_file
-        port_file = nut_statepath() / f"{self.ups}.dev"
-        text = render_config(self.ups, self.url, port_file)
+            return existing.nut.port_file, existing.nut.seed_file
+        port_file, seed = self.where()
+        if seed is None and not self.port_on_disk:
+            plan.notes.append(
+                f"{nut_runpath()} (NUT's runtime folder, a tmpfs) does not exist: the port file is on the disk, "
+                "rewritten at every poll; README, 'Flash writes'"
+            )
+        text = render_config(self.ups, self.url, port_file, seed)
         validate(text, path)
 
         def write() -> None:
@@ -213,7 +227,36 @@ class Setup:
             replace_atomically(path, text.encode(), 0o600, owner=self.owner)
 
         plan.steps.append(Step(f"Write {path} (0600{self.owned})", write, f"source.url = {redact_url(self.url)}"))
-        return port_file
+        return port_file, seed
+
+    def where(self) -> tuple[Path, Path | None]:
+        """A new install's port file and seed: the port file on tmpfs seeded from the state folder, or (with
+        --port-on-disk, or without NUT's runtime folder) the port file in the state folder and no seed."""
+        on_disk = nut_statepath() / f"{self.ups}.dev"
+        run = nut_runpath()
+        if self.port_on_disk or not run.is_dir():
+            return on_disk, None
+        return run / f"{self.ups}.dev", on_disk
+
+    def plan_seed(self, plan: Plan, port_file: Path, seed: Path) -> None:
+        """The seed, the port file's persistent copy: nutbridge makes the port file from it at start."""
+        if seed.exists():
+            plan.kept.append(f"{seed} exists: kept as it is, as the seed of {port_file}")
+            return
+        if not seed.parent.is_dir():
+            raise SetupError(
+                f"the seed's folder {seed.parent} does not exist: is NUT installed? "
+                "(sudo apt install nut-server) Or set NUT_STATEPATH."
+            )
+        sample = data_text(SAMPLE_PORT_FILE).encode()
+
+        def create() -> None:
+            if seed.exists():
+                raise SetupError(f"{seed} appeared meanwhile; it is kept")
+            replace_atomically(seed, sample, 0o644, owner=self.owner)
+
+        title = f"Create the seed {seed} (0644{self.owned}), from which nutbridge makes the port file {port_file}"
+        plan.steps.append(Step(title, create))
 
     def plan_port_file(self, plan: Plan, port_file: Path) -> None:
         nocomms = port_file.with_name(port_file.name + "-nocomms")
@@ -366,6 +409,8 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--yes", "-y", action="store_true", help="make every change without asking")
     p.add_argument("--dry-run", action="store_true", help="print every step and change nothing")
     p.add_argument("--no-systemd", action="store_true", help="skip the systemd unit, drop-in and systemctl steps")
+    on_disk = "the port file in $NUT_STATEPATH, written at every poll, not on tmpfs seeded from there"
+    p.add_argument("--port-on-disk", action="store_true", help=on_disk)
     p.add_argument("--systemctl", metavar="CMD", help="the systemctl command (default: $NUTBRIDGE_SYSTEMCTL, PATH)")
     p.add_argument("--systemd-dir", metavar="DIR", default=SYSTEMD_DIR, help=f"where units go (default {SYSTEMD_DIR})")
     return p

@@ -100,10 +100,13 @@ def layout(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Layout:
     user = nut_user()
     if user is not None and os.geteuid() == 0:
         os.chown(state, 0, user.pw_gid)  # as Debian's /var/lib/nut
-    env = {"NUT_CONFPATH": str(etc), "NUT_STATEPATH": str(state), "NUT_ALTPIDPATH": str(state)}
+    env = {"NUT_CONFPATH": str(etc), "NUT_STATEPATH": str(state), "NUT_ALTPIDPATH": str(state),
+           "NUTBRIDGE_RUNPATH": str(tmp_path / "run")}  # fmt: skip
     for name, value in env.items():
         monkeypatch.setenv(name, value)
-    done = nutbridge("setup", UPS, "--source", "tcp://127.0.0.1:1", "--yes", "--no-systemd", env={**os.environ, **env})
+    # the port file on the disk: these checks look at one file; the seeded layout is the real install's below
+    done = nutbridge("setup", UPS, "--source", "tcp://127.0.0.1:1", "--yes", "--no-systemd", "--port-on-disk",
+                     env={**os.environ, **env})  # fmt: skip
     assert done.returncode == 0, done.stdout + done.stderr
     (etc / "upsmon.conf").write_text(MONITOR)
     mounts = tmp_path / "mountinfo"
@@ -454,7 +457,8 @@ def test_a_sticky_alarm_on_2_8_3_and_an_ignored_alarm_line_on_2_8_4(layout: Layo
 
 @dataclass
 class RealNut:
-    """A private install made by ``nutbridge setup``, one real poll written, and real dummy-ups + upsd reading it."""
+    """A private install made by ``nutbridge setup`` (the port file on a runtime folder, seeded from the state
+    folder), one real poll written, and real dummy-ups + upsd reading it."""
 
     nut: NutStack
     env: dict[str, str]
@@ -485,22 +489,27 @@ def real_nut(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RealNut]:
     with contextlib.ExitStack() as closers:
         nut = NutStack(root)
         closers.callback(nut.stop)
-        nut.port_file, nut.nocomms_file = nut.state / f"{UPS}.dev", nut.state / f"{UPS}.dev-nocomms"
+        run = root / "run"  # NUT's runtime folder (/run/nut)
+        run.mkdir()
+        nut.port_file, nut.nocomms_file = run / f"{UPS}.dev", run / f"{UPS}.dev-nocomms"
         nut.write_configs()  # upsd.conf, upsd.users, upsmon.conf; ups.conf and the port file come from setup
         (nut.etc / "ups.conf").write_text("user = root\n")
         nut.port_file.unlink()
-        os.chown(nut.state, 0, user.pw_gid)  # as Debian's /var/lib/nut: root:nut 0770
-        nut.state.chmod(0o770)
+        for folder in (nut.state, run):  # as Debian's /var/lib/nut and /run/nut: root:nut 0770
+            os.chown(folder, 0, user.pw_gid)
+            folder.chmod(0o770)
         mounts = root / "mountinfo"
         mounts.write_text(GOOD_MOUNTS)
-        env = {**nut.env, "NUTBRIDGE_MOUNTS": str(mounts)}
+        env = {**nut.env, "NUTBRIDGE_MOUNTS": str(mounts), "NUTBRIDGE_RUNPATH": str(run)}
         sim = Simulator(root, mode="sun")
         closers.callback(sim.stop)
         sim.start()
         done = nutbridge("setup", UPS, "--source", f"tcp://127.0.0.1:{sim.port}", "--yes", "--no-systemd", env=env)
         assert done.returncode == 0, done.stdout + done.stderr
+        assert (nut.state / f"{UPS}.dev").exists() and not nut.port_file.exists()  # the seed only
         poll = nutbridge(UPS, "-s", env=env)
         assert poll.returncode == 0, poll.stderr  # one real poll in the port file, as nutbridge@'s ExecStartPre
+        assert nut.port_file.exists()  # made from the seed, then renamed by the good poll
         nut.start_driver()
         nut.start_upsd()
         wait_for(

@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 
 from nutbridge.nut.portfile import parse_values
+from nutbridge.setup_cmd import nut_user
 from tests.conftest import need
 from tests.nut_stack import Nutbridge, NutStack, wait_for, why_not_runnable
 from tests.test_datalog import read_polls
@@ -121,6 +122,21 @@ def test_the_daemon_on_tmpfs_writes_the_seed_only_when_a_person_edits(run_nut: T
     assert text.startswith(seed.read_text()) and parse_values(text)["battery.charge.low"] == "33"
     assert sorted(p.name for p in run_nut.point.iterdir()) == ["solar.dev"]  # no -nocomms, no temp file
     assert sorted(p.name for p in seed.parent.iterdir()) == ["solar.dev"]
+
+
+def test_the_port_file_made_from_its_seed_by_root_has_the_seeds_owner(run_nut: Tmpfs) -> None:
+    """`sudo nutbridge solar -s` after a reboot must leave a port file that the unit's user (nut) can write."""
+    user = nut_user()
+    need(user is not None, "NUT's user nut (apt-get install nut-server)")
+    assert user is not None
+    port_file = run_nut.point / "solar.dev"
+    config, seed = seeded_config(run_nut.point.parent, port_file)
+    os.chown(seed, user.pw_uid, user.pw_gid)
+    seed.chmod(0o640)
+    done = one_poll(config)
+    assert done.returncode == 0, done.stderr
+    st = port_file.stat()
+    assert (st.st_uid, st.st_gid, st.st_mode & 0o777) == (user.pw_uid, user.pw_gid, 0o640)
 
 
 def test_without_its_seed_the_daemon_refuses_to_start_after_a_reboot(run_nut: Tmpfs) -> None:

@@ -1,4 +1,5 @@
-"""``nutbridge setup``, run as a user would, in private NUT folders (NUT_CONFPATH, NUT_STATEPATH, --systemd-dir)
+"""``nutbridge setup``, run as a user would, in private NUT folders (NUT_CONFPATH, NUT_STATEPATH, NUTBRIDGE_RUNPATH,
+--systemd-dir)
 with a systemctl stub that records its arguments: what it writes, with which mode and owner, and what it never
 touches."""
 
@@ -27,11 +28,13 @@ UPS_CONF = b"# Network UPS Tools: example ups.conf\r\n#\nmaxretry = 3\n\n[grid]\
 
 @dataclass
 class Install:
-    """A private NUT layout: etc/ (NUT_CONFPATH), state/ (NUT_STATEPATH), systemd/ and a systemctl stub's log."""
+    """A private NUT layout: etc/ (NUT_CONFPATH), state/ (NUT_STATEPATH), run/ (NUTBRIDGE_RUNPATH, NUT's
+    runtime folder), systemd/ and a systemctl stub's log."""
 
     root: Path
     etc: Path
     state: Path
+    run: Path
     systemd: Path
     calls: Path
 
@@ -41,6 +44,11 @@ class Install:
 
     @property
     def port_file(self) -> Path:
+        """Where a new install's port file is: on tmpfs, made from the seed by nutbridge at each start."""
+        return self.run / "solar.dev"
+
+    @property
+    def seed(self) -> Path:
         return self.state / "solar.dev"
 
     @property
@@ -52,6 +60,7 @@ class Install:
             **os.environ,
             "NUT_CONFPATH": str(self.etc),
             "NUT_STATEPATH": str(self.state),
+            "NUTBRIDGE_RUNPATH": str(self.run),
             "NUTBRIDGE_SYSTEMCTL": str(self.root / "systemctl"),
         }
 
@@ -76,22 +85,24 @@ class Install:
 
 @pytest.fixture
 def nut(tmp_path: Path) -> Install:
-    """etc/ and state/ as Debian's nut-server leaves them (root:nut 0755, 0770; ups.conf root:nut 0640)."""
-    etc, state = tmp_path / "etc", tmp_path / "state"
-    etc.mkdir()
-    state.mkdir()
+    """etc/, state/ and run/ as Debian's nut-server leaves them (root:nut 0755, 0770, 0770; ups.conf root:nut
+    0640)."""
+    etc, state, run = tmp_path / "etc", tmp_path / "state", tmp_path / "run"
+    for folder in (etc, state, run):
+        folder.mkdir()
     (etc / "ups.conf").write_bytes(UPS_CONF)
     (etc / "ups.conf").chmod(0o640)
     state.chmod(0o770)
+    run.chmod(0o770)
     user = nut_user()
     if user is not None and os.geteuid() == 0:
-        for path in (etc, state, etc / "ups.conf"):
+        for path in (etc, state, run, etc / "ups.conf"):
             os.chown(path, 0, user.pw_gid)
     calls = tmp_path / "systemctl.log"
     stub = tmp_path / "systemctl"
     stub.write_text(f'#!/bin/sh\necho "$*" >> {calls}\n')
     stub.chmod(0o755)
-    return Install(root=tmp_path, etc=etc, state=state, systemd=tmp_path / "systemd", calls=calls)
+    return Install(root=tmp_path, etc=etc, state=state, run=run, systemd=tmp_path / "systemd", calls=calls)
 
 
 def snapshot(folder: Path) -> dict[str, tuple[int, int, int, bytes]]:
@@ -127,11 +138,12 @@ def test_a_new_install_writes_each_file_as_nut_reads_it(nut: Install) -> None:
     assert stat.S_IMODE(config.st_mode) == 0o600 and config.st_uid == nut_uid
     loaded = load(nut.config)
     assert isinstance(loaded.source, TracerConfig) and loaded.source.url == parse_modbus_url(URL, "test")
-    assert loaded.nut.port_file == nut.port_file
+    assert loaded.nut.port_file == nut.port_file and loaded.nut.seed_file == nut.seed
 
-    port = nut.port_file.stat()
-    assert stat.S_IMODE(port.st_mode) == 0o644 and port.st_uid == nut_uid
-    assert nut.port_file.read_text() == data_text(SAMPLE_PORT_FILE)
+    seed = nut.seed.stat()
+    assert stat.S_IMODE(seed.st_mode) == 0o644 and seed.st_uid == nut_uid
+    assert nut.seed.read_text() == data_text(SAMPLE_PORT_FILE)
+    assert not nut.port_file.exists()  # nutbridge makes it from the seed at each start, as after a reboot
 
     text = nut.ups_conf.read_bytes()
     assert text.startswith(UPS_CONF + b"\n\n[solar]\n"), text  # the old bytes, then the section
@@ -167,7 +179,8 @@ def test_dry_run_prints_every_step_and_changes_nothing(nut: Install) -> None:
     assert snapshot(nut.root) == before  # no file, no mode, no owner changed; the stub never ran
     for step in (
         f"would: Write {nut.config} (0600",
-        f"would: Create the port file {nut.port_file}",
+        f"would: Create the seed {nut.seed} (0644",
+        f"from which nutbridge makes the port file {nut.port_file}",
         f"would: Append [solar] to {nut.ups_conf}",
         f"port = {nut.port_file}",  # the section it would append
         f"would: Install the unit {nut.systemd / UNIT}",
@@ -178,10 +191,10 @@ def test_dry_run_prints_every_step_and_changes_nothing(nut: Install) -> None:
 
 
 def test_answering_n_skips_that_step_only(nut: Install) -> None:
-    done = nut.setup(stdin="y\n\nn\n" + "y\n" * 10)  # yes to the config, Enter (yes) to the port file, no to ups.conf
+    done = nut.setup(stdin="y\n\nn\n" + "y\n" * 10)  # yes to the config, Enter (yes) to the seed, no to ups.conf
     assert done.returncode == 0, done.stdout + done.stderr
     assert f"Write {nut.config} (0600" in done.stdout and "? [Y/n]" in done.stdout
-    assert nut.config.exists() and nut.port_file.exists()
+    assert nut.config.exists() and nut.seed.exists()
     assert nut.ups_conf.read_bytes() == UPS_CONF
     assert f"skipped  Append [solar] to {nut.ups_conf}" in done.stdout
     assert "enable nutbridge@solar" in nut.systemctl_calls()
@@ -237,7 +250,7 @@ def test_a_section_that_differs_is_refused_and_named(nut: Install) -> None:
 
 def test_a_matching_section_is_not_added_again(nut: Install) -> None:
     # a relative port is in NUT's configuration folder, as dummy-ups reads it
-    own = UPS_CONF + b'\n[solar]\n  driver = dummy-ups\n  port = "../state/solar.dev"\n  mode = dummy-once\n'
+    own = UPS_CONF + b'\n[solar]\n  driver = dummy-ups\n  port = "../run/solar.dev"\n  mode = dummy-once\n'
     nut.ups_conf.write_bytes(own)
     done = nut.setup("--yes")
     assert done.returncode == 0, done.stdout + done.stderr
@@ -259,12 +272,34 @@ def test_an_existing_config_is_never_overwritten(nut: Install) -> None:
     assert nut.setup("--yes", "--source", "tcp://192.0.2.5:502").returncode == 0
 
 
-def test_an_existing_port_file_is_kept_as_it_is(nut: Install) -> None:
-    nut.port_file.write_bytes(b"# mine\r\nbattery.charge.low: 40\n")
-    nut.port_file.chmod(0o640)
+def test_an_existing_port_file_is_kept_as_it_is_and_becomes_the_seed(nut: Install) -> None:
+    nut.seed.write_bytes(b"# mine\r\nbattery.charge.low: 40\n")  # where the port file of an older install was
+    nut.seed.chmod(0o640)
     before = snapshot(nut.state)
-    assert nut.setup("--yes").returncode == 0
+    done = nut.setup("--yes")
+    assert done.returncode == 0, done.stdout + done.stderr
     assert snapshot(nut.state) == before
+    assert f"{nut.seed} exists: kept as it is, as the seed of {nut.port_file}" in done.stdout
+    assert load(nut.config).nut.seed_file == nut.seed
+
+
+def test_port_on_disk_keeps_the_port_file_in_the_state_folder(nut: Install) -> None:
+    done = nut.setup("--yes", "--port-on-disk")
+    assert done.returncode == 0, done.stdout + done.stderr
+    loaded = load(nut.config)
+    assert loaded.nut.port_file == nut.seed and loaded.nut.seed_file is None
+    assert nut.seed.read_text() == data_text(SAMPLE_PORT_FILE)
+    assert parse_sections(nut.ups_conf.read_text())["solar"]["port"] == str(nut.seed)
+    assert list(nut.run.iterdir()) == []
+
+
+def test_without_nuts_runtime_folder_the_port_file_is_on_the_disk_and_said_so(nut: Install) -> None:
+    nut.run.rmdir()
+    done = nut.setup("--yes")
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert load(nut.config).nut.port_file == nut.seed and load(nut.config).nut.seed_file is None
+    said = f"note: {nut.run} (NUT's runtime folder, a tmpfs) does not exist: the port file is on the disk"
+    assert said in done.stdout
 
 
 def test_another_ups_name_is_used_everywhere(nut: Install) -> None:
@@ -272,8 +307,9 @@ def test_another_ups_name_is_used_everywhere(nut: Install) -> None:
     assert done.returncode == 0, done.stdout + done.stderr
     config = (nut.etc / "nutbridge-pv-1.toml").read_text()
     assert "nutbridge@pv-1" in config and "@solar" not in config and "nutbridge-solar" not in config
-    assert load(nut.etc / "nutbridge-pv-1.toml").nut.port_file == nut.state / "pv-1.dev"
-    assert parse_sections(nut.ups_conf.read_text())["pv-1"]["port"] == str(nut.state / "pv-1.dev")
+    assert load(nut.etc / "nutbridge-pv-1.toml").nut.port_file == nut.run / "pv-1.dev"
+    assert load(nut.etc / "nutbridge-pv-1.toml").nut.seed_file == nut.state / "pv-1.dev"
+    assert parse_sections(nut.ups_conf.read_text())["pv-1"]["port"] == str(nut.run / "pv-1.dev")
     assert (nut.systemd / "nut-driver@pv-1.service.d" / "nutbridge.conf").exists()
     assert "enable nutbridge@pv-1" in nut.systemctl_calls()
 
@@ -293,7 +329,7 @@ def test_a_folder_that_cannot_be_written_fails_the_step_clearly(nut: Install) ->
     assert f"FAILED: Write {nut.config}" in done.stderr and "not writable" in done.stderr, done.stderr
     assert "Traceback" not in done.stderr
     assert f"not done Append [solar] to {nut.ups_conf}" in done.stdout
-    assert not nut.port_file.exists() and nut.systemctl_calls() == []  # it stops at the first failure
+    assert not nut.seed.exists() and nut.systemctl_calls() == []  # it stops at the first failure
 
 
 def test_a_failing_systemctl_fails_its_step(nut: Install) -> None:
@@ -309,7 +345,7 @@ def test_no_systemd_installs_no_unit(nut: Install) -> None:
     assert done.returncode == 0, done.stdout + done.stderr
     assert not nut.systemd.exists() and nut.systemctl_calls() == []
     assert "--no-systemd: no systemd unit installed" in done.stdout
-    assert nut.config.exists() and nut.port_file.exists() and b"[solar]" in nut.ups_conf.read_bytes()
+    assert nut.config.exists() and nut.seed.exists() and b"[solar]" in nut.ups_conf.read_bytes()
 
 
 def test_the_repository_files_are_the_ones_the_package_ships() -> None:

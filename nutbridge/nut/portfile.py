@@ -209,9 +209,9 @@ class PortFile:
     def _create_from_seed(self, seed: Seed) -> None:
         """After a reboot emptied the tmpfs: the seed's lines, under the ``-nocomms`` name, since nothing is known
         of the device yet; the first good poll fills in the values and renames it, as after a comms loss."""
-        text, mode = seed.start()
+        text, mode, owner = seed.start()
         try:
-            replace_atomically(self.hidden_path, text.encode("utf-8", "surrogateescape"), mode)
+            replace_atomically(self.hidden_path, text.encode("utf-8", "surrogateescape"), mode, owner=owner)
         except OSError as exc:
             raise PortFileError(f"cannot create {self.hidden_path} from its seed {seed}: {describe(exc)}") from exc
         self.hidden = True

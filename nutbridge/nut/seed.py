@@ -40,8 +40,9 @@ class Seed:
         """The file itself: a symlinked seed stays a link, its target is replaced."""
         return Path(os.path.realpath(self.path))
 
-    def start(self) -> tuple[str, int]:
-        """The text and mode for a port file created from the seed; PortFileError when there is no seed."""
+    def start(self) -> tuple[str, int, tuple[int, int] | None]:
+        """The text, mode and owner for a port file created from the seed (the seed's: as root, a port file
+        owned by root would be one the unit's user cannot write); PortFileError when there is no seed."""
         try:
             st = self.target.stat()
             text = self._read(st)
@@ -52,7 +53,7 @@ class Seed:
             ) from None
         except OSError as exc:
             raise PortFileError(f"cannot read the port file's seed {self.path}: {describe(exc)}") from exc
-        return text, st.st_mode & 0o666
+        return text, st.st_mode & 0o666, (st.st_uid, st.st_gid) if os.geteuid() == 0 else None
 
     def keep(self, hand: str) -> bool:
         """Make the seed hold ``hand`` (the port file's hand-written lines); True when it does, now or already.

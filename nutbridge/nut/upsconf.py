@@ -52,6 +52,12 @@ def nut_statepath() -> Path:
     return Path(os.environ.get("NUT_STATEPATH") or "/var/lib/nut")
 
 
+def nut_runpath() -> Path:
+    """Where ``nutbridge setup`` puts the port file when it is seeded: $NUTBRIDGE_RUNPATH, else /run/nut,
+    NUT's own runtime folder on Debian (a tmpfs: a write at every poll costs the SD card nothing)."""
+    return Path(os.environ.get("NUTBRIDGE_RUNPATH") or "/run/nut")
+
+
 def parse_sections(text: str) -> dict[str, dict[str, str]]:
     """ups.conf's sections: ``[name]`` → its ``key = value`` entries (global settings before the first
     section are left out; of a key given twice, the last counts)."""

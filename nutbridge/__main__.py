@@ -8,6 +8,7 @@ a frame, even one we catch, which would turn a clean stop into "killed by SIGINT
 
 import signal
 import sys
+import warnings
 from types import FrameType
 
 
@@ -28,6 +29,10 @@ def main() -> int:
 
         return cli_main()
     except (EarlyStop, KeyboardInterrupt):
+        # A stop while asyncio builds its event loop leaves half a loop (and a coroutine never awaited) to the
+        # garbage collector, which would print about both at exit: nothing went wrong, so nothing is said.
+        sys.unraisablehook = lambda _: None
+        warnings.simplefilter("ignore")
         return 0
 
 

@@ -240,43 +240,37 @@ class Setup:
 
     def plan_seed(self, plan: Plan, port_file: Path, seed: Path) -> None:
         """The seed, the port file's persistent copy: nutbridge makes the port file from it at start."""
-        if seed.exists():
-            plan.kept.append(f"{seed} exists: kept as it is, as the seed of {port_file}")
-            return
-        if not seed.parent.is_dir():
-            raise SetupError(
-                f"the seed's folder {seed.parent} does not exist: is NUT installed? "
-                "(sudo apt install nut-server) Or set NUT_STATEPATH."
-            )
-        sample = data_text(SAMPLE_PORT_FILE).encode()
-
-        def create() -> None:
-            if seed.exists():
-                raise SetupError(f"{seed} appeared meanwhile; it is kept")
-            replace_atomically(seed, sample, 0o644, owner=self.owner)
-
         title = f"Create the seed {seed} (0644{self.owned}), from which nutbridge makes the port file {port_file}"
-        plan.steps.append(Step(title, create))
+        self.plan_from_sample(plan, seed, "seed", title, kept=f", as the seed of {port_file}")
 
     def plan_port_file(self, plan: Plan, port_file: Path) -> None:
         nocomms = port_file.with_name(port_file.name + "-nocomms")
-        for present in (port_file, nocomms):
+        title = f"Create the port file {port_file} (0644{self.owned})"
+        self.plan_from_sample(plan, port_file, "port file", title, also=(nocomms,))
+
+    def plan_from_sample(
+        self, plan: Plan, path: Path, what: str, title: str, *, kept: str = "", also: tuple[Path, ...] = ()
+    ) -> None:
+        """A step that makes ``path`` (the port file or its seed) from the sample, unless it or one of ``also``
+        (its other names) exists: then it is kept as it is."""
+        names = (path, *also)
+        for present in names:
             if present.exists():
-                plan.kept.append(f"{present} exists: kept as it is")
+                plan.kept.append(f"{present} exists: kept as it is{kept}")
                 return
-        if not port_file.parent.is_dir():
+        if not path.parent.is_dir():
             raise SetupError(
-                f"the port file's folder {port_file.parent} does not exist: is NUT installed? "
+                f"the {what}'s folder {path.parent} does not exist: is NUT installed? "
                 "(sudo apt install nut-server) Or set NUT_STATEPATH."
             )
         sample = data_text(SAMPLE_PORT_FILE).encode()
 
         def create() -> None:
-            if port_file.exists() or nocomms.exists():
-                raise SetupError(f"{port_file} appeared meanwhile; it is kept")
-            replace_atomically(port_file, sample, 0o644, owner=self.owner)
+            if any(name.exists() for name in names):
+                raise SetupError(f"{path} appeared meanwhile; it is kept")
+            replace_atomically(path, sample, 0o644, owner=self.owner)
 
-        plan.steps.append(Step(f"Create the port file {port_file} (0644{self.owned})", create))
+        plan.steps.append(Step(title, create))
 
     def plan_ups_conf(self, plan: Plan, port_file: Path) -> None:
         path = self.confpath / "ups.conf"

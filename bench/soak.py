@@ -47,6 +47,7 @@ def node_config(folder: Path, api: int, peer: int, mac: str, *, lines: int | Non
         f'[nut]\nport_file = "solar.dev"\nversion = "2.8.0"\n[datalog]\nfolder = "log"\n'
         f'[api]\nlisten = "127.0.0.1:{api}"\n[pubsub]\nenabled = true\n[node]\nname = "{folder.name}"\npvWatts = 50\n'
         f'[peers]\nnetwork_key = "{KEY}"\nmac = "{mac}"\npeers = ["127.0.0.1:{peer}"]\nannounce = true\n'
+        'allow_addresses = ["127.0.0.0/8"]\n'
         f"announce_interval = 10\nelection = true\nelection_interval = 10\n{extra}"
     )
     (folder / "n.toml").chmod(0o600)

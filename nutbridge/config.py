@@ -96,6 +96,19 @@ def _addresses(value: list[object]) -> bool:
     return len(value) <= 1000 and all(isinstance(a, str) and ADDRESS.match(a) for a in value)
 
 
+def _ranges(value: list[object]) -> bool:
+    """CIDR ranges, e.g. 10.77.0.0/24 or ::1/128."""
+    import ipaddress  # here: the daemon's cold start pays for it only with [peers]
+
+    if len(value) > 100 or not all(isinstance(r, str) for r in value):
+        return False
+    try:
+        [ipaddress.ip_network(str(r), strict=False) for r in value]
+    except ValueError:
+        return False
+    return True
+
+
 def _argv(value: list[object]) -> bool:
     return 0 < len(value) <= 100 and all(isinstance(a, str) and a for a in value)
 
@@ -267,7 +280,7 @@ class ApiConfig:
     """``[api]``: the sidecar; off unless ``listen`` is set."""
 
     listen: tuple[str, int] | None = key(types=str, convert=_listen, allowed="HOST:PORT, e.g. 127.0.0.1:8080")
-    # HTTPS when both are set (PEM files; the key file must not be readable by others).
+    # HTTPS when both are set (PEM files; a key file readable by others is refused: check_tls_key).
     tls_cert: Path | None = key(types=str, check=bool, convert=_path, allowed="a PEM certificate (chain) file")
     tls_key: Path | None = key(types=str, check=bool, convert=_path, allowed="the PEM private key file")
     # The web page at / and the power flow at /flow (assets from the package; nothing fetched at run time).
@@ -305,6 +318,21 @@ class PeersConfig:
     )
     peer_port: int = key(80, types=int, check=lambda v: 0 < v < 65536, allowed="the port the network's nodes serve")
     peer_timeout: float = key(5.0, **seconds(0.1, 60))
+    # Private and loopback ranges peers may be at (public unicast always may; link-local, multicast and
+    # broadcast never): the same rule for posted, gossiped and configured addresses. README, "Threat model".
+    allow_addresses: tuple[str, ...] = key(
+        (), types=list, check=_ranges, convert=_tuple, allowed='a list of CIDR ranges, e.g. ["10.77.0.0/24"]'
+    )
+    max_changes_per_hour: int = key(
+        12,
+        types=int,
+        check=lambda v: 1 <= v <= 100_000,
+        allowed="changes one sender may make to the device list "
+        "in an hour (a new node, new content; a node announcing itself again is none): 1-100000",
+    )
+    max_peers_per_round: int = key(
+        250, types=int, check=lambda v: 1 <= v <= 1000, allowed="peers posted to, and asked, per round: 1-1000"
+    )
     public_ip: str | None = key(
         types=str, check=bool, convert=_public_ip, allowed="the address peers reach this node at, e.g. 192.0.2.7:8080"
     )
@@ -328,6 +356,9 @@ class PeersConfig:
         (), types=list, check=_argv, convert=_tuple, allowed='an argument list, e.g. ["/usr/local/bin/set-dns", "{ip}"]'
     )
     dns_update_timeout: float = key(30.0, **seconds(1, 600))
+    election_max_watts: float = key(
+        1000.0, types=(int, float), check=lambda v: 0 < v <= 1_000_000, allowed="scaled watts a node may report"
+    )
 
     def device_list_path(self, data_dir: Path) -> Path:
         """The device list's file."""
@@ -378,6 +409,9 @@ class PubSubConfig:
     )
     enabled: bool = key(False, types=bool, allowed="true or false (on without a key only on a loopback listener)")
     queue: int = key(64, types=int, check=lambda v: 1 <= v <= 10_000, allowed="messages a subscriber may lag, 1-10000")
+    # Bytes a subscriber may lag: its queue and its socket's write buffer (a 64 KiB publish of "<" is a 390 KB
+    # frame once escaped as Go does, so messages alone do not bound memory); beyond, it is closed with 1013.
+    queue_bytes: int = key(2**20, types=int, check=lambda v: 2**16 <= v <= 2**30, allowed="bytes, 65536-1073741824")
     max_frame: int = key(64 * 1024, types=int, check=lambda v: 256 <= v <= 1024 * 1024, allowed="bytes, 256-1048576")
     info_interval: float = key(5.0, **seconds(0.5, 3600))
     max_subscribers: int = key(2000, types=int, check=lambda v: 1 <= v <= 100_000, allowed="1-100000")
@@ -389,6 +423,11 @@ class LineSocketConfig:
 
     listen: tuple[str, int] | None = key(types=str, convert=_listen, allowed="HOST:PORT, e.g. 127.0.0.1:61000")
     max_connections: int = key(32, types=int, check=lambda v: 1 <= v <= 10_000, allowed="1-10000")
+    # Connections one client address may hold (unset: a quarter of max_connections, at least 8), so that one
+    # host cannot take every slot; when all are taken, the connection idle the longest makes room.
+    max_per_client: int | None = key(types=int, check=lambda v: 1 <= v <= 10_000, allowed="1-10000")
+    # Clients may poll as seldom as once an hour (the Hubitat example's longest interval): shorter would only
+    # make them reconnect, and idle connections no longer lock anyone out.
     idle_timeout: float = key(3600.0, **seconds(1, 86400))
     max_line: int = key(256, types=int, check=lambda v: 16 <= v <= 65536, allowed="bytes, 16-65536")
 
@@ -616,6 +655,23 @@ def check_seed(config: Config) -> None:
         )
 
 
+def check_tls_key(config: Config) -> None:
+    """The API's TLS key must not be readable by others; its group may read it (Debian's ssl-cert group reads
+    the keys in /etc/ssl/private). A key that cannot be read at all is reported when the API loads it."""
+    key = config.api.tls_key
+    if key is None:
+        return
+    try:
+        mode = key.stat().st_mode
+    except OSError:
+        return
+    if mode & stat.S_IROTH:
+        raise ConfigError(
+            f"{config.origin}: api.tls_key {key} is readable by others (mode {stat.S_IMODE(mode):04o}); "
+            f"run 'chmod o-r {key}'"
+        )
+
+
 def with_overrides(
     config: Config,
     *,
@@ -653,6 +709,7 @@ def with_overrides(
         config = replace(config, api=replace(config.api, listen=parse_listen(api_listen, "--api-listen")))
     if (config.api.tls_cert is None) != (config.api.tls_key is None):
         raise ConfigError(f"{config.origin}: HTTPS needs both api.tls_cert and api.tls_key")
+    check_tls_key(config)
     if config.api.listen is not None and config.datalog.folder is None:
         raise ConfigError(f"{config.origin}: the API serves the data log; set datalog.folder or pass --data-dir")
     peers = config.peers

@@ -1,4 +1,4 @@
-"""Small file helpers the port file and the data log share: clear reasons, removals, folder fsync."""
+"""Small file helpers the port file and the data log share: clear reasons, temp files, removals, folder fsync."""
 
 from __future__ import annotations
 
@@ -37,7 +37,7 @@ def replace_atomically(path: Path, data: bytes, mode: int = 0o644, owner: tuple[
     tmp = path.with_name(f".{path.name}.nutbridge.tmp")
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW | os.O_CLOEXEC, mode)
+        fd = create_temp(tmp, mode)
         try:
             view = memoryview(data)
             while view:
@@ -53,6 +53,21 @@ def replace_atomically(path: Path, data: bytes, mode: int = 0o644, owner: tuple[
         tmp.unlink(missing_ok=True)
         raise
     sync_folder(path.parent)
+
+
+def create_temp(tmp: Path, mode: int) -> int:
+    """Open ``tmp`` for writing as a new, empty regular file of ours (``mode``, masked by the umask).
+
+    Whatever has that name is removed first: a ``kill -9`` leftover, or a FIFO, hard link or symlink planted by
+    someone who can write the folder (root writes in folders NUT's user can write), which an open without
+    O_EXCL would hang on, or write, chown and chmod the file it leads to. A name that reappears before the
+    open is a race lost to another writer: an OSError, never a write through it.
+    """
+    tmp.unlink(missing_ok=True)
+    try:
+        return os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, mode)
+    except FileExistsError:
+        raise FileExistsError(errno.EEXIST, f"temp file {tmp.name} created anew by another writer", str(tmp)) from None
 
 
 def remove_all(paths: Iterable[Path], what: str) -> list[Path]:

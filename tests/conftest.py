@@ -10,12 +10,18 @@ from pathlib import Path
 
 import pytest
 
+from nutbridge.peers.addresses import AddressPolicy
 from nutbridge.simulator.physics import Mode, Plant
 from nutbridge.simulator.server import SimulatedTracer
 from nutbridge.sources.modbus_url import ModbusTarget
 from nutbridge.sources.tracer import TracerSource
 
 IN_CI = os.environ.get("CI") == "true"
+
+# The ranges the tests' peers live at: loopback and the documentation ranges (RFC 5737, RFC 3849). A node's
+# default policy refuses them all, as [peers] allow_addresses = [] does.
+TEST_RANGES = ["127.0.0.0/8", "::1/128", "192.0.2.0/24", "198.51.100.0/24", "203.0.113.0/24", "2001:db8::/32"]
+TEST_POLICY = AddressPolicy.from_ranges(TEST_RANGES)
 
 
 def need(condition: bool, why: str) -> None:

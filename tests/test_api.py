@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 from collections.abc import AsyncIterator
 from datetime import datetime
@@ -12,16 +13,22 @@ from typing import Any
 
 import aiohttp
 import pytest
+from aiohttp import web
 
 from nutbridge.errors import SourceError
 from nutbridge.model import Reading
 from nutbridge.peers.devices import DeviceList
+from nutbridge.peers.node import Node, load_local_json
+from nutbridge.server.api import READINGS_WAITING, JsonApi
 from nutbridge.server.app import Sidecar, make_app
+from nutbridge.server.daycache import DayCache
 from nutbridge.server.live import LiveSnapshot
 from nutbridge.snapshot import Comms, Snapshot
+from tests.conftest import TEST_POLICY
 from tests.test_legacy import HEADER, ROW_Y1, T1, T2, TODAY, YESTERDAY, data_dir  # noqa: F401 - the same day files
 
 KEY = "correct horse battery staple"
+CONTROL_SECRET = "the operator's secret for /stats/clear"
 
 
 class Ticks:
@@ -50,7 +57,13 @@ def snapshot(comms: Comms = Comms.OK, age: float = 0.0) -> Snapshot:
 @pytest.fixture
 async def api(data_dir: Path, tmp_path: Path, ticks: Ticks) -> AsyncIterator[tuple[str, LiveSnapshot]]:  # noqa: F811
     live = LiveSnapshot(interval=10, clock=ticks)
-    app = make_app(data_dir, devices=DeviceList(tmp_path / "devices.json"), network_key=KEY, live=live)
+    app = make_app(
+        data_dir,
+        devices=DeviceList(tmp_path / "devices.json", policy=TEST_POLICY),
+        network_key=KEY,
+        live=live,
+        control_secret=CONTROL_SECRET,
+    )
     async with Sidecar(app, "127.0.0.1", 0) as sidecar:
         yield f"http://127.0.0.1:{sidecar.port}", live
 
@@ -251,3 +264,60 @@ async def test_the_openapi_document_matches_the_routes(api: tuple[str, LiveSnaps
     for method in ("PUT", "DELETE"):
         async with aiohttp.ClientSession() as s, s.request(method, f"{url}/api/status") as r:
             assert r.status == 405  # only what the document names
+
+
+async def test_system_publishes_the_identity_keys_only(data_dir: Path, tmp_path: Path) -> None:  # noqa: F811
+    """A v1 local.json holds the node's secrets beside its identity: /api/system must answer the identity only
+    (it answered the whole file, apiKey and dnsPassword included, to anyone)."""
+    local = tmp_path / "local.json"
+    secrets = {"apiKey": "the node's network key", "dnsPassword": "the DNS account's password"}
+    local.write_text(json.dumps({"name": "Solar Node", "city": "Accra", "pvWatts": "100", **secrets,
+                                 "httpPort": 80, "extra": {"nested": "kept out"}}))  # fmt: skip
+    app = make_app(data_dir, node=Node(load_local_json(local)))
+    async with Sidecar(app, "127.0.0.1", 0) as sidecar:
+        status, body = await call(f"http://127.0.0.1:{sidecar.port}/api/system")
+    assert status == 200
+    text = json.dumps(body)
+    assert not [v for v in secrets.values() if v in text], text
+    assert body == {
+        "name": "Solar Node",
+        "description": None,
+        "location": None,
+        "city": "Accra",
+        "country": None,
+        "bgColor": None,
+        "pvWatts": "100",
+        "pvVolts": None,
+        "wattage-scaler": 0.5,
+    }
+
+
+async def test_history_answers_wait_in_a_bounded_line(data_dir: Path) -> None:  # noqa: F811
+    """One history answer is built at a time and READINGS_WAITING more wait for their turn; the next is a 503
+    with Retry-After at once, and the waiting ones are answered once the worker is free."""
+    api = JsonApi(DayCache(data_dir), live=None, devices=None, network_key=None, node=Node({}))
+    app = web.Application()
+    api.routes(app)
+    query = "/api/readings?days=2&fields=PV voltage&format=columns"
+    async with Sidecar(app, "127.0.0.1", 0) as sidecar:
+        url = f"http://127.0.0.1:{sidecar.port}"
+        await api.turns.slots.acquire()  # the test holds the only worker, as a long answer would
+        held = True
+        try:
+            waiting = [asyncio.create_task(call(f"{url}{query}")) for _ in range(READINGS_WAITING)]
+            async with asyncio.timeout(30):
+                while api.turns.waiting < READINGS_WAITING:  # noqa: ASYNC110 (the line has no event to wait on)
+                    await asyncio.sleep(0.01)
+            async with aiohttp.ClientSession() as s, s.get(f"{url}{query}") as r:
+                assert r.status == 503 and r.headers["Retry-After"] == "5"
+                assert (await r.json())["error"].startswith("busy: ")
+            assert not any(t.done() for t in waiting)
+            api.turns.slots.release()
+            held = False
+            answers = await asyncio.gather(*waiting)
+        finally:
+            if held:
+                api.turns.slots.release()
+    assert {status for status, _ in answers} == {200}
+    assert all(len(body["columns"][0]) == 3 for _, body in answers)  # the two days' three rows
+    assert api.turns.waiting == 0 and not api.turns.slots.locked()

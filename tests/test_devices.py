@@ -18,6 +18,7 @@ from pathlib import Path
 import pytest
 
 from nutbridge.peers.devices import DeviceError, DeviceList, validate, written_when_due
+from tests.conftest import TEST_POLICY, TEST_RANGES
 from tests.nut_stack import free_port
 
 NOW = 1_780_000_000.0
@@ -62,7 +63,7 @@ def test_bad_fields_are_refused_by_name(kw: dict[str, str], message: str) -> Non
 
 def test_one_entry_per_mac_in_place_and_expiry(tmp_path: Path) -> None:
     clock = [NOW]
-    store = DeviceList(tmp_path / "deviceList.json", expiry_days=1, clock=lambda: clock[0])
+    store = DeviceList(tmp_path / "deviceList.json", expiry_days=1, clock=lambda: clock[0], policy=TEST_POLICY)
     _, existed = store.upsert(validate(fields("b8:27:eb:00:00:01")))
     assert not existed
     store.upsert(validate(fields("b8:27:eb:00:00:02", name="Second")))
@@ -80,7 +81,7 @@ def test_one_entry_per_mac_in_place_and_expiry(tmp_path: Path) -> None:
 def test_a_bad_file_is_never_reset(tmp_path: Path) -> None:
     path = tmp_path / "deviceList.json"
     path.write_text('{"not": "a list"')
-    store = DeviceList(path)
+    store = DeviceList(path, policy=TEST_POLICY)
     with pytest.raises(DeviceError, match="is not a JSON list of devices; it is left as it is"):
         store.upsert(validate(fields()))
     assert path.read_text() == '{"not": "a list"'
@@ -91,7 +92,7 @@ def test_a_bad_file_is_never_reset(tmp_path: Path) -> None:
 
 def test_concurrent_posts_lose_nothing_and_readers_always_see_json(tmp_path: Path) -> None:
     path = tmp_path / "deviceList.json"
-    store = DeviceList(path, clock=lambda: NOW)
+    store = DeviceList(path, clock=lambda: NOW + 100, policy=TEST_POLICY)  # the stamps are not from its future
     stop = threading.Event()
     seen_bad: list[str] = []
 
@@ -131,7 +132,9 @@ def stored(path: Path) -> dict[str, dict[str, object]]:
 
 def test_a_new_stamp_alone_waits_for_its_window_and_a_real_change_writes_at_once(tmp_path: Path) -> None:
     path, ticks = tmp_path / "deviceList.json", [0.0]
-    store = DeviceList(path, flush_interval=300, clock=lambda: NOW + ticks[0], monotonic=lambda: ticks[0])
+    store = DeviceList(
+        path, flush_interval=300, clock=lambda: NOW + ticks[0], monotonic=lambda: ticks[0], policy=TEST_POLICY
+    )
     store.upsert(validate(fields("b8:27:eb:00:00:01")))  # new: written
     store.upsert(validate(fields("b8:27:eb:00:00:02", name="Second")))
     written = path.read_bytes()
@@ -163,7 +166,7 @@ def test_a_new_stamp_alone_waits_for_its_window_and_a_real_change_writes_at_once
 
 def test_a_node_that_expires_leaves_the_file_with_the_next_announcement(tmp_path: Path) -> None:
     path, now = tmp_path / "deviceList.json", [NOW]
-    store = DeviceList(path, expiry_days=1, flush_interval=300, clock=lambda: now[0])
+    store = DeviceList(path, expiry_days=1, flush_interval=300, clock=lambda: now[0], policy=TEST_POLICY)
     store.upsert(validate(fields("b8:27:eb:00:00:01")))
     store.upsert(validate(fields("b8:27:eb:00:00:02", name="Silent")))
     now[0] = NOW + 86400 + 1  # a day on, the first announces again; the second has not been heard from
@@ -174,7 +177,7 @@ def test_a_node_that_expires_leaves_the_file_with_the_next_announcement(tmp_path
 
 def test_gossip_that_only_restamps_is_held_and_gossip_that_adds_is_written(tmp_path: Path) -> None:
     path = tmp_path / "deviceList.json"
-    store = DeviceList(path, flush_interval=300, clock=lambda: NOW + 100)
+    store = DeviceList(path, flush_interval=300, clock=lambda: NOW + 100, policy=TEST_POLICY)
     store.upsert(validate(fields("b8:27:eb:00:00:01")))
     written = path.read_bytes()
     assert store.merge([validate(fields("b8:27:eb:00:00:01", stamp=str(NOW + 50)))], own_mac="02:00:00:00:00:00") == []
@@ -189,7 +192,7 @@ def test_gossip_that_only_restamps_is_held_and_gossip_that_adds_is_written(tmp_p
 
 async def test_held_stamps_are_written_when_due_and_when_the_daemon_stops(tmp_path: Path) -> None:
     path = tmp_path / "deviceList.json"
-    soon = DeviceList(path, flush_interval=0.05, clock=lambda: NOW)
+    soon = DeviceList(path, flush_interval=0.05, clock=lambda: NOW + 100, policy=TEST_POLICY)
     soon.upsert(validate(fields()))
     async with written_when_due(soon):
         soon.upsert(validate(fields(stamp=str(NOW + 1))))
@@ -200,7 +203,7 @@ async def test_held_stamps_are_written_when_due_and_when_the_daemon_stops(tmp_pa
                 break
         assert stored(path)["b8:27:eb:00:00:01"]["time stamp"] == str(NOW + 1)
 
-    late = DeviceList(path, flush_interval=3600, clock=lambda: NOW)
+    late = DeviceList(path, flush_interval=3600, clock=lambda: NOW + 100, policy=TEST_POLICY)
     async with written_when_due(late):
         late.upsert(validate(fields(stamp=str(NOW + 2))))
         assert stored(path)["b8:27:eb:00:00:01"]["time stamp"] == str(NOW + 1)
@@ -216,7 +219,7 @@ def test_the_daemon_holds_a_known_peers_stamp_serves_it_and_writes_it_when_stopp
         '[source]\nkind = "simulator"\n[monitor]\npoll_interval = 0.5\n'
         '[nut]\nport_file = "solar.dev"\nversion = "2.8.0"\ndriver_restart_command = ""\n'
         f'[datalog]\nfolder = "data"\n[api]\nlisten = "127.0.0.1:{api}"\ndashboard = false\n'
-        f'[peers]\nnetwork_key = "{key}"\n'
+        f'[peers]\nnetwork_key = "{key}"\nallow_addresses = {json.dumps(TEST_RANGES)}\n'
     )
     config.chmod(0o600)
     (tmp_path / "solar.dev").touch()

@@ -10,6 +10,7 @@ import datetime as dt
 import email.utils
 import json
 import logging
+import os
 import socket
 import ssl
 import stat
@@ -411,6 +412,29 @@ async def test_an_unsafe_token_folder_is_refused(
     with pytest.raises(TokenError, match="does not exist"):
         await make(path=tmp_path / "missing" / "envoy.token").get()
     assert cloud.requests == []
+
+
+async def test_a_group_member_cannot_read_the_token_through_a_planted_temp_file(
+    make: Callable[..., TokenCache], cloud: Cloud, folder: Path
+) -> None:
+    """A group-writable folder (NUT's /var/lib/nut is root:nut 0770) is used; a member who planted the temp file,
+    0666, and holds it open, finds it empty after the save: the token went to a new file, 0600, of ours."""
+    folder.chmod(0o770)
+    planted = folder / ".envoy.token.nutbridge.tmp"
+    planted.write_bytes(b"")
+    planted.chmod(0o666)
+    if os.geteuid() == 0:
+        os.chown(folder, 0, 65534)
+        os.chown(planted, 65534, 65534)  # nobody's, as a member of the folder's group would make it
+    fd = os.open(planted, os.O_RDONLY)
+    try:
+        assert await make().get() == cloud.token
+        assert os.read(fd, 4096) == b""
+    finally:
+        os.close(fd)
+    saved = (folder / "envoy.token").stat()
+    assert (saved.st_uid, stat.S_IMODE(saved.st_mode)) == (os.geteuid(), 0o600)
+    assert (folder / "envoy.token").read_text() == cloud.token
 
 
 @pytest.mark.parametrize("kind", ["group-readable", "symlink", "garbage", "expired", "huge"])

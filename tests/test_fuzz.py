@@ -16,6 +16,7 @@ from hypothesis import strategies as st
 
 from nutbridge.peers.devices import DeviceList
 from nutbridge.server.app import Sidecar, make_app
+from tests.conftest import TEST_POLICY
 from tests.test_legacy import HEADER, ROW_T1, TODAY
 
 SECRET = "this-must-never-be-served"
@@ -34,7 +35,9 @@ class Server:
         self.loop = asyncio.new_event_loop()
         self.ready = asyncio.Event()
         self.port = 0
-        self.app = make_app(folder, devices=DeviceList(devices), network_key="correct horse battery staple")
+        self.app = make_app(
+            folder, devices=DeviceList(devices, policy=TEST_POLICY), network_key="correct horse battery staple"
+        )
         self.thread = Thread(target=self.loop.run_forever, daemon=True)
         self.thread.start()
         self.sidecar = Sidecar(self.app, "127.0.0.1", 0)

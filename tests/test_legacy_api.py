@@ -16,16 +16,18 @@ import pytest
 from nutbridge.peers.devices import DeviceList
 from nutbridge.server.app import Sidecar, make_app
 from nutbridge.server.legacy_api import WRONG_KEY
+from tests.conftest import TEST_POLICY
 from tests.test_legacy import ROW_T2, data_dir  # noqa: F401 - the same day files
 
 KEY = "correct horse battery staple"
-NOW = time.time()  # peers send their own clock; older than the expiry (30 days) would be dropped
+NOW = time.time() - 60  # peers send their own clock; older than the expiry (30 days) would be dropped, and a
+# stamp from the node's future would count as its now
 
 
 @pytest.fixture
 async def api(data_dir: Path, tmp_path: Path) -> AsyncIterator[tuple[str, Path]]:  # noqa: F811
     devices = tmp_path / "deviceList.json"
-    app = make_app(data_dir, devices=DeviceList(devices), network_key=KEY)
+    app = make_app(data_dir, devices=DeviceList(devices, policy=TEST_POLICY), network_key=KEY)
     async with Sidecar(app, "127.0.0.1", 0) as sidecar:
         yield f"http://127.0.0.1:{sidecar.port}/api/v1", devices
 

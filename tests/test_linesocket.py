@@ -108,13 +108,16 @@ class Client:
 
 @pytest.fixture
 async def connect() -> AsyncIterator[Any]:
-    """connect(port, rcvbuf=None) → a Client; every one is closed at the end."""
+    """connect(port, rcvbuf=None, source=None) → a Client (from ``source``, an address in 127.0.0.0/8, which
+    Linux routes to the loopback as a whole: another host, as the server sees it); every one is closed at the end."""
     clients: list[Client] = []
 
-    async def make(port: int, rcvbuf: int | None = None) -> Client:
+    async def make(port: int, rcvbuf: int | None = None, source: str | None = None) -> Client:
         sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         if rcvbuf is not None:
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
+        if source is not None:
+            sock.bind((source, 0))
         sock.setblocking(False)
         await asyncio.get_running_loop().sock_connect(sock, ("127.0.0.1", port))
         client = Client(*await asyncio.open_connection(sock=sock))
@@ -268,24 +271,40 @@ async def test_an_over_long_line_is_refused_and_closed(connect: Any) -> None:
         assert await c.closed()
 
 
-async def test_connection_cap(connect: Any) -> None:
-    async with LineSocket(config(max_connections=2)) as ls:
+async def test_idle_connections_from_one_address_lock_no_one_out(connect: Any) -> None:
+    async with LineSocket(config()) as ls:  # the defaults: 32 connections, 8 from one address
         await ls.update(snapshot())
-        first, second = await connect(ls.port), await connect(ls.port)
-        assert await first.ask(b"Status\n") == await second.ask(b"Status\n") == ["success: Status 7"]
-        third = await connect(ls.port)
-        assert await third.ask(b"Status\n") == ["error: too many connections"]
-        assert await third.closed()
-        assert ls.connections == 2
-        first.writer.close()
-        await first.writer.wait_closed()
-        for _ in range(100):
-            if ls.connections < 2:
-                break
-            await asyncio.sleep(0.01)
-        fourth = await connect(ls.port)
-        assert await fourth.ask(b"Status\n") == ["success: Status 7"]
-        assert await second.ask(b"PowerNow\n") == ["success: PowerNow 2984"]
+        hogs = [await connect(ls.port, source="127.0.0.2") for _ in range(32)]
+        replies = [await hog.ask(b"Status\n") for hog in hogs]  # then they say nothing more
+        real = await connect(ls.port)
+        assert await real.ask(b"Status\n") == ["success: Status 7"]
+        assert replies == [["success: Status 7"]] * 8 + [["error: too many connections from this address"]] * 24
+        for hog in hogs[8:]:
+            assert await hog.closed()
+        assert ls.connections == 9
+    assert LineSocket(config(max_connections=1000)).per_client == 250  # a quarter, at least 8
+    assert LineSocket(config(max_connections=1000, max_per_client=3)).per_client == 3
+
+
+async def test_when_all_are_taken_the_one_quiet_the_longest_makes_room(
+    connect: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="nutbridge.feeds.linesocket")
+    async with LineSocket(config(max_connections=3)) as ls:
+        await ls.update(snapshot())
+        quiet = await connect(ls.port, source="127.0.0.2")
+        assert await quiet.ask(b"Status\n") == ["success: Status 7"]
+        busy = [await connect(ls.port, source=source) for source in ("127.0.0.3", "127.0.0.4")]
+        for client in busy:
+            assert await client.ask(b"Status\n") == ["success: Status 7"]
+        newcomer = await connect(ls.port)
+        assert await newcomer.ask(b"PowerNow\n") == ["success: PowerNow 2984"]
+        assert await quiet.closed()  # without a word: an unasked line would read as the answer to its next query
+        for client in busy:
+            assert await client.ask(b"PowerNow\n") == ["success: PowerNow 2984"]
+        assert ls.connections == 3
+        assert "all 3 connections taken; closing 127.0.0.2:" in caplog.text
+        assert "closed to make room for a new connection" in caplog.text
 
 
 async def test_idle_timeout_and_keepalive(connect: Any) -> None:

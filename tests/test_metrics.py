@@ -17,11 +17,14 @@ from nutbridge.server.live import LiveSnapshot
 from nutbridge.snapshot import Comms, Snapshot
 from tests.test_legacy import data_dir  # noqa: F401 - the same day files
 
+SECRET = "the operator's [control] secret"
+BEARER = {"Authorization": f"Bearer {SECRET}"}
+
 
 @pytest.fixture
 async def server(data_dir: Path) -> AsyncIterator[tuple[str, LiveSnapshot]]:  # noqa: F811
     live = LiveSnapshot(interval=10)
-    async with Sidecar(make_app(data_dir, live=live), "127.0.0.1", 0) as sidecar:
+    async with Sidecar(make_app(data_dir, live=live, control_secret=SECRET), "127.0.0.1", 0) as sidecar:
         yield f"http://127.0.0.1:{sidecar.port}", live
 
 
@@ -78,8 +81,43 @@ async def test_stats_count_since_the_last_clear(server: tuple[str, LiveSnapshot]
     first = await stats()
     assert (first["polls"], first["failures"], first["comms"]) == (5, 2, "lost")
     assert first["requests"] == 3 and first["cache_hits"] + first["cache_misses"] >= 3
-    async with aiohttp.ClientSession() as s, s.post(f"{url}/stats/clear") as r:
+    async with aiohttp.ClientSession() as s, s.post(f"{url}/stats/clear", headers=BEARER) as r:
         assert r.status == 200
     await live.update(Snapshot(seq=6, time=2.0, comms=Comms.LOST, variables={}, failures_total=3))
     again = await stats()
     assert (again["polls"], again["failures"], again["requests"]) == (1, 1, 1)  # the clear: counted once answered
+
+
+async def test_stats_clear_is_a_post_with_the_secret_from_this_origin(server: tuple[str, LiveSnapshot]) -> None:
+    """Anyone could reset the counters: a GET (a link, an image on any page) or a POST from any page."""
+    url, _ = server
+    clear = f"{url}/stats/clear"
+
+    async def requests() -> int:
+        async with aiohttp.ClientSession() as s, s.get(f"{url}/stats") as r:
+            return int((await r.json())["requests"])
+
+    async with aiohttp.ClientSession() as s:
+        async with s.get(clear, headers=BEARER) as r:
+            assert r.status == 405
+        for kw in ({}, {"headers": {"Authorization": "Bearer wrong"}}, {"data": {"token": "wrong"}},
+                   {"params": {"token": SECRET}}):  # fmt: skip
+            async with s.post(clear, **kw) as r:  # type: ignore[arg-type]
+                assert r.status == 401, kw
+                assert "[control] secret" in (await r.json())["error"]
+        for origin in ("http://evil.example", "null", f"{url.replace('127.0.0.1', '127.0.0.2')}"):
+            async with s.post(clear, headers=BEARER | {"Origin": origin}) as r:
+                assert r.status == 403, origin
+        assert await requests() == 8  # none of those eight cleared the counters
+        for kw in ({"headers": BEARER | {"Origin": url}}, {"data": {"token": SECRET}}):
+            async with s.post(clear, **kw) as r:  # type: ignore[arg-type]
+                assert (r.status, await r.json()) == (200, {"cleared": True}), kw
+            assert await requests() == 1  # the clear itself
+
+
+async def test_stats_clear_without_a_secret_says_which_key_to_set(data_dir: Path) -> None:  # noqa: F811
+    async with Sidecar(make_app(data_dir), "127.0.0.1", 0) as sidecar:
+        url = f"http://127.0.0.1:{sidecar.port}/stats/clear"
+        async with aiohttp.ClientSession() as s, s.post(url, headers=BEARER) as r:
+            assert r.status == 403
+            assert "set [control] secret" in (await r.json())["error"]

@@ -94,11 +94,14 @@ class Node:
         except (OSError, ValueError):
             return set()
 
-    def get(self, path: str) -> Any:
-        """GET a JSON route of this node from inside its own namespace."""
-        script = "import sys, urllib.request as u; sys.stdout.write(u.urlopen(sys.argv[1], timeout=5).read().decode())"
+    def get(self, path: str, key: str = "") -> Any:
+        """GET a JSON route of this node from inside its own namespace (with the network key, if given)."""
+        script = (
+            "import sys, urllib.request as u; r = u.Request(sys.argv[1], headers={'X-Network-Key': sys.argv[2]}); "
+            "sys.stdout.write(u.urlopen(r, timeout=5).read().decode())"
+        )
         out = subprocess.run(
-            ["ip", "netns", "exec", self.space, sys.executable, "-c", script, f"http://{self.ip}:{PORT}{path}"],
+            ["ip", "netns", "exec", self.space, sys.executable, "-c", script, f"http://{self.ip}:{PORT}{path}", key],
             capture_output=True,
             timeout=20,
             check=True,
@@ -144,6 +147,7 @@ def node_processes() -> Iterator[Callable[..., Node]]:
             f'[api]\nlisten = "{ip}:{PORT}"\n'
             f'[node]\nname = "{name}"\npvWatts = 200\n'
             f"[peers]\nnetwork_key = {json.dumps(KEY)}\npeer_port = {PORT}\npeers = {json.dumps(seeds)}\n"
+            f"allow_addresses = {json.dumps([f'{SUBNET}.0/24'])}\n"
             + "".join(f"{k} = {json.dumps(v)}\n" for k, v in settings.items() if v is not None)
         )
         config.chmod(0o600)
@@ -248,3 +252,102 @@ def test_three_nodes_find_each_other_elect_one_and_hand_over(net: Net, tmp_path:
         entry = next(e for e in json.loads(c.devices_file.read_text()) if e["name"] == "node-d")
         assert entry["ip"] == d.ip
         assert dns_log(tmp_path) == [f"node-b {b.ip}", f"node-c {c.ip}"]  # no flapping all along
+
+
+TRAP = """
+import socket, sys, threading
+log = open(sys.argv[1], "a")
+def serve(family, host, port):
+    s = socket.socket(family, socket.SOCK_STREAM)
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    s.bind((host, port))
+    s.listen()
+    while True:
+        conn, peer = s.accept()
+        log.write(f"{host}:{port} from {peer}\\n")
+        log.flush()
+        conn.close()
+for spec in sys.argv[2:]:
+    host, port = spec.rsplit(":", 1)
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    threading.Thread(target=serve, args=(family, host.strip("[]"), int(port)), daemon=True).start()
+print("listening", flush=True)
+threading.Event().wait()
+"""
+
+
+@contextlib.contextmanager
+def background(command: list[str], log: Path) -> Iterator[subprocess.Popen[bytes]]:
+    """A process for the block's length, its output in ``log``."""
+    with log.open("wb") as out:
+        process = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, cwd=Path(__file__).parent.parent)
+    try:
+        yield process
+    finally:
+        process.kill()
+        process.wait()
+
+
+def test_a_hostile_node_with_the_key_breaks_no_honest_node(net: Net, tmp_path: Path) -> None:
+    """Issue 16's findings 1-5 from a fourth node that holds the key (tests/hostile_node.py), against three
+    honest nodes: their lists stay readable and take a newcomer, the elections go on with an honest winner,
+    nothing reaches a refused address, and each node says so once per kind of attack, not per request."""
+    with node_processes() as start:
+        a = start(net, tmp_path, "node-a", 1, sun="08:00", seeds=[])
+        b = start(net, tmp_path, "node-b", 2, sun="12:00", seeds=[a.ip])
+        c = start(net, tmp_path, "node-c", 3, sun="10:00", seeds=[b.ip])
+        nodes = [a, b, c]
+        names = {n.name for n in nodes}
+        wait_for("every node knows every other", lambda: all(n.known() == names for n in nodes), nodes)
+
+        # Listeners where the refused addresses lead, in node-a's namespace: its loopback (8080 is free there:
+        # the API listens on its eth0 address) and its own address at the ports of ssh and smtp.
+        traps = tmp_path / "traps.log"
+        traps.touch()
+        listen = ["127.0.0.1:8080", "[::1]:8080", f"{a.ip}:22", f"{a.ip}:25"]
+        trap_cmd = ["ip", "netns", "exec", a.space, sys.executable, "-c", TRAP, str(traps), *listen]
+        evil_space = net.add_host("evil", f"{SUBNET}.66")
+        rounds = tmp_path / "evil-rounds.jsonl"
+        evil_cmd = ["ip", "netns", "exec", evil_space, sys.executable, "-m", "tests.hostile_node", "--me",
+                    f"{SUBNET}.66:{PORT}", "--key", KEY, "--rounds", str(rounds), "--every", "0.5",
+                    *(arg for n in nodes for arg in ("--target", f"{n.ip}:{PORT}"))]  # fmt: skip
+        with background(trap_cmd, tmp_path / "trap.out"), background(evil_cmd, tmp_path / "evil.out") as evil:
+
+            def attacked(count: int) -> bool:
+                assert evil.poll() is None, (tmp_path / "evil.out").read_text()
+                return rounds.exists() and len(rounds.read_text().splitlines()) >= count
+
+            wait_for("the hostile node has attacked", lambda: attacked(5), nodes)
+            liars = {"liar", "v1 liar"}
+            wait_for("its personas are known", lambda: all(n.known() == names | liars for n in nodes), nodes)
+            before = [n.get("/api/election")["rounds"] for n in nodes]
+            wait_for(
+                "three more election rounds on every node",
+                lambda: (
+                    attacked(15)
+                    and all(n.get("/api/election")["rounds"] >= r + 3 for n, r in zip(nodes, before, strict=True))
+                ),
+                nodes,
+            )
+            b_mac = b.get("/api/election")["mac"]
+            assert [n.get("/api/election")["holder"] for n in nodes] == [b_mac] * 3  # the sunniest honest node
+            for node in nodes:
+                assert node.devices_file.stat().st_size <= 1024 * 1024
+                listed = node.get("/api/devices", key=KEY)  # readable: a 200 with the list
+                assert {d["name"] for d in listed} == names | liars, node.name
+                assert all(float(d["time stamp"]) <= time.time() + 1 for d in listed)  # 1e300 counted as now
+
+            # A new honest node joins through node-a while the attack goes on.
+            d = start(net, tmp_path, "node-d", 4, sun="07:00", seeds=[a.ip], election=False)
+            wait_for("every node knows node-d", lambda: all("node-d" in n.known() for n in nodes), [*nodes, d])
+            wait_for("the attack went on meanwhile", lambda: attacked(20), [*nodes, d])
+
+        assert traps.read_text() == "", "a request reached a refused address"
+        for node in nodes:
+            log = node.log()
+            refused = [line for line in log.splitlines() if f"from {SUBNET}.66 refused" in line]
+            assert 1 <= len(refused) <= 3, (node.name, refused)  # one a kind (entry, ip): not 20 rounds' worth
+            for persona in liars:
+                left_out = [line for line in log.splitlines() if f"node {persona} (" in line and "left out" in line]
+                assert len(left_out) == 1, (node.name, left_out)
+            assert "Traceback" not in log

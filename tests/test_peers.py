@@ -29,6 +29,7 @@ from nutbridge.peers.node import Node
 from nutbridge.peers.poelog import MAX_FILE, PoeLog
 from nutbridge.server.app import Sidecar, make_app
 from nutbridge.server.daycache import DayCache
+from tests.conftest import TEST_POLICY
 
 KEY = "the network key of the test"
 
@@ -63,11 +64,13 @@ class LoopbackNode:
 async def serving(tmp: Path, name: str, *, election: bool = False, mac: str = "") -> AsyncIterator[LoopbackNode]:
     """A node's sidecar on a loopback port; with ``election``, its /api/election answers too."""
     folder = tmp / name
-    node = LoopbackNode(folder, DeviceList(folder / "deviceList.json"), Node({"name": name, "pvWatts": 100}))
+    node = LoopbackNode(
+        folder, DeviceList(folder / "deviceList.json", policy=TEST_POLICY), Node({"name": name, "pvWatts": 100})
+    )
     write_reading(folder, watts=0.0, charge=0.5)
     election_obj = None
     if election:
-        client = PeerClient(timeout=2, default_port=80)
+        client = PeerClient(timeout=2, default_port=80, policy=TEST_POLICY)
         election_obj = Election(
             identity=Identity(mac=mac, name=name, tz="UTC", ip=None, port=0, peer_port=80),
             devices=node.devices,
@@ -128,7 +131,7 @@ def entry(mac: str, stamp: float, name: str = "Peer") -> dict[str, str]:
 
 def test_merge_takes_new_and_newer_entries_only(tmp_path: Path) -> None:
     now = [1_800_000_000.0]
-    store = DeviceList(tmp_path / "deviceList.json", expiry_days=1, clock=lambda: now[0])
+    store = DeviceList(tmp_path / "deviceList.json", expiry_days=1, clock=lambda: now[0], policy=TEST_POLICY)
     store.upsert(validate(entry("02:00:00:00:00:01", now[0] - 10, "Held")))
     learned = [
         validate(entry("02:00:00:00:00:01", now[0] - 100, "Older")),  # older than ours: ignored
@@ -170,7 +173,7 @@ async def test_announcing_learns_every_node_a_peer_knows_and_reaches_them(tmp_pa
         serving(tmp_path, "leaf1") as leaf1,
         serving(tmp_path, "leaf2") as leaf2,
         serving(tmp_path, "newcomer") as newcomer,
-        PeerClient(timeout=2, default_port=80) as client,
+        PeerClient(timeout=2, default_port=80, policy=TEST_POLICY) as client,
     ):
         for leaf, mac in ((leaf1, "02:00:00:00:00:01"), (leaf2, "02:00:00:00:00:02")):
             await announcer_for(leaf, mac, client, [hub.address]).round()
@@ -189,10 +192,12 @@ async def test_announcing_learns_every_node_a_peer_knows_and_reaches_them(tmp_pa
 async def test_a_wrong_key_or_dead_peer_is_logged_once_and_the_round_goes_on(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
-    async with serving(tmp_path, "peer") as peer, PeerClient(timeout=1, default_port=80) as client:
+    async with serving(tmp_path, "peer") as peer, PeerClient(timeout=1, default_port=80, policy=TEST_POLICY) as client:
         me = tmp_path / "me"
         write_reading(me, watts=1, charge=0.5)
-        node = LoopbackNode(me, DeviceList(me / "deviceList.json"), Node({}), port=2)
+        node = LoopbackNode(
+            me, DeviceList(me / "deviceList.json", policy=TEST_POLICY), Node({}), port=1024
+        )  # nothing listens: this node only announces
         announcer = announcer_for(node, "02:00:00:00:00:01", client, [peer.address, "127.0.0.1:9"])
         announcer.network_key = "not the network key"
         with caplog.at_level(logging.WARNING):
@@ -215,7 +220,10 @@ async def test_an_answer_over_the_cap_is_refused(tmp_path: Path) -> None:
 
     app = web.Application()
     app.router.add_post("/api/v1/api.php", huge)
-    async with Sidecar(app, "127.0.0.1", 0) as flood, PeerClient(timeout=5, default_port=80) as client:
+    async with (
+        Sidecar(app, "127.0.0.1", 0) as flood,
+        PeerClient(timeout=5, default_port=80, policy=TEST_POLICY) as client,
+    ):
         with pytest.raises(PeerError, match="over 1024 KiB"):
             await client.post_form(f"127.0.0.1:{flood.port}", "/api/v1/api.php", {"a": "b"})
 
@@ -263,10 +271,10 @@ async def two_nodes(tmp_path: Path, *, peer_election: bool) -> AsyncIterator[tup
     """This node's election (not serving) and one peer (serving /api/election or only v1's routes)."""
     async with (
         serving(tmp_path, "peer", election=peer_election, mac="02:00:00:00:00:02") as peer,
-        PeerClient(timeout=2, default_port=80) as client,
+        PeerClient(timeout=2, default_port=80, policy=TEST_POLICY) as client,
     ):
         me = tmp_path / "me"
-        devices = DeviceList(me / "deviceList.json")
+        devices = DeviceList(me / "deviceList.json", policy=TEST_POLICY)
         devices.upsert(validate(entry("02:00:00:00:00:02", time.time(), "peer") | {"ip": peer.address}))
         election = Election(
             identity=Identity(mac="02:00:00:00:00:01", name="me", tz="UTC", ip="127.0.0.1", port=0, peer_port=80),

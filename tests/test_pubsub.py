@@ -7,12 +7,14 @@ import calendar
 import contextlib
 import json
 import re
+import socket
 import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import replace
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any
+from urllib.parse import quote
 
 import aiohttp
 import pytest
@@ -337,7 +339,7 @@ async def test_update_publishes_reading_and_status(
 
 async def test_a_slow_subscriber_is_closed_and_stalls_nobody(tmp_path: Path, session: aiohttp.ClientSession) -> None:
     async with (
-        serve(tmp_path, replace(CONFIG, queue=4)) as (url, hub),
+        serve(tmp_path, replace(CONFIG, queue=4, queue_bytes=2**30)) as (url, hub),  # the message cap alone
         session.ws_connect(f"{url}/subscribe", headers=who("slow")) as slow,
         session.ws_connect(f"{url}/subscribe", headers=who("fast")) as fast,
     ):
@@ -364,6 +366,95 @@ async def test_a_slow_subscriber_is_closed_and_stalls_nobody(tmp_path: Path, ses
         await until(lambda: hub.subscribers == 1)
         assert [s["name"] for s in hub.info()["subscriptions"]] == ["big", "reading"]
         assert not fast.closed and took < 5
+
+
+def small_receive_buffer(addr_info: Any) -> socket.socket:
+    """A client socket whose kernel takes little before it stops the sender (no autotuning: a fixed size)."""
+    family, kind, proto, _, _ = addr_info
+    sock = socket.socket(family, kind, proto)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 16384)
+    return sock
+
+
+async def test_a_subscriber_that_never_reads_is_closed_at_its_byte_cap(
+    tmp_path: Path, session: aiohttp.ClientSession, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Frames of 390 KB (65,000 '<', escaped as Go does): over queue_bytes long before the 64-message cap."""
+    assert CONFIG.queue == 64 and CONFIG.queue_bytes == 2**20  # the defaults
+    data = "<" * 65_000
+    async with (
+        serve(tmp_path) as (url, hub),
+        aiohttp.ClientSession(connector=aiohttp.TCPConnector(socket_factory=small_receive_buffer)) as stalling,
+        stalling.ws_connect(f"{url}/subscribe", headers=who("stalled")) as stalled,
+    ):
+        await subscribed(hub, stalled, "big")
+        sent = 0
+        while hub.slow_closed == 0:  # our socket's send buffer in the kernel fills first, then the queue
+            assert sent < CONFIG.queue, "not closed before the message cap"
+            assert await post(session, url, {"event": "big", "data": data}) == (201, "")
+            sent += 1
+        assert hub.queued == 0  # its frames were dropped with the decision, before any close handshake
+        assert "stalled (127.0.0.1:" in caplog.text and "fell 1048576 bytes behind; closed" in caplog.text
+        count = 0
+        async with asyncio.timeout(5):
+            async for message in stalled:  # it reads at last: what reached its socket, then the close
+                match = FRAME.fullmatch(message.data)
+                assert match is not None and json.loads(match["data"]) == data
+                count += 1
+        assert stalled.close_code == 1013 and 0 < count < sent
+        await until(lambda: hub.subscribers == 0)
+
+
+async def raw_request(port: int, head: str, body: str = "") -> tuple[int, str]:
+    """Send ``head`` (its Host and Origin exactly as given) over a plain socket: the answer's status and body."""
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    try:
+        length = f"Content-Length: {len(body)}\r\n" if body else ""
+        writer.write(f"{head}\r\n{length}\r\n{body}".encode())
+        answer = (await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 3)).decode()
+        size = re.search(r"(?im)^content-length: (\d+)", answer)
+        text = (await reader.readexactly(int(size[1]))).decode() if size else ""
+        return int(answer.split()[1]), text
+    finally:
+        writer.close()
+        await writer.wait_closed()
+
+
+def upgrade(host: str, origin: str | None = None, path: str = "/subscribe?clientName=x") -> str:
+    """A browser's WebSocket handshake for ``path``, sent to ``host``."""
+    lines = [f"GET {path} HTTP/1.1", f"Host: {host}", "Upgrade: websocket", "Connection: Upgrade"]
+    lines += ["Sec-WebSocket-Version: 13", "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ=="]
+    return "\r\n".join(lines + ([f"Origin: {origin}"] if origin else []))
+
+
+async def test_a_hub_without_a_key_answers_only_to_loopback_names(tmp_path: Path) -> None:
+    """DNS rebinding: a page on evil.example whose name now resolves to 127.0.0.1 sends Host and Origin
+    evil.example:PORT, which match each other; only a Host that names the loopback is taken."""
+    async with serve(tmp_path, replace(CONFIG, api_key=None)) as (url, _):
+        port = int(url.rsplit(":", 1)[1])
+        refused = (403, "Forbidden: a hub without a key answers only to localhost or a loopback address\n")
+        for host in (
+            f"evil.example:{port}",
+            "evil.example",
+            f"127.0.0.1.evil.example:{port}",
+            "localhost.evil.example",
+        ):
+            assert await raw_request(port, upgrade(host, f"http://{host}")) == refused, host
+            assert await raw_request(port, upgrade(host)) == refused, host  # no Origin (not a browser) changes nothing
+        for path in ("/info", "/publish?clientName=x"):
+            assert await raw_request(port, upgrade(f"evil.example:{port}", path=path)) == refused, path
+        post_head = (
+            f"POST /publish?clientName=x HTTP/1.1\r\nHost: evil.example:{port}\r\nOrigin: http://evil.example:{port}"
+        )
+        assert await raw_request(port, post_head, '{"event":"e","data":"x"}') == refused
+        for host in (f"127.0.0.1:{port}", "127.0.0.1", f"localhost:{port}", "LocalHost", f"[::1]:{port}", "127.1.2.3"):
+            assert (await raw_request(port, upgrade(host, f"http://{host}")))[0] == 101, host
+        cross_site = await raw_request(port, upgrade(f"localhost:{port}", "http://evil.example"))
+        assert cross_site == (403, "Forbidden: cross-site request to a hub without a key\n")
+    async with serve(tmp_path) as (url, _):  # with a key (behind a proxy, say) any name will do: the key is needed
+        port = int(url.rsplit(":", 1)[1])
+        keyed = upgrade(f"solar.example:{port}", path=f"/subscribe?clientName=x&apiKey={quote(KEY)}")
+        assert (await raw_request(port, keyed))[0] == 101
 
 
 async def test_a_frame_over_the_limit_is_closed_with_1009(tmp_path: Path, session: aiohttp.ClientSession) -> None:

@@ -41,14 +41,17 @@ from nutbridge.server.api import OPENAPI
 from nutbridge.server.app import make_app
 from nutbridge.server.live import LiveSnapshot
 from nutbridge.snapshot import Comms
-from tests.test_api import KEY, Ticks, api, snapshot, ticks  # noqa: F401 - the same server, data folder, device list, clock
+from tests.conftest import TEST_POLICY
+from tests.test_api import CONTROL_SECRET, KEY, Ticks, api, snapshot, ticks  # noqa: F401 - the same server, data folder, device list, clock
 from tests.test_legacy import data_dir  # noqa: F401 - the fixture ``api`` stands on
 
 CREDENTIALS: dict[str, dict[str, str]] = {
     "nobody": {},
     "bearer": {"Authorization": f"Bearer {KEY}"},
     "x-network-key": {"X-Network-Key": KEY},
+    "control-secret": {"Authorization": f"Bearer {CONTROL_SECRET}"},
 }
+SCHEMES = {"bearer": "bearer", "networkKey": "x-network-key", "controlSecret": "control-secret"}  # → CREDENTIALS
 CONFORMANCE = [
     status_code_conformance,
     content_type_conformance,
@@ -70,10 +73,11 @@ def operations() -> Iterator[tuple[str, str, dict[str, Any]]]:
 
 def runs() -> Iterator[Any]:
     for method, path, operation in operations():
-        secure = "security" in operation
-        # an operation without parameters, body or key has no request that breaks the document
-        negatable = secure or "parameters" in operation or "requestBody" in operation
-        for who in CREDENTIALS if secure else ["nobody"]:
+        schemes = [SCHEMES[name] for requirement in operation.get("security", []) for name in requirement]
+        inputs = "parameters" in operation or "requestBody" in operation
+        for who in ["nobody", *schemes]:
+            # a negative request breaks a parameter, the body or the key: not the key where the test sends it
+            negatable = inputs or (bool(schemes) and who == "nobody")
             for mode in [GenerationMode.POSITIVE, GenerationMode.NEGATIVE] if negatable else [GenerationMode.POSITIVE]:
                 yield pytest.param(method, path, who, mode, id=f"{method} {path} {mode.value} {who}")
 
@@ -171,7 +175,7 @@ async def test_every_operation_answers_as_documented(
 
 
 def test_the_document_lists_exactly_the_json_routes(data_dir: Path, tmp_path: Path) -> None:  # noqa: F811
-    app = make_app(data_dir, devices=DeviceList(tmp_path / "devices.json"), network_key=KEY)
+    app = make_app(data_dir, devices=DeviceList(tmp_path / "devices.json", policy=TEST_POLICY), network_key=KEY)
     routes = {
         (r.method, r.resource.canonical)
         for r in app.router.routes()

@@ -32,9 +32,13 @@ Protocol (the README repeats it):
   fail inside the grace the last good values are served, as NUT keeps them. Status never errs, and
   TimeStamp and UpTime describe the past, so they keep answering when comms are lost.
 - Limits: a line longer than ``max_line`` bytes (its ending not counted) gets ``error: line too long`` and the
-  connection is closed, as the rest of that line could not be told from the next query. Over
-  ``max_connections`` a client gets ``error: too many connections`` and is closed. ``idle_timeout`` seconds
-  without a line closes the connection; TCP keepalive reaps half-open ones. Replies queue per client up to
+  connection is closed, as the rest of that line could not be told from the next query. The protocol has no
+  authentication, so no one client may lock the others out: one address holds at most ``max_per_client``
+  connections (a quarter of ``max_connections``, at least 8, unless set; beyond, ``error: too many connections
+  from this address`` and the connection is closed), and when all ``max_connections`` are taken, the
+  connection that has sent nothing for the longest is closed without a word to make room for the new one (as
+  nginx drains idle keep-alive connections), and reconnects if it still wants answers. ``idle_timeout``
+  seconds without a line closes the connection; TCP keepalive reaps half-open ones. Replies queue per client up to
   WRITE_BUFFER bytes; a client that does not read them for ``write_timeout`` seconds is cut off, and no client
   ever waits for another.
 """
@@ -49,6 +53,7 @@ import re
 import socket
 import time
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from types import TracebackType
 from typing import Any, Self
 
@@ -76,7 +81,18 @@ INVALID = "error: invalid query"
 NO_DATA = "no data"
 NOT_AVAILABLE = "not available"
 TOO_LONG = "error: line too long"
-TOO_MANY = "error: too many connections"
+TOO_MANY = "error: too many connections from this address"
+
+
+@dataclass(eq=False, slots=True)
+class Served:
+    """A connection being served: its client's address (what ``max_per_client`` counts), its task, and the
+    loop's time of its last line (what picks the one to close when all are taken)."""
+
+    address: str
+    who: str  # address:port, for the log
+    task: asyncio.Task[Any] | None
+    last: float
 
 
 class NoAnswer(Exception):
@@ -131,8 +147,9 @@ class LineSocket:
         self._uptime = 0.0
         self._generating_since: float | None = None  # the previous poll's time, if it answered with PV > 0
         self._server: asyncio.Server | None = None
-        self._clients: dict[asyncio.Task[None], asyncio.StreamWriter] = {}
-        self._active = 0  # connections served (refused ones not counted)
+        self._clients: dict[asyncio.Task[None], asyncio.StreamWriter] = {}  # every connection, refused ones too
+        self._served: set[Served] = set()
+        self.per_client = config.max_per_client or max(8, config.max_connections // 4)
         self._closing = False
 
     def __str__(self) -> str:
@@ -141,7 +158,7 @@ class LineSocket:
     @property
     def connections(self) -> int:
         """The connections being served now."""
-        return self._active
+        return len(self._served)
 
     # --- the sink ---
 
@@ -290,42 +307,60 @@ class LineSocket:
         if task is not None:
             self._clients[task] = writer
         peer = writer.get_extra_info("peername")
+        address = str(peer[0]) if isinstance(peer, tuple) else str(peer)
         who = f"{peer[0]}:{peer[1]}" if isinstance(peer, tuple) else str(peer)
         writer.transport.set_write_buffer_limits(high=WRITE_BUFFER)
         with contextlib.suppress(OSError):
             set_keepalive(writer.get_extra_info("socket"))
-        served = self._active < self.config.max_connections
+        served = self._admit(address, who, task)
         abort = False
         why = "left"
         try:
-            if not served:
-                log.warning("%s: %s refused, %d connections already", self, who, self._active)
+            if served is None:
                 await self._send(writer, TOO_MANY)
                 await self._linger(reader, writer)
                 return
-            self._active += 1
             log.info("%s: %s connected", self, who)
-            why = await self._converse(reader, writer)
+            why = await self._converse(reader, writer, served)
         except SlowClient:
             why, abort = f"did not read its replies for {self.write_timeout:g} s", True
         except (ConnectionError, TimeoutError) as exc:
             why = f"connection lost: {exc}" if str(exc) else "connection lost"
         except asyncio.CancelledError:
-            # Shutdown. The task is asyncio's (start_server's), and Python 3.11's callback on it calls
-            # task.exception(), which raises for a cancelled task: so it must end normally.
-            why = "closed at shutdown"
+            # Shutdown, or room made for another. The task is asyncio's (start_server's), and Python 3.11's
+            # callback on it calls task.exception(), which raises for a cancelled task: so it must end normally.
+            why = "closed at shutdown" if self._closing else "closed to make room for a new connection"
         except Exception:  # the boundary: one client's surprise must not reach the listener
             log.exception("%s: %s", self, who)
             why = "dropped after an error"
         finally:
-            if served:
-                self._active -= 1
+            if served is not None:
+                self._served.discard(served)
                 log.info("%s: %s %s", self, who, why)
             if task is not None:
                 self._clients.pop(task, None)
             await self._close(writer, abort)
 
-    async def _converse(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> str:
+    def _admit(self, address: str, who: str, task: asyncio.Task[Any] | None) -> Served | None:
+        """Count a new connection in, closing the one idle the longest when all are taken; None when its
+        address holds ``per_client`` already (a host that opens more takes no one's slot)."""
+        held = sum(1 for s in self._served if s.address == address)
+        if held >= self.per_client:
+            log.warning("%s: %s refused, %d connections from %s already", self, who, held, address)
+            return None
+        now = asyncio.get_running_loop().time()
+        if len(self._served) >= self.config.max_connections:
+            idlest = min(self._served, key=lambda s: s.last)
+            self._served.discard(idlest)  # its slot is the newcomer's from now: it is going
+            log.warning("%s: all %d connections taken; closing %s, quiet for %.0f s, for %s", self,
+                        self.config.max_connections, idlest.who, now - idlest.last, who)  # fmt: skip
+            if idlest.task is not None:
+                idlest.task.cancel()
+        served = Served(address, who, task, now)
+        self._served.add(served)
+        return served
+
+    async def _converse(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, served: Served) -> str:
         """Answer lines until the client leaves; why the connection ends."""
         answered = 0
         while True:
@@ -333,6 +368,7 @@ class LineSocket:
             try:
                 async with asyncio.timeout(self.config.idle_timeout):
                     raw = await reader.readuntil(b"\n")
+                served.last = asyncio.get_running_loop().time()
             except TimeoutError:
                 return f"idle for {self.config.idle_timeout:g} s"
             except asyncio.IncompleteReadError as exc:

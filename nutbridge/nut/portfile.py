@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from nutbridge.errors import PortFileError
-from nutbridge.files import describe, read_capped, remove_all, replace_atomically, sync_folder
+from nutbridge.files import create_temp, describe, read_capped, remove_all, replace_atomically, sync_folder
 
 if TYPE_CHECKING:
     from nutbridge.nut.seed import Seed
@@ -300,13 +300,13 @@ class PortFile:
         """Temp file beside the target, fsync, rename: a reader sees the old file or the new one, whole.
 
         The temp file has a fixed name (one writer per port file, under ``lock``): a leftover from a
-        ``kill -9`` is simply overwritten, and the syscalls are few (each costs on an idle Pi).
+        ``kill -9`` is simply replaced (``create_temp``), and the syscalls are few (each costs on an idle Pi).
         """
         target = self.target
         tmp = target.with_name(f".{target.name}.nutbridge{TEMP_SUFFIX}")
         try:
             st = os.stat(target)
-            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+            fd = create_temp(tmp, 0o600)
         except OSError as exc:
             raise PortFileError(f"cannot replace {target}: {describe(exc)}; the file is unchanged") from exc
         try:

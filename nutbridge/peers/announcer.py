@@ -4,8 +4,10 @@ the nodes they know from the device lists they answer with (v1's clientPostIP.py
 The form is v1's (``api_key, stamp, ip, mac, name, tz, log``), URL-encoded, so v1 nodes store it. The
 node's own entry goes straight into its own list (v1 posts to localhost for that). Nodes learned from an
 answer are announced to in the same round, each address once per round. Answers are read up to a cap and
-every entry is validated before it is stored; one peer's failure is logged when it starts and when it ends.
-A peer that answered 429 is skipped, quietly, until its Retry-After has passed.
+every entry is validated before it is stored (the device list's address policy and caps, peers.devices);
+one peer's failure, or its answer's refused entries, is logged when it starts and when it ends. A peer that
+answered 429 is skipped, quietly, until its Retry-After has passed. At most ``max_posts`` posts go out in a
+round: seeds first, then the nodes heard from most recently.
 """
 
 from __future__ import annotations
@@ -45,6 +47,7 @@ class Announcer:
         seeds: Sequence[str],
         poe_log: PoeLog,
         interval: float,
+        max_posts: int = 250,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.identity = identity
@@ -54,10 +57,12 @@ class Announcer:
         self.seeds = tuple(seeds)
         self.poe_log = poe_log
         self.interval = interval
+        self.max_posts = max_posts
         self.clock = clock
         self.rounds = 0
         self.ready = asyncio.Event()
         self._failing: dict[str, str] = {}
+        self._refusing: set[str] = set()  # peers whose last answer held entries this node refuses
         self._parallel = asyncio.Semaphore(PARALLEL)
 
     def __str__(self) -> str:
@@ -76,6 +81,7 @@ class Announcer:
         """One announcement to every known node, and to every node their answers name."""
         own = {self.identity.mac}
         known = [d for d in await asyncio.to_thread(self.devices.current) if d.mac not in own]
+        known.sort(key=lambda d: -float(d.stamp))  # the freshest first, should the round's posts run out
         queue = list(dict.fromkeys([*self.seeds, *(d.ip for d in known)]))
         if not queue:
             return
@@ -85,10 +91,12 @@ class Announcer:
         except OSError as exc:
             log.warning("announcing: cannot find this node's address toward %s: %s", queue[0], describe(exc))
             return
-        await asyncio.to_thread(self.devices.upsert, me)
+        await asyncio.to_thread(lambda: self.devices.upsert(me, own=True))
         posted: set[str] = {me.ip}
-        while queue and len(posted) <= MAX_DEVICES:
-            batch = [a for a in queue if a not in posted]
+        budget = min(self.max_posts, MAX_DEVICES)
+        while queue and budget > 0:
+            batch = [a for a in dict.fromkeys(queue) if a not in posted][:budget]
+            budget -= len(batch)
             posted.update(batch)
             answers = await asyncio.gather(*(self.announce_to(a, me) for a in batch))
             learned = [d for answer in answers for d in answer]
@@ -138,7 +146,17 @@ class Announcer:
             self._failed(address, f"{address} refused this node's network key")
             return []
         self._worked(address)
-        return parse_device_list(body)
+        devices, refused = read_device_list(body)
+        allowed = [d for d in devices if not self.devices.refusal(d)]
+        refused += [f"{d.ip}: {self.devices.refusal(d)}" for d in devices if self.devices.refusal(d)]
+        if refused and address not in self._refusing:
+            log.warning("announcing to %s: its list holds %d entries this node refuses, e.g. %s",
+                        address, len(refused), refused[0][:200])  # fmt: skip
+            self._refusing.add(address)
+        elif not refused and address in self._refusing:
+            log.info("announcing to %s: its list holds no refused entries again", address)
+            self._refusing.discard(address)
+        return allowed
 
     def _failed(self, address: str, reason: str, kind: str | None = None) -> None:
         """Log ``reason`` when ``address`` starts failing, or fails another way (``kind``: what counts as the
@@ -154,19 +172,25 @@ class Announcer:
 
 def parse_device_list(body: bytes) -> list[Device]:
     """The valid entries of a v1 device-list answer (an empty body, v1's answer to a first post, is none)."""
+    return read_device_list(body)[0]
+
+
+def read_device_list(body: bytes) -> tuple[list[Device], list[str]]:
+    """The valid entries of a v1 device-list answer, and why each other entry was refused."""
     try:
         data = json.loads(body) if body.strip() else []
-    except ValueError:
-        return []
+    except (ValueError, RecursionError):
+        return [], ["the answer is not JSON"]
     if not isinstance(data, list):
-        return []
-    devices = []
+        return [], ["the answer is not a JSON list"]
+    devices, refused = [], []
     for entry in data[:MAX_DEVICES]:
         if not isinstance(entry, dict):
+            refused.append("an entry that is not an object")
             continue
         fields = {k: entry.get(k, "") for k in ("mac", "ip", "name", "tz", "log")}
         try:
             devices.append(validate({**fields, "stamp": str(entry.get("time stamp", ""))}))
-        except DeviceError:
-            continue
-    return devices
+        except DeviceError as exc:
+            refused.append(str(exc))
+    return devices, refused

@@ -1,7 +1,9 @@
 """HTTP to the other nodes of the network: one session, a timeout per request, answers read up to a cap.
 
 A node's address is what the device list holds (``192.0.2.7``, ``192.0.2.7:8080``, ``[2001:db8::7]:8080``)
-or a configured seed, which may also be a host name; without a port it is ``default_port``.
+or a configured seed, which may also be a host name; without a port it is ``default_port``. Every request
+passes the address policy (peers.addresses) first, a host name's resolved addresses too: whatever a device
+list says, nothing goes to loopback, link-local, broadcast or another refused address.
 
 A peer that answers 429 Too Many Requests is not asked again before its Retry-After (``nutbridge.ratelimit``):
 until then every request to it fails at once with RateLimited, without a connection.
@@ -9,17 +11,24 @@ until then every request to it fails at once with RateLimited, without a connect
 
 from __future__ import annotations
 
+import errno
+import ipaddress
+import socket
 import time
 from collections.abc import Callable, Mapping
 from types import TracebackType
 from typing import Self
 
 import aiohttp
+from aiohttp.abc import AbstractResolver, ResolveResult
+from aiohttp.resolver import DefaultResolver
 
 from nutbridge.errors import NutbridgeError
+from nutbridge.peers.addresses import AddressPolicy, split_address
+from nutbridge.peers.devices import MAX_LIST
 from nutbridge.ratelimit import RateLimits, shown
 
-MAX_ANSWER = 1024 * 1024  # a device list of 1,000 nodes with full logs fits
+MAX_ANSWER = MAX_LIST  # the largest answer is a device list, which never grows past its cap
 CONNECTIONS = 16
 
 
@@ -31,15 +40,8 @@ class RateLimited(PeerError):
     """A peer answered HTTP 429 and is not asked again before its Retry-After."""
 
 
-def split_address(address: str, default_port: int) -> tuple[str, int]:
-    """(host, port) of a peer address; IPv6 literals come back without brackets."""
-    if address.startswith("["):
-        host, _, rest = address[1:].partition("]")
-        return host, int(rest[1:]) if rest.startswith(":") and rest[1:].isdigit() else default_port
-    if address.count(":") == 1:
-        host, port = address.split(":")
-        return host, int(port) if port.isdigit() else default_port
-    return address, default_port
+class Refused(PeerError):
+    """The address policy refuses the peer's address: no request was made."""
 
 
 def base_url(address: str, default_port: int) -> str:
@@ -48,13 +50,46 @@ def base_url(address: str, default_port: int) -> str:
     return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
 
 
-class PeerClient:
-    """Requests to peers while entered; every failure is a PeerError with a short reason. ``clock`` (monotonic
-    seconds) times the waits a 429 asks for."""
+class FilteringResolver(AbstractResolver):
+    """aiohttp's resolver for host names (configured seeds), keeping only the addresses the policy allows, so a
+    name that resolves (or is rebound) to a refused address is never connected to."""
 
-    def __init__(self, *, timeout: float, default_port: int, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(self, policy: AddressPolicy, inner: AbstractResolver) -> None:
+        self.policy = policy
+        self.inner = inner
+
+    async def resolve(
+        self, host: str, port: int = 0, family: socket.AddressFamily = socket.AF_INET
+    ) -> list[ResolveResult]:
+        results = await self.inner.resolve(host, port, family)
+        allowed = [r for r in results if self.policy.refusal(r["host"], r["port"] or port) is None]
+        if not allowed:
+            reasons = {self.policy.refusal(r["host"], r["port"] or port) for r in results}
+            raise OSError(
+                errno.EACCES, f"{host} resolves only to refused addresses ({'; '.join(sorted(map(str, reasons)))})"
+            )
+        return allowed
+
+    async def close(self) -> None:
+        await self.inner.close()
+
+
+class PeerClient:
+    """Requests to peers while entered; every failure is a PeerError with a short reason. ``policy`` says where
+    requests may go (default: public addresses only); ``clock`` (monotonic seconds) times the waits a 429 asks
+    for."""
+
+    def __init__(
+        self,
+        *,
+        timeout: float,
+        default_port: int,
+        policy: AddressPolicy | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self.timeout = timeout
         self.default_port = default_port
+        self.policy = policy or AddressPolicy(peer_port=default_port)
         self._session: aiohttp.ClientSession | None = None
         self._limits = RateLimits(clock)
 
@@ -65,7 +100,9 @@ class PeerClient:
     async def __aenter__(self) -> Self:
         self._session = aiohttp.ClientSession(
             timeout=aiohttp.ClientTimeout(total=self.timeout),
-            connector=aiohttp.TCPConnector(limit=CONNECTIONS),
+            connector=aiohttp.TCPConnector(
+                limit=CONNECTIONS, resolver=FilteringResolver(self.policy, DefaultResolver())
+            ),
             headers={"User-Agent": "nutbridge"},
         )
         return self
@@ -89,6 +126,9 @@ class PeerClient:
         wait = self._limits.remaining(address)
         if wait > 0:
             raise RateLimited(f"{address}: rate-limited for {shown(wait)} more after HTTP 429; not asked until then")
+        host, port = split_address(address, self.default_port)
+        if is_ip(host) and (reason := self.policy.refusal(host, port)):
+            raise Refused(f"{address}: not asked: {reason}")
         url = base_url(address, self.default_port) + path
         try:
             async with self._session.request(method, url, allow_redirects=False, **kwargs) as response:  # type: ignore[arg-type]
@@ -104,3 +144,12 @@ class PeerClient:
             raise PeerError(f"{address}: no answer within {self.timeout:g} s") from None
         except (aiohttp.ClientError, OSError, ValueError) as exc:
             raise PeerError(f"{address}: {type(exc).__name__}: {exc}") from exc
+
+
+def is_ip(host: str) -> bool:
+    """Whether ``host`` is an IP literal (a host name is checked when it is resolved)."""
+    try:
+        ipaddress.ip_address(host.partition("%")[0])
+    except ValueError:
+        return False
+    return True

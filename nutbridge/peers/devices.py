@@ -25,13 +25,15 @@ import math
 import re
 import threading
 import time
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from nutbridge.errors import NutbridgeError
-from nutbridge.files import describe, replace_atomically
+from nutbridge.files import describe, read_capped, replace_atomically
+from nutbridge.peers.addresses import AddressPolicy, split_address
+from nutbridge.peers.budget import ChangeBudget
 
 log = logging.getLogger(__name__)
 
@@ -40,7 +42,11 @@ NAME = re.compile(r"^[\w .,()-]{1,64}$")  # any script's letters, digits, a litt
 TZ = re.compile(r"^[A-Za-z0-9_+\-]{1,32}(/[A-Za-z0-9_+\-]{1,32}){0,2}$")
 LOG_ENTRY = re.compile(r"^[\w :.+\-]{0,40}$")
 MAX_LOG = 256
-MAX_FILE = 4 * 1024 * 1024
+# Caps in bytes as stored (JSON with non-ASCII escaped: an astral-plane letter takes 12 bytes). An honest entry
+# with v1's 216 log lines takes about 6.5 KB; the list's cap is the answer a peer reads (peers.client).
+MAX_ENTRY = 8 * 1024
+MAX_LIST = 1024 * 1024
+MAX_FILE = 4 * 1024 * 1024  # read back at most (a v1 node's file may be larger than we write)
 MAX_DEVICES = 1000
 CHECK_EVERY = 10.0  # seconds between looks at held stamps; bounds how far past its window one may wait
 RETRY_AFTER = 30.0  # seconds before a failed write of held stamps is tried again
@@ -48,6 +54,22 @@ RETRY_AFTER = 30.0  # seconds before a failed write of held stamps is tried agai
 
 class DeviceError(NutbridgeError):
     """A device entry is invalid, or the list cannot be read or written."""
+
+
+class DeviceListError(DeviceError):
+    """The list cannot be read or written: this node's trouble, not the sender's."""
+
+
+class DeviceRefused(DeviceError):
+    """A valid entry this list does not take: an address the policy refuses, or a cap it would break."""
+
+
+class TooManyChanges(DeviceRefused):
+    """The sender has used its changes for the hour; ``wait``: seconds until its next."""
+
+    def __init__(self, message: str, wait: float) -> None:
+        super().__init__(message)
+        self.wait = wait
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -97,7 +119,15 @@ def validate(fields: Mapping[str, str]) -> Device:
     entries = raw_log if isinstance(raw_log, list) else str(raw_log).split(",")
     if len(entries) > MAX_LOG or not all(isinstance(e, str) and LOG_ENTRY.match(e) for e in entries):
         raise DeviceError(f"log: at most {MAX_LOG} comma-separated timestamps")
-    return Device(mac=mac, ip=ip, stamp=stamp, name=name, tz=tz, log=tuple(entries))
+    device = Device(mac=mac, ip=ip, stamp=stamp, name=name, tz=tz, log=tuple(entries))
+    if (size := stored_size(device)) > MAX_ENTRY:
+        raise DeviceRefused(f"entry: {size} bytes as stored, over the {MAX_ENTRY} a node's entry may take")
+    return device
+
+
+def stored_size(device: Device) -> int:
+    """The entry's bytes in the file."""
+    return len(json.dumps(device.as_json(), separators=(",", ":")))  # ASCII: one character, one byte
 
 
 def address(text: str) -> str:
@@ -123,18 +153,27 @@ def address(text: str) -> str:
 
 
 class DeviceList:
-    """The list in ``path``; every method may block (callers in the event loop use a thread)."""
+    """The list in ``path``; every method may block (callers in the event loop use a thread).
+
+    Every entry it stores, posted or learned, passes ``policy`` (peers.addresses) and the caps: an entry of at
+    most MAX_ENTRY bytes, a list of at most MAX_DEVICES entries and MAX_LIST bytes. An update that would break
+    one is refused alone (DeviceRefused); the list stays as it was, readable, and takes the next honest one.
+    """
 
     def __init__(
         self,
         path: Path,
         *,
+        policy: AddressPolicy | None = None,
+        budget: ChangeBudget | None = None,
         expiry_days: float = 30,
         flush_interval: float = 0,
         clock: Callable[[], float] = time.time,
         monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
         self.path = path
+        self.policy = policy or AddressPolicy()
+        self.budget = budget
         self.expiry = expiry_days * 86400
         self.flush_interval = flush_interval
         self.clock = clock
@@ -146,6 +185,11 @@ class DeviceList:
     def __str__(self) -> str:
         return f"device list {self.path}"
 
+    def refusal(self, device: Device) -> str | None:
+        """Why the policy refuses ``device``'s address, or None."""
+        host, port = split_address(device.ip, self.policy.peer_port)
+        return self.policy.refusal(host, port)
+
     def read(self) -> list[Device]:
         """The stored devices with their held stamps; unreadable or invalid entries are skipped, never the
         whole list."""
@@ -153,25 +197,29 @@ class DeviceList:
         return [dataclasses.replace(d, stamp=s) if (s := stamps.get(d.mac)) else d for d in self._stored()]
 
     def _stored(self) -> list[Device]:
+        # Errors name the file, never its folder: their text reaches peers' answers.
         try:
-            with self.path.open("rb") as f:
-                raw = f.read(MAX_FILE + 1)
+            raw = read_capped(self.path, MAX_FILE)
         except FileNotFoundError:
             return []
         except OSError as exc:
-            raise DeviceError(f"cannot read {self.path}: {describe(exc)}") from exc
+            raise DeviceListError(f"cannot read the device list {self.path.name}: {describe(exc)}") from exc
         try:
-            data = json.loads(raw) if len(raw) <= MAX_FILE else None
+            data = json.loads(raw) if raw is not None else None
         except ValueError:
             data = None
         if not isinstance(data, list):
-            raise DeviceError(f"{self.path} is not a JSON list of devices; it is left as it is")
+            raise DeviceListError(
+                f"the device list {self.path.name} is not a JSON list of devices; it is left as it is"
+            )
         devices = []
         for entry in data:
             try:
-                devices.append(validate({**entry, "stamp": entry.get("time stamp", "")}))
+                device = validate({**entry, "stamp": entry.get("time stamp", "")})
             except (DeviceError, AttributeError, TypeError):
                 continue
+            if self.refusal(device) is None:  # stored before the policy, or under another
+                devices.append(device)
         return devices
 
     def current(self) -> list[Device]:
@@ -183,50 +231,61 @@ class DeviceList:
         """Add peers another node told us about; an entry we hold is replaced only by a newer one.
 
         Returns the devices that were new to this list. ``own_mac`` is never taken from another node's word,
-        and stamps in the future (another node's clock, or a lie) count as now.
+        stamps in the future (another node's clock, or a lie) count as now, and entries the policy or a cap
+        refuses are skipped (the caller says so).
         """
         with self._lock:
             now = self.clock()
             oldest = now - self.expiry
             stored = self.read()
             known = {d.mac: d for d in stored if float(d.stamp) >= oldest}
+            size = list_size(known.values())
             new: list[Device] = []
             restamped: list[Device] = []
             changed = len(known) < len(stored)  # beyond the stamps of entries we hold: expired ones go
             for device in learned:
-                if float(device.stamp) > now:
-                    device = dataclasses.replace(device, stamp=repr(now))  # noqa: PLW2901
+                device = clamped(device, now)  # noqa: PLW2901
                 held = known.get(device.mac)
-                if device.mac == own_mac or float(device.stamp) < oldest:
+                if device.mac == own_mac or float(device.stamp) < oldest or self.refusal(device):
+                    continue
+                if held is not None and float(held.stamp) >= float(device.stamp):
+                    continue
+                grown = size + stored_size(device) + (1 if held is None else -stored_size(held))
+                if grown > MAX_LIST and (held is None or grown > size):
                     continue
                 if held is None:
                     if len(known) >= MAX_DEVICES:
-                        break
+                        continue
                     new.append(device)
                     changed = True
-                elif float(held.stamp) >= float(device.stamp):
-                    continue
                 elif only_restamped(held, device):
                     restamped.append(device)
                 else:
                     changed = True
-                known[device.mac] = device
+                known[device.mac], size = device, grown
             if changed or (restamped and not self.flush_interval):
                 self._write(list(known.values()))
             elif restamped:
                 self._hold(restamped)
             return new
 
-    def upsert(self, device: Device) -> tuple[list[Device], bool]:
-        """Store ``device`` (replacing the entry with its MAC) and drop expired ones.
+    def upsert(self, device: Device, *, own: bool = False, sender: str | None = None) -> tuple[list[Device], bool]:
+        """Store ``device`` (replacing the entry with its MAC) and drop expired ones; ``own``: this node's entry,
+        whose address is ours to choose, not the policy's; ``sender``: the address that posted it, whose
+        changes beyond a stamp count against the ``budget``.
 
-        Returns the new list and whether the file already held a list (v1 answers only then).
+        Returns the new list and whether the file already held a list (v1 answers only then). DeviceRefused
+        when the policy or a cap refuses it; the list is then unchanged.
         """
+        if not own and (reason := self.refusal(device)):
+            raise DeviceRefused(f"ip: {reason}")
         with self._lock:
+            device = clamped(device, self.clock())
             existed = self.path.exists()
             oldest = self.clock() - self.expiry
+            before = self.read()
             updated, placed, changed = [], False, False
-            for known in self.read():
+            for known in before:
                 if known.mac == device.mac:  # keep its place, as v1 does
                     updated.append(device)
                     placed, changed = True, changed or not only_restamped(known, device)
@@ -236,9 +295,15 @@ class DeviceList:
                     changed = True  # an expired entry goes
             if not placed:
                 if len(updated) >= MAX_DEVICES:
-                    raise DeviceError(f"{self.path} holds {MAX_DEVICES} devices already")
+                    raise DeviceRefused(f"list: it holds {MAX_DEVICES} devices already")
                 updated.append(device)
                 changed = True
+            if (size := list_size(updated)) > MAX_LIST and size > list_size(before):
+                raise DeviceRefused(f"list: it would take {size} bytes, over its cap of {MAX_LIST}")
+            if changed and sender is not None and self.budget and (wait := self.budget.take(sender)):
+                raise TooManyChanges(
+                    f"rate: {self.budget.per_hour} changes to the list within an hour; the next in {wait:.0f} s", wait
+                )
             if changed or not self.flush_interval:
                 self._write(updated)
             else:
@@ -257,10 +322,14 @@ class DeviceList:
                 self._write([d for d in self.read() if float(d.stamp) >= oldest])
 
     def text(self) -> str:
-        """The file as v1 echoes it, with the held stamps in it ("" when there is no list)."""
+        """The file as v1 echoes it, with the held stamps in it ("" when there is no list, or one over the cap
+        this node reads)."""
         try:
-            return encode(self.read()).decode() if self._stamps else self.path.read_text()
-        except (OSError, DeviceError):
+            if self._stamps:
+                return encode(self.read()).decode()
+            raw = read_capped(self.path, MAX_FILE)
+            return "" if raw is None else raw.decode()
+        except (OSError, DeviceError, UnicodeDecodeError):
             return ""
 
     def _hold(self, devices: list[Device]) -> None:
@@ -272,8 +341,21 @@ class DeviceList:
         try:
             replace_atomically(self.path, encode(devices))
         except OSError as exc:
-            raise DeviceError(f"cannot write {self.path}: {describe(exc)}; the list is unchanged") from exc
+            raise DeviceListError(
+                f"cannot write the device list {self.path.name}: {describe(exc)}; the list is unchanged"
+            ) from exc
         self._stamps = {}  # written: the file has them now
+
+
+def clamped(device: Device, now: float) -> Device:
+    """``device`` with a stamp from the future (another node's clock, or a lie) counted as now."""
+    return dataclasses.replace(device, stamp=repr(now)) if float(device.stamp) > now else device
+
+
+def list_size(devices: Iterable[Device]) -> int:
+    """The bytes ``encode`` makes of ``devices``."""
+    sizes = [stored_size(d) for d in devices]
+    return 2 + sum(sizes) + max(len(sizes) - 1, 0)
 
 
 def only_restamped(before: Device, after: Device) -> bool:
@@ -320,3 +402,27 @@ async def _write_when_due(devices: DeviceList) -> None:
         if error is not None:
             log.warning("%s is written again", devices)
             error = None
+
+
+class RefusalLog:
+    """Refused updates, logged once per sender and kind of reason (the field it names) an hour, not once per
+    request: a node that posts the same bad entries every few seconds, or several kinds in turn, makes a line
+    for each kind. Remembers the newest LIMIT (sender, kind) pairs."""
+
+    LIMIT = 4096
+    REPEAT = 3600.0  # seconds before the same kind from the same sender is logged again
+
+    def __init__(self, what: str, monotonic: Callable[[], float] = time.monotonic) -> None:
+        self.what = what
+        self.monotonic = monotonic
+        self._logged: dict[tuple[str, str], float] = {}  # (sender, kind) -> when it was logged, oldest first
+
+    def refused(self, sender: str, reason: str) -> None:
+        key, now = (sender, reason.partition(":")[0]), self.monotonic()
+        logged = self._logged.pop(key, None)
+        if logged is None or now - logged >= self.REPEAT:
+            log.warning("%s from %s refused: %s", self.what, sender, reason[:300])
+            logged = now
+        self._logged[key] = logged
+        while len(self._logged) > self.LIMIT:
+            del self._logged[next(iter(self._logged))]

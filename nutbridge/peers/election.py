@@ -16,6 +16,11 @@ Every ``election_interval`` this node compares its PV power, scaled to a 50 W pa
 A nutbridge peer answers ``/api/election`` with its scaled power, charge, reading age and claim in one
 request; any other node is asked v1's ``value=scaled-wattage``, ``value=datetime`` (read in the time zone
 it announced) and ``value=battery-percentage``.
+
+Whatever a peer answers is data: an answer that cannot be read, or numbers no node can report (scaled watts
+outside 0 to ``max_watts``, a charge outside 0-100 %, a negative reading age), leaves that peer out of the
+round, with one log line when its reason changes; no answer stops a round. At most ``max_peers`` peers
+(the most recently heard from) are asked per round.
 """
 
 from __future__ import annotations
@@ -34,7 +39,8 @@ from typing import Any
 
 from aiohttp import web
 
-from nutbridge.peers.client import PeerClient, PeerError, split_address
+from nutbridge.peers.addresses import split_address
+from nutbridge.peers.client import PeerClient, PeerError
 from nutbridge.peers.devices import Device, DeviceList
 from nutbridge.peers.identity import Identity
 from nutbridge.peers.node import Node
@@ -47,6 +53,7 @@ log = logging.getLogger(__name__)
 V1_PATH = "/api/v1/chargecontroller.php"
 PATH = "/api/election"
 OUTPUT_CAP = 400  # characters of a failing DNS command's output that reach the log
+CLOCK_SKEW = 60.0  # seconds a v1 peer's datetime may be ahead of our clock and still count as just now
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,13 +94,25 @@ def number(text: str | None) -> float | None:
 
 
 def age_of(naive: str | None, zone: dt.tzinfo | None, now: float) -> float | None:
-    """Seconds since a v1 timestamp (naive local time in ``zone``; None = this machine's zone)."""
+    """Seconds since a v1 timestamp (naive local time in ``zone``; None = this machine's zone); None when it
+    is no time (year 1 in a zone east of UTC is before year 1: OverflowError or ValueError, by platform)."""
     try:
-        when = dt.datetime.fromisoformat((naive or "").strip())
-    except ValueError:
+        when = dt.datetime.fromisoformat((naive or "").strip()[:64])
+        stamp = when.replace(tzinfo=zone).timestamp() if zone else when.astimezone().timestamp()
+    except (ValueError, OverflowError, OSError):
         return None
-    stamp = when.replace(tzinfo=zone).timestamp() if zone else when.astimezone().timestamp()
     return now - stamp
+
+
+def implausible(candidate: Candidate, max_watts: float) -> tuple[str, str] | None:
+    """Why a peer's standing is no node's: (what, in words), or None. It leaves the peer out of the round."""
+    if not 0 <= candidate.watts <= max_watts:
+        return "watts", f"{candidate.watts:g} scaled watts, where a node reports 0-{max_watts:g}"
+    if not 0 <= candidate.charge <= 100:
+        return "charge", f"a battery charge of {candidate.charge:g} %"
+    if candidate.age < 0:
+        return "age", f"a reading {-candidate.age:g} s in the future"
+    return None
 
 
 def zone_of(name: str) -> dt.tzinfo | None:
@@ -121,6 +140,8 @@ class Election:
         margin: float,
         dns_command: Sequence[str] = (),
         dns_timeout: float = 30.0,
+        max_watts: float = 1000.0,
+        max_peers: int = 250,
         ready: asyncio.Event | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
@@ -135,6 +156,8 @@ class Election:
         self.margin = margin
         self.dns_command = tuple(dns_command)
         self.dns_timeout = dns_timeout
+        self.max_watts = max_watts
+        self.max_peers = max_peers
         self.ready = ready
         self.clock = clock
         self.rounds = 0
@@ -144,6 +167,7 @@ class Election:
         self.dns_runs = 0
         self._dns_due = False
         self._peer_ips: list[str] = []  # the last round's peers, to find this node's address toward them
+        self._left_out: dict[str, str] = {}  # mac -> the kind of reason that peer did not count, as logged
 
     @property
     def point_of_entry(self) -> bool:
@@ -161,9 +185,11 @@ class Election:
 
     async def round(self) -> None:
         """Ask every known peer, choose, and act on a change."""
-        peers = [d for d in await asyncio.to_thread(self.devices.current) if d.mac != self.identity.mac]
+        known = [d for d in await asyncio.to_thread(self.devices.current) if d.mac != self.identity.mac]
+        peers = sorted(known, key=lambda d: -float(d.stamp))[: self.max_peers]  # the freshest, if too many
         self._peer_ips = [d.ip for d in peers]
-        standings = await asyncio.gather(*(self.remote(d) for d in peers))
+        answers = await asyncio.gather(*(self.remote(d) for d in peers), return_exceptions=True)
+        standings = [self.judged(d, a) for d, a in zip(peers, answers, strict=True)]
         candidates = [c for c in (self.local(), *standings) if c is not None and c.age <= self.freshness]
         winner = choose(candidates, self.margin)
         was = self.point_of_entry
@@ -198,24 +224,46 @@ class Election:
         scaled = watts * (self.node.wattage_scaler() or 0)
         return Candidate(self.identity.mac, round(scaled, 3), round(charge * 100, 1), age, self.point_of_entry)
 
+    def judged(self, device: Device, answer: Candidate | BaseException | None) -> Candidate | None:
+        """``answer`` if it counts; else None, with a log line when this peer's kind of reason changes (a text
+        that differs each round, a wait or a number, is the same reason)."""
+        why: tuple[str, str] | None = None
+        if isinstance(answer, PeerError):
+            cause = answer.__cause__
+            why = f"{type(answer).__name__}.{type(cause).__name__ if cause else ''}", f"no answer: {answer}"
+        elif isinstance(answer, BaseException):  # a bug of ours on a peer's data: that peer, not the round
+            why = type(answer).__name__, f"an answer that could not be read ({type(answer).__name__}: {answer})"
+        elif answer is None:
+            why = "unread", "no reading in its answer"
+        else:
+            why = implausible(answer, self.max_watts)
+        before = self._left_out.get(device.mac)
+        if why is None:
+            if before is not None:
+                del self._left_out[device.mac]
+                log.info("election: node %s (%s) counts again", device.name, device.ip)
+            return answer if isinstance(answer, Candidate) else None
+        if why[0] != before:
+            log.warning("election: node %s (%s) left out: %s", device.name, device.ip, why[1][:OUTPUT_CAP])
+            self._left_out[device.mac] = why[0]
+        return None
+
     async def remote(self, device: Device) -> Candidate | None:
-        """A peer's standing, or None when it cannot be had."""
-        try:
-            status, body = await self.client.get(device.ip, PATH, {})
-            if status == 200:
-                return from_election_answer(device.mac, body)
-            if status != 404:
-                return None
-            values = await asyncio.gather(
-                *(self.client.get(device.ip, V1_PATH, {"value": v}) for v in V1_VALUES), return_exceptions=True
-            )
-        except PeerError as exc:
-            log.debug("election: %s", exc)
-            return None
+        """A peer's standing; None when its answer holds none; PeerError when it cannot be had."""
+        status, body = await self.client.get(device.ip, PATH, {})
+        if status == 200:
+            return from_election_answer(device.mac, body)
+        if status != 404:
+            raise PeerError(f"{device.ip} answered HTTP {status}")
+        values = await asyncio.gather(
+            *(self.client.get(device.ip, V1_PATH, {"value": v}) for v in V1_VALUES), return_exceptions=True
+        )
         bodies = [v[1].decode(errors="replace") if isinstance(v, tuple) and v[0] == 200 else None for v in values]
         watts, age, charge = number(bodies[0]), age_of(bodies[1], zone_of(device.tz), self.clock()), number(bodies[2])
         if watts is None or age is None:
             return None
+        if -CLOCK_SKEW <= age < 0:  # v1's datetime is read on the peer's clock, ours may be a little behind
+            age = 0.0
         return Candidate(device.mac, watts, (charge or 0.0) * 100, age)
 
     async def update_dns(self) -> bool:
@@ -278,7 +326,7 @@ def from_election_answer(mac: str, body: bytes) -> Candidate | None:
     """A Candidate from a nutbridge peer's ``/api/election`` answer (its MAC is the one we hold)."""
     try:
         data = json.loads(body)
-    except ValueError:
+    except (ValueError, RecursionError):
         return None
     if not isinstance(data, dict):
         return None

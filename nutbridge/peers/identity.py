@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from nutbridge.errors import ConfigError
-from nutbridge.peers.client import split_address
+from nutbridge.peers.addresses import split_address
 from nutbridge.peers.devices import MAC, NAME, DeviceError, address
 
 SYS_NET = Path("/sys/class/net")

@@ -11,8 +11,10 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
 from nutbridge.config import Config
+from nutbridge.errors import ConfigError
+from nutbridge.peers.addresses import split_address
 from nutbridge.peers.announcer import Announcer
-from nutbridge.peers.client import PeerClient
+from nutbridge.peers.client import PeerClient, is_ip
 from nutbridge.peers.devices import DeviceList
 from nutbridge.peers.election import Election
 from nutbridge.peers.identity import Identity, interface_mac, safe_name
@@ -48,7 +50,11 @@ class PeerNetwork:
             port=config.api.listen[1],
             peer_port=peers.peer_port,
         )
-        client = PeerClient(timeout=peers.peer_timeout, default_port=peers.peer_port)
+        for seed in peers.peers:  # configured addresses follow the rule posted and gossiped ones do
+            host, port = split_address(seed, peers.peer_port)
+            if is_ip(host) and (reason := devices.policy.refusal(host, port)):
+                raise ConfigError(f"peers.peers: {seed}: {reason}")
+        client = PeerClient(timeout=peers.peer_timeout, default_port=peers.peer_port, policy=devices.policy)
         poe_log = PoeLog(peers.poe_log_path(config.datalog.folder))
         announcer = Announcer(
             identity=identity,
@@ -58,6 +64,7 @@ class PeerNetwork:
             seeds=peers.peers,
             poe_log=poe_log,
             interval=peers.announce_interval,
+            max_posts=peers.max_peers_per_round,
         )
         election = None
         if peers.election:
@@ -73,6 +80,8 @@ class PeerNetwork:
                 margin=peers.election_margin,
                 dns_command=peers.dns_update_command,
                 dns_timeout=peers.dns_update_timeout,
+                max_watts=peers.election_max_watts,
+                max_peers=peers.max_peers_per_round,
                 ready=announcer.ready,
             )
         return cls(client, announcer, election)

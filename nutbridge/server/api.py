@@ -3,7 +3,12 @@
 ``/api/status`` and ``/health`` answer from the live snapshot; ``/api/readings`` from the data log;
 ``/api/devices`` from the device list, behind the network key (``Authorization: Bearer KEY`` or
 ``X-Network-Key``). Solar Protocol's unfinished v3 names (``/api/charge-controller?days=N``, ``/api/system``)
-are accepted too.
+are accepted too. ``/api/system`` answers local.json's identity keys only, never the rest of the file (v1
+files hold secrets such as ``apiKey`` and ``dnsPassword``).
+
+History answers are built in a worker thread, one at a time, with at most READINGS_WAITING more in line: a
+31-day answer re-reads day files the day cache no longer holds (it keeps 8) and takes seconds of CPU and
+~100 MB, so without a bound a few clients could hold the CPU, the memory and the GIL the polls need.
 """
 
 from __future__ import annotations
@@ -11,16 +16,26 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import datetime as dt
+import functools
 import json
-from collections.abc import Mapping
-from typing import Any
+import math
+from collections.abc import Callable, Mapping
+from typing import Any, TypeVar
 
 from aiohttp import web
 
 from nutbridge.datalog import HEADER, day_file
 from nutbridge.model import ChargeStage, Reading
-from nutbridge.peers.devices import DeviceError, DeviceList, validate
-from nutbridge.peers.node import Node
+from nutbridge.peers.devices import (
+    DeviceError,
+    DeviceList,
+    DeviceListError,
+    DeviceRefused,
+    RefusalLog,
+    TooManyChanges,
+    validate,
+)
+from nutbridge.peers.node import KEYS, Node
 from nutbridge.server.daycache import DayCache
 from nutbridge.server.legacy import key_matches
 from nutbridge.server.live import LiveSnapshot
@@ -31,16 +46,56 @@ MAX_DAYS = 31
 MIN_STEP, MAX_STEP = 0.001, 86400
 COMPRESS_OVER = 4096  # bytes: smaller answers go as they are
 DEVICE_FIELDS = ("mac", "ip", "stamp", "name", "tz", "log")
+READINGS_WORKERS = 1  # history answers built at once: one core at most, and one answer's memory
+READINGS_WAITING = 8  # more waiting for their turn; beyond them a 503 (a few dashboards loading at once fit)
+RETRY_AFTER = 5  # seconds, as the connection gate's 503 says
+
+T = TypeVar("T")
+dumps = functools.partial(json.dumps, separators=(",", ":"))
 
 
 def reply(data: Any, status: int = 200) -> web.Response:
     """A JSON answer."""
-    return web.json_response(data, status=status, dumps=lambda v: json.dumps(v, separators=(",", ":")))
+    return web.json_response(data, status=status, dumps=dumps)
 
 
 def error(status: int, reason: str) -> web.Response:
     """A JSON error with its reason."""
     return reply({"error": reason}, status)
+
+
+def bearer(request: web.Request) -> str:
+    """The credential of an ``Authorization: Bearer …`` header, or ""."""
+    header = request.headers.get("Authorization", "")
+    return header.removeprefix("Bearer ") if header.startswith("Bearer ") else ""
+
+
+class Busy(Exception):
+    """The line of work is full: try again later."""
+
+
+class Turns:
+    """At most ``workers`` jobs run at once, each in a worker thread, and ``waiting`` more wait for their turn;
+    a job beyond those is refused at once (Busy), so the work and the memory it takes stay bounded."""
+
+    def __init__(self, workers: int, waiting: int) -> None:
+        self.slots = asyncio.Semaphore(workers)
+        self.max_waiting = waiting
+        self.waiting = 0
+
+    async def run(self, job: Callable[[], T]) -> T:
+        """``job``'s result, once a worker is free; Busy when the line is full."""
+        if self.slots.locked() and self.waiting >= self.max_waiting:
+            raise Busy
+        self.waiting += 1
+        try:
+            await self.slots.acquire()
+        finally:
+            self.waiting -= 1
+        done = asyncio.ensure_future(asyncio.to_thread(job))
+        # the slot is free when the thread is done, not when a cancelled caller stops waiting for it
+        done.add_done_callback(lambda _: self.slots.release())
+        return await asyncio.shield(done)
 
 
 def reading_json(reading: Reading) -> dict[str, Any]:
@@ -102,6 +157,8 @@ class JsonApi:
         node: Node,
     ) -> None:
         self.cache, self.live, self.devices, self.network_key, self.node = cache, live, devices, network_key, node
+        self.turns = Turns(READINGS_WORKERS, READINGS_WAITING)
+        self.refusals = RefusalLog("device update")
 
     def routes(self, app: web.Application) -> None:
         """Add the routes to ``app``."""
@@ -184,8 +241,15 @@ class JsonApi:
                 raise ValueError("format: rows or columns")
         except (ValueError, KeyError) as exc:
             return error(400, f"bad query: {exc}")
-        response = reply(await asyncio.to_thread(self.history, first, last, fields, step, shape))  # off the loop
-        if len(response.body) > COMPRESS_OVER:  # type: ignore[arg-type]
+        try:  # built and encoded off the loop: a month of columns is megabytes of JSON
+            body = await self.turns.run(lambda: dumps(self.history(first, last, fields, step, shape)).encode())
+        except Busy:
+            busy = error(503, f"busy: {READINGS_WORKERS + READINGS_WAITING} history answers are being built or "
+                         "waiting; try again later")  # fmt: skip
+            busy.headers["Retry-After"] = str(RETRY_AFTER)
+            return busy
+        response = web.Response(body=body, content_type="application/json", charset="utf-8")
+        if len(body) > COMPRESS_OVER:
             response.enable_compression()  # gzip or deflate when the client accepts it (in a thread when large)
         return response
 
@@ -223,10 +287,7 @@ class JsonApi:
         return {"fields": ["datetime", *fields], "rows": rows}
 
     def authorized(self, request: web.Request) -> bool:
-        header = request.headers.get("Authorization", "")
-        given = (
-            header.removeprefix("Bearer ") if header.startswith("Bearer ") else request.headers.get("X-Network-Key", "")
-        )
+        given = bearer(request) or request.headers.get("X-Network-Key", "")
         return key_matches(given, self.network_key)  # bytes that are not UTF-8 are no key
 
     async def get_devices(self, request: web.Request) -> web.Response:
@@ -253,19 +314,30 @@ class JsonApi:
             return error(400, str(exc))
         if not isinstance(body, Mapping):
             return error(400, f"the body must be a JSON object with {', '.join(DEVICE_FIELDS)}")
+        sender = request.remote or "?"
         try:
             device = validate(device_fields(body))
-        except DeviceError as exc:
-            return error(400, str(exc))
-        try:
-            devices, _ = await asyncio.to_thread(self.devices.upsert, device)
-        except DeviceError as exc:  # the list cannot be read or written, or is full: not the sender's fault
+            store = self.devices
+            devices, _ = await asyncio.to_thread(lambda: store.upsert(device, sender=sender))
+        except TooManyChanges as exc:
+            self.refusals.refused(sender, str(exc))
+            refusal = error(429, str(exc))
+            refusal.headers["Retry-After"] = str(math.ceil(exc.wait))
+            return refusal
+        except DeviceRefused as exc:  # valid, but an address the policy refuses or a cap it would break
+            self.refusals.refused(sender, str(exc))
+            return error(422, str(exc))
+        except DeviceListError as exc:  # the list cannot be read or written: not the sender's fault
             return error(503, str(exc))
+        except DeviceError as exc:  # invalid
+            self.refusals.refused(sender, str(exc))
+            return error(400, str(exc))
         return reply([d.as_json() for d in devices])
 
     async def system(self, request: web.Request) -> web.Response:
-        """This node's identity (local.json's keys) and its wattage scaler."""
-        return reply({**self.node.info, "wattage-scaler": self.node.wattage_scaler()})
+        """This node's identity (local.json's identity keys, null when unset) and its wattage scaler: never the
+        rest of local.json, whose v1 files hold secrets (apiKey, dnsPassword), as ``systemInfo=dump`` does."""
+        return reply({**{k: self.node.info.get(k) for k in KEYS}, "wattage-scaler": self.node.wattage_scaler()})
 
     async def openapi(self, request: web.Request) -> web.Response:
         """The OpenAPI document of these routes (and of /api/election where this node takes part in one)."""
@@ -397,11 +469,12 @@ SCHEMAS: dict[str, dict[str, Any]] = {
     "DeviceIn": DEVICE_IN,
     "System": obj(
         {
+            # as local.json or [node] holds them (a v1 file may hold numbers as text): any JSON value
+            **{k: {"description": f"local.json's {k}; null when unset"} for k in KEYS},
             "wattage-scaler": nullable(
                 {"type": "number", "description": "50 W / pvWatts; null without a usable pvWatts"}
-            )
-        },
-        closed=False,
+            ),
+        }
     ),
     "OpenApi": {"type": "object", "required": ["openapi", "info", "paths"]},
     "Stats": obj(
@@ -435,7 +508,10 @@ SCHEMAS: dict[str, dict[str, Any]] = {
     ),
 }
 DESCRIPTIONS = {200: "OK", 400: "a bad query or body, with its reason", 401: "no or a wrong network key",
-                413: "a body over 64 KiB", 503: "not available now, with its reason"}  # fmt: skip
+                413: "a body over 64 KiB", 422: "a valid entry this node does not take (address policy, caps)",
+                429: "too many changes from this sender within the hour (Retry-After)",
+                403: "refused: a request from another origin, or no [control] secret is set",
+                503: "not available now, with its reason"}  # fmt: skip
 
 
 def ref(name: str) -> dict[str, str]:
@@ -449,8 +525,10 @@ def op(
     params: tuple[dict[str, Any], ...] = (),
     body: str | None = None,
     secure: bool = False,
+    secret: bool = False,
 ) -> dict[str, Any]:
-    """One OpenAPI operation: its summary, parameters, body and the schema of each status code it answers."""
+    """One OpenAPI operation: its summary, parameters, body and the schema of each status code it answers;
+    ``secure``: behind the network key, ``secret``: behind the operator's [control] secret."""
     doc: dict[str, Any] = {
         "summary": summary,
         "responses": {
@@ -464,10 +542,10 @@ def op(
         doc["requestBody"] = {"required": True, "content": {"application/json": {"schema": ref(body)}}}
         # refused by the body limit before the route sees it, as aiohttp's plain text
         doc["responses"]["413"] = {"description": DESCRIPTIONS[413], "content": {"text/plain": {"schema": TEXT}}}
-    if secure:
-        doc["security"] = [{"bearer": []}, {"networkKey": []}]
+    if secure or secret:
+        doc["security"] = [{"controlSecret": []}] if secret else [{"bearer": []}, {"networkKey": []}]
         doc["responses"]["401"] = {
-            "description": DESCRIPTIONS[401],
+            "description": "no or a wrong [control] secret" if secret else DESCRIPTIONS[401],
             "content": {"application/json": {"schema": ref("Error")}},
         }
     return doc
@@ -479,7 +557,7 @@ def query(name: str, schema: dict[str, Any], description: str, **style: Any) -> 
 
 READINGS = op(
     "History from the data log",
-    {200: "Readings", 400: "Error"},
+    {200: "Readings", 400: "Error", 503: "Error"},
     params=(
         query("from", {"type": "string", "format": "date"}, "first local date, YYYY-MM-DD (default today)"),
         query("to", {"type": "string", "format": "date"}, f"last local date (default today); at most {MAX_DAYS} days"),
@@ -514,6 +592,7 @@ OPENAPI: dict[str, Any] = {
         "securitySchemes": {
             "bearer": {"type": "http", "scheme": "bearer", "description": "the network key"},
             "networkKey": {"type": "apiKey", "in": "header", "name": "X-Network-Key", "description": "the network key"},
+            "controlSecret": {"type": "http", "scheme": "bearer", "description": "the operator's [control] secret"},
         },
         "schemas": SCHEMAS,
     },
@@ -527,10 +606,15 @@ OPENAPI: dict[str, Any] = {
         "/api/devices": {
             "get": op("The device list", {200: "Devices", 503: "Error"}, secure=True),
             "post": op(
-                "Add or update a device", {200: "Devices", 400: "Error", 503: "Error"}, body="DeviceIn", secure=True
+                "Add or update a device",
+                {200: "Devices", 400: "Error", 422: "Error", 429: "Error", 503: "Error"},
+                body="DeviceIn",
+                secure=True,
             ),
         },
-        "/api/system": {"get": op("This node's identity (local.json's keys) and wattage scaler", {200: "System"})},
+        "/api/system": {
+            "get": op("This node's identity (local.json's identity keys only) and wattage scaler", {200: "System"})
+        },
         "/api/openapi.json": {"get": op("This document", {200: "OpenApi"})},
         "/metrics": {
             "get": {
@@ -540,8 +624,11 @@ OPENAPI: dict[str, Any] = {
         },
         "/stats": {"get": op("Counters since the start or the last /stats/clear (pyPowerwall's)", {200: "Stats"})},
         "/stats/clear": {
-            "get": op("Start the /stats counters again", {200: "Cleared"}),
-            "post": op("Start the /stats counters again", {200: "Cleared"}),
+            "post": op(
+                "Start the /stats counters again ([control] secret, or a form's token=; same origin only)",
+                {200: "Cleared", 403: "Error"},
+                secret=True,
+            )
         },
     },
 }

@@ -18,6 +18,8 @@ from aiohttp.typedefs import Handler
 
 from nutbridge.config import Config
 from nutbridge.errors import ConfigError, NutbridgeError
+from nutbridge.peers.addresses import AddressPolicy
+from nutbridge.peers.budget import ChangeBudget
 from nutbridge.peers.devices import DeviceList
 from nutbridge.peers.election import Election
 from nutbridge.peers.node import Node
@@ -73,9 +75,11 @@ def make_app(
     pubsub: PubSubHub | None = None,
     control: LoadControl | None = None,
     dashboard: Dashboard | None = None,
+    control_secret: str | None = None,
 ) -> web.Application:
     """The application: the Solar Protocol v1 routes and the JSON API over ``data_dir``, the device list, this
-    node's identity, (when polling) the live snapshot, (when electing) the election's state and the dashboard."""
+    node's identity, (when polling) the live snapshot, (when electing) the election's state and the dashboard;
+    ``control_secret`` (the operator's ``[control] secret``) is what ``/stats/clear`` asks for (off without)."""
     app = web.Application(client_max_size=MAX_BODY, middlewares=[body_limit])
     cache = cache or DayCache(data_dir)
     node = node or Node({})
@@ -91,7 +95,7 @@ def make_app(
         control.routes(app)
     if dashboard is not None:
         dashboard.routes(app)
-    Stats(live, cache, subscribers=pubsub).routes(app)
+    Stats(live, cache, subscribers=pubsub, secret=control_secret).routes(app)
     return app
 
 
@@ -110,7 +114,10 @@ class Parts:
         folder, peers = config.datalog.folder, config.peers
         devices = None
         if peers.network_key is not None:
-            devices = DeviceList(peers.device_list_path(folder), expiry_days=peers.peer_expiry_days,
+            policy = AddressPolicy.from_ranges(peers.allow_addresses, peers.peer_port)
+            budget = ChangeBudget(peers.max_changes_per_hour)
+            devices = DeviceList(peers.device_list_path(folder), policy=policy, budget=budget,
+                                 expiry_days=peers.peer_expiry_days,
                                  flush_interval=peers.device_list_flush_interval)  # fmt: skip
         return cls(folder, DayCache(folder), devices, Node(config.node.info()))
 
@@ -128,7 +135,7 @@ class Parts:
         dashboard = Dashboard(settings, cache_seconds=cache_seconds) if config.api.dashboard else None
         return make_app(self.data_dir, cache=self.cache, devices=self.devices, network_key=config.peers.network_key,
                         node=self.node, live=live, election=election, pubsub=pubsub, control=control,
-                        dashboard=dashboard)  # fmt: skip
+                        dashboard=dashboard, control_secret=config.control.secret)  # fmt: skip
 
 
 def dashboard_settings(

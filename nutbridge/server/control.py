@@ -1,6 +1,8 @@
 """Load control: ``POST /control/load`` (``value=on|off&token=…``) switches the Tracer's load output, ``GET
-/control/load?token=…`` reads it. Off unless ``[control] secret`` is set; the token is compared in constant
-time, the body is capped like every other, and each change is one audit line in the log (never the token).
+/control/load`` reads it. Off unless ``[control] secret`` is set. The token is the secret, sent as
+``Authorization: Bearer …`` or as a POST form's ``token``, never in the URL (URLs land in access logs, proxies'
+logs and browser history: a query string's token is refused with a 400). It is compared in constant time, the
+body is capped like every other, and each change is one audit line in the log (never the token).
 
 The request goes to the device through the same source the monitor polls, whose lock keeps it from landing
 in the middle of a poll's Modbus exchange.
@@ -9,11 +11,13 @@ in the middle of a poll's Modbus exchange.
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from typing import Protocol
 
 from aiohttp import web
 
 from nutbridge.errors import SourceError
+from nutbridge.server.api import bearer
 from nutbridge.server.legacy import key_matches
 
 log = logging.getLogger(__name__)
@@ -23,8 +27,28 @@ class LoadSwitch(Protocol):
     async def load_output(self, on: bool | None = None) -> bool: ...
 
 
+IN_URL = (
+    "a token in the URL is refused (URLs land in logs and browser history): send it as Authorization: Bearer … "
+    "or as a POST form's token"
+)
+
+
 def error(status: int, reason: str) -> web.Response:
     return web.json_response({"error": reason}, status=status)
+
+
+async def form(request: web.Request) -> dict[str, str] | None:
+    """A POST's form fields (none for another method or body type); None when the form cannot be read."""
+    try:
+        fields = await request.post()
+    except (ValueError, LookupError):
+        return None
+    return {k: v for k, v in fields.items() if isinstance(v, str)}
+
+
+def token(request: web.Request, fields: Mapping[str, str]) -> str:
+    """The secret a request sends: ``Authorization: Bearer …``, else its form's ``token``."""
+    return bearer(request) or fields.get("token", "")
 
 
 class LoadControl:
@@ -43,10 +67,12 @@ class LoadControl:
         app.router.add_post("/control/load", self.handle)
 
     async def handle(self, request: web.Request) -> web.Response:
-        fields = request.query if request.method == "GET" else await self.form(request)
+        if "token" in request.query:
+            return error(400, IN_URL)
+        fields = await form(request)
         if fields is None:
             return error(400, "send value=on|off&token=… as a form")
-        if not key_matches(str(fields.get("token", "")), self.secret):
+        if not key_matches(token(request, fields), self.secret):
             return error(401, "no or a wrong token")
         value = fields.get("value") if request.method == "POST" else None
         if request.method == "POST" and value not in ("on", "off"):
@@ -62,10 +88,3 @@ class LoadControl:
             log.warning("load control: %s asked for the load %s; it was %s, it is %s", request.remote, value,
                         "on" if before else "off", "on" if now else "off")  # fmt: skip
         return web.json_response({"load": "on" if now else "off"})
-
-    async def form(self, request: web.Request) -> dict[str, str] | None:
-        try:
-            form = await request.post()
-        except (ValueError, LookupError):
-            return None
-        return {k: v for k, v in form.items() if isinstance(v, str)}

@@ -15,7 +15,7 @@ import logging
 
 from aiohttp import web
 
-from nutbridge.peers.devices import DeviceError, DeviceList, validate
+from nutbridge.peers.devices import DeviceError, DeviceList, RefusalLog, validate
 from nutbridge.server.daycache import DayCache
 from nutbridge.server.legacy import answer, key_matches
 
@@ -37,6 +37,7 @@ class NetworkApi:
         self.cache = cache
         self.devices = devices
         self.network_key = network_key
+        self.refusals = RefusalLog("peer update")
 
     async def handle(self, request: web.Request) -> web.Response:
         """POST: a peer's update; GET ?value=: a value of today's newest row; anything else: empty."""
@@ -55,11 +56,13 @@ class NetworkApi:
             return WRONG_KEY
         if self.devices is None:
             return ""
+        sender = request.remote or "?"
         try:
             device = validate({name: trimmed(form.get(name, "")) for name in FIELDS})
-            devices, existed = await asyncio.to_thread(self.devices.upsert, device)
-        except DeviceError as exc:
-            log.warning("peer update from %s refused: %s", request.remote, exc)
+            store = self.devices
+            devices, existed = await asyncio.to_thread(lambda: store.upsert(device, sender=sender))
+        except DeviceError as exc:  # invalid, refused, or the list cannot be written: v1's empty answer
+            self.refusals.refused(sender, str(exc))
             return ""
         body = [d.as_json() for d in devices]
         return json.dumps(body, separators=(",", ":"), ensure_ascii=True) if existed else ""

@@ -1,6 +1,10 @@
 """``/metrics`` (Prometheus' text format), ``/stats`` and ``/stats/clear`` (pyPowerwall's), and the request
 counter behind them. Everything is read from the live snapshot and counters kept in memory: never the device.
 
+``/stats/clear`` is a POST behind the operator's ``[control] secret`` (``Authorization: Bearer …`` or a form's
+``token``), refused without one (403, naming the key to set), and refused from a page of another origin: it
+changes state, and pyPowerwall's GET let any page a browser opened, or any link, reset the counters.
+
 The metric names carry their unit (``nutbridge_pv_power_watts``); every numeric NUT variable is one series of
 ``nutbridge_nut_variable{variable="battery.charge"}``. Request counts are labelled by route pattern, never by
 the path a client sent, so a scanner cannot grow the label set.
@@ -16,9 +20,13 @@ from typing import Any
 
 from aiohttp import web
 from aiohttp.typedefs import Handler
+from yarl import URL
 
 from nutbridge.model import Reading
+from nutbridge.server.api import error
+from nutbridge.server.control import form, token
 from nutbridge.server.daycache import DayCache
+from nutbridge.server.legacy import key_matches
 from nutbridge.server.live import LiveSnapshot
 from nutbridge.snapshot import Comms
 
@@ -52,12 +60,29 @@ def label(value: str) -> str:
     return value.replace("\\", "\\\\").replace("\n", "\\n").replace('"', '\\"')
 
 
+def same_origin(request: web.Request) -> bool:
+    """True without an Origin header (not a browser's cross-site request), or when it names the request's own
+    Host: the same host and port, the port by default the Origin's scheme's. ``Origin: null`` is another one."""
+    origin = request.headers.get("Origin")
+    if origin is None:
+        return True
+    try:
+        theirs = URL(origin)
+        ours = URL(f"{theirs.scheme}://{request.host}") if theirs.scheme in ("http", "https") else None
+    except ValueError:
+        return False
+    return ours is not None and theirs.host is not None and (theirs.host, theirs.port) == (ours.host, ours.port)
+
+
 class Stats:
     """Counters of the sidecar, and the offsets ``/stats/clear`` sets."""
 
-    def __init__(self, live: LiveSnapshot | None, cache: DayCache, *, subscribers: Any = None) -> None:
+    def __init__(
+        self, live: LiveSnapshot | None, cache: DayCache, *, subscribers: Any = None, secret: str | None = None
+    ) -> None:
         self.live = live
         self.cache = cache
+        self.secret = secret  # the operator's [control] secret, which /stats/clear asks for
         self.subscribers = subscribers  # the pub/sub hub, whose ``subscribers`` are its open subscriber sockets
         self.started = time.monotonic()  # uptimes are intervals: a stepped wall clock must not move them
         self.requests: Counter[tuple[str, int]] = Counter()
@@ -81,8 +106,7 @@ class Stats:
         app.middlewares.append(self.count_requests)
         app.router.add_get("/metrics", self.metrics)
         app.router.add_get("/stats", self.stats)
-        app.router.add_get("/stats/clear", self.clear)  # GET, as pyPowerwall's
-        app.router.add_post("/stats/clear", self.clear)
+        app.router.add_post("/stats/clear", self.clear)  # not GET, as pyPowerwall's: a link must not reset it
 
     def totals(self) -> dict[str, int]:
         latest = None if self.live is None else self.live.latest
@@ -114,6 +138,13 @@ class Stats:
 
     async def clear(self, request: web.Request) -> web.Response:
         """Start the counters of /stats again (the daemon's own totals, and /metrics, are not reset)."""
+        if not same_origin(request):
+            return error(403, "a request from a page of another origin")
+        if self.secret is None:
+            return error(403, "/stats/clear is off: set [control] secret to turn it on")
+        fields = await form(request)
+        if not key_matches(token(request, fields or {}), self.secret):
+            return error(401, "no or a wrong secret: send [control] secret as Authorization: Bearer … or token=")
         self._offsets = self.totals()
         self._cleared_at = time.monotonic()
         return web.json_response({"cleared": True})

@@ -6,13 +6,16 @@ nanoseconds and trailing zeros cut (Go's time.Time), the texts and codes of its 
 Key`` / ``Invalid client name``, 400 ``Bad request``, 405 with ``Allow``, 200 with ``Allow`` for OPTIONS).
 
 Where PiCloud stalls, leaks or breaks, this does not (README, "Pub/sub"): every subscriber has a bounded queue
-and its own sender task, and one that falls ``queue`` messages behind is closed with 1013 instead of stalling
-the hub; a publish never waits; pings every HEARTBEAT seconds drop dead peers; frames over ``max_frame`` are
-closed with 1009, frames it cannot take with 1003, a connection over MAX_EVENTS subscriptions with 1008, and
-the server's stop with 1001; bad JSON is a 400, not a 500; ``created_at`` is when the frame arrived and a
-publisher cannot forge it or ``action``; the key is compared in constant time and, once set, always needed;
-``/info`` is always served, pushes at once, lists no event without subscribers and no ``null`` for no
-connections; at most ``max_subscribers`` sockets (503 before the upgrade).
+and its own sender task, and one that falls ``queue`` messages or ``queue_bytes`` bytes behind (its queue and
+its socket's write buffer) is closed with 1013 instead of stalling the hub, its queued frames dropped at once;
+a publish never waits, and its frame is encoded once for all; pings every HEARTBEAT seconds drop dead peers;
+frames over ``max_frame`` are closed with 1009, frames it cannot take with 1003, a connection over MAX_EVENTS
+subscriptions with 1008, and the server's stop with 1001; bad JSON is a 400, not a 500; ``created_at`` is when
+the frame arrived and a publisher cannot forge it or ``action``; the key is compared in constant time and, once
+set, always needed; ``/info`` is always served, pushes at once, lists no event without subscribers and no
+``null`` for no connections; at most ``max_subscribers`` sockets (503 before the upgrade). Without a key
+(loopback only), the Host must name the loopback, so that a page whose DNS name is rebound to 127.0.0.1 is
+refused.
 
 The daemon publishes every poll as event ``reading`` and each change of ``ups.status`` or the comms state as
 ``status`` (``update``, the Sink side); their ``data`` is JSON text, since PiCloud's ``data`` is a string.
@@ -26,6 +29,7 @@ import enum
 import json
 import logging
 import math
+import re
 import time
 from collections.abc import Awaitable, Callable, Iterable
 from typing import Any
@@ -33,7 +37,7 @@ from urllib.parse import urlsplit
 
 from aiohttp import WSMsgType, web
 
-from nutbridge.config import PubSubConfig
+from nutbridge.config import PubSubConfig, is_loopback
 from nutbridge.server.api import iso, reading_json
 from nutbridge.server.legacy import key_matches
 from nutbridge.snapshot import Comms, Snapshot
@@ -44,6 +48,7 @@ HEARTBEAT = 30.0  # seconds between pings; a peer that has not answered half of 
 CLOSE_TIMEOUT = 5.0  # seconds a closing handshake may take before the connection is cut
 MAX_EVENTS = 256  # subscriptions one connection may hold (PiCloud has no limit: a memory DoS)
 RETRY_AFTER = 30  # seconds, with the 503 of a full hub
+HOST = re.compile(r"(?:\[(?P<v6>[0-9A-Fa-f:.]+)\]|(?P<name>[^:\[\]]+))(?::\d{1,5})?")  # a Host header
 CLOSE_GOING_AWAY, CLOSE_UNSUPPORTED, CLOSE_POLICY, CLOSE_TRY_AGAIN = 1001, 1003, 1008, 1013
 
 # Go's encoding/json (as PiCloud was built, 2016) escapes these in strings; other characters are sent as UTF-8,
@@ -124,7 +129,7 @@ class Connection:
 
     __slots__ = (
         *("client_name", "closing", "connected_at", "events", "finished", "handler", "interrupt", "ip_address"),
-        *("kind", "queue", "sender", "ws"),
+        *("kind", "queue", "queued", "sender", "transport", "ws"),
     )
 
     def __init__(self, ws: web.WebSocketResponse, request: web.Request, kind: Kind, name: str, queue: int) -> None:
@@ -134,7 +139,9 @@ class Connection:
         self.ip_address = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"  # Go's RemoteAddr().String()
         self.connected_at = go_time()
         self.events: dict[str, None] = {}  # in subscription order
-        self.queue: asyncio.Queue[str] = asyncio.Queue(queue)  # a subscriber's frames, not yet sent
+        self.queue: asyncio.Queue[bytes] = asyncio.Queue(queue)  # a subscriber's frames, not yet sent
+        self.queued = 0  # bytes in the queue
+        self.transport = request.transport
         self.sender: asyncio.Task[None] | None = None
         self.handler = asyncio.current_task()  # aiohttp's task for this request, which reads the socket
         self.interrupt: asyncio.Timeout | None = None  # around the handler's reads, to stop them from outside
@@ -145,17 +152,36 @@ class Connection:
         """This connection in ``/info`` (PiCloud's connectionInfo)."""
         return {"client_name": self.client_name, "ip_address": self.ip_address, "connected_at": self.connected_at}
 
+    @property
+    def backlog(self) -> int:
+        """Bytes published to this subscriber and not yet taken by the kernel: its queue and its write buffer."""
+        return self.queued + (self.transport.get_write_buffer_size() if self.transport is not None else 0)
+
+    def put(self, data: bytes) -> None:
+        self.queue.put_nowait(data)
+        self.queued += len(data)
+
+    def drop(self) -> None:
+        """Free the queued frames now: they will never be sent, and the closing handshake of a peer that does
+        not read takes ``close_timeout``."""
+        while not self.queue.empty():
+            self.queue.get_nowait()
+        self.queued = 0
+
     async def send(self) -> None:
         """Hand the queued frames to the socket, one at a time, until cancelled or the peer is gone."""
         with contextlib.suppress(ConnectionError):  # aiohttp's ClientConnectionResetError: the read side notices
             while True:
-                await self.ws.send_str(await self.queue.get())
+                data = await self.queue.get()
+                self.queued -= len(data)  # the transport's buffer counts it from here on
+                await self.ws.send_frame(data, WSMsgType.TEXT)  # the shared bytes: no copy per subscriber
 
     def shut(self, code: int, reason: str) -> None:
         """Have the handler close the socket with ``code`` (the first code decided wins); never waits."""
         if self.closing is not None:
             return
         self.closing = (code, reason)
+        self.drop()
         if self.sender is not None:
             self.sender.cancel()  # it may be stuck on a peer that does not read
         if self.interrupt is not None and asyncio.current_task() is not self.handler:
@@ -168,8 +194,8 @@ class PubSubHub:
     """The hub: routes for the sidecar's app (``routes``) and a Sink for the monitor (``update``).
 
     Args:
-        config: ``[pubsub]``: the key (None: open, which the configuration allows on loopback only), the queue,
-            the frame limit, the ``/info`` interval and the socket cap.
+        config: ``[pubsub]``: the key (None: open, which the configuration allows on loopback only), the queue
+            (messages and bytes), the frame limit, the ``/info`` interval and the socket cap.
         heartbeat: seconds between pings.
         close_timeout: seconds a closing handshake may take.
     """
@@ -193,6 +219,11 @@ class PubSubHub:
     def subscribers(self) -> int:
         """Open subscriber sockets."""
         return sum(1 for c in self._sockets if c.kind is Kind.SUBSCRIBER)
+
+    @property
+    def queued(self) -> int:
+        """Bytes queued for subscribers and not yet handed to their sockets."""
+        return sum(c.queued for c in self._sockets)
 
     @property
     def sockets(self) -> int:
@@ -219,19 +250,24 @@ class PubSubHub:
         subscribers = self._events.get(event)
         if not subscribers:
             return 0
-        text = frame(event, data, go_time())
+        text = frame(event, data, go_time()).encode()  # once: every queue holds the same bytes
         sent = 0
         for connection in list(subscribers):
-            try:
-                connection.queue.put_nowait(text)
+            backlog = connection.backlog
+            if backlog and backlog + len(text) > self.config.queue_bytes:  # one frame always fits an empty one
+                self._too_slow(connection, f"{self.config.queue_bytes} bytes")
+            elif connection.queue.full():
+                self._too_slow(connection, f"{self.config.queue} messages")
+            else:
+                connection.put(text)
                 sent += 1
-            except asyncio.QueueFull:
-                self.slow_closed += 1
-                log.warning("pub/sub: %s (%s) fell %d messages behind; closed", connection.client_name,
-                            connection.ip_address, self.config.queue)  # fmt: skip
-                self._forget(connection)
-                connection.shut(CLOSE_TRY_AGAIN, f"too slow: {self.config.queue} messages behind")
         return sent
+
+    def _too_slow(self, connection: Connection, behind: str) -> None:
+        self.slow_closed += 1
+        log.warning("pub/sub: %s (%s) fell %s behind; closed", connection.client_name, connection.ip_address, behind)
+        self._forget(connection)
+        connection.shut(CLOSE_TRY_AGAIN, f"too slow: {behind} behind")
 
     async def update(self, snapshot: Snapshot) -> None:
         """Publish the poll as ``reading`` and, when ``ups.status`` or the comms state changed, ``status``."""
@@ -276,11 +312,15 @@ class PubSubHub:
         return web.Response(status=201)
 
     def _refusal(self, request: web.Request, kind: Kind) -> web.Response | None:
-        """PiCloud's checks in its order (key, then client name), a cross-site page refused when open."""
+        """PiCloud's checks in its order (key, then client name); when open, a Host that is not the loopback's
+        and a cross-site page are refused."""
         key = self.config.api_key
         if key is None:  # open (loopback only): a browser page of another site must not drive it
+            host = request.headers.get("Host", "")
+            if not loopback_host(host):  # DNS rebinding: evil.example resolved to 127.0.0.1 sends its own name
+                return text_error(403, "Forbidden: a hub without a key answers only to localhost or a loopback address")
             origin = request.headers.get("Origin")
-            if origin and urlsplit(origin).netloc.lower() != request.host.lower():
+            if origin and urlsplit(origin).netloc.lower() != host.lower():
                 return text_error(403, "Forbidden: cross-site request to a hub without a key")
         elif not key_matches(request.headers.get("X-API-Key") or request.query.get("apiKey", ""), key):
             return text_error(401, "Invalid API Key")
@@ -330,8 +370,10 @@ class PubSubHub:
         finally:
             self._forget(connection)
             self._sockets.discard(connection)
+            connection.drop()
             if connection.sender is not None:
                 connection.sender.cancel()
+                connection.sender = None  # its CancelledError's traceback holds send()'s frame, which holds us
             connection.finished.set()
             log.info("pub/sub: %s socket from %s closed (%s)", kind.value, connection.ip_address, ws.close_code)
             if transport is not None:  # a closed transport still flushes; one whose peer never reads is cut
@@ -433,6 +475,13 @@ def publication(body: dict[str, Any]) -> tuple[str, str]:
     if not event:
         raise NoEvent("no event")
     return event, data
+
+
+def loopback_host(host: str) -> bool:
+    """True when a Host header names this machine's loopback: ``localhost``, 127.0.0.0/8 or ``[::1]``, with or
+    without a port. A name that DNS merely resolves to 127.0.0.1 is not one."""
+    match = HOST.fullmatch(host)
+    return match is not None and is_loopback(match["v6"] or match["name"].lower())
 
 
 def client_name(request: web.Request) -> str:

@@ -233,7 +233,12 @@ class TokenCache:
     # -- the file ------------------------------------------------------------------------------------------------
 
     def _check_folder(self) -> None:
-        """The token folder must exist and not be world-writable: anyone could swap the file there."""
+        """The token folder must exist and not be world-writable: anyone could swap the file there.
+
+        Group-writable is fine (NUT's state folder, the default, is root:nut 0770): a member may delete or swap
+        the file, which costs a new login, but never read the token, which goes through a temp file created
+        anew, 0600 (``create_temp``); a file found there is used only when regular and private (``_read_file``).
+        """
         folder = self._path.parent
         try:
             info = folder.stat()

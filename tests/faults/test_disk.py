@@ -30,7 +30,7 @@ from nutbridge.server.app import Sidecar, make_app
 from nutbridge.snapshot import Comms
 from nutbridge.sources.envoy_token import TokenCache
 from nutbridge.sources.tracer import TracerSource
-from tests.conftest import need, read_only
+from tests.conftest import TEST_POLICY, need, read_only
 from tests.faults.outage import HAND, watched
 from tests.test_envoy_token import Cloud, make_jwt
 from tests.test_monitor import cycle
@@ -110,7 +110,7 @@ async def test_the_port_file_keeps_its_last_values_the_error_is_logged_once_and_
 
 async def test_a_device_list_that_cannot_be_written_answers_503_and_stays_as_it_was(trouble: Trouble) -> None:
     path = trouble.folder / "deviceList.json"
-    devices = DeviceList(path)
+    devices = DeviceList(path, policy=TEST_POLICY)
     known = validate({"mac": "02:00:00:00:00:07", "ip": "192.0.2.7", "stamp": repr(time.time()), "name": "Known"})
     devices.upsert(known)
     before = path.read_bytes()
@@ -125,7 +125,11 @@ async def test_a_device_list_that_cannot_be_written_answers_503_and_stays_as_it_
         with trouble.on():
             async with http.post("/api/devices", json=new) as answer:
                 assert answer.status == 503
-                assert (await answer.json())["error"] == f"cannot write {path}: {trouble.reason}; the list is unchanged"
+                reason = (await answer.json())["error"]
+                assert (
+                    reason == f"cannot write the device list deviceList.json: {trouble.reason}; the list is unchanged"
+                )
+                assert str(trouble.folder) not in reason  # no server path in an answer
             async with http.get("/api/devices") as answer:  # still served
                 assert [d["name"] for d in await answer.json()] == ["Known"]
             assert path.read_bytes() == before
@@ -142,7 +146,7 @@ async def test_held_stamps_that_cannot_be_written_stay_in_memory_with_one_error(
     monkeypatch.setattr(devices_module, "CHECK_EVERY", 0.02)
     monkeypatch.setattr(devices_module, "RETRY_AFTER", 0.02)
     path = trouble.folder / "deviceList.json"
-    devices = DeviceList(path, flush_interval=0.01)
+    devices = DeviceList(path, flush_interval=0.01, policy=TEST_POLICY)
     fields = {"mac": "02:00:00:00:00:07", "ip": "192.0.2.7", "name": "Known"}
     devices.upsert(validate(fields | {"stamp": "1000"}))
     before = path.read_bytes()
@@ -158,7 +162,8 @@ async def test_held_stamps_that_cannot_be_written_stay_in_memory_with_one_error(
         await until(lambda: json.loads(path.read_bytes())[0]["time stamp"] == stamp)
     errors = [r.getMessage() for r in caplog.records if r.levelno == logging.ERROR]
     assert errors == [
-        f"cannot write {path}: {trouble.reason}; the list is unchanged; the newer stamps stay in memory and "
+        f"cannot write the device list deviceList.json: {trouble.reason}; the list is unchanged; the newer "
+        "stamps stay in memory and "
         "are tried again"
     ]
     assert any(r.getMessage() == f"device list {path} is written again" for r in caplog.records)

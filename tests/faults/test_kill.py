@@ -30,6 +30,7 @@ import aiohttp
 from nutbridge.nut.portfile import PortFile, merge, parse_values
 from nutbridge.peers.devices import DeviceList, validate
 from nutbridge.sources.envoy_token import TokenCache, expiry
+from tests.conftest import TEST_POLICY, TEST_RANGES
 from tests.faults.outage import HAND
 from tests.test_envoy_token import make_jwt
 from tests.test_powerwall import free_port
@@ -133,7 +134,7 @@ def device_list_writes(path: Path) -> Callable[[], None]:
     """Posts from the eight nodes, one after another, as fast as the list takes them."""
 
     def forever() -> None:
-        devices = DeviceList(path, clock=lambda: NOW + 10**6)
+        devices = DeviceList(path, clock=lambda: NOW + 10**6, policy=TEST_POLICY)
         for i in itertools.count(1):
             devices.upsert(validate(device(i % len(MACS), i)))
 
@@ -153,7 +154,7 @@ def device_list_whole(path: Path) -> bool:
 def a_device_list(folder: Path) -> Path:
     folder.mkdir(exist_ok=True)
     path = folder / "deviceList.json"
-    devices = DeviceList(path, clock=lambda: NOW)
+    devices = DeviceList(path, clock=lambda: NOW, policy=TEST_POLICY)
     for n in range(len(MACS)):
         devices.upsert(validate(device(n, 0)))
     return path
@@ -225,7 +226,7 @@ def test_the_daemon_started_on_a_folder_of_killed_writes_goes_on_where_it_was(tm
         f'[source]\nkind = "simulator"\nstart = "12:00"\n[monitor]\npoll_interval = 0.5\n'
         f'[nut]\nport_file = "solar.dev"\nversion = "2.8.0"\ndriver_restart_command = ""\n'
         f'[datalog]\nfolder = "data"\n[api]\nlisten = "127.0.0.1:{api}"\ndashboard = false\n'
-        f'[peers]\nnetwork_key = "{KEY}"\ndevice_list = "{device_list}"\n'
+        f'[peers]\nnetwork_key = "{KEY}"\ndevice_list = "{device_list}"\nallow_addresses = {json.dumps(TEST_RANGES)}\n'
     )
     config.chmod(0o600)
     served, err, status = asyncio.run(run_daemon(config, port_file, api))

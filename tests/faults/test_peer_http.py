@@ -21,6 +21,7 @@ from nutbridge.peers.client import PeerClient, RateLimited
 from nutbridge.peers.devices import DeviceList
 from nutbridge.peers.node import Node
 from nutbridge.server.app import Sidecar, make_app
+from tests.conftest import TEST_POLICY
 from tests.faults.servers import HttpFaults
 from tests.test_peers import KEY, LoopbackNode, announcer_for, serving, write_reading
 from tests.test_powerwall import Clock
@@ -33,7 +34,9 @@ TIMEOUT = 0.3
 async def faulty_node(tmp: Path, name: str, faults: HttpFaults) -> AsyncIterator[LoopbackNode]:
     """A node as tests.test_peers.serving makes one, its application behind ``faults``."""
     folder = tmp / name
-    node = LoopbackNode(folder, DeviceList(folder / "deviceList.json"), Node({"name": name, "pvWatts": 100}))
+    node = LoopbackNode(
+        folder, DeviceList(folder / "deviceList.json", policy=TEST_POLICY), Node({"name": name, "pvWatts": 100})
+    )
     write_reading(folder, watts=0.0, charge=0.5)
     app = faults.install(make_app(folder, devices=node.devices, network_key=KEY, node=node.node))
     async with Sidecar(app, "127.0.0.1", 0) as sidecar:
@@ -44,7 +47,9 @@ async def faulty_node(tmp: Path, name: str, faults: HttpFaults) -> AsyncIterator
 def this_node(tmp: Path) -> LoopbackNode:
     folder = tmp / "me"
     write_reading(folder, watts=1, charge=0.5)
-    return LoopbackNode(folder, DeviceList(folder / "deviceList.json"), Node({}), port=2)
+    return LoopbackNode(
+        folder, DeviceList(folder / "deviceList.json", policy=TEST_POLICY), Node({}), port=1024
+    )  # nothing listens: this node only announces
 
 
 def ours(caplog: pytest.LogCaptureFixture, level: int) -> list[str]:
@@ -69,7 +74,7 @@ async def test_a_failing_peer_is_logged_once_the_round_goes_on_and_it_works_agai
     async with (
         faulty_node(tmp_path, "flaky", faults) as flaky,
         serving(tmp_path, "steady") as steady,
-        PeerClient(timeout=TIMEOUT, default_port=80) as client,
+        PeerClient(timeout=TIMEOUT, default_port=80, policy=TEST_POLICY) as client,
     ):
         announcer = announcer_for(this_node(tmp_path), ME, client, [flaky.address, steady.address])
         rounds = itertools.count()
@@ -100,7 +105,7 @@ async def test_a_peer_answering_429_is_skipped_until_its_retry_after(
     faults.fault, faults.retry_after = "429", "120"
     async with (
         faulty_node(tmp_path, "busy", faults) as busy,
-        PeerClient(timeout=TIMEOUT, default_port=80, clock=clock) as client,
+        PeerClient(timeout=TIMEOUT, default_port=80, clock=clock, policy=TEST_POLICY) as client,
     ):
         announcer = announcer_for(this_node(tmp_path), ME, client, [busy.address])
         await announcer.round()

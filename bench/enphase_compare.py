@@ -17,10 +17,15 @@ stamp), ``test.dev-nocomms`` in nocomms. Per state, the ``key: value`` lines (nu
 markers stripped), comments and blank lines are compared as sets: bash writes an unordered map.
 
 Differences README intends are labelled so (nutbridge keeps hand-set battery.*/input.*/output.* lines the original
-drops; nutbridge may add CHRG/DISCHRG to ups.status; with the meters off it writes no zeros); any other is a
-nutbridge bug: exit status 1. Exit status 2: something the bench needs is missing (it says what to install).
+drops; nutbridge may add CHRG/DISCHRG to ups.status; battery.current is + while charging, the original's the
+storage meter's sign; with the meters off it writes no zeros); any other is a nutbridge bug: exit status 1. Exit
+status 2: something the bench needs is missing (it says what to install).
 
-Usage: .venv/bin/python -m bench.enphase_compare [--git-dir DIR] [--meters-off] [--timeout 75] [--keep]
+``--variants`` runs the comparison again for each site in test-fixtures/envoy/ (single phase, three phase): its
+live data and meter reports replace test.conf's TEST_LIVE and TEST_REPORTS in both copies (the charge becomes
+TEST mode's ``@BATT_SOC@``, so the loop's states still show), so every meter line of every fixture is compared.
+
+Usage: .venv/bin/python -m bench.enphase_compare [--git-dir DIR] [--meters-off] [--variants] [--timeout 75] [--keep]
 """
 
 from __future__ import annotations
@@ -30,6 +35,7 @@ import calendar
 import collections
 import contextlib
 import dataclasses
+import json
 import os
 import re
 import shutil
@@ -44,6 +50,8 @@ from pathlib import Path
 
 MIRROR = Path("/work/.mirror/sshambar+enphase-monitor/repo")
 REPO = Path(__file__).resolve().parent.parent
+FIXTURES = REPO / "test-fixtures" / "envoy"
+VARIANTS = ("single-phase", "3phase")  # live-<v>.json and reports-<v>.json; live-no-batteries has no charge to loop
 PORT_FILE = "test.dev"
 HIDDEN = PORT_FILE + "-nocomms"
 MARKER = " # nutbridge"
@@ -66,6 +74,9 @@ exit 97
 # Why a line may differ on purpose (README); the empty string means it must not.
 KEPT_BY_HAND = "intended: nutbridge keeps a hand-set battery.*/input.*/output.* line (the original drops it)"
 CHRG = "intended: nutbridge adds CHRG/DISCHRG to ups.status"
+SIGN = "intended: nutbridge's battery.current is + while charging (the original keeps the storage meter's sign)"
+CAPACITY = ("intended: battery.capacity is secctrl's Max_energy (the original: live data's enc_agg_energy, the energy "
+            "stored now), and battery.runtime and ups.load follow it")  # fmt: skip
 NO_ZEROS = "intended: meters off, the original writes zeros (runtime 172800), nutbridge writes nothing"
 LATE_NOCOMMS = 1.0  # seconds: a rename later than this leaves dummy-ups (a look every ~2 s) little time to see it
 METER_KEYS = re.compile(r"^(input|output)\.(L\d\.|L\d-N\.)?(realpower|power|voltage|powerfactor|frequency|current)$")
@@ -209,10 +220,18 @@ def shape_problem(state: str, look: Look | None) -> str | None:
     return None if " ".join(words) == EXPECTED[state] else f"ups.status {status!r}, expected {EXPECTED[state]!r}"
 
 
-def why(line: str, only_in: str, other: list[str], seed: list[str], meters_off: bool) -> str:
-    """The README's reason for a line found in one program's file only; "" if there is none (a bug)."""
+def why(line: str, only_in: str, own: list[str], other: list[str], seed: list[str], *, meters_off: bool) -> str:
+    """The README's reason for a line found in one program's file (``own``) only; "" if there is none (a bug)."""
     key, _, value = line.partition(":")
     value = value.strip()
+    theirs = {o.partition(":")[0]: o.partition(":")[2].strip() for o in other}
+    other_current = theirs.get(key, "")
+    if key == "battery.current" and other_current != value and other_current.lstrip("-") == value.lstrip("-"):
+        return SIGN
+    mine = {o.partition(":")[0]: o.partition(":")[2].strip() for o in own}
+    capacities = {mine.get("battery.capacity"), theirs.get("battery.capacity")}
+    if key in ("battery.capacity", "battery.runtime", "ups.load") and len(capacities) > 1:
+        return CAPACITY
     if only_in == "nutbridge":
         if line in seed and key.startswith(("battery", "input", "output")):
             return KEPT_BY_HAND
@@ -263,12 +282,12 @@ def compare(state: str, original: Look | None, nutbridge: Look | None, seed: lis
     row.same = sum((a & b).values())
     for line in sorted((a - b).elements()):
         row.only_original += 1
-        reason = why(line, "original", nb_lines, seed, meters_off)
+        reason = why(line, "original", orig_lines, nb_lines, seed, meters_off=meters_off)
         row.unexpected += not reason
         row.notes.append(f"only in the original: {line!r}: {reason or 'UNEXPECTED (a nutbridge bug)'}")
     for line in sorted((b - a).elements()):
         row.only_nutbridge += 1
-        reason = why(line, "nutbridge", orig_lines, seed, meters_off)
+        reason = why(line, "nutbridge", nb_lines, orig_lines, seed, meters_off=meters_off)
         row.unexpected += not reason
         row.notes.append(f"only in nutbridge: {line!r}: {reason or 'UNEXPECTED (a nutbridge bug)'}")
     hand = [line for line in seed if line.startswith("#") or (":" in line and not line.startswith("ups.status"))]
@@ -336,6 +355,7 @@ def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--git-dir", type=Path, default=MIRROR, help="git mirror of sshambar/enphase-monitor")
     p.add_argument("--meters-off", action="store_true", help="uncomment test.conf's #DISABLE_METERS=1 in both copies")
+    p.add_argument("--variants", action="store_true", help="also each site of test-fixtures/envoy/ (3-phase …)")
     p.add_argument("--timeout", type=float, default=75.0, help="seconds both may take for the loop (default 75)")
     p.add_argument("--keep", action="store_true", help="keep the temporary folder")
     args = p.parse_args()
@@ -353,10 +373,28 @@ def main() -> int:
         conf = re.sub(r"^#DISABLE_METERS=1$", "DISABLE_METERS=1", conf, flags=re.MULTILINE)
     meters_off = bool(re.search(r"^DISABLE_METERS=\S", conf, flags=re.MULTILINE))
 
-    return run_both(args, conf, seed, script, meters_off)
+    status = run_both(args, conf, seed, script, meters_off)
+    for variant in VARIANTS if args.variants else ():
+        print(f"\n=== test-fixtures/envoy/live-{variant}.json and reports-{variant}.json as TEST_LIVE, TEST_REPORTS")
+        site = f" but for TEST_LIVE and TEST_REPORTS ({variant})"
+        status = max(status, run_both(args, with_site(conf, variant), seed, script, meters_off, site=site))
+    return status
 
 
-def run_both(args: argparse.Namespace, conf: str, seed: str, script: str, meters_off: bool) -> int:
+def with_site(conf: str, variant: str) -> str:
+    """test.conf with a fixture site's live data and reports; its charge becomes TEST mode's @BATT_SOC@."""
+    live = json.dumps(json.loads((FIXTURES / f"live-{variant}.json").read_text()), separators=(",", ":"))
+    live = re.sub(r'"soc":\d+(\.\d+)?', '"soc":@BATT_SOC@', live)
+    reports = json.dumps(json.loads((FIXTURES / f"reports-{variant}.json").read_text()), separators=(",", ":"))
+    for key, text in (("TEST_LIVE", live), ("TEST_REPORTS", reports)):
+        found = list(re.finditer(rf"^{key}='[^']*'", conf, flags=re.MULTILINE))
+        if len(found) != 1:
+            raise SystemExit(f"test.conf: no single-quoted {key}= to replace")
+        conf = f"{conf[: found[0].start()]}{key}='{text}'{conf[found[0].end() :]}"  # as text: no regex escapes
+    return conf
+
+
+def run_both(args: argparse.Namespace, conf: str, seed: str, script: str, meters_off: bool, *, site: str = "") -> int:
     """Both programs at once, each in its folder, until both began the loop's first state again, plus one."""
     version = re.search(r"Enphase Monitor for NUT dummy-ups (v[\d.]+)", script)
     with workspace(args.keep) as base:
@@ -375,7 +413,7 @@ def run_both(args: argparse.Namespace, conf: str, seed: str, script: str, meters
             ("nutbridge", [sys.executable, "-m", "nutbridge", "-c", "test.conf", "--nut-version", "2.8.0"]),
         ]
         print(f"enphase-monitor {version.group(1) if version else '?'} from {args.git_dir} (HEAD), "
-              f"test.conf {'with DISABLE_METERS=1' if meters_off else 'unchanged'}; $TMP = {base}")  # fmt: skip
+              f"test.conf {'with DISABLE_METERS=1' if meters_off else 'unchanged'}{site}; $TMP = {base}")  # fmt: skip
         show_commands(base, commands)
         folders = {name: prepare(base / name, conf, seed).parent for name, _ in commands}
         runs = [start(name, cmd, folders[name], env if name == "original" else nb_env) for name, cmd in commands]

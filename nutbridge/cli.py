@@ -11,7 +11,7 @@ import sys
 from pathlib import Path
 
 from nutbridge import __version__
-from nutbridge.config import Config, config_path, is_loopback, load, with_overrides
+from nutbridge.config import Config, is_loopback, load, ups_config_file, with_overrides
 from nutbridge.errors import ConfigError, NutbridgeError, PortFileError
 from nutbridge.nut.portfile import PortFile
 from nutbridge.nut.seed import Seed
@@ -36,7 +36,8 @@ def parser() -> argparse.ArgumentParser:
         epilog="Config: -c FILE, or UPS → $NUT_CONFPATH/nutbridge-UPS.toml (NUT_CONFPATH defaults to /etc/nut). "
         "SIGHUP reconnects to the device and reads its settings again. "
         "`nutbridge status [UPS] [--api URL] [--json]` shows a running daemon; "
-        "`nutbridge setup UPS --source URL` makes a new install; `nutbridge doctor UPS [--json]` checks one.",
+        "`nutbridge setup UPS --source URL` makes a new install; `nutbridge doctor UPS [--json]` checks one; "
+        "`nutbridge capture [UPS] [-o OUT]` saves the device's answers, redacted, for a bug report.",
     )
     p.add_argument("ups", nargs="?", metavar="UPS", help="the ups.conf section this instance feeds")
     p.add_argument("-c", dest="config", metavar="FILE", help="configuration file (TOML)")
@@ -126,9 +127,7 @@ def read_config(args: argparse.Namespace) -> Config:
     if args.config:
         config = load_any(Path(args.config))
     elif args.ups:
-        path = config_path(args.ups)
-        enphase = path.with_name(f"enphase-{args.ups}.conf")  # enphase-monitor's, read unchanged
-        config = load_any(enphase if not path.exists() and enphase.exists() else path)
+        config = load_any(ups_config_file(args.ups))
     else:
         config = Config()
     return with_overrides(
@@ -169,6 +168,10 @@ def main(argv: list[str] | None = None) -> int:
         from nutbridge.doctor import main as doctor_main
 
         return doctor_main(argv[1:])
+    if argv[:1] == ["capture"]:
+        from nutbridge.capture import main as capture_main
+
+        return capture_main(argv[1:])
     args = parser().parse_args(argv)
     setup_logging(args.debug)
     if args.demo:

@@ -598,6 +598,14 @@ def config_path(ups: str) -> Path:
     return Path(os.environ.get("NUT_CONFPATH") or "/etc/nut") / f"nutbridge-{ups}.toml"
 
 
+def ups_config_file(ups: str) -> Path:
+    """The file ``nutbridge UPS`` reads: nutbridge-UPS.toml, else enphase-monitor's enphase-UPS.conf beside it
+    (read unchanged) when only that one exists."""
+    path = config_path(ups)
+    enphase = path.with_name(f"enphase-{ups}.conf")
+    return enphase if not path.exists() and enphase.exists() else path
+
+
 def load(path: Path) -> Config:
     """Read and validate a TOML file; one holding a secret must not be readable by group or others."""
     try:

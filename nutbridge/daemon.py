@@ -33,8 +33,11 @@ from nutbridge.sinks import Sink, SinkRunner
 from nutbridge.testmode import StateCycle
 
 if TYPE_CHECKING:
+    import httpx
+
     from nutbridge.server.control import LoadControl
     from nutbridge.server.pubsub import PubSubHub
+    from nutbridge.sources.envoy_token import TokenCache
 
 log = logging.getLogger("nutbridge")
 
@@ -84,15 +87,34 @@ async def open_source(
             yield simulated, [simulated.commands()]
 
 
+def envoy_tokens(
+    config: Config, envoy: EnvoyConfig, *, transport: httpx.AsyncBaseTransport | None = None
+) -> TokenCache:
+    """The gateway's token cache as the daemon keeps it (``nutbridge capture`` shares it): the configured file,
+    else enphase.token in the state folder, else beside the port file. ``transport``: TEST mode's fixtures."""
+    from nutbridge.sources.envoy_token import TokenCache
+
+    state_dir = envoy.state_dir or (config.nut.port_file.parent if config.nut.port_file else Path.cwd())
+    return TokenCache(
+        envoy.token_file or state_dir / "enphase.token",
+        serial=envoy.serial or "TEST",
+        username=envoy.username or "test",
+        password=envoy.password or "test",
+        login_url=envoy.login_url,
+        token_url=envoy.token_url,
+        timeout=envoy.login_timeout,
+        min_renew_interval=0.0 if transport else 900.0,
+        transport=transport,
+    )
+
+
 @contextlib.asynccontextmanager
 async def open_envoy(
     config: Config, envoy: EnvoyConfig, charge_low: Callable[[], float | None]
 ) -> AsyncIterator[Source]:
     """The Enphase gateway with its token cache; in TEST mode, answered from fixtures through the state loop."""
     from nutbridge.sources.envoy import EnvoySource
-    from nutbridge.sources.envoy_token import TokenCache
 
-    state_dir = envoy.state_dir or (config.nut.port_file.parent if config.nut.port_file else Path.cwd())
     serial = envoy.serial or "TEST"
     fixtures = None
     if config.test.enabled:
@@ -100,17 +122,7 @@ async def open_envoy(
 
         fixtures = FixtureGateway(config.test.fixtures(), serial=serial, login_url=envoy.login_url,
                                   token_url=envoy.token_url)  # fmt: skip
-    tokens = TokenCache(
-        envoy.token_file or state_dir / "enphase.token",
-        serial=serial,
-        username=envoy.username or "test",
-        password=envoy.password or "test",
-        login_url=envoy.login_url,
-        token_url=envoy.token_url,
-        timeout=envoy.login_timeout,
-        min_renew_interval=0.0 if fixtures else 900.0,
-        transport=fixtures.transport if fixtures else None,
-    )
+    tokens = envoy_tokens(config, envoy, transport=fixtures.transport if fixtures else None)
     source = EnvoySource(envoy.host, serial=serial, tokens=tokens, timeout=envoy.api_timeout, meters=envoy.meters,
                          load_kwh=envoy.load_kwh, transport=fixtures.transport if fixtures else None)  # fmt: skip
     async with source:

@@ -23,7 +23,7 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from nutbridge.config import Config, config_path, with_overrides
+from nutbridge.config import Config, ups_config_file, with_overrides
 from nutbridge.errors import ConfigError
 from nutbridge.files import describe
 from nutbridge.nut.portfile import parse_lines, parse_values
@@ -783,10 +783,7 @@ def gather(args: argparse.Namespace) -> Context:
 
     ups: str = args.ups
     confpath = nut_confpath()
-    config_file = config_path(ups)
-    enphase = config_file.with_name(f"enphase-{ups}.conf")  # read unchanged, as the daemon does
-    if not config_file.exists() and enphase.exists():
-        config_file = enphase
+    config_file = ups_config_file(ups)  # enphase-UPS.conf when only that one exists, as the daemon reads it
     config: Config | None = None
     error = None
     try:

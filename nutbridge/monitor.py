@@ -17,7 +17,7 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Protocol, Self
 
-from nutbridge.errors import SourceError
+from nutbridge.errors import ProtocolError, Refused, SourceError
 from nutbridge.model import DeviceInfo, Reading
 from nutbridge.nut.status import PowerState
 from nutbridge.nut.variables import Var, evaluate
@@ -130,13 +130,20 @@ class Monitor:
         """
         try:
             return await self._attempt(deadline)
+        except Refused:
+            raise  # a definite answer (a 404): asking again within the poll would only repeat it
         except SourceError:
             if not self.retries or self.clock() + FIRST_BACKOFF + MIN_ATTEMPT >= deadline:
                 raise
         await self.sleep(FIRST_BACKOFF)  # tenacity's first attempt follows at once; back off before it
 
         # Imported on the first failure only: `nutbridge -s` at boot should not pay for it.
-        from tenacity import AsyncRetrying, retry_if_exception_type, wait_exponential_jitter
+        from tenacity import (
+            AsyncRetrying,
+            retry_if_exception_type,
+            retry_if_not_exception_type,
+            wait_exponential_jitter,
+        )
 
         def out_of_time(state: RetryCallState) -> bool:
             return self.clock() + state.upcoming_sleep + MIN_ATTEMPT >= deadline
@@ -144,7 +151,7 @@ class Monitor:
         retrying = AsyncRetrying(
             stop=out_of_time,
             wait=wait_exponential_jitter(multiplier=FIRST_BACKOFF, max=max(0.1, self.active_interval / 4), jitter=0.05),
-            retry=retry_if_exception_type(SourceError),
+            retry=retry_if_exception_type(SourceError) & retry_if_not_exception_type(Refused),
             reraise=True,
             sleep=self.sleep,
         )
@@ -240,7 +247,9 @@ class Monitor:
         silent = self.clock() - self._failing_since
         if silent >= self.grace:
             if self.comms is not Comms.LOST:
-                log.error("lost contact after %.1f s without an answer: %s", silent, error)
+                # a 404 or garbage is an answer, only not a usable one: say which, as the fix differs
+                how = "without a usable answer" if isinstance(error, ProtocolError) else "without an answer"
+                log.error("lost contact after %.1f s %s: %s", silent, how, error)
             else:
                 log.debug("still no contact: %s", error)
             self.comms = Comms.LOST

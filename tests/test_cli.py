@@ -44,6 +44,9 @@ def test_version_and_help() -> None:
     help_text = run("-h").stdout
     for flag in ("-c FILE", "-d", "-s", "-v", "-x", "--source URL", "--simulate", "--port-file", "--poll-interval"):
         assert flag in help_text
+    assert "nutbridge capture" in help_text
+    capture_help = run("capture", "-h")
+    assert capture_help.returncode == 0 and "-o OUT" in capture_help.stdout and "-c FILE" in capture_help.stdout
 
 
 def test_single_poll_on_the_simulator_writes_and_exits_0(port_file: Path) -> None:

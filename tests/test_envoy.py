@@ -1,10 +1,14 @@
 """The Enphase IQ Gateway source against a real HTTPS server on loopback playing the gateway and the cloud,
-from fixtures; enphase-monitor's arithmetic; TEST mode; its configuration file read unchanged."""
+from fixtures; enphase-monitor's arithmetic (rounded as bash's printf); TEST mode; its configuration file read
+unchanged; the storage meter's sign, a site without a battery, the capacity, a 404 (issue 17). Recorded firmware,
+end to end: test_envoy_firmware.py."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
+import shutil
 import ssl
 import subprocess
 import sys
@@ -19,14 +23,14 @@ from aiohttp import web
 
 from nutbridge import enphase_conf
 from nutbridge.config import EnvoyConfig
-from nutbridge.errors import ConfigError, SourceError
+from nutbridge.errors import ConfigError, Refused, SourceError
 from nutbridge.model import DeviceInfo
 from nutbridge.monitor import Monitor
-from nutbridge.nut.enphase import TABLE, GatewayReading, Meter, hundredths, ratio
+from nutbridge.nut.enphase import TABLE, GatewayReading, Meter, hundredths, one, printf_f, ratio
 from nutbridge.nut.variables import evaluate
 from nutbridge.server.app import Sidecar, tls_context
 from nutbridge.snapshot import Comms
-from nutbridge.sources.envoy import EnvoySource
+from nutbridge.sources.envoy import EnvoySource, meter
 from nutbridge.sources.envoy_testmode import FixtureGateway, shipped
 from nutbridge.sources.envoy_token import TokenCache
 from nutbridge.testmode import StateCycle
@@ -48,6 +52,9 @@ class Gateway:
     soc: str = "100"
     live: str = shipped("live")
     reports: str = shipped("reports")
+    secctrl: str = shipped("secctrl")
+    inventory: str | None = None  # ivp/ensemble/inventory; None: not found (404)
+    refusing: dict[str, int] = field(default_factory=dict)  # paths answered with this 4xx
     refuse_tokens: int = 0  # answer 401 to this many requests
     broken: set[str] = field(default_factory=set)  # paths answered with garbage
     failing: set[str] = field(default_factory=set)  # paths answered with a 500
@@ -66,12 +73,16 @@ class Gateway:
                 return web.Response(text="<html>not json")
             if path in self.failing:
                 return web.Response(status=500)
+            if path in self.refusing:
+                return web.Response(status=self.refusing[path])
             if path in self.hanging:
                 await asyncio.sleep(2.5)  # past the source's 2 s timeout
             texts = {"ivp/ensemble/relay": shipped("relay").replace("@RELAY_STATE@", self.relay),
                      "ivp/livedata/status": self.live.replace("@BATT_SOC@", self.soc),
-                     "ivp/meters/reports": self.reports, "ivp/ensemble/secctrl": shipped("secctrl"),
+                     "ivp/meters/reports": self.reports, "ivp/ensemble/secctrl": self.secctrl,
                      "info.xml": shipped("info")}  # fmt: skip
+            if self.inventory is not None:
+                texts["ivp/ensemble/inventory"] = self.inventory
             return web.Response(text=texts[path]) if path in texts else web.Response(status=404)
 
         async def login(request: web.Request) -> web.Response:
@@ -128,7 +139,8 @@ async def read_nut(source: EnvoySource, by_hand: dict[str, str] | None = None) -
 
 
 def test_the_shell_arithmetic_is_kept_digit_for_digit() -> None:
-    assert hundredths("2210.6") == 221060 and hundredths(-0.005) == -1 and hundredths("-1.005") == -100
+    # bash's printf (a long double): -0.005 is -0.00500000000000000000010…, so -0.00 (Python's double: -0.01)
+    assert hundredths("2210.6") == 221060 and hundredths(-0.005) == 0 and hundredths("-1.005") == -100
     assert ratio(2, -140510, 24330) == "-5.77"  # truncated toward zero, sign kept
     assert ratio(2, -244, 24330) == "-0.01" and ratio(2, 0, 0) == "0.00" and ratio(1, 8640, 100) == "86.4"
     info = DeviceInfo(mfr="Enphase Energy", model="IQ Gateway", battery_energy=10000, battery_charge_restart=10)
@@ -156,7 +168,8 @@ async def test_split_phase_site_on_grid_then_islanded(tmp_path: Path, certificat
         assert values["input.realpower"] == "-1405.1" and values["input.current"] == "-5.77"
         assert values["output.realpower"] == "2210.6" and values["output.voltage"] == "243.3"
         assert values["input.powerfactor"] == "-1.00" and values["output.frequency"] == "60.0"
-        assert values["battery.current"] == "-0.01" and values["battery.voltage"] == "86.4"
+        # the storage meter's -2.44 W at 243.3 V: charging, so + (enphase-monitor writes -0.01)
+        assert values["battery.current"] == "0.01" and values["battery.voltage"] == "86.4"
         assert values["battery.capacity"] == "10000" and values["battery.charge.restart"] == "10"
         assert values["ups.firmware"] == "D8.2.4378" and values["device.serial"] == SERIAL
         assert "input.phases" not in values and not any(".L1" in k for k in values)  # split phase: cumulative only
@@ -174,9 +187,12 @@ async def test_three_phase_site_writes_each_line(tmp_path: Path, certificate: tu
     async with gateway_source(tmp_path, certificate, gw) as source:
         values = await read_nut(source)
     assert values["input.phases"] == values["output.phases"] == "3"
-    assert values["output.L2.realpower"] == "455.6" and values["output.L2-N.voltage"] == "231.2"
+    # enphase-monitor's digits (bench.enphase_compare --variants): bash rounds 455.55 and 231.15 as long doubles
+    assert values["output.L2.realpower"] == "455.5" and values["output.L2-N.voltage"] == "231.1"
+    assert values["input.L2-N.voltage"] == "231.1"
     assert values["input.L1.current"] == "-0.52" and values["input.L3.powerfactor"] == "0.80"
-    assert values["battery.charge"] == "55" and values["battery.capacity"] == "5000"
+    # the capacity is secctrl's Max_energy (the shipped answer's 10000 Wh), not live's enc_agg_energy (stored now)
+    assert values["battery.charge"] == "55" and values["battery.capacity"] == "10000"
 
 
 async def test_no_batteries_and_meters_off(tmp_path: Path, certificate: tuple[Path, Path]) -> None:
@@ -416,3 +432,107 @@ async def test_a_500_or_a_hang_is_a_failed_poll_and_the_next_one_works(
             await source.read()
         gw.hanging.clear()
         assert (await read_nut(source))["ups.status"] == "OL"
+
+
+# --- issue 17: signs, no battery, capacity, a 404 ---------------------------------------------------------
+
+
+def with_storage(watts: float, volts: float) -> str:
+    """The shipped reports with the storage meter's cumulative row set to ``watts`` at ``volts``."""
+    reports = json.loads(shipped("reports"))
+    for report in reports:
+        if report["reportType"] == "storage":
+            report["cumulative"].update(currW=watts, actPower=watts, rmsVoltage=volts)
+    return json.dumps(reports)
+
+
+@pytest.mark.parametrize(
+    ("watts", "volts", "current"),
+    [(-7083.656, 247.392, "28.63"), (-2579.823, 242.582, "10.63"), (-1297.667, 240.684, "5.39")],
+)
+async def test_a_storage_meter_reading_negative_is_a_charging_battery(
+    tmp_path: Path, certificate: tuple[Path, Path], watts: float, volts: float, current: str
+) -> None:
+    """ivp/meters/reports' storage meter with the figures three recorded sites read while charging hard (pyenphase's
+    8.2.4286, 8.2.127 and 8.3.1598 fixtures, storage meter in ivp/meters/readings): CHRG and a + current, where
+    nutbridge wrote DISCHRG and -28.63 / -10.63 / -5.39."""
+    async with gateway_source(tmp_path, certificate, Gateway(reports=with_storage(watts, volts))) as source:
+        values = await read_nut(source)
+    assert values["ups.status"] == "OL CHRG" and values["battery.current"] == current
+    async with gateway_source(tmp_path, certificate, Gateway(reports=with_storage(-watts, volts))) as source:
+        values = await read_nut(source)
+    assert values["ups.status"] == "OL DISCHRG" and values["battery.current"] == f"-{current}"
+
+
+NO_ENCHARGE = '[{"type": "ENPOWER", "devices": [{"serial_num": "1"}]}, {"type": "ENCHARGE", "devices": []}]'
+
+
+async def test_a_site_without_a_battery_is_never_low_on_it(tmp_path: Path, certificate: tuple[Path, Path]) -> None:
+    """An Enpower and no battery (the inventory's ENCHARGE devices empty, secctrl's Max_energy 0, as pyenphase's
+    8.3.5169_with_generator records): the gateway's charge of 0 means no battery, so an outage is OB, never OB LB."""
+    gw = Gateway(soc="0", inventory=NO_ENCHARGE, relay="open",
+                 secctrl='{"agg_soc": 0, "Max_energy": 0, "soc_recovery_exit": 10}')  # fmt: skip
+    async with gateway_source(tmp_path, certificate, gw) as source:
+        values = await read_nut(source)
+    assert values["ups.status"] == "OB"
+    for name in ("battery.charge", "battery.capacity", "battery.runtime", "battery.current", "battery.voltage",
+                 "battery.type", "battery.charge.restart", "ups.load"):  # fmt: skip
+        assert name not in values, name
+    assert values["input.realpower"] == "-1405.1"  # the meters are still read
+    gw = Gateway(soc="0", relay="open", inventory=NO_ENCHARGE.replace('"devices": []', '"devices": [{}]'))
+    async with gateway_source(tmp_path, certificate, gw) as source:
+        assert (await read_nut(source))["ups.status"] == "OB LB"  # a battery at 0 %: empty, and low
+
+
+async def test_the_capacity_is_the_batteries_maximum_not_what_they_hold_now(
+    tmp_path: Path, certificate: tuple[Path, Path]
+) -> None:
+    """live's enc_agg_energy is the energy stored now (86 % → 8600 Wh of 10000); secctrl's Max_energy is the full
+    battery (its ENC_agg_avail_energy = agg_soc × Max_energy in every recorded answer). With the capacity taken at
+    86 %, runtime and ups.load would scale with the charge at connect time."""
+    live = shipped("live").replace(
+        '"enc_agg_soc": 100, "enc_agg_energy": 10000', '"enc_agg_soc": 86, "enc_agg_energy": 8600'
+    )
+    assert live != shipped("live")
+    async with gateway_source(tmp_path, certificate, Gateway(live=live, soc="86")) as source:
+        values = await read_nut(source)
+    assert values["battery.capacity"] == "10000"
+    assert values["ups.load"] == "28.7"  # 2210.6 W / (768 W per kWh × 10 kWh), as enphase-monitor's formula
+
+
+async def test_a_404_is_an_answer_not_retried_within_the_poll(
+    tmp_path: Path, certificate: tuple[Path, Path], caplog: pytest.LogCaptureFixture
+) -> None:
+    """A 404 from the relay (and ivp/ensemble/status) is a definite answer: one request each per poll, reported as
+    HTTP 404, never as "without an answer"; one line names the endpoint and the firmware."""
+    gw = Gateway(refusing={"ivp/ensemble/relay": 404, "ivp/ensemble/status": 404})
+    async with gateway_source(tmp_path, certificate, gw) as source:
+        monitor = Monitor(source, interval=5, grace=0)
+        snapshot = await monitor.poll()
+        assert snapshot.comms is Comms.LOST and "HTTP 404" in str(snapshot.error)
+        assert gw.requests["ivp/ensemble/relay"] == 1 and gw.requests["ivp/ensemble/status"] == 1
+        await monitor.poll()
+    assert gw.requests["ivp/ensemble/status"] == 2  # asked again next poll (a firmware update may bring it)
+    assert "without an answer" not in caplog.text and "without a usable answer" in caplog.text
+    named = [r.getMessage() for r in caplog.records if "has no ivp/ensemble/relay" in r.getMessage()]
+    assert len([m for m in named if m.startswith("Enphase")]) == 1 and "firmware D8.2.4378" in named[0]
+    gw.refusing = {"ivp/ensemble/relay": 403}
+    async with gateway_source(tmp_path, certificate, gw) as source:
+        with pytest.raises(Refused, match="HTTP 403 Forbidden"):
+            await Monitor(source, interval=5, grace=0).read(float("inf"))
+
+
+def test_decimals_round_as_bashs_printf_and_keep_the_sign_of_zero() -> None:
+    """enphase-monitor formats with bash's printf, which reads a number into a long double: 455.55 (a tie as
+    written) is 455.549999… there and 455.55000…01 as a double, so 455.5 where Python's f-string wrote 455.6; and
+    a meter reading -0.0 (recorded: 7.3.466's L2) is written -0.0, where nutbridge's ``or 0.0`` made it 0.0."""
+    assert (printf_f(455.55, 1), printf_f("231.15", 1), printf_f(-0.04, 1)) == ("455.5", "231.1", "-0.0")
+    assert one(meter({"currW": -0.0}).watts) == "-0.0"
+    bash = shutil.which("bash")
+    if bash is None:
+        pytest.skip("no bash to compare with")
+    texts = ["455.55", "231.15", "-1.005", "0.125", "2.675", "-0.0", "1004", "60.05", "0.005", "-0.005", "1e-05"]
+    texts += [f"{n / 1000:.3f}" for n in range(-3005, 3005, 10)]
+    script = 'for v in "$@"; do LC_NUMERIC=C printf "%.1f %.2f\\n" "$v" "$v"; done'
+    out = subprocess.run([bash, "-c", script, "-", *texts], capture_output=True, text=True, check=True, timeout=60)
+    assert out.stdout.splitlines() == [f"{printf_f(t, 1)} {printf_f(t, 2)}" for t in texts]

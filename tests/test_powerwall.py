@@ -201,6 +201,50 @@ async def test_only_a_connected_grid_is_ol(proxy: FakeProxy, grid: str, status: 
     assert (await poll(proxy.url)).variables["ups.status"] == status
 
 
+# pyPowerwall's simulator (pwsimulator/stub.py at ac5d364): its scenarios' meters in Tesla's signs, balanced as
+# home = solar + grid + powerwall (powerwall + discharging, grid + importing).
+SIMULATOR_SCENARIOS = [
+    # name, solar, home, grid, powerwall, grid_status; then what NUT must see
+    ("battery-exporting", 0, 900, -2100, 3000, "SystemGridConnected", "OL DISCHRG", "-2100.0", "-3000.0"),
+    ("solar-charging", 1200, 900, 0, -300, "SystemGridConnected", "OL CHRG", "0.0", "300.0"),
+    ("grid-charging", 0, 900, 1200, -300, "SystemGridConnected", "OL CHRG", "1200.0", "300.0"),
+    ("grid-powered", 0, 900, 900, 0, "SystemGridConnected", "OL", "900.0", "0.0"),
+    ("sunny-day-outage", 4300, 1200, 0, -3100, "SystemIslandedActive", "OB CHRG", "0.0", "3100.0"),
+    ("nighttime-outage", 0, 900, 0, 900, "SystemIslandedActive", "OB DISCHRG", "0.0", "-900.0"),
+]
+
+
+@pytest.mark.parametrize(
+    ("solar", "home", "grid", "powerwall", "grid_status", "status", "input_w", "battery_w"),
+    [scenario[1:] for scenario in SIMULATOR_SCENARIOS],
+    ids=[scenario[0] for scenario in SIMULATOR_SCENARIOS],
+)
+async def test_the_simulators_scenarios_keep_their_signs(
+    proxy: FakeProxy,
+    solar: int,
+    home: int,
+    grid: int,
+    powerwall: int,
+    grid_status: str,
+    status: str,
+    input_w: str,
+    battery_w: str,
+) -> None:
+    proxy.change(GRID, {"grid_status": grid_status})
+    proxy.change(
+        AGGREGATES,
+        {
+            "solar.instant_power": solar,
+            "load.instant_power": home,
+            "site.instant_power": grid,
+            "battery.instant_power": powerwall,
+        },
+    )
+    values = (await poll(proxy.url)).variables
+    assert values["ups.status"] == status
+    assert (values["input.realpower"], values["experimental.battery.realpower"]) == (input_w, battery_w)
+
+
 async def test_idle_battery_neither_charges_nor_discharges(proxy: FakeProxy) -> None:
     proxy.change(AGGREGATES, {"battery.instant_power": -30.0})  # the meter's noise at rest
     values = (await poll(proxy.url)).variables
@@ -253,6 +297,42 @@ async def test_a_proxy_that_says_nothing_about_itself_still_serves(proxy: FakePr
         assert source.hold == 5  # pyPowerwall's default
 
 
+async def test_a_site_without_a_powerwall_is_never_low(proxy: FakeProxy) -> None:
+    """pyPowerwall's cloud mode answers /soe 5 % for a solar-only site (its (0 + 5/0.95) × 0.95): a charge
+    below battery.charge.low, LB. The proxy's 0 blocks and no pack energy say there is no battery at all."""
+    proxy.play("solar-only")
+    proxy.change("/api/system_status", {"max_discharge_power": 7600})  # cloud mode's site nameplate_power
+    snapshot = await poll(proxy.url)
+    assert snapshot.ok
+    values = snapshot.variables
+    assert values["ups.status"] == "OL"  # grid_status SystemGridConnected; no LB, no CHRG/DISCHRG
+    for name in ("battery.charge", "battery.runtime", "battery.current", "battery.charger.status", "battery.packs"):
+        assert values[name] is None, name
+    assert values["ups.load"] is None and values["ups.realpower.nominal"] is None  # no Powerwall to deliver it
+    assert values["experimental.battery.realpower"] is None
+    assert (values["input.realpower"], values["output.realpower"]) == ("-2863.0", "867.0")  # exporting
+    assert values["experimental.pv.realpower"] == "3730.0"
+    assert "no battery (solar only)" in str(values["device.description"])
+    assert proxy.hits[SOE] == 0  # not asked: its 5 % means nothing
+
+
+async def test_zero_blocks_with_a_pack_still_has_a_battery(proxy: FakeProxy) -> None:
+    """Only both signs together mean no battery: a proxy that counts 0 blocks but knows the pack's energy
+    (pyPowerwall's TEDAPI mode counts blocks from a list that can come back empty) keeps LB working."""
+    proxy.play("low-battery")
+    proxy.change("/api/system_status", {"available_blocks": 0})
+    values = (await poll(proxy.url)).variables
+    assert values["ups.status"] == "OB LB DISCHRG" and values["battery.charge"] == "14"
+
+
+async def test_pypowerwall_server_raw_percentage_wins(proxy: FakeProxy) -> None:
+    """pypowerwall-server 0.4.0-0.11.1 answer /soe with the app's scale in percentage ((72.6 - 5) / 0.95 here)
+    and the gateway's own figure in raw_percentage."""
+    proxy.answers[SOE] = Answer(json.dumps({"percentage": 71.15789473684211, "raw_percentage": 72.6}))
+    values = (await poll(proxy.url)).variables
+    assert values["battery.charge"] == "73" and values["battery.runtime"] == "44809"
+
+
 # --- failures ---
 
 
@@ -269,7 +349,12 @@ async def test_a_proxy_that_says_nothing_about_itself_still_serves(proxy: FakePr
         (SOE, Answer("Internal Server Error", status=500, content_type="text/plain"), "HTTP 500"),
         (SOE, Answer('{"percentage": 140}'), "140 is not a charge of 0-100 %"),
         (SOE, Answer('{"percentage": NaN}'), "nan is not a charge"),
+        (SOE, Answer('{"percentage": null, "raw_percentage": null}'), "raw_percentage is null: the proxy has no"),
+        (SOE, Answer('{"percentage": null}'), "percentage is null: the proxy has no fresh charge"),
         (GRID, Answer("null"), "grid_status: the proxy has no fresh data"),
+        # pypowerwall-server while it has no data from the gateway: not OB
+        (GRID, Answer('{"grid_status": "Unknown", "grid_services_active": null}'), "'Unknown' is not a grid state"),
+        (GRID, Answer('{"grid_status": "UP"}'), "'UP' is not a grid state"),  # pyPowerwall's word, not the gateway's
         (GRID, Answer('{"grid_services_active": false}'), "grid_status None is not a grid state"),
         (AGGREGATES, Answer("null"), "/aggregates: the proxy has no fresh data"),
         (AGGREGATES, Answer('{"site": {"instant_power": 0}}'), "/aggregates: no load meter"),

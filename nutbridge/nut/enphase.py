@@ -6,16 +6,22 @@ writes for the same data, so a user moving over sees no change in upsc but where
 - Values keep enphase-monitor's arithmetic: one decimal (power factor two), currents as realpower over
   voltage from the rounded values, truncated to two decimals; ``battery.voltage`` from a LiFePO4 cell table
   scaled by ``battery.voltage.high``; ``battery.runtime`` and ``ups.load`` by its formulas (LOADKWH watts of
-  rated output per kWh of battery). The arithmetic is in integers of hundredths, as its shell did, so the
-  last digit agrees.
+  rated output per kWh of battery). The arithmetic is in integers of hundredths, as its shell did, and
+  decimals are rounded as bash's printf rounds them (``printf_f``), so the last digit agrees.
 - Unlike enphase-monitor, with the meters off (DISABLE_METERS) no meter variable is written at all, and so
   no runtime or load: it wrote zeros, which upsmon and dashboards take for a measured 0 W.
+- Unlike enphase-monitor, ``battery.current`` is positive while the battery charges (the gateway's storage
+  meter reads negative then), as for every nutbridge source and as CHRG/DISCHRG read it; ``battery.capacity``
+  is the batteries' maximum energy (secctrl's Max_energy), not the energy stored at start-up; and a site
+  without batteries gets no ``battery.*`` variable at all, so never LB (its gateway reports a charge of 0).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from decimal import ROUND_HALF_EVEN, Decimal
+from fractions import Fraction
 
 from nutbridge.model import Reading
 from nutbridge.nut.variables import COMMON, RUNTIME_CAP, Inputs, Value, Var, first, number
@@ -54,11 +60,46 @@ class GatewayReading(Reading):
     phases: int | None = None
     load_kwh: float = 768.0
     charge_text: str | None = None  # the state of charge as the gateway wrote it
+    battery: bool = True  # False: the gateway says the site has no battery (its charge of 0 means nothing)
+
+
+LONG_DOUBLE_BITS = 64  # the x87 long double's significand, which bash's printf reads a number into
+
+
+def long_double(exact: Fraction) -> Fraction:
+    """``exact`` rounded to the nearest x87 long double (64-bit significand, ties to even), as strtold does."""
+    if exact == 0:
+        return exact
+    size = abs(exact)
+    exponent = size.numerator.bit_length() - size.denominator.bit_length()
+    if Fraction(2) ** exponent > size:
+        exponent -= 1  # now 2**exponent <= size < 2**(exponent + 1)
+    scale = Fraction(2) ** (LONG_DOUBLE_BITS - 1 - exponent)
+    return Fraction(round(exact * scale)) / scale
+
+
+def printf_f(value: float | str, places: int) -> str:
+    """``LC_NUMERIC=C printf "%.<places>f" value`` as bash writes it (enphase-monitor's fmtfloat).
+
+    bash reads the text (a float is taken in its shortest form, as jq prints it) into a long double, not a
+    double, and rounds that exactly: 455.55 is 455.549999… as a long double, so 455.5, where Python's double
+    (455.550000…) gives 455.6. Only a text that is itself a tie at the last place can differ from rounding the
+    decimal as written, so only that case takes the long double's way. A negative text keeps its sign even
+    when it rounds to zero (``-0.0``), as printf does."""
+    text = value if isinstance(value, str) else repr(float(value))
+    exact = Decimal(text.strip())
+    step = Decimal(1).scaleb(-places)
+    rounded = exact.quantize(step, rounding=ROUND_HALF_EVEN)
+    if abs(exact - rounded) == step / 2:  # a tie as written: the long double is a hair off it, either side
+        nearest = long_double(Fraction(exact))
+        rounded = Decimal(round(nearest * 10**places)).scaleb(-places).quantize(step)
+    shown = f"{abs(rounded):.{places}f}"
+    return f"-{shown}" if exact.is_signed() else shown
 
 
 def hundredths(value: float | str) -> int:
     """A value ×100, rounded as printf's %.2f rounds (enphase-monitor's int100)."""
-    return int(f"{float(value):.2f}".replace(".", ""))
+    return int(printf_f(value, 2).replace(".", ""))
 
 
 def ratio(places: int, numerator: int, denominator: int) -> str:
@@ -73,7 +114,7 @@ def ratio(places: int, numerator: int, denominator: int) -> str:
 
 
 def one(value: float) -> str:
-    return f"{value:.1f}"
+    return printf_f(value, 1)
 
 
 def reading(x: Inputs) -> GatewayReading | None:
@@ -116,7 +157,7 @@ def meter_rows(prefix: str, pick: Callable[[GatewayReading], tuple[Meter, ...] |
             Var(name=f"{name}.realpower", value=part(line, lambda m: one(m.watts))),
             Var(name=f"{name}.power", value=part(line, lambda m: one(m.va))),
             Var(name=voltage, value=part(line, lambda m: one(m.volts))),
-            Var(name=f"{name}.powerfactor", value=part(line, lambda m: f"{m.power_factor:.2f}")),
+            Var(name=f"{name}.powerfactor", value=part(line, lambda m: printf_f(m.power_factor, 2))),
             Var(name=f"{name}.frequency", value=part(line, lambda m: one(m.hertz))),
             Var(name=f"{name}.current", value=part(line, current)),
         ]
@@ -124,10 +165,13 @@ def meter_rows(prefix: str, pick: Callable[[GatewayReading], tuple[Meter, ...] |
 
 
 def battery_current(x: Inputs) -> Value:
+    """The storage meter's watts over its volts, truncated as enphase-monitor does, but positive while the battery
+    charges: the gateway's storage meter reads negative then (its production.json pairs a positive wNow with
+    "discharging"), and nutbridge's battery.current, like CHRG/DISCHRG, is + charging."""
     r = reading(x)
-    if r is None or r.storage is None:
+    if r is None or r.storage is None or not r.battery:
         return None
-    return ratio(2, hundredths(r.storage.watts), hundredths(r.storage.volts))
+    return ratio(2, -hundredths(r.storage.watts), hundredths(r.storage.volts))
 
 
 def battery_voltage(x: Inputs) -> Value:
@@ -175,8 +219,14 @@ def phases(x: Inputs) -> Value:
     return "3" if r is not None and r.phases == 3 else None
 
 
+def has_battery(x: Inputs) -> bool:
+    r = reading(x)
+    return r is None or r.battery
+
+
 def fixed(name: str) -> Var:
-    return Var(name=name, value=lambda x: setting(x, name), setting=True)
+    """A setting the port file may set; on a site without batteries only a hand-set one is written."""
+    return Var(name=name, value=lambda x: setting(x, name) if has_battery(x) else None, setting=True)
 
 
 def charge(x: Inputs) -> Value:

@@ -5,7 +5,8 @@ load ``output.*``; solar and the battery's own power, which NUT has no names for
   syncing back, faulted); LB below battery.charge.low; CHRG/DISCHRG from the battery's power (see
   ``IDLE_WATTS``), where the battery meter gives a voltage to turn it into amperes.
 - ``battery.charge`` is the gateway's own state of energy (pyPowerwall's ``/soe``). Tesla's app shows
-  (charge − 5) / 0.95: the app's 0 % is 5 % here, where the Powerwall stops discharging.
+  (charge − 5) / 0.95: the app's 0 % is 5 % here, where the Powerwall stops discharging. A site the proxy
+  says has no Powerwall has no battery.* values at all (so never LB), nor ups.load.
 - Powers are watts: ``input.realpower`` is positive while importing from the grid and negative while
   exporting; ``experimental.battery.realpower`` is positive while the battery charges, as battery.current.
 - ``battery.runtime``: from the charge down to battery.charge.low (where NUT shuts down), at the home's whole
@@ -49,6 +50,7 @@ class PowerwallInfo(DeviceInfo):
     max_power: float | None = None  # W the Powerwalls can deliver together
     site_name: str | None = None
     proxy: str | None = None  # pyPowerwall's version, e.g. "0.16.2 Proxy t97"
+    has_battery: bool = True  # False only where the proxy says the site has no Powerwall (solar only)
 
 
 def pw_reading(x: Inputs) -> PowerwallReading | None:
@@ -96,6 +98,8 @@ def description(i: DeviceInfo) -> str:
             parts.append(f"{i.units} unit{'s' if i.units != 1 else ''}")
         if i.pack_energy:
             parts.append(f"{i.pack_energy / 1000:.1f} kWh")
+        if not i.has_battery:
+            parts.append("no battery (solar only)")
         if i.site_name:
             parts.append(f"site {i.site_name}")
         parts.append(f"via pyPowerwall {i.proxy}" if i.proxy else "via pyPowerwall")

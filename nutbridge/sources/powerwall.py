@@ -1,11 +1,16 @@
 """Tesla Powerwall through a pyPowerwall proxy (https://github.com/jasonacox/pypowerwall, ``proxy/``), which
 handles Tesla's login: nutbridge only speaks plain HTTP GETs to it, over one connection at a time.
 
-Per poll: ``/soe`` (the gateway's state of energy → battery.charge), ``/api/system_status/grid_status``
-(``SystemGridConnected`` → OL, any other state → OB) and ``/aggregates`` (the site, load, solar and battery
-meters). Once per connection: ``/stats`` (the proxy's version, its cache period, whether it is a Powerwall 3),
-``/version`` (the gateway's firmware) and ``/api/system_status`` (the pack's energy, the number of Powerwalls
-and their power, for battery.runtime and ups.load); these are optional, a poor answer only leaves values out.
+Per poll: ``/soe`` (the gateway's state of energy → battery.charge; pypowerwall-server's ``raw_percentage``
+where it gives one), ``/api/system_status/grid_status`` (``SystemGridConnected`` → OL, any other gateway state
+→ OB) and ``/aggregates`` (the site, load, solar and battery meters). Once per connection: ``/stats`` (the
+proxy's version, its cache period, whether it is a Powerwall 3), ``/version`` (the gateway's firmware) and
+``/api/system_status`` (the pack's energy, the number of Powerwalls and their power, for battery.runtime and
+ups.load); these are optional, a poor answer only leaves values out.
+
+A site without a battery. Where ``/api/system_status`` says so (``available_blocks`` 0 and no pack energy),
+``/soe`` is not asked and no battery meter is needed: NUT gets no battery.charge, so never LB. pyPowerwall's
+cloud mode answers ``/soe`` 5 % for such a site ((0 + 5/0.95) × 0.95), which would be LB.
 
 The cache rule. pyPowerwall caches every upstream answer for PW_CACHE_EXPIRE seconds (5 by default; the
 proxy warns below 5), so asking it sooner only returns the same numbers while adding load on a gateway that
@@ -20,11 +25,12 @@ exactly what it would have seen by asking - the proxy would have served its cach
 The failure rule. pyPowerwall answers every GET with HTTP 200: a body of ``null`` (no fresh data),
 ``TIMEOUT!`` or ``ERROR!`` (the gateway did not answer), an ``{"error": ...}`` object, a web page or text
 that is not JSON is a failed poll (ProtocolError), never data; so is any other HTTP status, a missing or
-implausible value (a charge outside 0-100 %, a meter without a number). A refused connection, a timeout or
-any other transport error is a failed poll too (SourceError), and so is a 429 from a reverse proxy in front
-of it, which is not asked again before its Retry-After (RateLimited, see http_source). pyPowerwall's own
-server speaks HTTP/1.0 and closes each connection after its answer; a reverse proxy in front of it may keep
-one alive, and then it is reused.
+implausible value (a charge outside 0-100 %, a meter without a number), and a grid state that is not one
+of the gateway's ``System…`` words (pypowerwall-server answers ``Unknown`` while it has no data: that is not
+OB). A refused connection, a timeout or any other transport error is a failed poll too (SourceError), and
+so is a 429 from a reverse proxy in front of it, which is not asked again before its Retry-After
+(RateLimited, see http_source). pyPowerwall's own server speaks HTTP/1.0 and closes each connection after
+its answer; a reverse proxy in front of it may keep one alive, and then it is reused.
 """
 
 from __future__ import annotations
@@ -55,6 +61,9 @@ MIN_HOLD = 1.0  # s: even a proxy that caches nothing is not asked more often
 SLACK = 0.2
 MAX_ANSWER = 1024 * 1024
 GRID_UP = "SystemGridConnected"
+# Every grid state the gateway reports starts so (pyPowerwall's list: SystemGridConnected, SystemIslandedActive,
+# SystemTransitionToGrid, …); anything else, pypowerwall-server's "Unknown" first, says nothing about the grid.
+GRID_WORD = "System"
 SOE, GRID, AGGREGATES = "/soe", "/api/system_status/grid_status", "/aggregates"
 
 
@@ -151,23 +160,24 @@ class PowerwallSource(HttpSource):
             raise SourceError(f"{self}: no complete answer within {self._timeout:g} s") from None
 
     async def _fetch(self) -> PowerwallReading:
-        soe = await self.get_json(SOE)
-        charge = num(soe.get("percentage"))
-        if charge is None or not 0 <= charge <= 100:
-            raise ProtocolError(f"{self}: {SOE}: percentage {soe.get('percentage')!r} is not a charge of 0-100 %")
+        has_battery = self._info is None or self._info.has_battery
+        charge = await self._charge() if has_battery else None
         grid = (await self.get_json(GRID)).get("grid_status")
-        if not isinstance(grid, str) or not grid:
+        if not isinstance(grid, str) or not grid.startswith(GRID_WORD):
             raise ProtocolError(f"{self}: {GRID}: grid_status {grid!r} is not a grid state")
         meters = await self.get_json(AGGREGATES)
-        site, load, battery = (self.meter(meters, name) for name in ("site", "load", "battery"))
+        site, load = (self.meter(meters, name) for name in ("site", "load"))
         solar = meters.get("solar")
         pv = num(solar.get("instant_power")) if isinstance(solar, dict) else None
-        # Tesla's battery meter: + discharging. nutbridge's: + charging.
-        battery_watts = -self.power(battery, "battery")
-        volts = num(battery.get("instant_average_voltage"))
-        current = None
-        if volts is not None and volts > 0:  # amperes only where the meter says the voltage
-            current = 0.0 if abs(battery_watts) < IDLE_WATTS else battery_watts / volts
+        battery_watts: float | None = None
+        current: float | None = None
+        if has_battery:
+            battery = self.meter(meters, "battery")
+            # Tesla's battery meter: + discharging. nutbridge's: + charging (and an idle 0 W stays 0, not −0).
+            battery_watts = -self.power(battery, "battery") or 0.0
+            volts = num(battery.get("instant_average_voltage"))
+            if volts is not None and volts > 0:  # amperes only where the meter says the voltage
+                current = 0.0 if abs(battery_watts) < IDLE_WATTS else battery_watts / volts
         return PowerwallReading(
             time=time.time(),
             battery_charge=charge,
@@ -178,6 +188,18 @@ class PowerwallSource(HttpSource):
             grid_power=self.power(site, "site"),
             battery_power=battery_watts,
         )
+
+    async def _charge(self) -> float:
+        """The gateway's own state of energy, 0-100 %. pypowerwall-server 0.4.0 to 0.11.1 answer ``/soe`` with
+        the app's scale in ``percentage`` and the gateway's figure in ``raw_percentage``, so that one wins."""
+        soe = await self.get_json(SOE)
+        key = "raw_percentage" if "raw_percentage" in soe else "percentage"
+        if soe.get(key) is None:
+            raise ProtocolError(f"{self}: {SOE}: {key} is null: the proxy has no fresh charge")
+        charge = num(soe.get(key))
+        if charge is None or not 0 <= charge <= 100:
+            raise ProtocolError(f"{self}: {SOE}: {key} {soe.get(key)!r} is not a charge of 0-100 %")
+        return charge
 
     def meter(self, meters: dict[str, Any], name: str) -> dict[str, Any]:
         row = meters.get(name)
@@ -217,17 +239,24 @@ class PowerwallSource(HttpSource):
         site = stats.get("site_name") if isinstance(stats, dict) else None
         proxy = stats.get("pypowerwall") if isinstance(stats, dict) else None
         pw3 = isinstance(stats, dict) and stats.get("pw3") is True
+        # No Powerwall only when the proxy says both (0 blocks, no pack energy): a missing or partial answer
+        # keeps the battery, so a real one never loses its LB.
+        no_battery = blocks == 0 and not isinstance(blocks, bool) and not (full and full > 0)
         self._info = PowerwallInfo(
             mfr=MFR,
             model=f"{MODEL} 3" if pw3 else MODEL,
             firmware=firmware if isinstance(firmware, str) and firmware and firmware != "SolarOnly" else None,
             units=units,
             pack_energy=full if full and full > 0 else (units * PACK_WH if units else None),
-            max_power=power if power and power > 0 else None,
+            # cloud mode fills this from the site's nameplate_power: with no Powerwall, nothing delivers it
+            max_power=power if power and power > 0 and not no_battery else None,
             site_name=site if isinstance(site, str) and site else None,
             proxy=proxy if isinstance(proxy, str) and proxy else None,
+            has_battery=not no_battery,
         )
-        if self._info.pack_energy is None:
+        if no_battery:
+            log.info("%s says the site has no Powerwall: no battery.charge, never LB", self)
+        elif self._info.pack_energy is None:
             log.info("%s does not say the battery's size: no battery.runtime", self)
         log.debug("%s: %s; asked at most every %g s", self, self._info, self.hold)
         return self._info

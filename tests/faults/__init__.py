@@ -93,8 +93,10 @@ MATRIX: tuple[Cell, ...] = (
     Cell("Powerwall proxy", "401", (f"{OUTAGE}[powerwall-401]",)),
     Cell("Powerwall proxy", "429 (Retry-After honoured)", (
         f"{OUTAGE}[powerwall-429]", f"{RETRY_AFTER}[powerwall-http-date-90]")),
-    Cell("Powerwall proxy", "500 and 14 other bad answers", (
+    Cell("Powerwall proxy", "500 and 18 other bad answers", (
         f"{OUTAGE}[powerwall-500]", f"{T}test_powerwall.py::test_a_bad_answer_is_a_failed_poll_never_data")),
+    Cell("Powerwall proxy", "the real pypowerwall-server without its gateway", (
+        f"{T}test_powerwall_proxy.py::test_the_real_proxy_without_its_gateway_is_no_data",)),
     Cell("Powerwall proxy", "slow body, a hang", (
         f"{OUTAGE}[powerwall-slow]", f"{T}test_powerwall.py::test_a_hanging_proxy_fails_within_the_timeout")),
     Cell("Powerwall proxy", "connection reset, before or inside the body", (

@@ -165,7 +165,23 @@ def start_daemon(port_file: Path, *extra: str) -> subprocess.Popen[str]:
         stderr=subprocess.PIPE,
         stdin=subprocess.DEVNULL,
         text=True,
+        env={**os.environ, "PYTHONFAULTHANDLER": "1"},  # a SIGABRT prints every thread's stack: see stopped()
     )
+
+
+def stopped(proc: subprocess.Popen[str], what: str) -> str:
+    """The daemon's stderr once it has exited; if it is still running 20 s after ``what``, its threads' stacks
+    (faulthandler, on SIGABRT) in the failure, and nothing left behind for the next test."""
+    try:
+        return proc.communicate(timeout=20)[1]
+    except subprocess.TimeoutExpired:
+        proc.send_signal(signal.SIGABRT)
+        try:
+            err = proc.communicate(timeout=10)[1]
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            err = proc.communicate()[1]
+        pytest.fail(f"still running 20 s after {what}; its stacks:\n{err[-6000:]}")
 
 
 def wait_until(check: Callable[[], bool], what: str, timeout: float = 30) -> None:
@@ -213,7 +229,7 @@ def test_a_signal_at_any_moment_of_start_up_stops_it_quietly(port_file: Path, de
         wait_until(lambda: catches(proc.pid, signal.SIGTERM), "nutbridge's first signal handler")
     time.sleep(delay)
     proc.send_signal(sig)
-    _, err = proc.communicate(timeout=20)
+    err = stopped(proc, f"signal {sig} at {delay} s")
     assert "Traceback" not in err and "Exception" not in err, err
     assert proc.returncode in (0, -sig), err  # -sig: it arrived before Python itself was running
 

@@ -36,10 +36,6 @@ def split_address(address: str, default_port: int) -> tuple[str, int]:
     return address, default_port
 
 
-class RefusedAddress(ValueError):
-    """An address the policy refuses; ``str`` says why."""
-
-
 @dataclass(frozen=True, slots=True)
 class AddressPolicy:
     """The rule above, with the ranges ``allow`` lets in and the network's usual port."""
@@ -72,12 +68,6 @@ class AddressPolicy:
         if not ip.is_global or (isinstance(ip, ipaddress.IPv6Address) and ip.is_site_local):
             return f"{ip} is {kind(ip)}: only where [peers] allow_addresses lists its range"
         return None
-
-    def check(self, host: str, port: int) -> None:
-        """RefusedAddress when ``refusal`` has a reason."""
-        reason = self.refusal(host, port)
-        if reason is not None:
-            raise RefusedAddress(reason)
 
 
 def embedded_ipv4(ip: IP) -> IP:

@@ -40,7 +40,7 @@ class RateLimited(PeerError):
     """A peer answered HTTP 429 and is not asked again before its Retry-After."""
 
 
-class Refused(PeerError):
+class AddressRefused(PeerError):
     """The address policy refuses the peer's address: no request was made."""
 
 
@@ -128,7 +128,7 @@ class PeerClient:
             raise RateLimited(f"{address}: rate-limited for {shown(wait)} more after HTTP 429; not asked until then")
         host, port = split_address(address, self.default_port)
         if is_ip(host) and (reason := self.policy.refusal(host, port)):
-            raise Refused(f"{address}: not asked: {reason}")
+            raise AddressRefused(f"{address}: not asked: {reason}")
         url = base_url(address, self.default_port) + path
         try:
             async with self._session.request(method, url, allow_redirects=False, **kwargs) as response:  # type: ignore[arg-type]

@@ -27,10 +27,10 @@ import tarfile
 import tempfile
 import time
 import urllib.parse
-from collections.abc import Iterable
+from collections.abc import Awaitable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import httpx
 
@@ -73,6 +73,9 @@ NOTHING_TO_REDACT = "a Tracer's registers hold measurements and settings: no ser
 # --- taking the answers -----------------------------------------------------------------------------------------
 
 
+T = TypeVar("T")
+
+
 @dataclass(frozen=True, slots=True)
 class Answer:
     """One HTTP answer as it came: its status, content type and body."""
@@ -92,6 +95,14 @@ class Taken:
     device: dict[str, Any] = field(default_factory=dict)  # what the source says about the device
     firmware: str | None = None
     problems: list[str] = field(default_factory=list)
+
+    async def attempt(self, work: Awaitable[T]) -> T | None:
+        """``work``'s result; a SourceError is a problem to report (the answers taken so far stay): None."""
+        try:
+            return await work
+        except SourceError as exc:
+            self.problems.append(str(exc))
+            return None
 
 
 class Recording(HttpSource):
@@ -141,22 +152,13 @@ async def take_envoy(config: Config, envoy: EnvoyConfig, redactor: Redactor) -> 
                             meters=envoy.meters, load_kwh=envoy.load_kwh)  # fmt: skip
     source.answers = taken.answers
     async with source:
-        try:
-            await source.read()
-        except SourceError as exc:
-            taken.problems.append(str(exc))
-        try:
-            token = await tokens.get()
-        except SourceError as exc:
-            taken.problems.append(str(exc))
-        else:
+        await taken.attempt(source.read())
+        token = await taken.attempt(tokens.get())
+        if token is not None:
             redactor.add("secret", token)  # should a gateway ever echo it
             for path in ENVOY_EXTRAS:
                 if path not in taken.answers:
-                    try:
-                        await source.request(path, headers={"Authorization": f"Bearer {token}"})
-                    except SourceError as exc:
-                        taken.problems.append(str(exc))
+                    await taken.attempt(source.request(path, headers={"Authorization": f"Bearer {token}"}))
         if source.info is not None:
             taken.firmware = source.info.firmware
     for path in ("/info.xml", "/info"):  # the poll may have failed before it read the firmware
@@ -172,10 +174,7 @@ async def take_powerwall(powerwall: PowerwallConfig) -> Taken:
     source = RecordingPowerwall(powerwall.url, timeout=powerwall.timeout)
     source.answers = taken.answers
     async with source:
-        try:
-            await source.read()
-        except SourceError as exc:
-            taken.problems.append(str(exc))
+        await taken.attempt(source.read())
         if source.info is not None:
             taken.firmware = source.info.firmware
     return taken
@@ -186,10 +185,7 @@ async def take_tracer(kind: str, tracer: RecordingTracer) -> Taken:
     taken = Taken(kind)
     tracer.blocks = taken.registers
     async with tracer:
-        try:
-            await tracer.read()
-        except SourceError as exc:
-            taken.problems.append(str(exc))
+        await taken.attempt(tracer.read())
         info = tracer.info  # before the close, which forgets it
     taken.device = {"device_id": tracer.device_id}
     if info is not None:

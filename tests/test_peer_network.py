@@ -198,16 +198,22 @@ def dns_log(tmp: Path) -> list[str]:
         return []
 
 
+def three_nodes(start: Callable[..., Node], net: Net, tmp_path: Path) -> list[Node]:
+    """node-a, node-b and node-c, each knowing one other at start, once every one knows every other. The sun
+    stands differently at each: 08:00, 12:00 and 10:00 (scaled 22.5, 45 and 39 W)."""
+    a = start(net, tmp_path, "node-a", 1, sun="08:00", seeds=[])
+    b = start(net, tmp_path, "node-b", 2, sun="12:00", seeds=[a.ip])
+    c = start(net, tmp_path, "node-c", 3, sun="10:00", seeds=[b.ip])
+    nodes = [a, b, c]
+    names = {n.name for n in nodes}
+    wait_for("every node knows every other", lambda: all(n.known() == names for n in nodes), nodes)
+    return nodes
+
+
 def test_three_nodes_find_each_other_elect_one_and_hand_over(net: Net, tmp_path: Path) -> None:
     with node_processes() as start:
-        # The sun stands differently at each node: 08:00, 12:00 and 10:00 (scaled 22.5, 45 and 39 W).
-        a = start(net, tmp_path, "node-a", 1, sun="08:00", seeds=[])
-        b = start(net, tmp_path, "node-b", 2, sun="12:00", seeds=[a.ip])
-        c = start(net, tmp_path, "node-c", 3, sun="10:00", seeds=[b.ip])
-        nodes = [a, b, c]
-        names = {n.name for n in nodes}
-
-        wait_for("every node knows every other", lambda: all(n.known() == names for n in nodes), nodes)
+        nodes = three_nodes(start, net, tmp_path)
+        a, b, c = nodes
 
         def holders() -> list[str | None]:
             return [n.get("/api/election")["holder"] for n in nodes]
@@ -293,12 +299,9 @@ def test_a_hostile_node_with_the_key_breaks_no_honest_node(net: Net, tmp_path: P
     honest nodes: their lists stay readable and take a newcomer, the elections go on with an honest winner,
     nothing reaches a refused address, and each node says so once per kind of attack, not per request."""
     with node_processes() as start:
-        a = start(net, tmp_path, "node-a", 1, sun="08:00", seeds=[])
-        b = start(net, tmp_path, "node-b", 2, sun="12:00", seeds=[a.ip])
-        c = start(net, tmp_path, "node-c", 3, sun="10:00", seeds=[b.ip])
-        nodes = [a, b, c]
+        nodes = three_nodes(start, net, tmp_path)
+        a, b, _ = nodes
         names = {n.name for n in nodes}
-        wait_for("every node knows every other", lambda: all(n.known() == names for n in nodes), nodes)
 
         # Listeners where the refused addresses lead, in node-a's namespace: its loopback (8080 is free there:
         # the API listens on its eth0 address) and its own address at the ports of ssh and smtp.

@@ -147,8 +147,13 @@ class Announcer:
             return []
         self._worked(address)
         devices, refused = read_device_list(body)
-        allowed = [d for d in devices if not self.devices.refusal(d)]
-        refused += [f"{d.ip}: {self.devices.refusal(d)}" for d in devices if self.devices.refusal(d)]
+        allowed = []
+        for device in devices:
+            why = self.devices.refusal(device)
+            if why:
+                refused.append(f"{device.ip}: {why}")
+            else:
+                allowed.append(device)
         if refused and address not in self._refusing:
             log.warning("announcing to %s: its list holds %d entries this node refuses, e.g. %s",
                         address, len(refused), refused[0][:200])  # fmt: skip

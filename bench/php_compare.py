@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import dataclasses
 import json
 import os
 import re
@@ -41,14 +42,19 @@ from nutbridge.datalog import day_files, read_day
 from nutbridge.server.legacy import VALUES, local_zone
 
 MIRROR = Path("/work/.mirror/alexnathanson+solar-protocol/repo")
-PHP_SOURCE = "frontend/api/v1/chargecontroller.php"
-ROUTE = "/api/v1/chargecontroller.php"
+ROUTES = {  # route → the original's file in Solar Protocol's tree (served at the same path under the docroot)
+    "/api/v1/chargecontroller.php": "frontend/api/v1/chargecontroller.php",
+    "/api/v1/opendata.php": "frontend/api/v1/opendata.php",
+    "/api/v2/opendata.php": "frontend/api/v2/opendata.php",
+}
+ROUTE = "/api/v1/chargecontroller.php"  # the one the speed cells measure
 WORKERS = 2
-# The paths chargecontroller.php hard-codes (a Pi's layout) → the bench folder's file for each.
+# The paths the PHP hard-codes (a Pi's layout) → the bench folder's file for each.
 SP_PATHS = {
     "/home/pi/solar-protocol/charge-controller/data/": "data/",
     "/home/pi/solar-protocol/backend/data/deviceList.json": "backend/deviceList.json",
     "/home/pi/local/local.json": "local/local.json",
+    "/home/pi/local/data/": "local/data/",
 }
 KEY = "bench-network-key-5f3a"
 LOCAL_JSON = {  # as Solar Protocol's settings page writes it: numbers as strings
@@ -71,11 +77,13 @@ DEVICES = [
 ]
 BACKUP = "tracerData-old.csv.bak"  # an editor's backup beside the log: v1 lists it
 SECRET = "../secret/tracerDataSecret"  # a file outside the data folder, by a path that contains "tracerData"
+ACCESS = {"admin": "$2y$10$bench.hash.of.the.admin.password"}  # v1's local/access.json, beside local.json
 
 # Why an answer differs on purpose (README, "The API: Solar Protocol v1 routes"); "" means it must not.
 ONLY_LOG_FILES = "day= serves and lists only real log files (v1 lists and reads any path containing tracerData)"
 DEVICE_LIST_KEY = "day=deviceList needs &api_key= with the network key (v1 hands out every peer's IP and MAC)"
-NO_500 = "no input gives a 500 (PHP 8 fails on a NUL byte in a file name)"
+NO_500 = "no input gives a 500 (PHP 8 fails on a NUL byte in a file name, an array where it wants a string)"
+ONLY_PEER_FILES = "server= serves only listed nodes' files (v1 reads any path: server=../access is the admin hashes)"
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,6 +91,7 @@ class Case:
     query: str  # percent-encoded, sent as is
     expected: str = ""
     method: str = "GET"
+    route: str = ROUTE
 
 
 @dataclass(frozen=True, slots=True)
@@ -116,8 +125,14 @@ OTHER_QUERIES = words("""line[]=0 line=0&line[]=1 line[]=1&line=0 day[]=x day[a]
     line.x=0 day[a=1""")
 
 
-def cases(folder: Path) -> list[Case]:
-    """The queries, PHP's odd ones included; ``folder`` holds the day files (some depend on today's rows)."""
+NETWORK_INFOS = words("deviceList tz poe timestamp dump devices other")
+SERVERS = words("0 1 2 3 -1 01 1.0 %201 all hongkong HongKong Hong%20Kong dominica sydney nowhere ../access "
+                "..%2Faccess .%2F..%2Flocal%2Faccess")  # fmt: skip
+
+
+def cases(folder: Path, route: str) -> list[Case]:
+    """The queries of ``route``, PHP's odd ones included; ``folder`` holds the day files (some depend on today's
+    rows)."""
     names = [p.name.removesuffix(".csv") for p in day_files(folder)]
     count = len(read_day(day_files(folder)[-1]))  # PHP's count($readData) for today: the header and the rows
     values = list(dict.fromkeys(VALUES))
@@ -129,12 +144,20 @@ def cases(folder: Path) -> list[Case]:
     out += [Case("day=list", ONLY_LOG_FILES), Case("day=len", ONLY_LOG_FILES)]
     out += [Case(f"day={d}") for d in [*DAYS, names[0], names[-1], ""]]
     out += [Case("day=" + SECRET.replace("/", "%2F"), ONLY_LOG_FILES), Case("day=tracerData%00", NO_500)]
-    out += [Case("day=deviceList", DEVICE_LIST_KEY), Case("day=deviceList&api_key=wrong", DEVICE_LIST_KEY)]
+    on_cc = route.endswith("chargecontroller.php")  # only chargecontroller.php serves the raw list
+    out += [Case("day=deviceList", DEVICE_LIST_KEY if on_cc else ""), Case("day=deviceList&api_key=wrong",
+            DEVICE_LIST_KEY if on_cc else "")]  # fmt: skip
     out += [Case(f"day=deviceList&api_key={KEY}")]
     out += [Case(f"systemInfo={i}") for i in [*INFOS, ""]]
     out += [Case(q) for q in [*OTHER_QUERIES, ""]]
     out += [Case("value=PV-voltage", method="POST"), Case("day=1", method="POST")]
-    return out
+    if not on_cc:
+        out += [Case(f"networkInfo={i}") for i in [*NETWORK_INFOS, ""]]
+        out += [Case(f"server={n}", ONLY_PEER_FILES if "access" in n else "") for n in [*SERVERS, ""]]
+        out += [Case(q) for q in words("server=1&value=PV-voltage value=PV-voltage&server=1 "
+                                       "server=all&networkInfo=tz networkInfo=tz&server=0")]  # fmt: skip
+        out += [Case("server[]=1", NO_500)]
+    return [dataclasses.replace(case, route=route) for case in out]
 
 
 def free_port() -> int:
@@ -147,7 +170,7 @@ def prepare(root: Path, git_dir: Path) -> tuple[Path, str]:
     """The bench folders: 7 days of rows, local.json, the device list, nutbridge's config, the PHP docroot.
 
     Returns the docroot and the commit the PHP came from."""
-    for sub in ("data", "backend", "local", "secret", "www/api/v1"):
+    for sub in ("data", "backend", "local", "secret"):
         (root / sub).mkdir(parents=True)
     api_load.fill(root / "data")
     (root / "data" / BACKUP).write_text("an editor's backup\n")
@@ -163,19 +186,25 @@ def prepare(root: Path, git_dir: Path) -> tuple[Path, str]:
         f'[peers]\nnetwork_key = "{KEY}"\ndevice_list = "{root}/backend/deviceList.json"\n'
     )
     config.chmod(0o600)
+    peers = root / "local/data"  # what getRemoteData.py caches: each listed node's four days, header first
+    peers.mkdir()
+    for number, device in enumerate(DEVICES[:2]):  # Sydney's was never fetched
+        rows = [list(r) for r in read_day(day_files(root / "data")[-1 - number])]
+        (peers / f"{device['name'].replace(' ', '').lower()}.json").write_text(json.dumps([rows[0], *rows[:0:-1]]))
+    (root / "local/access.json").write_text(json.dumps(ACCESS))
     commit = git(git_dir, "rev-parse", "HEAD").strip()
-    source = git(git_dir, "show", f"HEAD:{PHP_SOURCE}")
-    included = re.findall(r"^\s*(?:include|require)(?:_once)?\b.*$", source, re.MULTILINE)
-    if included:
-        raise SystemExit(f"{PHP_SOURCE} now includes other files ({included}); copy them too")
-    for original, ours in SP_PATHS.items():
-        if original not in source:
-            raise SystemExit(f"{PHP_SOURCE} at {commit[:10]} no longer holds {original}; update SP_PATHS")
-        source = source.replace(original, f"{root}/{ours}")
-    if "/home/pi" in source:
-        raise SystemExit(f"{PHP_SOURCE} holds a /home/pi path this bench does not rewrite")
     docroot = root / "www"
-    (docroot / "api/v1/chargecontroller.php").write_text(source)
+    for route, path in ROUTES.items():
+        source = git(git_dir, "show", f"HEAD:{path}")
+        included = re.findall(r"^\s*(?:include|require)(?:_once)?\b.*$", source, re.MULTILINE)
+        if included:
+            raise SystemExit(f"{path} now includes other files ({included}); copy them too")
+        for original, ours in SP_PATHS.items():
+            source = source.replace(original, f"{root}/{ours}")
+        if "/home/pi" in source:
+            raise SystemExit(f"{path} at {commit[:10]} holds a /home/pi path this bench does not rewrite")
+        (docroot / route.lstrip("/")).parent.mkdir(parents=True, exist_ok=True)
+        (docroot / route.lstrip("/")).write_text(source)
     return docroot, commit
 
 
@@ -219,7 +248,7 @@ def server(command: list[str], env: dict[str, str], log: Path) -> Iterator[int]:
 
 
 async def ask(session: aiohttp.ClientSession, port: int, case: Case) -> Answer:
-    url = URL(f"http://127.0.0.1:{port}{ROUTE}?{case.query}", encoded=True)
+    url = URL(f"http://127.0.0.1:{port}{case.route}?{case.query}", encoded=True)
     async with session.request(case.method, url) as response:
         return Answer(response.status, response.headers.get("Content-Type", ""), await response.read())
 
@@ -254,12 +283,15 @@ def compare(php_port: int, nb_port: int, all_cases: list[Case]) -> int:
             (expected if case.expected else unexpected).append((case, php, nb))
     print(f"\nByte-for-byte ({len(all_cases)} queries: status, Content-Type, body)")
     print(f"  {same} identical, {len(expected)} different as README intends, {len(unexpected)} unexpected")
+    for route in ROUTES:
+        mine = [c for c in all_cases if c.route == route]
+        print(f"  {route}: {len(mine)} queries, {sum(c.expected != '' for c in mine)} with an intended difference")
     for title, group in (("intended differences", expected), ("UNEXPECTED differences (nutbridge bugs)", unexpected)):
         if group:
             print(f"  {title}:")
         for case, php, nb in group:
             method = "" if case.method == "GET" else f"{case.method} "
-            print(f"    {method}?{case.query}" + (f"  ({case.expected})" if case.expected else ""))
+            print(f"    {method}{case.route}?{case.query}" + (f"  ({case.expected})" if case.expected else ""))
             print(f"{'':14}PHP {php.show()}; nutbridge {nb.show()}")
             if php.body != nb.body:
                 print(f"{'':14}{short_diff(php.body, nb.body)}")
@@ -318,7 +350,8 @@ def main() -> None:
         docroot, commit = prepare(root, args.solar_protocol)
         rows = sum(len(read_day(p)) - 1 for p in day_files(root / "data"))
         print(f"{rows} rows over {api_load.DAYS} days ({api_load.STEP} s apart) in {root / 'data'}, time zone {zone}")
-        print(f"PHP {version}: Solar Protocol's {PHP_SOURCE} at {commit[:10]}, php -S -d date.timezone={zone}")
+        print(f"PHP {version}: Solar Protocol's {', '.join(ROUTES.values())} at {commit[:10]},")
+        print(f"  php -S -d date.timezone={zone}")
         print(f"  with PHP_CLI_SERVER_WORKERS={WORKERS} (2 worker processes; the built-in server closes the connection "
               "after each answer)")  # fmt: skip
         print(f"nutbridge: python -m nutbridge --no-poll, one process (keep-alive); {os.cpu_count()} CPUs")
@@ -330,7 +363,8 @@ def main() -> None:
             server(php_cmd, php_env, root / "php.log") as php_port,
             server(nb_cmd, dict(os.environ), root / "nutbridge.log") as nb_port,
         ):
-            unexpected = compare(php_port, nb_port, cases(root / "data"))
+            all_cases = [case for route in ROUTES for case in cases(root / "data", route)]
+            unexpected = compare(php_port, nb_port, all_cases)
             if not args.skip_speed:
                 speed(php_port, nb_port, args.seconds)
     sys.exit(1 if unexpected else 0)

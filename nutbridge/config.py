@@ -374,6 +374,10 @@ class NodeConfig:
     """``[node]``: this node's identity, from an existing Solar Protocol local.json or set here."""
 
     local_json: Path | None = key(types=str, check=bool, convert=_path, allowed="a path to a Solar Protocol local.json")
+    # v1's getRemoteData.py caches each peer's days there; opendata.php?server= serves them
+    peer_data: Path | None = key(
+        types=str, check=bool, convert=_path, allowed="a folder of peers' data (default: data/ beside local.json)"
+    )
     name: str | None = key(types=str, check=lambda v: 0 < len(v) <= 64, allowed="the node's name, 1-64 characters")
     description: str | None = key(types=str, check=lambda v: len(v) <= 1000, allowed="at most 1000 characters")
     location: str | None = key(types=str, check=lambda v: len(v) <= 200, allowed="at most 200 characters")
@@ -386,6 +390,10 @@ class NodeConfig:
     pvVolts: float | None = key(
         types=(int, float), check=lambda v: 0 < v <= 10_000, allowed="the PV array's rated volts"
     )
+
+    def peer_data_folder(self) -> Path | None:
+        """Where v1's getRemoteData.py leaves peers' data: ``peer_data``, else ``data/`` beside local.json."""
+        return self.peer_data or (self.local_json.parent / "data" if self.local_json else None)
 
     def info(self) -> dict[str, object]:
         """local.json's content, with the keys set here on top."""

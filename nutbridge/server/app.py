@@ -32,6 +32,7 @@ from nutbridge.server.legacy import ChargeController
 from nutbridge.server.legacy_api import NetworkApi
 from nutbridge.server.live import LiveSnapshot
 from nutbridge.server.metrics import Stats
+from nutbridge.server.opendata import OpenDataV1, OpenDataV2
 from nutbridge.server.pubsub import PubSubHub
 
 log = logging.getLogger(__name__)
@@ -76,17 +77,22 @@ def make_app(
     control: LoadControl | None = None,
     dashboard: Dashboard | None = None,
     control_secret: str | None = None,
+    peer_data: Path | None = None,
 ) -> web.Application:
     """The application: the Solar Protocol v1 routes and the JSON API over ``data_dir``, the device list, this
     node's identity, (when polling) the live snapshot, (when electing) the election's state and the dashboard;
-    ``control_secret`` (the operator's ``[control] secret``) is what ``/stats/clear`` asks for (off without)."""
+    ``control_secret`` (the operator's ``[control] secret``) is what ``/stats/clear`` asks for (off without);
+    ``peer_data`` is where v1's getRemoteData.py caches peers' days (``opendata.php?server=``)."""
     app = web.Application(client_max_size=MAX_BODY, middlewares=[body_limit])
     cache = cache or DayCache(data_dir)
     node = node or Node({})
-    legacy = ChargeController(cache, devices=devices, network_key=network_key, node=node)
+    legacy = ChargeController(cache, devices=devices, network_key=network_key, node=node, peer_data=peer_data)
     JsonApi(cache, live=live, devices=devices, network_key=network_key, node=node).routes(app)
     app.router.add_route("*", "/api/v1/chargecontroller.php", legacy.handle)
     app.router.add_route("*", "/api/v1/api.php", NetworkApi(cache, devices, network_key).handle)
+    for route, kind in (("/api/v1/opendata.php", OpenDataV1), ("/api/v2/opendata.php", OpenDataV2)):
+        handler = kind(cache, devices=devices, node=node, tz=legacy.tz, peer_data=peer_data)
+        app.router.add_route("*", route, handler.handle)
     if election is not None:
         app.router.add_get("/api/election", election.handle)
     if pubsub is not None:
@@ -135,7 +141,8 @@ class Parts:
         dashboard = Dashboard(settings, cache_seconds=cache_seconds) if config.api.dashboard else None
         return make_app(self.data_dir, cache=self.cache, devices=self.devices, network_key=config.peers.network_key,
                         node=self.node, live=live, election=election, pubsub=pubsub, control=control,
-                        dashboard=dashboard, control_secret=config.control.secret)  # fmt: skip
+                        dashboard=dashboard, control_secret=config.control.secret,
+                        peer_data=config.node.peer_data_folder())  # fmt: skip
 
 
 def dashboard_settings(

@@ -16,10 +16,11 @@ from pathlib import Path
 
 from aiohttp import web
 
-from nutbridge.peers.devices import DeviceError, DeviceList
+from nutbridge.peers.devices import DeviceList
 from nutbridge.peers.node import Node
 from nutbridge.server import php
 from nutbridge.server.daycache import DayCache, Row
+from nutbridge.server.network_files import NetworkFiles
 
 CONTENT_TYPE = "text/html; charset=UTF-8"
 VALUES = (
@@ -87,7 +88,7 @@ def answer(body: str) -> web.Response:
 
 
 class ChargeController:
-    """The handler, reading the data log through ``cache``; ``scaler`` is this node's wattage scaler."""
+    """The handler, reading the data log through ``cache``, the device list and peers' data through ``network``."""
 
     def __init__(
         self,
@@ -97,9 +98,11 @@ class ChargeController:
         network_key: str | None = None,
         node: Node | None = None,
         tz: str | None = None,
+        peer_data: Path | None = None,
     ) -> None:
         self.cache = cache
         self.devices = devices
+        self.network = NetworkFiles(devices, peer_data)
         self.network_key = network_key
         self.node = node or Node({})
         self._bodies: dict[tuple[object, ...], str] = {}
@@ -232,13 +235,7 @@ class ChargeController:
         return php.echo(node.get(key)) if key else ""
 
     def network_info(self, info: php.Param, params: Mapping[str, php.Param]) -> str:
-        if info != "deviceList":
-            return ""
-        try:
-            names = [d.name for d in self.devices.current()] if self.devices else []
-        except DeviceError:
-            names = []
-        return php.json_encode(names)
+        return php.json_encode(self.network.field("name")) if info == "deviceList" else ""
 
 
 def raw_list(devices: DeviceList) -> str:

@@ -4,6 +4,7 @@
 
 from __future__ import annotations
 
+import decimal
 import json
 import math
 import re
@@ -14,20 +15,59 @@ from typing import Any
 NUMERIC = re.compile(r"^[ \t\n\r\v\f]*[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?[ \t\n\r\v\f]*$")
 LEADING_NUMERIC = re.compile(r"^[ \t\n\r\v\f]*[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?")
 WHITESPACE = " \t\n\r\v\f"
+INTEGER = re.compile(r"^[ \t\n\r\v\f]*[+-]?\d+[ \t\n\r\v\f]*$")  # a numeric string PHP makes an int of
 INT_MAX, INT_MIN = 2**63 - 1, -(2**63)
 
 
-def json_encode(value: Any) -> str:
-    """``json_encode($value)``: no spaces, ``/`` escaped, non-ASCII as ``\\uXXXX``; an empty array is ``[]``."""
+def json_encode(value: Any, *, unescaped_slashes: bool = False) -> str:
+    """``json_encode($value)``: no spaces, ``/`` escaped (not with ``unescaped_slashes``: JSON_UNESCAPED_SLASHES),
+    non-ASCII as ``\\uXXXX``; an empty array is ``[]``; floats as PHP writes them (``10``, ``1.0e-5``)."""
+
+    floats = False
 
     def php(v: Any) -> Any:
+        nonlocal floats
         if isinstance(v, dict):
-            return {k: php(x) for k, x in v.items()} if v else []
+            return {k: php(x) for k, x in v.items()} if v or isinstance(v, JsonObject) else []
         if isinstance(v, list | tuple):
             return [php(x) for x in v]
+        if isinstance(v, float):
+            floats = True
+            return f"{FLOAT_MARK}{json_float(v)}{FLOAT_MARK}"
         return v
 
-    return json.dumps(php(value), separators=(",", ":"), ensure_ascii=True).replace("/", "\\/")
+    text = json.dumps(php(value), separators=(",", ":"), ensure_ascii=True)
+    if floats:  # json writes floats its own way (10.0, 1e-05): PHP's numbers went in as marked strings
+        text = MARKED_FLOAT.sub(r"\1", text)
+    return text if unescaped_slashes else text.replace("/", "\\/")
+
+
+class JsonObject(dict[str, Any]):
+    """A JSON object as ``json_decode`` without ``true`` gives it: encoded back as an object even when empty."""
+
+
+FLOAT_MARK = "\0\1"  # no answer's own text holds it: cells, names and settings have no control characters
+MARKED_FLOAT = re.compile(r'"\\u0000\\u0001([-0-9.e+]+)\\u0000\\u0001"')
+
+
+def json_float(value: float) -> str:
+    """A float as PHP's json_encode writes it (serialize_precision -1): the shortest digits that read back, no
+    ``.0`` on a whole number, an exponent below 1e-4 and from 1e17 on (``1.0e-5``, ``1.0e+17``)."""
+    if not math.isfinite(value):
+        return "0"  # PHP fails to encode the whole answer; no answer of ours holds one
+    sign, digits, exponent = decimal.Decimal(repr(value)).normalize().as_tuple()
+    text = "".join(map(str, digits)).rstrip("0") or "0"
+    point = len(digits) + int(exponent)  # where the decimal point goes after the first digit's position
+    minus = "-" if sign else ""
+    if text == "0":
+        return f"{minus}0"
+    if -4 < point <= 17:
+        if point <= 0:
+            return f"{minus}0.{'0' * -point}{text}"
+        if point >= len(text):
+            return f"{minus}{text}{'0' * (point - len(text))}"
+        return f"{minus}{text[:point]}.{text[point:]}"
+    return f"{minus}{text[0]}.{text[1:] or '0'}e{'+' if point > 0 else '-'}{abs(point - 1)}"
 
 
 def intval(text: str) -> int:
@@ -128,3 +168,11 @@ def echo(value: Any) -> str:
     if isinstance(value, list | dict):
         return "Array"
     return str(value)
+
+
+def multiply(text: str, factor: float | int | None) -> float | int:
+    """``$numericString * $factor``: an integer when both are (``"2" * 1``), else a float; null counts as 0."""
+    if isinstance(factor, float) or not INTEGER.match(text):
+        return number(text) * (factor or 0)
+    product = int(text) * (factor or 0)
+    return product if INT_MIN <= product <= INT_MAX else float(product)

@@ -121,13 +121,20 @@ def day_bytes(path: Path, start: int = 0) -> bytes:
     return data
 
 
-def parse_rows(data: bytes) -> tuple[list[list[str]], int]:
-    """The rows in ``data`` (a day file's bytes from the start of a line) and how many bytes their lines take:
-    what follows the last newline is a line still being written, or torn by a crash, and is not a row; nor is
-    a malformed line."""
+def parse_rows(data: bytes, *, tail: bool = False) -> tuple[list[list[str]], int, bool]:
+    """The rows in ``data`` (a day file's bytes from the start of a line), how many bytes their complete lines
+    take, and whether the last row is the unterminated line after them. A malformed line is no row. What
+    follows the last newline is a row only with ``tail`` and when it holds every column, as PHP's fgetcsv reads
+    a file whose writer left out the last newline; without ``tail`` (the file this data log appends to) it is
+    a line still being written, or torn by a crash."""
     end = data.rfind(b"\n") + 1
     lines = data[:end].decode("utf-8", "replace").split("\n")
-    return [cells for cells in csv.reader(line for line in lines if line) if len(cells) == len(HEADER)], end
+    rows = [cells for cells in csv.reader(line for line in lines if line) if len(cells) == len(HEADER)]
+    if tail and end < len(data):
+        last = next(csv.reader([data[end:].decode("utf-8", "replace").rstrip("\r")]), [])
+        if len(last) == len(HEADER):
+            return [*rows, last], end, True
+    return rows, end, False
 
 
 def last_line(data: bytes, end: int) -> bytes:

@@ -101,3 +101,46 @@ def test_numbers_follow_the_rows_through_held_rows_and_their_flush(tmp_path: Pat
         for column in (0, 1, 5):
             rows = cache.rows(path.name) or []
             assert cache.numbers(path.name, rows, column) == DayCache(folder).numbers(path.name, rows, column)
+
+
+class FakeLog:
+    """What a data log of this process holds (nothing): its presence says it appends to today's file."""
+
+    def held_rows(self, name: str) -> list[list[str]]:
+        return []
+
+    def held_names(self) -> list[str]:
+        return []
+
+
+def test_a_last_line_without_its_newline_is_a_row_as_php_reads_it(tmp_path: Path) -> None:
+    """v1's PHP (fgetcsv) serves a last line that lacks its newline: so do we, and never twice once it is ended
+    or more rows follow; a line short of columns stays no row (a torn write)."""
+    lines = lines_of_a_day(tmp_path)
+    folder = tmp_path / "data"
+    folder.mkdir()
+    path = folder / "tracerData2026-12-02.csv"
+    path.write_bytes(b"".join(lines[:5]) + lines[5].rstrip(b"\n"))
+    cache = DayCache(folder)
+    expected = [line.decode().rstrip("\n").split(",") for line in lines]
+    assert [list(r) for r in cache.rows(path.name) or []] == expected[:6]
+    with path.open("ab") as f:  # the writer ends the line and adds one more without its newline
+        f.write(b"\n" + lines[6].rstrip(b"\n"))
+    assert [list(r) for r in cache.rows(path.name) or []] == expected[:7]
+    with path.open("ab") as f:  # then half a line: torn, not a row
+        f.write(b"\n" + lines[7][:20])
+    assert [list(r) for r in cache.rows(path.name) or []] == expected[:7]
+    assert [list(r) for r in DayCache(folder).rows(path.name) or []] == expected[:7]
+
+
+def test_in_the_file_this_process_logs_to_an_unended_line_is_a_write_under_way(tmp_path: Path) -> None:
+    lines = lines_of_a_day(tmp_path)
+    folder = tmp_path / "data"
+    folder.mkdir()
+    cache = DayCache(folder, held=FakeLog())
+    today = folder / cache.today()
+    today.write_bytes(b"".join(lines[:5]) + lines[5].rstrip(b"\n"))
+    assert len(cache.rows(today.name) or []) == 5
+    other = folder / "tracerData2026-12-02.csv"  # a day it does not write: as PHP reads it
+    other.write_bytes(today.read_bytes())
+    assert len(cache.rows(other.name) or []) == 6

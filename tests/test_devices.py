@@ -32,7 +32,7 @@ def fields(mac: str = "b8:27:eb:00:00:01", **kw: str) -> dict[str, str]:
 def test_a_good_entry_keeps_v1_shape() -> None:
     device = validate(fields(mac="B8:27:EB:00:00:01", ip=" 2001:db8::1 "))
     assert device.as_json() == {
-        "mac": "b8:27:eb:00:00:01",
+        "mac": "B8:27:EB:00:00:01",  # as sent, as v1 stores it
         "ip": "2001:db8::1",
         "time stamp": str(NOW),
         "name": "Solar Node",
@@ -257,3 +257,33 @@ def test_the_daemon_holds_a_known_peers_stamp_serves_it_and_writes_it_when_stopp
         _, err = daemon.communicate(timeout=60)
     assert daemon.returncode == 0, err.decode()
     assert stored(path)["b8:27:eb:00:00:07"]["time stamp"] == second
+
+
+def test_a_mac_keeps_its_case_and_the_case_never_makes_two_nodes(tmp_path: Path) -> None:
+    """v1 stores the MAC as sent and its clients find themselves in a list by their own spelling: so the list
+    keeps it; one node posting in either case is still one entry (v1 would make two), and it keeps its place."""
+    devices = DeviceList(tmp_path / "deviceList.json", policy=TEST_POLICY, clock=lambda: NOW + 10)
+    devices.upsert(validate(fields(mac="B8:27:EB:00:00:01")))
+    devices.upsert(validate(fields(mac="dc:a6:32:00:00:02", name="Other")))
+    listed, _ = devices.upsert(validate(fields(mac="b8:27:eb:00:00:01", stamp=str(NOW + 1))))
+    assert [d.mac for d in listed] == ["b8:27:eb:00:00:01", "dc:a6:32:00:00:02"]
+    learned = validate(fields(mac="DC:A6:32:00:00:02", name="Other", stamp=str(NOW + 2)))
+    devices.merge([learned], own_mac="B8:27:EB:00:00:01")
+    assert [d.mac for d in devices.current()] == ["b8:27:eb:00:00:01", "DC:A6:32:00:00:02"]
+    own = validate(fields(mac="b8:27:eb:00:00:01", name="Impostor", stamp=str(NOW + 3)))
+    assert devices.merge([own], own_mac="B8:27:EB:00:00:01") == []  # our own entry, whatever its case
+
+
+ZONES = [("Etc/GMT 5", "Etc/GMT+5"), ("Etc/GMT-5", "Etc/GMT-5"), ("America/Port au Prince", None),
+         ("Etc/GMT+5", "Etc/GMT+5"), ("GMT 0", "GMT+0")]  # fmt: skip
+
+
+@pytest.mark.parametrize(("sent", "stored"), ZONES)
+def test_a_zone_whose_plus_v1_lost_to_its_unencoded_form_is_taken_with_the_plus(sent: str, stored: str | None) -> None:
+    """v1 builds its form body by hand: Etc/GMT+5 reaches the server as Etc/GMT 5. A space is in no zone name,
+    so it is the lost '+'; anything else with a space is still refused."""
+    if stored is None:
+        with pytest.raises(DeviceError, match="tz"):
+            validate(fields(tz=sent))
+    else:
+        assert validate(fields(tz=sent)).tz == stored

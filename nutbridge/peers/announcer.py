@@ -79,8 +79,8 @@ class Announcer:
 
     async def round(self) -> None:
         """One announcement to every known node, and to every node their answers name."""
-        own = {self.identity.mac}
-        known = [d for d in await asyncio.to_thread(self.devices.current) if d.mac not in own]
+        own = {self.identity.mac.lower()}
+        known = [d for d in await asyncio.to_thread(self.devices.current) if d.key not in own]
         known.sort(key=lambda d: -float(d.stamp))  # the freshest first, should the round's posts run out
         queue = list(dict.fromkeys([*self.seeds, *(d.ip for d in known)]))
         if not queue:

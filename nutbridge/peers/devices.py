@@ -39,6 +39,7 @@ log = logging.getLogger(__name__)
 
 MAC = re.compile(r"^[0-9a-f]{2}(:[0-9a-f]{2}){5}$")
 NAME = re.compile(r"^[\w .,()-]{1,64}$")  # any script's letters, digits, a little punctuation; nothing HTML-special
+LOST_PLUS = re.compile(r"^(Etc/)?GMT \d{1,2}$")  # the only zone names with a '+' (IANA's Etc/GMT+N)
 TZ = re.compile(r"^[A-Za-z0-9_+\-]{1,32}(/[A-Za-z0-9_+\-]{1,32}){0,2}$")
 LOG_ENTRY = re.compile(r"^[\w :.+\-]{0,40}$")
 MAX_LOG = 256
@@ -83,6 +84,12 @@ class Device:
     tz: str
     log: tuple[str, ...]
 
+    @property
+    def key(self) -> str:
+        """The MAC in lower case: who the entry is. ``mac`` stays as the node sent it, as v1 stores it, so a v1
+        client that finds itself in the list by its own spelling still does; the case never makes two nodes."""
+        return self.mac.lower()
+
     def as_json(self) -> dict[str, Any]:
         """The v1 object, keys in v1's order."""
         return {"mac": self.mac, "ip": self.ip, "time stamp": self.stamp, "name": self.name, "tz": self.tz,
@@ -98,8 +105,8 @@ def validate(fields: Mapping[str, str]) -> Device:
             raise DeviceError(f"{name}: not a string of at most {limit} characters")
         return value.strip()
 
-    mac = field("mac").lower()
-    if not MAC.match(mac):
+    mac = field("mac")
+    if not MAC.match(mac.lower()):
         raise DeviceError("mac: write it as 00:11:22:33:44:55")
     ip = address(field("ip"))
     stamp = field("stamp", 32)
@@ -113,6 +120,8 @@ def validate(fields: Mapping[str, str]) -> Device:
     if not NAME.match(name):
         raise DeviceError("name: 1-64 letters, digits, spaces and .,()-")
     tz = field("tz", 100)
+    if LOST_PLUS.match(tz):  # v1 posts an unencoded body: Etc/GMT+5 arrives as Etc/GMT 5
+        tz = tz.replace(" ", "+")
     if tz and not TZ.match(tz):
         raise DeviceError("tz: a time-zone name such as America/New_York")
     raw_log = fields.get("log", "")
@@ -194,7 +203,7 @@ class DeviceList:
         """The stored devices with their held stamps; unreadable or invalid entries are skipped, never the
         whole list."""
         stamps = self._stamps  # one dict: a writer replaces it, never empties it under a reader
-        return [dataclasses.replace(d, stamp=s) if (s := stamps.get(d.mac)) else d for d in self._stored()]
+        return [dataclasses.replace(d, stamp=s) if (s := stamps.get(d.key)) else d for d in self._stored()]
 
     def _stored(self) -> list[Device]:
         # Errors name the file, never its folder: their text reaches peers' answers.
@@ -238,15 +247,15 @@ class DeviceList:
             now = self.clock()
             oldest = now - self.expiry
             stored = self.read()
-            known = {d.mac: d for d in stored if float(d.stamp) >= oldest}
+            known = {d.key: d for d in stored if float(d.stamp) >= oldest}
             size = list_size(known.values())
             new: list[Device] = []
             restamped: list[Device] = []
             changed = len(known) < len(stored)  # beyond the stamps of entries we hold: expired ones go
             for device in learned:
                 device = clamped(device, now)  # noqa: PLW2901
-                held = known.get(device.mac)
-                if device.mac == own_mac or float(device.stamp) < oldest or self.refusal(device):
+                held = known.get(device.key)
+                if device.key == own_mac.lower() or float(device.stamp) < oldest or self.refusal(device):
                     continue
                 if held is not None and float(held.stamp) >= float(device.stamp):
                     continue
@@ -262,7 +271,7 @@ class DeviceList:
                     restamped.append(device)
                 else:
                     changed = True
-                known[device.mac], size = device, grown
+                known[device.key], size = device, grown
             if changed or (restamped and not self.flush_interval):
                 self._write(list(known.values()))
             elif restamped:
@@ -286,7 +295,7 @@ class DeviceList:
             before = self.read()
             updated, placed, changed = [], False, False
             for known in before:
-                if known.mac == device.mac:  # keep its place, as v1 does
+                if known.key == device.key:  # keep its place, as v1 does
                     updated.append(device)
                     placed, changed = True, changed or not only_restamped(known, device)
                 elif float(known.stamp) >= oldest:
@@ -335,7 +344,7 @@ class DeviceList:
     def _hold(self, devices: list[Device]) -> None:
         if not self._stamps:
             self._held_since = self.monotonic()
-        self._stamps = {**self._stamps, **{d.mac: d.stamp for d in devices}}
+        self._stamps = {**self._stamps, **{d.key: d.stamp for d in devices}}
 
     def _write(self, devices: list[Device]) -> None:
         try:

@@ -185,7 +185,7 @@ class Election:
 
     async def round(self) -> None:
         """Ask every known peer, choose, and act on a change."""
-        known = [d for d in await asyncio.to_thread(self.devices.current) if d.mac != self.identity.mac]
+        known = [d for d in await asyncio.to_thread(self.devices.current) if d.key != self.identity.mac.lower()]
         peers = sorted(known, key=lambda d: -float(d.stamp))[: self.max_peers]  # the freshest, if too many
         self._peer_ips = [d.ip for d in peers]
         answers = await asyncio.gather(*(self.remote(d) for d in peers), return_exceptions=True)
@@ -197,7 +197,7 @@ class Election:
         self.holder = winner
         self.rounds += 1
         if changed:
-            names = {d.mac: d.name for d in peers} | {self.identity.mac: f"this node ({self.identity.name})"}
+            names = {d.key: d.name for d in peers} | {self.identity.mac: f"this node ({self.identity.name})"}
             who = "nobody (no fresh reading)" if winner is None else names.get(winner.mac, winner.mac)
             log.info("point of entry: %s (%d fresh of %d nodes)", who, len(candidates), len(peers) + 1)
         if self.point_of_entry and not was:
@@ -237,22 +237,22 @@ class Election:
             why = "unread", "no reading in its answer"
         else:
             why = implausible(answer, self.max_watts)
-        before = self._left_out.get(device.mac)
+        before = self._left_out.get(device.key)
         if why is None:
             if before is not None:
-                del self._left_out[device.mac]
+                del self._left_out[device.key]
                 log.info("election: node %s (%s) counts again", device.name, device.ip)
             return answer if isinstance(answer, Candidate) else None
         if why[0] != before:
             log.warning("election: node %s (%s) left out: %s", device.name, device.ip, why[1][:OUTPUT_CAP])
-            self._left_out[device.mac] = why[0]
+            self._left_out[device.key] = why[0]
         return None
 
     async def remote(self, device: Device) -> Candidate | None:
         """A peer's standing; None when its answer holds none; PeerError when it cannot be had."""
         status, body = await self.client.get(device.ip, PATH, {})
         if status == 200:
-            return from_election_answer(device.mac, body)
+            return from_election_answer(device.key, body)
         if status != 404:
             raise PeerError(f"{device.ip} answered HTTP {status}")
         values = await asyncio.gather(
@@ -264,7 +264,7 @@ class Election:
             return None
         if -CLOCK_SKEW <= age < 0:  # v1's datetime is read on the peer's clock, ours may be a little behind
             age = 0.0
-        return Candidate(device.mac, watts, (charge or 0.0) * 100, age)
+        return Candidate(device.key, watts, (charge or 0.0) * 100, age)
 
     async def update_dns(self) -> bool:
         """Run the DNS update command with ``{ip}`` as this node's address; True when it exits 0."""

@@ -42,6 +42,7 @@ class DayFile:
     end: int  # bytes of the file's complete lines: the next read of a grown file starts here
     last_line: bytes  # the line that ends there: it must still be there for the file to have only grown
     cells: dict[str, str] = field(default_factory=dict)  # one copy of each cell value but the times
+    tail: bool = False  # the last row is the unterminated line after ``end`` (read again when the file grows)
 
     def add(self, parsed: list[list[str]]) -> list[Row]:
         """``parsed`` as rows whose repeated cells share one string."""
@@ -112,7 +113,7 @@ class DayCache:
             day = self._grown(path, cached, key) if cached is not None else None
             if day is None:
                 self._forget(name)
-                day = read(path, key)
+                day = read(path, key, tail=self.tail_is_row(name))
         except DataLogError:
             return None
         self._files[name] = day
@@ -131,11 +132,18 @@ class DayCache:
         data = day_bytes(path, day.end - seen)
         if not data.startswith(day.last_line):
             return None
-        parsed, used = parse_rows(data[seen:])
-        if not used:
+        parsed, used, tail = parse_rows(data[seen:], tail=self.tail_is_row(path.name))
+        if not used and not tail and not day.tail:
             day.key = key
             return day
-        return DayFile(key, [*day.rows, *day.add(parsed)], day.end + used, last_line(data, seen + used), day.cells)
+        rows = day.rows[:-1] if day.tail else day.rows
+        end = day.end + used
+        return DayFile(key, [*rows, *day.add(parsed)], end, last_line(data, seen + used), day.cells, tail)
+
+    def tail_is_row(self, name: str) -> bool:
+        """Whether a last line without its newline is a row: in any file but the one this process's data log
+        appends to (today's), where it is a write under way or torn by a crash (its next append ends it)."""
+        return self.held is None or name != self.today()
 
     def _forget(self, name: str) -> None:
         if self._files.pop(name, None) is not None:
@@ -174,11 +182,11 @@ class DayCache:
         return day_file(self.folder, dt.date.today()).name
 
 
-def read(path: Path, key: tuple[int, int, int]) -> DayFile:
-    """A day file read whole (DataLogError when it cannot be, or is too big for a day)."""
+def read(path: Path, key: tuple[int, int, int], *, tail: bool = False) -> DayFile:
+    """A day file read whole (DataLogError when it cannot be, or is too big for a day); ``tail``: as parse_rows."""
     data = day_bytes(path)
-    parsed, end = parse_rows(data)
-    day = DayFile(key, [], end, last_line(data, end))
+    parsed, end, has_tail = parse_rows(data, tail=tail)
+    day = DayFile(key, [], end, last_line(data, end), tail=has_tail)
     day.rows = day.add(parsed)
     return day
 

@@ -179,8 +179,8 @@ def test_the_document_lists_exactly_the_json_routes(data_dir: Path, tmp_path: Pa
     routes = {
         (r.method, r.resource.canonical)
         for r in app.router.routes()
-        if r.resource is not None and r.method != "HEAD" and not r.resource.canonical.startswith("/api/v1/")
-    }
+        if r.resource is not None and r.method != "HEAD" and not r.resource.canonical.endswith(".php")
+    }  # the v1 and v2 PHP routes are Solar Protocol's, documented by it
     assert routes == {(method, path) for method, path, _ in operations()}
 
 

@@ -374,7 +374,7 @@ READING_TYPES: dict[str, dict[str, Any]] = {
 READING = obj({f.name: READING_TYPES[str(f.type)] for f in dataclasses.fields(Reading)})
 DEVICE = obj(
     {
-        "mac": {"type": "string", "pattern": "^[0-9a-f]{2}(:[0-9a-f]{2}){5}$"},
+        "mac": {"type": "string", "pattern": "^[0-9A-Fa-f]{2}(:[0-9A-Fa-f]{2}){5}$"},
         "ip": TEXT,
         "time stamp": TEXT,
         "name": TEXT,
@@ -391,7 +391,7 @@ DEVICE_IN = obj(
         "mac": {
             "type": "string",
             "pattern": "^[0-9A-Fa-f]{2}(:[0-9A-Fa-f]{2}){5}$",
-            "description": "the node's MAC address; stored in lower case",
+            "description": "the node's MAC address; stored as sent, one node whatever its case",
         },
         "ip": {
             "anyOf": [

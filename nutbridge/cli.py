@@ -37,6 +37,7 @@ def parser() -> argparse.ArgumentParser:
         "SIGHUP reconnects to the device and reads its settings again. "
         "`nutbridge status [UPS] [--api URL] [--json]` shows a running daemon; "
         "`nutbridge setup UPS --source URL` makes a new install; `nutbridge doctor UPS [--json]` checks one; "
+        "`nutbridge migrate UPS [--undo]` switches a Solar Protocol v1 node to nutbridge, and back; "
         "`nutbridge capture [UPS] [-o OUT]` saves the device's answers, redacted, for a bug report.",
     )
     p.add_argument("ups", nargs="?", metavar="UPS", help="the ups.conf section this instance feeds")
@@ -164,6 +165,10 @@ def main(argv: list[str] | None = None) -> int:
         from nutbridge.setup_cmd import main as setup_main
 
         return setup_main(argv[1:])
+    if argv[:1] == ["migrate"]:
+        from nutbridge.migrate import main as migrate_main
+
+        return migrate_main(argv[1:])
     if argv[:1] == ["doctor"]:
         from nutbridge.doctor import main as doctor_main
 

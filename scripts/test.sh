@@ -1,14 +1,15 @@
 #!/usr/bin/env bash
 # Install everything the suite needs, then run it: Debian's NUT (upsd, dummy-ups, upsmon), socat for a
 # serial line without hardware, systemd-analyze, Node.js for the JavaScript example, iproute2 for the peer
-# network test's namespaces, Mosquitto for the MQTT tests, Chromium (driven by playwright, which never downloads a
+# network test's namespaces, Mosquitto for the MQTT tests, Apache's binary and modules (no service) for the
+# v1 migration's proxy, Chromium (driven by playwright, which never downloads a
 # browser here) for the dashboard's tests; a virtualenv with nutbridge and its test tools;
 # then ruff, mypy and pytest. Extra arguments go to pytest.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 missing=()
-for pkg in nut-server nut-client socat systemd mosquitto chromium fonts-dejavu-core; do
+for pkg in nut-server nut-client socat systemd mosquitto chromium fonts-dejavu-core apache2-bin; do
     dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
 done
 # Node.js runs the JavaScript client example (Debian 12's nodejs is 18, with fetch).

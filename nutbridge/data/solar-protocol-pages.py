@@ -12,7 +12,7 @@ import sys
 BACKEND, UPS = sys.argv[1], sys.argv[2]
 sys.path.insert(0, BACKEND)
 
-import runner  # noqa: E402  (v1's runner.py, from BACKEND)
+import runner  # type: ignore[import-not-found]  # noqa: E402  (v1's runner.py, from BACKEND)
 
 for module, name in ((runner.clientPostIP, "runClientPostIP"), (runner.solarProtocol, "runSP")):
     if not callable(getattr(module, name, None)):

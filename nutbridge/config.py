@@ -294,6 +294,11 @@ class ApiConfig:
     max_connections: int = key(4096, types=int, check=lambda v: 1 <= v <= 100_000, allowed="1-100000")
     head_timeout: float = key(10.0, **seconds(0.5, 300))
     keepalive_timeout: float = key(15.0, **seconds(1, 3600))
+    # Reverse proxies in front of the API (a v1 node's Apache): a request from one of them is taken to come
+    # from the address its X-Forwarded-For ends with, so peers are told apart (change budgets, refusal logs).
+    trusted_proxies: tuple[str, ...] = key(
+        (), types=list, check=_ranges, convert=_tuple, allowed='a list of CIDR ranges, e.g. ["127.0.0.1/32"]'
+    )
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

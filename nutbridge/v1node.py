@@ -8,7 +8,6 @@ never written here. The keys in ``.spenv`` are never printed: errors name the fi
 from __future__ import annotations
 
 import argparse
-import contextlib
 import functools
 import json
 import os
@@ -224,9 +223,6 @@ def check_today(folder: Path, today: str) -> Path | None:
 
 def config_sections(node: V1Node, *, listen: str, key: str, address: str, dns_key: bool, python: str) -> str:
     """nutbridge's [datalog], [api], [node] and [peers] for this node: v1's own files, where they are."""
-    peers = 20  # posts reach nutbridge through Apache, all from 127.0.0.1: one budget for the whole network
-    with contextlib.suppress(OSError, ValueError, TypeError):
-        peers = max(peers, len(json.loads(node.device_list.read_bytes())))
     mac = wlan0_mac(node)
     command = [python, "-m", "nutbridge.v1node", "dns", "--spenv", str(node.spenv), "{ip}"]
     s = functools.partial(json.dumps, ensure_ascii=False)  # a TOML basic string (JSON's escapes are TOML's)
@@ -241,6 +237,7 @@ folder = {s(str(node.data_dir))}
 retention_days = 0                  # keep every day, as v1 did
 [api]
 listen = {s(listen)}  # Apache proxies Solar Protocol's API paths here
+trusted_proxies = ["127.0.0.1/32", "::1/128"]  # Apache: a peer is the address it forwards for
 [node]
 local_json = {s(str(node.local_json))}
 [peers]
@@ -250,7 +247,6 @@ poe_log = {s(str(node.poe_log))}
 public_ip = {s(address)}  # STATIC_HOST_IP (or --public-ip), with local.json's httpPort as v1 adds it
 {f"mac = {s(mac)}  # wlan0's, as v1 announces it" if mac else "# no wlan0: the first interface's MAC"}
 peer_expiry_days = 3650             # v1 never forgets a node
-max_changes_per_hour = {12 * peers}  # 12 per node: every post comes through Apache, from 127.0.0.1
 announce = true
 election = true
 {dns}

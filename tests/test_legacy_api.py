@@ -142,3 +142,27 @@ async def test_fifty_peers_posting_1000_updates_at_once_all_end_up_in_the_list(a
     stored = json.loads(devices.read_text())
     assert sorted(d["name"] for d in stored) == sorted(f"Node {n}" for n in range(50))
     assert {d["time stamp"] for d in stored} == {f"{int(NOW) + 19}"}
+
+
+@pytest.mark.parametrize("trusted", [True, False])
+async def test_behind_a_trusted_proxy_each_peer_is_its_forwarded_address(
+    data_dir: Path,  # noqa: F811
+    tmp_path: Path,
+    trusted: bool,
+) -> None:
+    """A v1 node's Apache proxies api.php to nutbridge: every post then comes from 127.0.0.1. With the proxy
+    trusted, the address its X-Forwarded-For ends with is the sender (each has its own change budget);
+    without, a client's X-Forwarded-For is not believed."""
+    from nutbridge.peers.budget import ChangeBudget
+
+    devices = DeviceList(tmp_path / "deviceList.json", policy=TEST_POLICY, budget=ChangeBudget(1))
+    proxies = ("127.0.0.1/32",) if trusted else ()
+    app = make_app(data_dir, devices=devices, network_key=KEY, trusted_proxies=proxies)
+    async with Sidecar(app, "127.0.0.1", 0) as sidecar, aiohttp.ClientSession() as s:
+        url = f"http://127.0.0.1:{sidecar.port}/api/v1/api.php"
+        for n, sender in enumerate(("203.0.113.5", "198.51.100.1, 203.0.113.6")):  # a spoofed hop, then Apache's
+            mac = f"b8:27:eb:00:00:0{n}"
+            async with s.post(url, data=form(mac), headers={"X-Forwarded-For": sender}) as r:
+                assert r.status == 200
+    assert [d.mac for d in devices.current()] == (["b8:27:eb:00:00:00", "b8:27:eb:00:00:01"] if trusted
+                                                   else ["b8:27:eb:00:00:00"])  # fmt: skip

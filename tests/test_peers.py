@@ -366,10 +366,25 @@ def test_the_poe_log_keeps_v1s_form_newest_first_and_stays_small(tmp_path: Path)
     with path.open("a") as f:
         f.write("a line a person wrote\n")
     assert poe.newest()[0] == "2026-12-01 12:02:00.123456"
-    for minute in range(3, 2000):
-        poe.add(start + dt.timedelta(minutes=minute))
+
+
+def test_a_long_poe_log_is_set_aside_whole_never_cut(tmp_path: Path) -> None:
+    """A v1 node's poe.log is years of history: past its size it is kept under a dated name, every line."""
+    path = tmp_path / "poe.log"
+    start = dt.datetime(2026, 12, 1, 12, 0, 0, 123456)
+    history = "".join(f"INFO:root:{start - dt.timedelta(minutes=5 * n)}\n" for n in range(30_000, 0, -1))
+    path.write_text(history)  # v1's, some 1.1 MB
+    poe = PoeLog(path)
+    poe.add(start)
+    aside = tmp_path / f"poe.log.{start.date()}"
+    assert aside.read_text() == f"{history}INFO:root:{start}\n"
+    assert path.stat().st_size <= 16 * 1024 and poe.newest(1) == [str(start)]
+    assert len(poe.newest()) == 216  # announcements still carry as many lines
+    path.write_text(history)
+    poe.add(start + dt.timedelta(minutes=1))  # set aside again the same day: another name, nothing replaced
+    assert aside.read_text().endswith(f"INFO:root:{start}\n")
+    assert (tmp_path / f"poe.log.{start.date()}.2").read_text().startswith(history)
     assert path.stat().st_size <= MAX_FILE
-    assert poe.newest(1) == [str(start + dt.timedelta(minutes=1999))]
 
 
 def test_the_mac_is_the_first_real_interfaces(tmp_path: Path) -> None:

@@ -2,8 +2,9 @@
 
 The file keeps v1's poe.log form (Python logging's ``INFO:root:`` and a naive local timestamp), so a node
 that swaps its v1 scripts for nutbridge keeps its history; announcements carry its newest lines, newest
-first, as v1 peers expect in the device list's ``log``. It is trimmed to its newest lines now and then so
-it never grows without bound on a small SD card.
+first, as v1 peers expect in the device list's ``log``. Past MAX_FILE it is set aside whole under a dated
+name (``poe.log.2026-12-07``) and starts again from its newest lines: no line is ever lost (a v1 node's log
+is its history), and the file announcements read stays small.
 """
 
 from __future__ import annotations
@@ -20,7 +21,8 @@ log = logging.getLogger(__name__)
 
 PREFIX = "INFO:root:"
 SENT = 216  # lines an announcement carries (v1's newest scripts send as many)
-MAX_FILE = 64 * 1024  # past this the file is cut to its newest SENT lines
+MAX_FILE = 1024 * 1024  # past this (some 28,000 lines) the file is set aside and begins again
+TAIL = 32 * 1024  # what is read for the newest lines: SENT lines are some 8 KiB
 
 
 class PoeLog:
@@ -42,18 +44,28 @@ class PoeLog:
                 os.close(fd)
             if size > MAX_FILE:
                 kept = reversed(self.newest(SENT))
+                os.link(self.path, self.aside(when.date()))  # the whole file, under another name, first
                 replace_atomically(self.path, "".join(f"{PREFIX}{e}\n" for e in kept).encode())
         except OSError as exc:
             log.warning("cannot record the point-of-entry event in %s: %s", self.path, describe(exc))
+
+    def aside(self, day: dt.date) -> Path:
+        """A name for the full log set aside on ``day`` that no file has yet."""
+        name = self.path.with_name(f"{self.path.name}.{day.isoformat()}")
+        number = 1
+        while name.exists():
+            number += 1
+            name = self.path.with_name(f"{self.path.name}.{day.isoformat()}.{number}")
+        return name
 
     def newest(self, count: int = SENT) -> list[str]:
         """The newest ``count`` timestamps, newest first; lines that are not timestamps are skipped."""
         try:
             with self.path.open("rb") as f:
                 size = f.seek(0, os.SEEK_END)
-                start = max(0, size - MAX_FILE)
+                start = max(0, size - TAIL)
                 f.seek(start)
-                data = f.read(MAX_FILE)
+                data = f.read(TAIL)
         except FileNotFoundError:
             return []
         except OSError as exc:

@@ -6,6 +6,7 @@ It answers from the data log (and, with the JSON API to come, the live snapshot)
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import logging
 import ssl
 from dataclasses import dataclass
@@ -14,7 +15,7 @@ from types import TracebackType
 from typing import Self
 
 from aiohttp import web
-from aiohttp.typedefs import Handler
+from aiohttp.typedefs import Handler, Middleware
 
 from nutbridge.config import Config
 from nutbridge.errors import ConfigError, NutbridgeError
@@ -38,6 +39,7 @@ from nutbridge.server.pubsub import PubSubHub
 log = logging.getLogger(__name__)
 
 MAX_BODY = 64 * 1024
+MAX_HOPS = 8  # X-Forwarded-For entries looked at, from its end
 MAX_LINE, MAX_FIELD, MAX_HEADERS = 8190, 8190, 64  # a request line, a header line, headers per request
 BACKLOG = 128  # connections the kernel queues before the gate sees them
 
@@ -64,6 +66,35 @@ async def body_limit(request: web.Request, handler: Handler) -> web.StreamRespon
     return await handler(request)
 
 
+def forwarded_for(proxies: tuple[str, ...]) -> Middleware:
+    """A middleware that takes a request from one of ``proxies`` (CIDR ranges) to come from the last address
+    of its X-Forwarded-For that is not a proxy's (each proxy appends the address it was reached from)."""
+    networks = [ipaddress.ip_network(p, strict=False) for p in proxies]
+
+    def trusted(ip: ipaddress.IPv4Address | ipaddress.IPv6Address | None) -> bool:
+        return ip is not None and any(ip in net for net in networks)
+
+    @web.middleware
+    async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+        if trusted(address(request.remote)):
+            hops = ",".join(request.headers.getall("X-Forwarded-For", [])).split(",")[-MAX_HOPS:]
+            for hop in reversed([address(h.strip()) for h in hops]):
+                if not trusted(hop):
+                    if hop is not None:  # junk: the request stays the proxy's own
+                        request = request.clone(remote=str(hop))
+                    break
+        return await handler(request)
+
+    return middleware
+
+
+def address(text: str | None) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
+    try:
+        return ipaddress.ip_address(text or "")
+    except ValueError:
+        return None
+
+
 def make_app(
     data_dir: Path,
     *,
@@ -78,12 +109,15 @@ def make_app(
     dashboard: Dashboard | None = None,
     control_secret: str | None = None,
     peer_data: Path | None = None,
+    trusted_proxies: tuple[str, ...] = (),
 ) -> web.Application:
     """The application: the Solar Protocol v1 routes and the JSON API over ``data_dir``, the device list, this
     node's identity, (when polling) the live snapshot, (when electing) the election's state and the dashboard;
     ``control_secret`` (the operator's ``[control] secret``) is what ``/stats/clear`` asks for (off without);
-    ``peer_data`` is where v1's getRemoteData.py caches peers' days (``opendata.php?server=``)."""
-    app = web.Application(client_max_size=MAX_BODY, middlewares=[body_limit])
+    ``peer_data`` is where v1's getRemoteData.py caches peers' days (``opendata.php?server=``);
+    ``trusted_proxies``: see forwarded_for."""
+    middlewares: list[Middleware] = [body_limit, forwarded_for(trusted_proxies)] if trusted_proxies else [body_limit]
+    app = web.Application(client_max_size=MAX_BODY, middlewares=middlewares)
     cache = cache or DayCache(data_dir)
     node = node or Node({})
     legacy = ChargeController(cache, devices=devices, network_key=network_key, node=node, peer_data=peer_data)
@@ -142,7 +176,8 @@ class Parts:
         return make_app(self.data_dir, cache=self.cache, devices=self.devices, network_key=config.peers.network_key,
                         node=self.node, live=live, election=election, pubsub=pubsub, control=control,
                         dashboard=dashboard, control_secret=config.control.secret,
-                        peer_data=config.node.peer_data_folder())  # fmt: skip
+                        peer_data=config.node.peer_data_folder(),
+                        trusted_proxies=config.api.trusted_proxies)  # fmt: skip
 
 
 def dashboard_settings(

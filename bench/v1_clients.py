@@ -21,18 +21,22 @@ hash (the real network's) is replaced by a hash of the bench's key. A nutbridge 
 2. A mixed network: 2 PHP nodes (clientPostIP then solarProtocol, the v1 way) and 2 nutbridge nodes (their own
    announcer and election); every device list must reach the 4 nodes, and every node must name the same
    point of entry for the same readings: first a PHP node is the sunniest, then a nutbridge node.
+3. The v1 API examples (utilities/apiV1-examples, bench.v1_examples): clientGet-example.py for 12 queries and
+   clientGet-JS-example in Debian's chromium (playwright) for 7, against a PHP node, then a nutbridge node with
+   the same data; compared: what the script prints and its exit status, what the page logs and throws.
 
-Each check runs twice: as is (one node in Etc/GMT+5, which a v1 client posts as "Etc/GMT 5") and as 1b/2b
+Checks 1 and 2 run twice: as is (one node in Etc/GMT+5, which a v1 client posts as "Etc/GMT 5") and as 1b/2b
 with that node in America/Chicago, so a tz problem cannot hide any other difference. Every line of the table is
 identical (or ok), expected (an intended difference, with its reason), or DIFFERENT (a nutbridge finding, with
 the first differing bytes and the known causes seen in the run); exit status 1 on any DIFFERENT or ERROR.
-Needs root, iproute2, util-linux's unshare, php-cli, openssl, and the package index for the clients' venv.
+Needs root, iproute2, util-linux's unshare, php-cli, openssl, and the package index for the clients' venv;
+check 3 also Debian's chromium and playwright (the [test] extra).
 
 The clients' DEV mode (ENV=DEV) does not help: clientPostIP then posts the key "this-will-fail" and the IP
-"this-will-fail", and SolarProtocolClass still runs /home/pi/solar-protocol/backend/get_env.sh. The v1 API
-examples (frontend/api/v1/examples/*.html) hold no script, so there is nothing of theirs to run in a browser.
+"this-will-fail", and SolarProtocolClass still runs /home/pi/solar-protocol/backend/get_env.sh. The pages in
+frontend/api/v1/examples/*.html hold no script; the examples that run are utilities/apiV1-examples (check 3).
 
-Usage: .venv/bin/python -m bench.v1_clients [--solar-protocol GIT_DIR] [--only 1|1b|2|2b ...] [--keep]
+Usage: .venv/bin/python -m bench.v1_clients [--solar-protocol GIT_DIR] [--only 1|1b|2|2b|3 ...] [--keep]
        [--nutbridge-src DIR]   (another nutbridge tree, e.g. `git archive REV nutbridge | tar -x -C DIR`)
 """
 
@@ -70,7 +74,7 @@ DNS_KEY = "bench-dns-key-0c41"
 GATEWAY_IP = "10.77.0.254"
 GATEWAY_HOSTS = {"server.solarpowerforartists.com": GATEWAY_IP, "solarprotocol.net": GATEWAY_IP}
 SUBNET = "10.77.0.0/24"
-SOURCES = ("backend/core", "backend/get_env.sh", "frontend/api")  # what the nodes need of the mirror
+SOURCES = ("backend/core", "backend/get_env.sh", "frontend/api", "utilities/apiV1-examples")  # of the mirror
 HASH_LINE = re.compile(r"^\$hash = '[^']*';$", re.MULTILINE)  # api.php's one hard-coded bcrypt hash
 # Paths on a node, as the clients and the PHP hard-code them (under /home/pi).
 SP = "solar-protocol"
@@ -370,17 +374,23 @@ class Run:
                 "REQUESTS_CA_BUNDLE": str(self.cert)}  # fmt: skip
 
     def server(
-        self, node: Node, servers: contextlib.ExitStack, *, network: bool = False, specs: dict[str, Spec]
+        self,
+        node: Node,
+        servers: contextlib.ExitStack,
+        *,
+        network: bool = False,
+        specs: dict[str, Spec],
+        router: Path | None = None,
     ) -> None:
         """Start the node's server (PHP or nutbridge) on port 80 in its namespace, until ``servers`` closes;
-        wait until it listens."""
+        wait until it listens. ``router``: a php -S router script for a PHP node."""
         spec = node.spec
         node.space = self.space(spec)
         node.log = self.root / "logs" / f"{node.home.parent.name}-{spec.key}-{spec.kind}.log"
         node.log.parent.mkdir(exist_ok=True)
         if spec.kind == "php":
             argv = [self.php, "-d", f"date.timezone={spec.zone}", "-d", "display_errors=0", "-S", "0.0.0.0:80",
-                    "-t", f"/home/pi/{SP}/frontend"]  # fmt: skip
+                    "-t", f"/home/pi/{SP}/frontend", *([str(router)] if router else [])]  # fmt: skip
             env = self.env(spec.zone)
         else:
             config = nutbridge_config(node, specs, network=network, cert=self.cert)
@@ -723,9 +733,17 @@ def terminate(signum: int, frame: FrameType | None) -> None:
     raise SystemExit(128 + signum)
 
 
-# Each check twice: with a node in Etc/GMT+5, as the v1 clients post it, then with that node elsewhere.
+def check3(run: Run, label: str, zone: str) -> None:
+    """The v1 API examples (bench.v1_examples, which builds on this module: imported when it runs)."""
+    from bench import v1_examples
+
+    v1_examples.check3(run, label, zone)
+
+
+# Checks 1 and 2 twice: with a node in Etc/GMT+5, as the v1 clients post it, then with that node elsewhere.
 CHECKS: list[tuple[str, Callable[[Run, str, str], None], str]] = [
     ("1", check1, PLUS_ZONE), ("1b", check1, OTHER_ZONE), ("2", check2, PLUS_ZONE), ("2b", check2, OTHER_ZONE),
+    ("3", check3, PLUS_ZONE),
 ]  # fmt: skip
 
 
@@ -790,4 +808,5 @@ def main() -> None:
 
 
 if __name__ == "__main__":
+    sys.modules.setdefault("bench.v1_clients", sys.modules[__name__])  # bench.v1_examples imports this very module
     main()

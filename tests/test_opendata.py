@@ -193,3 +193,13 @@ async def test_getremotedata_reads_day_4_as_v1_writes_it(base: str) -> None:
     days = json.loads(await get(f"{base}/v1/opendata.php?day=4"))
     assert [len(d) for d in days] == [3, 2]
     assert days[0][0] == HEADER.split(",") and days[0][-1] == ROW_T2.split(",")
+
+
+async def test_server_all_reads_a_bounded_total(base: str, node: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Peers' answers decide how big getRemoteData.py's files are: server=all stops reading past a total."""
+    from nutbridge.server import network_files
+
+    (node / "local" / "data" / "dominica.json").write_text(PEER_FILE)
+    monkeypatch.setattr(network_files, "MAX_ALL", len(PEER_FILE) + 10)
+    answer = json.loads(await get(f"{base}/v1/opendata.php?server=all"))
+    assert answer["hongkong"][1] == ROW_Y.split(",") and answer["dominica"] == answer["sydney"] == "err"

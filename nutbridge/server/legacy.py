@@ -46,6 +46,7 @@ VALUE_NOT_FOUND = (
     "load-power, load-voltage, datetime, scaled-wattage"
 )
 MAX_FILES = 7
+ROUTE_KEYS = ("value", "line", "day", "systemInfo", "networkInfo")  # the first one present wins
 MAX_BODIES = 64  # encoded multi-day answers kept; a new week's worth clears them
 # systemInfo=… → the local.json key it echoes
 SYSTEM_INFO = {
@@ -113,13 +114,8 @@ class ChargeController:
         if request.method != "GET":
             return answer("")
         params = php.get_params(request.query.items())
-        for key, route in (
-            ("value", self.value),
-            ("line", self.line),
-            ("day", self.day),
-            ("systemInfo", self.system_info),
-            ("networkInfo", self.network_info),
-        ):
+        routes = (self.value, self.line, self.day, self.system_info, self.network_info)
+        for key, route in zip(ROUTE_KEYS, routes, strict=True):
             if key in params:
                 return answer(route(params[key], params))
         return answer("")

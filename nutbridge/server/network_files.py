@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +17,7 @@ from nutbridge.peers.devices import DeviceList
 from nutbridge.server import php
 
 MAX_PEER_FILE = 4 * 1024 * 1024  # a peer's cached four days is some 400 KB
+MAX_ALL = 32 * 1024 * 1024  # server=all reads at most this much: past it, the other nodes' are "err"
 CANONICAL_INT = re.compile(r"^(0|-?[1-9][0-9]{0,17})$")  # a string PHP takes as an integer array key
 MISSING = object()  # a peer file that is not there, or not JSON
 
@@ -70,11 +72,22 @@ class NetworkFiles:
     def decoded(self, name: str) -> Any:
         """A listed node's data as ``json_decode`` gives it (objects stay objects; None when it is no JSON), or
         MISSING when there is no file or an empty one."""
-        text = self.read(name)
+        return self.decode(self.read(name))
+
+    @staticmethod
+    def decode(text: str | None) -> Any:
         try:
             return MISSING if not text else json.loads(text, object_pairs_hook=php.JsonObject)
         except ValueError:
             return None
+
+    def every(self, names: list[str]) -> Iterator[tuple[str, Any]]:
+        """Each listed node's data, MISSING past MAX_ALL bytes in all (peers' answers decide these files' sizes)."""
+        left = MAX_ALL
+        for name in names:
+            text = self.read(name) if left > 0 else None
+            left -= len(text or "")
+            yield name, self.decode(text) if left >= 0 else MISSING
 
     def index(self, which: str) -> int | None:
         """The list position ``$list[$which]`` finds, or None."""
@@ -88,8 +101,7 @@ class NetworkFiles:
         names = self.names()
         if which == "all":
             out: dict[str, Any] = {}
-            for name in names:
-                data = self.decoded(name)
+            for name, data in self.every(names):
                 out[name] = "err" if data is MISSING or loose_null(data) else data
             return php.json_encode(out)
         if php.is_numeric(which):
@@ -105,8 +117,7 @@ class NetworkFiles:
         if which == "all":
             header: Any = None
             out: dict[str, Any] = {}
-            for name in names:
-                data = self.decoded(name)
+            for name, data in self.every(names):
                 if data is MISSING:
                     out[name] = "err"
                     continue

@@ -21,7 +21,7 @@ from typing import Any
 from aiohttp import web
 
 from nutbridge.server import php
-from nutbridge.server.legacy import MAX_FILES, VALUE_NOT_FOUND, VALUES, ChargeController, answer
+from nutbridge.server.legacy import MAX_FILES, ROUTE_KEYS, VALUE_NOT_FOUND, VALUES, ChargeController, answer
 
 NETWORK_FIELDS = {"deviceList": "name", "tz": "tz", "poe": "log", "timestamp": "time stamp"}
 
@@ -35,9 +35,9 @@ class OpenDataV1(ChargeController):
     """v1's opendata.php: chargecontroller.php's answers, ``server`` first, the device list's fields."""
 
     async def handle(self, request: web.Request) -> web.Response:
-        if request.method == "GET" and "server" in php.get_params(request.query.items()):
-            params = php.get_params(request.query.items())
-            return answer(await asyncio.to_thread(self.network.server, params["server"]))
+        server = php.get_params(request.query.items()).get("server") if request.method == "GET" else None
+        if server is not None:  # looked at before any other key
+            return answer(await asyncio.to_thread(self.network.server, server))
         return await super().handle(request)
 
     def day(self, day: php.Param, params: Mapping[str, php.Param]) -> str:
@@ -63,12 +63,9 @@ class OpenDataV2(ChargeController):
     """v2's opendata.php: every answer JSON, series and days newest first without their header rows."""
 
     async def handle(self, request: web.Request) -> web.Response:
-        if request.method == "GET":
-            params = php.get_params(request.query.items())
-            if not any(k in params for k in ("value", "line", "day", "systemInfo", "networkInfo")) and (
-                "server" in params
-            ):
-                return answer(await asyncio.to_thread(self.network.server_v2, params["server"]))
+        params = php.get_params(request.query.items()) if request.method == "GET" else {}
+        if "server" in params and not any(key in params for key in ROUTE_KEYS):  # looked at after every other key
+            return answer(await asyncio.to_thread(self.network.server_v2, params["server"]))
         return await super().handle(request)
 
     def value(self, value: php.Param, params: Mapping[str, php.Param]) -> str:

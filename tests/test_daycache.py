@@ -69,42 +69,6 @@ def test_repeated_cells_are_kept_once(tmp_path: Path) -> None:
     assert len({id(c) for c in cells}) == len(set(cells)) < len(cells)
 
 
-class Held:
-    """Rows a data log holds for one file, as ``DataLog.held_rows`` gives them."""
-
-    def __init__(self, name: str) -> None:
-        self.name = name
-        self.rows: list[list[str]] = []
-
-    def held_rows(self, name: str) -> list[list[str]]:
-        return self.rows if name == self.name else []
-
-    def held_names(self) -> list[str]:
-        return [self.name] if self.rows else []
-
-
-def test_numbers_follow_the_rows_through_held_rows_and_their_flush(tmp_path: Path) -> None:
-    lines = lines_of_a_day(tmp_path)
-    folder = tmp_path / "data"
-    folder.mkdir()
-    path = folder / "tracerData2026-12-02.csv"
-    held = Held(path.name)
-    cache = DayCache(folder, held)
-    path.write_bytes(b"".join(lines[:20]))
-    for start in range(20, 100, 20):  # rows held, then flushed to the file, four times over
-        held.rows = [line.decode().rstrip("\n").split(",") for line in lines[start : start + 20]]
-        for column in (0, 1, 5):
-            rows = cache.rows(path.name) or []
-            assert len(rows) == start + 20
-            assert cache.numbers(path.name, rows, column) == DayCache(folder, held).numbers(path.name, rows, column)
-        with path.open("ab") as f:
-            f.write(b"".join(lines[start : start + 20]))
-        held.rows = []
-        for column in (0, 1, 5):
-            rows = cache.rows(path.name) or []
-            assert cache.numbers(path.name, rows, column) == DayCache(folder).numbers(path.name, rows, column)
-
-
 def settled_clock() -> int:
     """A wall clock far enough ahead that every listing counts as one of a settled folder, and is kept."""
     return time.time_ns() + 2 * SETTLED_NS
@@ -153,3 +117,39 @@ def test_a_listing_of_a_folder_just_changed_is_not_kept(tmp_path: Path) -> None:
     (tmp_path / "tracerData2026-12-02.csv").write_text("datetime\n")
     assert cache.names() == ["tracerData2026-12-01.csv", "tracerData2026-12-02.csv"]
     assert DayCache(tmp_path / "missing").names() == []
+
+
+class Held:
+    """Rows a data log holds for one file, as ``DataLog.held_rows`` gives them."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.rows: list[list[str]] = []
+
+    def held_rows(self, name: str) -> list[list[str]]:
+        return self.rows if name == self.name else []
+
+    def held_names(self) -> list[str]:
+        return [self.name] if self.rows else []
+
+
+def test_numbers_follow_the_rows_through_held_rows_and_their_flush(tmp_path: Path) -> None:
+    lines = lines_of_a_day(tmp_path)
+    folder = tmp_path / "data"
+    folder.mkdir()
+    path = folder / "tracerData2026-12-02.csv"
+    held = Held(path.name)
+    cache = DayCache(folder, held)
+    path.write_bytes(b"".join(lines[:20]))
+    for start in range(20, 100, 20):  # rows held, then flushed to the file, four times over
+        held.rows = [line.decode().rstrip("\n").split(",") for line in lines[start : start + 20]]
+        for column in (0, 1, 5):
+            rows = cache.rows(path.name) or []
+            assert len(rows) == start + 20
+            assert cache.numbers(path.name, rows, column) == DayCache(folder, held).numbers(path.name, rows, column)
+        with path.open("ab") as f:
+            f.write(b"".join(lines[start : start + 20]))
+        held.rows = []
+        for column in (0, 1, 5):
+            rows = cache.rows(path.name) or []
+            assert cache.numbers(path.name, rows, column) == DayCache(folder).numbers(path.name, rows, column)

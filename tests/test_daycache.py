@@ -4,10 +4,12 @@ file would: appended rows, a torn line completed later, a file rewritten or repl
 from __future__ import annotations
 
 import os
+import time
+from collections.abc import Callable
 from pathlib import Path
 
 from nutbridge.datalog import day_files, read_day
-from nutbridge.server.daycache import DayCache
+from nutbridge.server.daycache import SETTLED_NS, DayCache
 from nutbridge.simulator.history import write_history
 
 
@@ -65,6 +67,56 @@ def test_repeated_cells_are_kept_once(tmp_path: Path) -> None:
     rows = cache.rows(day_files(tmp_path)[0].name) or []
     cells = [cell for row in rows[1:] for cell in row[1:]]
     assert len({id(c) for c in cells}) == len(set(cells)) < len(cells)
+
+
+def settled_clock() -> int:
+    """A wall clock far enough ahead that every listing counts as one of a settled folder, and is kept."""
+    return time.time_ns() + 2 * SETTLED_NS
+
+
+def test_a_kept_listing_sees_day_files_made_removed_and_renamed_in(tmp_path: Path) -> None:
+    lines = lines_of_a_day(tmp_path)
+    folder = tmp_path / "data"
+    folder.mkdir()
+    (folder / "tracerData2026-12-01.csv").write_bytes(b"".join(lines[:5]))
+    cache = DayCache(folder, clock=settled_clock)
+    assert cache.names() == ["tracerData2026-12-01.csv"]
+    assert cache._listed is not None  # kept: the next call only stats the folder
+    assert cache.names() == ["tracerData2026-12-01.csv"]
+
+    def changed(change: Callable[[], object]) -> list[str]:
+        time.sleep(0.05)  # past the file system's clock tick: the change gets stamps of its own (no timing asserted)
+        change()
+        return cache.names()
+
+    today = folder / "tracerData2026-12-02.csv"
+    assert changed(lambda: today.write_bytes(b"".join(lines[:3]))) == [
+        "tracerData2026-12-01.csv",
+        "tracerData2026-12-02.csv",
+    ]
+    assert changed((folder / "tracerData2026-12-01.csv").unlink) == ["tracerData2026-12-02.csv"]
+    other = folder / "tmp"
+    other.write_bytes(lines[0])
+    assert changed(lambda: other.rename(folder / "tracerData2026-12-03.csv")) == [
+        "tracerData2026-12-02.csv",
+        "tracerData2026-12-03.csv",
+    ]
+    assert changed(lambda: (folder / "notes.txt").write_text("not a day file")) == [
+        "tracerData2026-12-02.csv",
+        "tracerData2026-12-03.csv",
+    ]
+
+
+def test_a_listing_of_a_folder_just_changed_is_not_kept(tmp_path: Path) -> None:
+    """A change in the same clock tick as the listing could leave the folder's stamps as they were: such a
+    listing is made again at the next call, so a file made right after it is seen."""
+    (tmp_path / "tracerData2026-12-01.csv").write_text("datetime\n")
+    cache = DayCache(tmp_path)
+    assert cache.names() == ["tracerData2026-12-01.csv"]
+    assert cache._listed is None
+    (tmp_path / "tracerData2026-12-02.csv").write_text("datetime\n")
+    assert cache.names() == ["tracerData2026-12-01.csv", "tracerData2026-12-02.csv"]
+    assert DayCache(tmp_path / "missing").names() == []
 
 
 class Held:

@@ -26,6 +26,7 @@ import pytest
 from nutbridge.errors import ConfigError
 from nutbridge.peers.node import Node
 from nutbridge.server.app import Sidecar, make_app, tls_context
+from nutbridge.server.daycache import SETTLED_NS, DayCache
 from nutbridge.server.legacy import VALUE_NOT_FOUND
 from tests.conftest import need
 
@@ -208,6 +209,27 @@ async def test_a_growing_day_file_is_read_again_and_otherwise_cached(api: str, d
     with (data_dir / f"tracerData{TODAY}.csv").open("a") as f:
         f.write(f"{TODAY} 07:46:12.000000,14.1,0.0")  # a torn line: ignored, not served
     assert await get(api, "line=len") == "3"
+
+
+async def test_a_new_day_file_is_served_by_the_next_request(data_dir: Path) -> None:
+    """With the folder's listing kept (as once it has settled), a day file made between two requests, and a row
+    appended to it, are in the next answer, the memoised week too."""
+    cache = DayCache(data_dir, clock=lambda: time.time_ns() + 2 * SETTLED_NS)
+    async with Sidecar(make_app(data_dir, cache=cache), "127.0.0.1", 0) as sidecar:
+        api = f"http://127.0.0.1:{sidecar.port}/api/v1/chargecontroller.php"
+        before = await get(api, "value=PV-voltage&duration=7")
+        assert await get(api, "value=PV-voltage&duration=7") == before
+        assert cache._listed is not None  # kept: the requests only stat the folder
+        await asyncio.sleep(0.05)  # past the file system's clock tick (no timing asserted)
+        tomorrow = data_dir / f"tracerData{TODAY + dt.timedelta(days=1)}.csv"
+        tomorrow.write_text(f"{HEADER}\n{TODAY + dt.timedelta(days=1)} 00:00:10.000000,15.5{ROW_T1[len(T1) + 6 :]}\n")
+        assert json.loads(await get(api, "day=list"))[-1] == tomorrow.name
+        week = json.loads(await get(api, "value=PV-voltage&duration=7"))
+        assert week[f"{TODAY + dt.timedelta(days=1)} 00:00:10.000000"] == "15.5"
+        with tomorrow.open("a") as f:
+            f.write(f"{TODAY + dt.timedelta(days=1)} 00:02:10.000000,15.6{ROW_T1[len(T1) + 6 :]}\n")
+        week = json.loads(await get(api, "value=PV-voltage&duration=7"))
+        assert week[f"{TODAY + dt.timedelta(days=1)} 00:02:10.000000"] == "15.6"
 
 
 def free_port() -> int:

@@ -11,16 +11,21 @@ from __future__ import annotations
 
 import datetime as dt
 import math
+import os
+import time
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
-from nutbridge.datalog import HEADER, DataLogError, day_bytes, day_file, day_files, last_line, parse_rows
+from nutbridge.datalog import DAY_FILE, HEADER, DataLogError, day_bytes, day_file, last_line, parse_rows
 from nutbridge.nut.portfile import identity
 
 MAX_FILES = 8  # day files kept parsed: today and the 7 days of the dashboard's plots
+# A folder's listing is kept only once its last change is this old (ns): file systems stamp changes with a coarse
+# clock (a kernel tick; 2 s on FAT), so a change in the same tick as the last one can leave the stamps as they were.
+SETTLED_NS = 3_000_000_000
 
 Row = Sequence[str]
 
@@ -53,9 +58,13 @@ class DayFile:
 class DayCache:
     """Parsed day files of one folder, each keyed by its identity (inode, mtime, size)."""
 
-    def __init__(self, folder: Path, held: Held | None = None) -> None:
+    def __init__(self, folder: Path, held: Held | None = None, *, clock: Callable[[], int] = time.time_ns) -> None:
         self.folder = folder
         self.held = held  # the rows not written yet (the data log's), oldest first
+        self.clock = clock  # wall-clock ns, as file systems stamp changes
+        self._prefix = os.path.join(folder, "")  # a day file's path is this and its name: no pathlib per request
+        # the day files' names and the folder's stamps when they were listed (a listing of a settled folder only)
+        self._listed: tuple[tuple[int, int, int, int], list[str]] | None = None
         self.hits = 0
         self.misses = 0
         # the most recently read files, oldest first: a month asked for once is read, not kept (~230 B a row)
@@ -65,22 +74,42 @@ class DayCache:
 
     def names(self) -> list[str]:
         """The day files, oldest first (only real log files: nothing else in the folder is ever served)."""
-        try:
-            names = [p.name for p in day_files(self.folder)]
-        except DataLogError:
-            names = []
+        names = self._listing()
         if self.held is not None:  # a day whose rows are all still held has no file yet
             names = sorted({*names, *self.held.held_names()})
         return names
+
+    def _listing(self) -> list[str]:
+        """The day files' names, listed again only when the folder has changed since: a file made, removed or
+        renamed changes the folder's mtime and ctime (ctime cannot be set back, as ``touch`` or ``rsync -t``
+        can set mtime). A listing is kept only when the folder's last change is SETTLED_NS older than the
+        listing, so a change later than it cannot share its stamps."""
+        try:
+            st = os.stat(self.folder)
+        except OSError:
+            return []
+        stamps = (st.st_dev, st.st_ino, st.st_mtime_ns, st.st_ctime_ns)
+        listed = self._listed
+        if listed is not None and listed[0] == stamps:
+            return list(listed[1])
+        started = self.clock()
+        try:
+            names = sorted(name for name in os.listdir(self.folder) if DAY_FILE.match(name))
+        except OSError:
+            return []
+        settled = started - max(st.st_mtime_ns, st.st_ctime_ns) >= SETTLED_NS
+        self._listed = (stamps, names) if settled else None
+        return list(names)
 
     def version(self, names: list[str]) -> tuple[tuple[str, tuple[int, int, int] | None, int], ...]:
         """What changes when any of ``names`` changes: their identities (a stat each) and how many rows are
         still held for each."""
         out: list[tuple[str, tuple[int, int, int] | None, int]] = []
+        held_names = set(self.held.held_names()) if self.held is not None else ()
         for name in names:
-            held = len(self.pending(name))
+            held = len(self.pending(name)) if name in held_names else 0
             try:
-                out.append((name, identity((self.folder / name).stat()), held))
+                out.append((name, identity(os.stat(self._prefix + name)), held))
             except OSError:
                 out.append((name, None, held))
         return tuple(out)
@@ -97,9 +126,8 @@ class DayCache:
         return () if self.held is None else self.held.held_rows(name)
 
     def _file_rows(self, name: str) -> list[Row] | None:
-        path = self.folder / name
         try:
-            key = identity(path.stat())
+            key = identity(os.stat(self._prefix + name))
         except OSError:
             self._forget(name)
             return None
@@ -109,6 +137,7 @@ class DayCache:
             self._files.move_to_end(name)
             return cached.rows
         self.misses += 1
+        path = Path(self._prefix + name)
         try:
             day = self._grown(path, cached, key) if cached is not None else None
             if day is None:

@@ -152,15 +152,11 @@ class ChargeController:
         return body
 
     def value(self, value: php.Param, params: Mapping[str, php.Param]) -> str:
-        if isinstance(value, list) or value not in VALUES:
+        query = value_query(value, params)
+        if query is None:
             return VALUE_NOT_FOUND
-        column = value.replace("-", " ")
-        scaled = column == "scaled wattage"
-        if scaled:
-            column = "PV power L"
-        duration = php.intval_param(params["duration"]) if "duration" in params else 0
-        if duration != 0:
-            count = min(duration, MAX_FILES)
+        column, scaled, count = query
+        if count:
             return self.memo(("value", column), count, lambda: self.series(column, count))
         cell = self.cache.newest_cell(column)
         if cell is None:
@@ -245,6 +241,17 @@ class ChargeController:
 
     def network_info(self, info: php.Param, params: Mapping[str, php.Param]) -> str:
         return php.json_encode(self.network.field("name")) if info == "deviceList" else ""
+
+
+def value_query(value: php.Param, params: Mapping[str, php.Param]) -> tuple[str, bool, int] | None:
+    """``value=`` as the original takes it: the column (``scaled-wattage`` reads ``PV power L``), whether it is
+    scaled, and how many files ``duration`` asks for (0: today's newest row); None for a value not allowed."""
+    if isinstance(value, list) or value not in VALUES:
+        return None
+    column = value.replace("-", " ")
+    scaled = column == "scaled wattage"
+    duration = php.intval_param(params["duration"]) if "duration" in params else 0
+    return ("PV power L" if scaled else column), scaled, min(duration, MAX_FILES) if duration else 0
 
 
 def raw_list(devices: DeviceList) -> str:

@@ -21,7 +21,7 @@ from typing import Any
 from aiohttp import web
 
 from nutbridge.server import php
-from nutbridge.server.legacy import MAX_FILES, ROUTE_KEYS, VALUE_NOT_FOUND, VALUES, ChargeController, answer
+from nutbridge.server.legacy import MAX_FILES, ROUTE_KEYS, VALUE_NOT_FOUND, ChargeController, answer, value_query
 
 NETWORK_FIELDS = {"deviceList": "name", "tz": "tz", "poe": "log", "timestamp": "time stamp"}
 
@@ -69,15 +69,11 @@ class OpenDataV2(ChargeController):
         return await super().handle(request)
 
     def value(self, value: php.Param, params: Mapping[str, php.Param]) -> str:
-        if isinstance(value, list) or value not in VALUES:
+        query = value_query(value, params)
+        if query is None or isinstance(value, list):
             return VALUE_NOT_FOUND
-        column = value.replace("-", " ")
-        scaled = column == "scaled wattage"
-        if scaled:
-            column = "PV power L"
-        duration = php.intval_param(params["duration"]) if "duration" in params else 0
-        if duration != 0:
-            count = min(duration, MAX_FILES)
+        column, scaled, count = query
+        if count:
             return self.memo(("v2 value", value), count, lambda: self.series_v2(value, column, count))
         cell = self.cache.newest_cell(column)
         out: Any = "" if cell is None else cell

@@ -29,7 +29,7 @@ from nutbridge.files import describe
 from nutbridge.nut.portfile import parse_lines, parse_values
 from nutbridge.nut.upsconf import MAX_UPS_CONF, nut_confpath, nut_statepath, parse_sections, port_path
 from nutbridge.nut.version import V2_8_3, V2_8_4, NutVersion, detect, find_dummy_ups
-from nutbridge.setup_cmd import NUT_USER, nut_user, systemctl_command
+from nutbridge.system import NUT_USER, find_monitor, load_any, nut_user, systemctl_command
 
 OK, WARN, FAIL = "ok", "warn", "FAIL"
 EX_OK, EX_FAIL, EX_USAGE = 0, 1, 2
@@ -199,19 +199,6 @@ def filesystem_of(path: Path, mounts: Path) -> tuple[str, str] | None:
 def under(path: str, folders: tuple[str, ...]) -> str | None:
     """The first of ``folders`` that holds ``path``."""
     return next((f for f in folders if path == f or path.startswith(f + "/")), None)
-
-
-def find_monitor(ups: str, upsmon_conf: Path) -> list[str] | None:
-    """The words of upsmon.conf's MONITOR line for ``ups`` (``MONITOR ups@host POWER USER PASSWORD TYPE``),
-    or None. OSError when the file cannot be read."""
-    for line in upsmon_conf.read_text(errors="replace").splitlines():
-        try:
-            words = shlex.split(line, comments=True)
-        except ValueError:
-            words = line.split()
-        if len(words) >= 2 and words[0].upper() == "MONITOR" and words[1].partition("@")[0] == ups:
-            return words
-    return None
 
 
 def read_ups_conf(confpath: Path) -> dict[str, dict[str, str]]:
@@ -779,8 +766,6 @@ def parser() -> argparse.ArgumentParser:
 
 def gather(args: argparse.Namespace) -> Context:
     """The context from the environment and flags; ConfigError for a bad UPS name, ValueError for a bad CMD."""
-    from nutbridge.cli import load_any
-
     ups: str = args.ups
     confpath = nut_confpath()
     config_file = ups_config_file(ups)  # enphase-UPS.conf when only that one exists, as the daemon reads it

@@ -16,10 +16,7 @@ import errno
 import functools
 import json
 import os
-import pwd
 import re
-import shlex
-import shutil
 import subprocess
 import sys
 import tomllib
@@ -34,9 +31,12 @@ from nutbridge.files import describe, replace_atomically
 from nutbridge.nut.upsconf import nut_confpath, nut_runpath, nut_statepath, parse_sections, port_path
 from nutbridge.redact import redact_url
 from nutbridge.sources.modbus_url import parse_modbus_url
+from nutbridge.system import NUT_USER, find_monitor, nut_user, systemctl_command
+
+# moved to nutbridge.system (shared with doctor and cli); still importable from here
+__all__ = ["NUT_USER", "nut_user", "systemctl_command"]
 
 EX_OK, EX_FAIL, EX_USAGE, EX_CONFIG = 0, 1, 2, 78
-NUT_USER = "nut"
 UNIT = "nutbridge@.service"
 DROP_IN = "nut-driver-restart.conf"
 SAMPLE_CONFIG = "nutbridge-solar.toml"
@@ -54,24 +54,6 @@ class SetupError(Exception):
 def data_text(name: str) -> str:
     """A file shipped in the package's data folder: the systemd unit and drop-in, the samples."""
     return resources.files("nutbridge").joinpath("data", name).read_text(encoding="utf-8")
-
-
-def nut_user() -> pwd.struct_passwd | None:
-    """NUT's user (Debian's nut-server package creates it), or None."""
-    try:
-        return pwd.getpwnam(NUT_USER)
-    except KeyError:
-        return None
-
-
-def systemctl_command(flag: str | None) -> list[str] | None:
-    """``--systemctl CMD``, else $NUTBRIDGE_SYSTEMCTL, else systemctl from $PATH; None when there is none.
-    ValueError for a command line with an unbalanced quote."""
-    text = flag or os.environ.get("NUTBRIDGE_SYSTEMCTL")
-    if text:
-        return shlex.split(text)
-    found = shutil.which("systemctl")
-    return [found] if found else None
 
 
 def toml_string(text: str) -> str:
@@ -489,8 +471,6 @@ def carry_out(setup: Setup, plan: Plan, *, yes: bool, dry_run: bool) -> int:
 
 def print_monitor_hint(setup: Setup) -> None:
     """Say so when upsmon.conf has no MONITOR line for the UPS yet (setup cannot know the password)."""
-    from nutbridge.doctor import find_monitor
-
     try:
         monitored = find_monitor(setup.ups, setup.confpath / "upsmon.conf") is not None
     except OSError:

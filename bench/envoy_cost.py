@@ -54,7 +54,7 @@ from nutbridge.monitor import POLL_SHARE, Monitor
 from nutbridge.nut import portfile
 from nutbridge.nut.driver import PortFileSink
 from nutbridge.nut.portfile import HandSettings, PortFile
-from nutbridge.nut.variables import DEFAULT_CHARGE_LOW, first, number, setting_names
+from nutbridge.nut.variables import DEFAULT_CHARGE_LOW, first, hand_set_number, setting_names
 from nutbridge.nut.version import Dialect, NutVersion
 from nutbridge.sinks import SinkRunner
 from nutbridge.sources.envoy import EnvoySource
@@ -155,7 +155,7 @@ async def cycles(folder: Path, count: int, paced: float) -> Pass:
     by_hand = HandSettings(pf, {"battery.charge.low"}).get
 
     def charge_low() -> float:
-        return first(number(by_hand().get("battery.charge.low")), DEFAULT_CHARGE_LOW)
+        return first(hand_set_number(by_hand().get("battery.charge.low")), DEFAULT_CHARGE_LOW)
 
     cycle_source = StateCycle(source, gateway.driver(tokens), charge_low)
     settings = setting_names(source.table)

@@ -35,7 +35,6 @@ from typing import Any, TypeVar
 import httpx
 
 from nutbridge import __version__
-from nutbridge.cli import load_any, setup_logging
 from nutbridge.config import (
     Config,
     EnvoyConfig,
@@ -53,6 +52,7 @@ from nutbridge.sources.http_source import HttpSource
 from nutbridge.sources.modbus_url import ModbusTarget
 from nutbridge.sources.powerwall import PowerwallSource
 from nutbridge.sources.tracer import TracerSource
+from nutbridge.system import load_any, setup_logging
 
 EX_OK, EX_FAIL, EX_CONFIG = 0, 1, 78
 # Besides what EnvoySource reads in a poll: what pyenphase and Home Assistant read, so a maintainer can compare.

@@ -11,10 +11,11 @@ import sys
 from pathlib import Path
 
 from nutbridge import __version__
-from nutbridge.config import Config, is_loopback, load, ups_config_file, with_overrides
+from nutbridge.config import Config, is_loopback, ups_config_file, with_overrides
 from nutbridge.errors import ConfigError, NutbridgeError, PortFileError
 from nutbridge.nut.portfile import PortFile
 from nutbridge.nut.seed import Seed
+from nutbridge.system import load_any, setup_logging
 
 log = logging.getLogger("nutbridge")
 
@@ -67,18 +68,6 @@ def parser() -> argparse.ArgumentParser:
     return p
 
 
-def setup_logging(debug: int) -> None:
-    """Log to stderr; under systemd the journal adds the time, elsewhere we do."""
-    stamp = "" if os.environ.get("JOURNAL_STREAM") else "%(asctime)s "
-    logging.basicConfig(level=logging.DEBUG if debug else logging.INFO, format=stamp + "%(levelname)s %(message)s")
-    # pymodbus logs frame dumps at ERROR on every failure; we log one line per state change instead.
-    logging.getLogger("pymodbus").setLevel(logging.DEBUG if debug >= 2 else logging.CRITICAL)
-    logging.getLogger("asyncio").setLevel(logging.WARNING)
-    # httpx logs every request at INFO (with its URL, where a token could one day travel): only its warnings
-    for chatty in ("httpx", "httpcore"):
-        logging.getLogger(chatty).setLevel(logging.DEBUG if debug >= 2 else logging.WARNING)
-
-
 def make_demo_folder(args: argparse.Namespace) -> None:
     """A fresh folder with a seeded port file and a week of simulated history, for --demo; the dashboard on
     127.0.0.1:8080 (or a free port) unless --api-listen says otherwise."""
@@ -114,13 +103,6 @@ def free_port(wanted: int) -> int:
             probe.bind(("127.0.0.1", 0))
         port: int = probe.getsockname()[1]
     return port
-
-
-def load_any(path: Path) -> Config:
-    """A nutbridge TOML file, or (any other name) an enphase-monitor configuration file."""
-    from nutbridge import enphase_conf
-
-    return enphase_conf.load(path) if enphase_conf.is_enphase_conf(path) else load(path)
 
 
 def read_config(args: argparse.Namespace) -> Config:

@@ -249,7 +249,7 @@ async def poll(
     by_hand = HandSettings(portfile, {"battery.charge.low"}).get
 
     def charge_low() -> float:
-        return first(variables.number(by_hand().get("battery.charge.low")), variables.DEFAULT_CHARGE_LOW)
+        return first(variables.hand_set_number(by_hand().get("battery.charge.low")), variables.DEFAULT_CHARGE_LOW)
 
     async with open_source(config, demo=demo, charge_low=charge_low) as (source, background):
         settings = setting_names(source.table)

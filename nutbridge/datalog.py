@@ -59,7 +59,7 @@ def day_file(folder: Path, day: dt.date) -> Path:
     return folder / f"tracerData{day.isoformat()}.csv"
 
 
-def number(value: float | None) -> str:
+def v1_cell(value: float | None) -> str:
     """A value as v1 wrote it (a Python float repr, 2 decimals), or empty when not measured."""
     return "" if value is None else repr(round(float(value), 2))
 
@@ -83,18 +83,18 @@ def row(r: Reading) -> list[str]:
     power = battery_power(r)
     return [
         stamp,
-        number(r.pv_voltage),
-        number(r.pv_current),
-        number(r.pv_power),
+        v1_cell(r.pv_voltage),
+        v1_cell(r.pv_current),
+        v1_cell(r.pv_power),
         high_word(r.pv_power),
-        number(r.battery_voltage),
-        number(r.battery_current),
-        number(power),
+        v1_cell(r.battery_voltage),
+        v1_cell(r.battery_current),
+        v1_cell(power),
         high_word(power),
-        number(r.load_voltage),
-        number(r.load_current),
-        number(r.load_power),
-        number(charge),
+        v1_cell(r.load_voltage),
+        v1_cell(r.load_current),
+        v1_cell(r.load_power),
+        v1_cell(charge),
     ]
 
 

@@ -56,7 +56,8 @@ def parse(text: str, origin: str) -> dict[str, str]:
     return values
 
 
-def number(values: dict[str, str], name: str, origin: str) -> float:
+def required_number(values: dict[str, str], name: str, origin: str) -> float:
+    """``values[name]`` as a float; ConfigError naming the file and the key when it is not one."""
     try:
         return float(values[name])
     except ValueError:
@@ -74,7 +75,7 @@ def to_sections(values: dict[str, str], origin: str, ups: str | None) -> dict[st
             source[SOURCE_KEYS[name]] = value
         elif name in SECONDS:
             section, key = SECONDS[name]
-            seconds = number(values, name, origin)
+            seconds = required_number(values, name, origin)
             if seconds < MINIMA.get(name, seconds):
                 log.info("%s: %s=%s is below enphase-monitor's minimum: %g", origin, name, value, MINIMA[name])
                 seconds = MINIMA[name]

@@ -24,7 +24,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from nutbridge import setup_cmd, v1node
+from nutbridge import setup_cmd, system, v1node
 from nutbridge.config import is_loopback, parse_listen
 from nutbridge.errors import ConfigError
 from nutbridge.files import describe, replace_atomically
@@ -423,7 +423,7 @@ def main(argv: list[str]) -> int:
     args = parser().parse_args(argv)
     args.systemd_dir = args.systemd_dir or str(Path(args.v1_root) / "etc/systemd/system")
     try:
-        systemctl = setup_cmd.systemctl_command(args.systemctl)
+        systemctl = system.systemctl_command(args.systemctl)
     except ValueError as exc:
         print(f"nutbridge migrate: --systemctl: {exc}", file=sys.stderr)
         return EX_USAGE

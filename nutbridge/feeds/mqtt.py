@@ -40,10 +40,10 @@ from typing import Any, Self
 
 import aiomqtt
 
-from nutbridge import __version__
 from nutbridge.config import MqttConfig
 from nutbridge.errors import ConfigError
-from nutbridge.model import ChargeStage, DeviceInfo, Reading
+from nutbridge.feeds.mqtt_discovery import ENTITIES, Entity, device_block, discovery_configs, entities_present
+from nutbridge.model import Reading
 from nutbridge.redact import redact_url
 from nutbridge.snapshot import Comms, Snapshot
 
@@ -58,98 +58,6 @@ TIMEOUT = 10.0  # seconds for the CONNACK and each acknowledgement
 DEFAULT_PORTS = {"mqtt": 1883, "mqtts": 8883}
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class Entity:
-    """One Home Assistant entity: where its value sits in the state message and how HA should show it."""
-
-    key: str  # object_id in the discovery topic, and the unique_id's tail
-    name: str
-    component: str = "sensor"
-    reading: str | None = None  # a Reading field ...
-    variable: str | None = None  # ... or a NUT variable ...
-    flag: str | None = None  # ... or a top-level boolean of the state message
-    device_class: str | None = None
-    state_class: str | None = None
-    unit: str | None = None
-    precision: int | None = None
-    diagnostic: bool = False
-    options: tuple[str, ...] = ()  # an enum sensor's states
-
-    def template(self) -> str:
-        """The value_template that picks this entity's value out of the state message."""
-        if self.reading is not None:
-            return f"{{{{ value_json.reading.{self.reading} }}}}"
-        if self.variable is not None:
-            return f"{{{{ value_json.nut.get('{self.variable}') }}}}"
-        return f"{{{{ 'ON' if value_json.{self.flag} else 'OFF' }}}}"
-
-
-def _measure(key: str, name: str, device_class: str, unit: str, precision: int, **extra: Any) -> Entity:
-    return Entity(
-        key=key,
-        name=name,
-        reading=key,
-        device_class=device_class,
-        state_class=extra.pop("state_class", "measurement"),
-        unit=unit,
-        precision=precision,
-        **extra,
-    )
-
-
-ENTITIES: tuple[Entity, ...] = (
-    _measure("pv_power", "PV power", "power", "W", 0),
-    _measure("pv_voltage", "PV voltage", "voltage", "V", 1),
-    _measure("pv_current", "PV current", "current", "A", 2),
-    _measure("battery_charge", "Battery charge", "battery", "%", 0),
-    _measure("battery_voltage", "Battery voltage", "voltage", "V", 2),
-    _measure("battery_current", "Battery current", "current", "A", 2),  # net: negative while discharging
-    _measure("battery_temperature", "Battery temperature", "temperature", "°C", 1, diagnostic=True),
-    _measure("load_power", "Load power", "power", "W", 0),
-    _measure("load_voltage", "Load voltage", "voltage", "V", 1),
-    _measure("load_current", "Load current", "current", "A", 2),
-    _measure("controller_temperature", "Controller temperature", "temperature", "°C", 1, diagnostic=True),
-    # Only the lifetime counters feed the statistics (total_increasing); the day's counters reset at midnight
-    # on the device's clock, so they carry no state_class (one sensor per quantity, as HA asks).
-    _measure("energy_generated_total", "Energy generated", "energy", "kWh", 2, state_class="total_increasing"),
-    _measure("energy_consumed_total", "Energy consumed", "energy", "kWh", 2, state_class="total_increasing"),
-    _measure("energy_generated_today", "Energy generated today", "energy", "kWh", 2, state_class=None),
-    _measure("energy_consumed_today", "Energy consumed today", "energy", "kWh", 2, state_class=None),
-    _measure("battery_voltage_max_today", "Battery voltage max today", "voltage", "V", 2, diagnostic=True),
-    _measure("battery_voltage_min_today", "Battery voltage min today", "voltage", "V", 2, diagnostic=True),
-    Entity(
-        key="charge_stage",
-        name="Charge stage",
-        reading="charge_stage",
-        device_class="enum",
-        options=tuple(s.value for s in ChargeStage),
-    ),
-    Entity(
-        key="runtime",
-        name="Battery runtime",
-        variable="battery.runtime",
-        device_class="duration",
-        state_class="measurement",
-        unit="s",
-        precision=0,
-    ),
-    Entity(key="status", name="UPS status", variable="ups.status"),
-    Entity(key="charger_status", name="Charger status", variable="battery.charger.status"),
-    Entity(key="alarm", name="Alarm", variable="ups.alarm", diagnostic=True),
-    Entity(key="on_battery", name="On battery", component="binary_sensor", flag="on_battery"),
-    # device_class battery: on means low
-    Entity(
-        key="low_battery", name="Battery low", component="binary_sensor", flag="low_battery", device_class="battery"
-    ),
-    Entity(
-        key="comms",
-        name="Comms",
-        component="binary_sensor",
-        flag="comms_ok",
-        device_class="connectivity",
-        diagnostic=True,
-    ),
-)
 READING_FIELDS = tuple(f.name for f in dataclasses.fields(Reading))
 
 
@@ -236,7 +144,7 @@ class MqttFeed:
         self._latest = snapshot
         if snapshot.ok:
             self._last_good = snapshot
-            self._seen.update(_present(snapshot))
+            self._seen.update(entities_present(snapshot))
         self._wake.set()
 
     # -- the client loop --------------------------------------------------------------------------------
@@ -382,53 +290,18 @@ class MqttFeed:
 
     def device(self) -> dict[str, Any]:
         """The device block every entity shares."""
-        info: DeviceInfo | None = None if self._last_good is None else self._last_good.info
-        block: dict[str, Any] = {"identifiers": [f"nutbridge_{self.node_id}"], "name": self.name}
-        if info is not None:
-            block["manufacturer"] = info.mfr
-            block["model"] = info.model
-            if info.firmware:
-                block["sw_version"] = info.firmware
-            if info.serial:
-                block["serial_number"] = info.serial
-        return block
+        return device_block(self.name, self.node_id, None if self._last_good is None else self._last_good.info)
 
     def discovery(self) -> dict[str, str]:
         """Topic → retained config (JSON) of every entity seen so far."""
-        device = self.device()
-        origin = {"name": "nutbridge", "sw_version": __version__}
-        bridge = {"topic": self.availability_topic}
-        device_up = {
-            "topic": self.state_topic,
-            "value_template": "{{ 'offline' if value_json.comms == 'lost' else 'online' }}",
-        }
-        configs: dict[str, str] = {}
-        for entity in ENTITIES:
-            if entity.key not in self._seen:
-                continue
-            config: dict[str, Any] = {
-                "name": entity.name,
-                "unique_id": f"nutbridge_{self.node_id}_{entity.key}",
-                "state_topic": self.state_topic,
-                "value_template": entity.template(),
-                "availability": [bridge] if entity.key == "comms" else [bridge, device_up],
-                "availability_mode": "all",
-                "device": device,
-                "origin": origin,
-            }
-            for option, value in (
-                ("device_class", entity.device_class),
-                ("state_class", entity.state_class),
-                ("unit_of_measurement", entity.unit),
-                ("suggested_display_precision", entity.precision),
-                ("entity_category", "diagnostic" if entity.diagnostic else None),
-                ("options", list(entity.options) or None),
-            ):
-                if value is not None:
-                    config[option] = value
-            topic = f"{self.discovery_prefix}/{entity.component}/{self.node_id}/{entity.key}/config"
-            configs[topic] = json.dumps(config, separators=(",", ":"), ensure_ascii=False)
-        return configs
+        return discovery_configs(
+            self._seen,
+            node_id=self.node_id,
+            prefix=self.discovery_prefix,
+            state_topic=self.state_topic,
+            availability_topic=self.availability_topic,
+            device=self.device(),
+        )
 
 
 class _ClosingSSLSocket(ssl.SSLSocket):
@@ -440,22 +313,6 @@ class _ClosingSSLSocket(ssl.SSLSocket):
         except BaseException:
             self.close()
             raise
-
-
-def _present(snapshot: Snapshot) -> set[str]:
-    """Keys of the entities that ``snapshot`` (a good one) has a value for."""
-    reading, variables = snapshot.reading, snapshot.variables
-    keys = {"on_battery", "low_battery"} if snapshot.power is not None else set()
-    for entity in ENTITIES:
-        if entity.reading is not None:
-            value = None if reading is None else getattr(reading, entity.reading)
-        elif entity.variable is not None:
-            value = variables.get(entity.variable)
-        else:
-            continue
-        if value is not None:
-            keys.add(entity.key)
-    return keys
 
 
 def _plain(value: object) -> object:

@@ -24,7 +24,7 @@ from decimal import ROUND_HALF_EVEN, Decimal
 from fractions import Fraction
 
 from nutbridge.model import Reading
-from nutbridge.nut.variables import COMMON, RUNTIME_CAP, Inputs, Value, Var, first, number
+from nutbridge.nut.variables import COMMON, RUNTIME_CAP, Inputs, Value, Var, first, hand_set_number
 
 # LiFePO4 cell volts ×100 at 0, 10, … 100 % and 110 % (charging), as enphase-monitor's table
 CELL = (250, 290, 310, 320, 325, 330, 335, 340, 345, 350, 360, 365)
@@ -176,7 +176,7 @@ def battery_current(x: Inputs) -> Value:
 
 def battery_voltage(x: Inputs) -> Value:
     """Pack volts from the state of charge on a LiFePO4 curve, scaled so 100 % is battery.voltage.high."""
-    r, high = reading(x), number(setting(x, "battery.voltage.high"))
+    r, high = reading(x), hand_set_number(setting(x, "battery.voltage.high"))
     if r is None or r.battery_charge is None or high is None:
         return None
     soc = min(11000, max(0, hundredths(r.battery_charge)))
@@ -192,8 +192,8 @@ def output_watts(r: GatewayReading) -> int | None:
 
 def runtime(x: Inputs) -> Value:
     """Seconds from the present charge down to battery.charge.restart at the present load; 2 days at most."""
-    r, capacity = reading(x), number(setting(x, "battery.capacity"))
-    restart = number(setting(x, "battery.charge.restart"))
+    r, capacity = reading(x), hand_set_number(setting(x, "battery.capacity"))
+    restart = hand_set_number(setting(x, "battery.charge.restart"))
     watts = None if r is None else output_watts(r)
     if r is None or r.battery_charge is None or capacity is None or watts is None or restart is None:
         return None
@@ -207,7 +207,7 @@ def runtime(x: Inputs) -> Value:
 
 def load_percent(x: Inputs) -> Value:
     """The load as a share of what the batteries' inverters can deliver: load_kwh W per kWh of storage."""
-    r, capacity = reading(x), number(setting(x, "battery.capacity"))
+    r, capacity = reading(x), hand_set_number(setting(x, "battery.capacity"))
     watts = None if r is None else output_watts(r)
     if r is None or capacity is None or watts is None or r.load_kwh <= 0:
         return None

@@ -110,7 +110,7 @@ def identity_rows(description: Callable[[DeviceInfo], str]) -> tuple[Var, ...]:
     )
 
 
-def number(text: str | None) -> float | None:
+def hand_set_number(text: str | None) -> float | None:
     """A hand-written numeric value from the port file, or None when absent or not a number."""
     try:
         return float(text) if text not in (None, "") else None
@@ -140,14 +140,14 @@ def evaluate(
     ``by_hand`` holds the settings the port file sets by hand: they appear as written and feed the
     formulas (battery.charge.low for LB, battery.capacity and battery.voltage.nominal for runtime).
     """
-    charge_low = first(number(by_hand.get("battery.charge.low")), DEFAULT_CHARGE_LOW)
+    charge_low = first(hand_set_number(by_hand.get("battery.charge.low")), DEFAULT_CHARGE_LOW)
     inputs = Inputs(
         reading=reading,
         info=info,
         power=power_state(reading, charge_low=charge_low, previous=previous),
         charge_low=charge_low,
-        capacity=first(number(by_hand.get("battery.capacity")), info.battery_capacity),
-        voltage_nominal=first(number(by_hand.get("battery.voltage.nominal")), info.battery_voltage_nominal),
+        capacity=first(hand_set_number(by_hand.get("battery.capacity")), info.battery_capacity),
+        voltage_nominal=first(hand_set_number(by_hand.get("battery.voltage.nominal")), info.battery_voltage_nominal),
         by_hand=by_hand,
     )
     values: dict[str, str | None] = {}

@@ -84,7 +84,7 @@ def choose(candidates: Sequence[Candidate], margin: float) -> Candidate | None:
     return best
 
 
-def number(text: str | None) -> float | None:
+def finite_float(text: str | None) -> float | None:
     """A finite float from a body or a cell, or None."""
     try:
         value = float(text) if text is not None else math.nan
@@ -216,11 +216,11 @@ class Election:
     def local(self) -> Candidate | None:
         """This node's standing, from its own data log: what its peers read from it too."""
         now = self.clock()
-        watts = number(self.cache.newest_cell("PV power L"))
+        watts = finite_float(self.cache.newest_cell("PV power L"))
         age = age_of(self.cache.newest_cell("datetime"), None, now)
         if watts is None or age is None:
             return None
-        charge = number(self.cache.newest_cell("battery percentage")) or 0.0
+        charge = finite_float(self.cache.newest_cell("battery percentage")) or 0.0
         scaled = watts * (self.node.wattage_scaler() or 0)
         return Candidate(self.identity.mac, round(scaled, 3), round(charge * 100, 1), age, self.point_of_entry)
 
@@ -259,7 +259,8 @@ class Election:
             *(self.client.get(device.ip, V1_PATH, {"value": v}) for v in V1_VALUES), return_exceptions=True
         )
         bodies = [v[1].decode(errors="replace") if isinstance(v, tuple) and v[0] == 200 else None for v in values]
-        watts, age, charge = number(bodies[0]), age_of(bodies[1], zone_of(device.tz), self.clock()), number(bodies[2])
+        watts, charge = finite_float(bodies[0]), finite_float(bodies[2])
+        age = age_of(bodies[1], zone_of(device.tz), self.clock())
         if watts is None or age is None:
             return None
         if -CLOCK_SKEW <= age < 0:  # v1's datetime is read on the peer's clock, ours may be a little behind

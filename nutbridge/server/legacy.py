@@ -163,7 +163,7 @@ class ChargeController:
             return ""
         if scaled:
             scaler = self.node.wattage_scaler()  # None scales to 0, as PHP's null does
-            return php.echo_float(php.number(cell) * (scaler or 0)) if php.is_numeric(cell) else ""
+            return php.echo_float(php.leading_number(cell) * (scaler or 0)) if php.is_numeric(cell) else ""
         return cell
 
     def series(self, column: str, count: int) -> str:
@@ -190,7 +190,7 @@ class ChargeController:
         if php.compare(line, 0) >= 0 and php.compare(line, len(rows)) < 0:
             # PHP's float offset: truncated, wrapped past 64 bits; an offset with no row (line=1000abc passes
             # the string comparison) is null, so every cell is null
-            index = php.array_key(len(rows) - 1 - php.number(line))
+            index = php.array_key(len(rows) - 1 - php.leading_number(line))
             row = rows[index] if 0 <= index < len(rows) else []
             return php.json_encode({name: row[p] if p < len(row) else None for p, name in enumerate(rows[0])})
         return ""

@@ -45,7 +45,7 @@ def metric_name(field: str) -> str:
 FIELDS = [f.name for f in dataclasses.fields(Reading) if f.name != "time"]  # those holding numbers are gauges
 
 
-def number(value: object) -> float | None:
+def finite_value(value: object) -> float | None:
     """A finite number from a reading's field or a NUT variable's text, else None."""
     if isinstance(value, bool) or value is None:
         return None
@@ -182,10 +182,10 @@ class Stats:
                    [("", good.time)])  # fmt: skip
             reading = good.reading
             for field in FIELDS:
-                value = None if reading is None else number(getattr(reading, field))
+                value = None if reading is None else finite_value(getattr(reading, field))
                 if value is not None:
                     family(metric_name(field), "gauge", f"The reading's {field.replace('_', ' ')}.", [("", value)])
-            variables = [(k, number(v)) for k, v in sorted(good.variables.items())]
+            variables = [(k, finite_value(v)) for k, v in sorted(good.variables.items())]
             family("nutbridge_nut_variable", "gauge", "Each numeric NUT variable, as the port file holds it.",
                    [(f'{{variable="{label(k)}"}}', v) for k, v in variables if v is not None])  # fmt: skip
         family("nutbridge_day_cache_hits_total", "counter", "Day-file reads answered from memory.",

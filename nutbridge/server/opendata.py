@@ -100,7 +100,7 @@ class OpenDataV2(ChargeController):
         if line in ("len", "head"):
             return php.json_encode({line: len(rows) - 1 if line == "len" else list(rows[0])})
         if php.compare(line, 0) >= 0 and php.compare(line, len(rows)) < 0:
-            index = php.array_key(len(rows) - 1 - php.number(line))
+            index = php.array_key(len(rows) - 1 - php.leading_number(line))
             row = rows[index] if 0 <= index < len(rows) else []
             cells = {name.replace(" ", "-"): row[p] if p < len(row) else None for p, name in enumerate(rows[0])}
             return unescaped({line: cells, "timezone": self.tz})

@@ -100,7 +100,7 @@ def is_numeric(text: str) -> bool:
     return NUMERIC.match(text) is not None
 
 
-def number(text: str) -> float:
+def leading_number(text: str) -> float:
     """The value PHP 8 takes from a numeric or leading-numeric string in arithmetic (0 when there is none)."""
     match = LEADING_NUMERIC.match(text)
     return float(match[0]) if match else 0.0
@@ -173,6 +173,6 @@ def echo(value: Any) -> str:
 def multiply(text: str, factor: float | int | None) -> float | int:
     """``$numericString * $factor``: an integer when both are (``"2" * 1``), else a float; null counts as 0."""
     if isinstance(factor, float) or not INTEGER.match(text):
-        return number(text) * (factor or 0)
+        return leading_number(text) * (factor or 0)
     product = int(text) * (factor or 0)
     return product if INT_MIN <= product <= INT_MAX else float(product)

@@ -25,22 +25,41 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import enum
-import json
 import logging
-import math
-import re
-import time
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Iterable
 from typing import Any
 from urllib.parse import urlsplit
 
 from aiohttp import WSMsgType, web
 
-from nutbridge.config import PubSubConfig, is_loopback
-from nutbridge.server.api import iso, reading_json
+from nutbridge.config import PubSubConfig
 from nutbridge.server.legacy import key_matches
+from nutbridge.server.pubsub_connection import Connection, Kind
+from nutbridge.server.pubsub_events import dumps, reading_data, status_data
+from nutbridge.server.pubsub_wire import (
+    CLOSE_GOING_AWAY,
+    CLOSE_POLICY,
+    CLOSE_TRY_AGAIN,
+    CLOSE_UNSUPPORTED,
+    NoEvent,
+    Refused,
+    allowed,
+    client_name,
+    field,
+    frame,
+    go_json,
+    go_string,
+    go_time,
+    loopback_host,
+    parse,
+    publication,
+    text_error,
+)
 from nutbridge.snapshot import Comms, Snapshot
+
+# the wire format moved to pubsub_wire.py, a socket to pubsub_connection.py, our events' data to
+# pubsub_events.py; these stay importable from here
+__all__ = ["frame", "go_json", "go_string", "go_time"]
 
 log = logging.getLogger(__name__)
 
@@ -48,146 +67,6 @@ HEARTBEAT = 30.0  # seconds between pings; a peer that has not answered half of 
 CLOSE_TIMEOUT = 5.0  # seconds a closing handshake may take before the connection is cut
 MAX_EVENTS = 256  # subscriptions one connection may hold (PiCloud has no limit: a memory DoS)
 RETRY_AFTER = 30  # seconds, with the 503 of a full hub
-HOST = re.compile(r"(?:\[(?P<v6>[0-9A-Fa-f:.]+)\]|(?P<name>[^:\[\]]+))(?::\d{1,5})?")  # a Host header
-CLOSE_GOING_AWAY, CLOSE_UNSUPPORTED, CLOSE_POLICY, CLOSE_TRY_AGAIN = 1001, 1003, 1008, 1013
-
-# Go's encoding/json (as PiCloud was built, 2016) escapes these in strings; other characters are sent as UTF-8,
-# and text that is not UTF-8 (here: a lone surrogate) becomes U+FFFD
-_GO_ESCAPES: dict[int, str] = {c: f"\\u{c:04x}" for c in (*range(0x20), 0x3C, 0x3E, 0x26, 0x2028, 0x2029)}
-_GO_ESCAPES |= {ord('"'): '\\"', ord("\\"): "\\\\", ord("\n"): "\\n", ord("\r"): "\\r", ord("\t"): "\\t"}
-_GO_ESCAPES |= dict.fromkeys(range(0xD800, 0xE000), "\ufffd")
-
-
-def go_string(text: str) -> str:
-    """``text`` as Go's json.Marshal writes a string."""
-    return f'"{text.translate(_GO_ESCAPES)}"'
-
-
-def go_json(value: Any) -> str:
-    """``value`` (dicts in order, lists, strings, None, bools, ints) as Go's json.Marshal writes it."""
-    if isinstance(value, str):
-        return go_string(value)
-    if isinstance(value, dict):
-        return "{" + ",".join(f"{go_string(k)}:{go_json(v)}" for k, v in value.items()) + "}"
-    if isinstance(value, list):
-        return "[" + ",".join(go_json(v) for v in value) + "]"
-    return json.dumps(value)  # None, bools and ints read the same in both
-
-
-def go_time(ns: int | None = None) -> str:
-    """A Unix time in nanoseconds (default now) as Go marshals a UTC time.Time: RFC 3339, trailing zeros cut."""
-    ns = time.time_ns() if ns is None else ns
-    seconds, fraction = divmod(ns, 1_000_000_000)
-    stamp = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(seconds))
-    return stamp + (f".{fraction:09d}".rstrip("0") if fraction else "") + "Z"
-
-
-def frame(event: str, data: str, created_at: str) -> str:
-    """What a subscriber receives, exactly as PiCloud sends it."""
-    return f'{{"action":"publish","event":{go_string(event)},"data":{go_string(data)},"created_at":"{created_at}"}}\n'
-
-
-class Refused(Exception):
-    """A frame or body the hub cannot take; ``str`` says why (the close reason or the 400's text)."""
-
-
-def _no_constant(name: str) -> Any:
-    raise ValueError(f"{name} is not JSON")
-
-
-def parse(text: str) -> dict[str, Any]:
-    """A frame or body as a JSON object (strictly: no NaN, no trailing text)."""
-    try:
-        body = json.loads(text, parse_constant=_no_constant)
-    except (ValueError, RecursionError):
-        raise Refused("not JSON") from None
-    if not isinstance(body, dict):
-        raise Refused("not a JSON object")
-    return body
-
-
-def field(body: dict[str, Any], name: str) -> str:
-    """A string field as Go decodes it: missing or null is empty, anything but a string is refused."""
-    value = body.get(name)
-    if value is None:
-        return ""
-    if not isinstance(value, str):
-        raise Refused(f"{name} must be a string")
-    return value
-
-
-class Kind(enum.Enum):
-    """What a socket is for."""
-
-    SUBSCRIBER = "subscriber"
-    PUBLISHER = "publisher"
-    INFO = "info"
-
-
-class Connection:
-    """One WebSocket: who it is (as ``/info`` lists it), what it subscribed to, and its queue and sender."""
-
-    __slots__ = (
-        *("client_name", "closing", "connected_at", "events", "finished", "handler", "interrupt", "ip_address"),
-        *("kind", "queue", "queued", "sender", "transport", "ws"),
-    )
-
-    def __init__(self, ws: web.WebSocketResponse, request: web.Request, kind: Kind, name: str, queue: int) -> None:
-        self.ws, self.kind, self.client_name = ws, kind, name
-        peer = request.transport.get_extra_info("peername") if request.transport else None
-        host, port = (peer[0], peer[1]) if isinstance(peer, tuple) else (request.remote or "", 0)
-        self.ip_address = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"  # Go's RemoteAddr().String()
-        self.connected_at = go_time()
-        self.events: dict[str, None] = {}  # in subscription order
-        self.queue: asyncio.Queue[bytes] = asyncio.Queue(queue)  # a subscriber's frames, not yet sent
-        self.queued = 0  # bytes in the queue
-        self.transport = request.transport
-        self.sender: asyncio.Task[None] | None = None
-        self.handler = asyncio.current_task()  # aiohttp's task for this request, which reads the socket
-        self.interrupt: asyncio.Timeout | None = None  # around the handler's reads, to stop them from outside
-        self.closing: tuple[int, str] | None = None  # the close code and reason, once decided
-        self.finished = asyncio.Event()  # set when the handler is done with the socket
-
-    def info(self) -> dict[str, str]:
-        """This connection in ``/info`` (PiCloud's connectionInfo)."""
-        return {"client_name": self.client_name, "ip_address": self.ip_address, "connected_at": self.connected_at}
-
-    @property
-    def backlog(self) -> int:
-        """Bytes published to this subscriber and not yet taken by the kernel: its queue and its write buffer."""
-        return self.queued + (self.transport.get_write_buffer_size() if self.transport is not None else 0)
-
-    def put(self, data: bytes) -> None:
-        self.queue.put_nowait(data)
-        self.queued += len(data)
-
-    def drop(self) -> None:
-        """Free the queued frames now: they will never be sent, and the closing handshake of a peer that does
-        not read takes ``close_timeout``."""
-        while not self.queue.empty():
-            self.queue.get_nowait()
-        self.queued = 0
-
-    async def send(self) -> None:
-        """Hand the queued frames to the socket, one at a time, until cancelled or the peer is gone."""
-        with contextlib.suppress(ConnectionError):  # aiohttp's ClientConnectionResetError: the read side notices
-            while True:
-                data = await self.queue.get()
-                self.queued -= len(data)  # the transport's buffer counts it from here on
-                await self.ws.send_frame(data, WSMsgType.TEXT)  # the shared bytes: no copy per subscriber
-
-    def shut(self, code: int, reason: str) -> None:
-        """Have the handler close the socket with ``code`` (the first code decided wins); never waits."""
-        if self.closing is not None:
-            return
-        self.closing = (code, reason)
-        self.drop()
-        if self.sender is not None:
-            self.sender.cancel()  # it may be stuck on a peer that does not read
-        if self.interrupt is not None and asyncio.current_task() is not self.handler:
-            # stop the handler's read: aiohttp's close from another task would cut the TCP connection without
-            # waiting for the peer's close frame, which clients then report as 1006
-            self.interrupt.reschedule(asyncio.get_running_loop().time())
 
 
 class PubSubHub:
@@ -463,77 +342,3 @@ class PubSubHub:
 
 class TooMany(Exception):
     """A subscriber over MAX_EVENTS."""
-
-
-class NoEvent(Refused):
-    """A publication without an event."""
-
-
-def publication(body: dict[str, Any]) -> tuple[str, str]:
-    """(event, data) of a publish frame or body; an empty event is refused on every path (PiCloud: HTTP only)."""
-    event, data = field(body, "event"), field(body, "data")
-    if not event:
-        raise NoEvent("no event")
-    return event, data
-
-
-def loopback_host(host: str) -> bool:
-    """True when a Host header names this machine's loopback: ``localhost``, 127.0.0.0/8 or ``[::1]``, with or
-    without a port. A name that DNS merely resolves to 127.0.0.1 is not one."""
-    match = HOST.fullmatch(host)
-    return match is not None and is_loopback(match["v6"] or match["name"].lower())
-
-
-def client_name(request: web.Request) -> str:
-    """``X-API-Client-Name``, else ``clientName`` ('' when neither)."""
-    return request.headers.get("X-API-Client-Name") or request.query.get("clientName", "")
-
-
-def text_error(status: int, text: str) -> web.Response:
-    """A refusal as Go's http.Error writes it."""
-    return web.Response(status=status, text=f"{text}\n", headers={"X-Content-Type-Options": "nosniff"})
-
-
-def allowed(methods: str) -> Callable[[web.Request], Awaitable[web.Response]]:
-    """An OPTIONS handler as gorilla's MethodHandler answers: 200 with ``Allow``."""
-
-    async def options(request: web.Request) -> web.Response:
-        return web.Response(headers={"Allow": f"{methods}, OPTIONS"})
-
-    return options
-
-
-def dumps(data: Any) -> str:
-    """Our own events' data: compact JSON text (numbers that are not finite become null)."""
-    return json.dumps(data, separators=(",", ":"), allow_nan=False)
-
-
-def _finite(value: Any) -> Any:
-    return None if isinstance(value, float) and not math.isfinite(value) else value
-
-
-def reading_data(snapshot: Snapshot) -> dict[str, Any]:
-    """A poll as the ``reading`` event's data: the keys of ``/api/status`` that belong to one poll."""
-    reading = snapshot.reading
-    return {
-        "seq": snapshot.seq,
-        "time": iso(snapshot.time),
-        "comms": snapshot.comms.value,
-        "error": None if snapshot.error is None else str(snapshot.error),
-        "variables": dict(snapshot.variables),
-        "reading": None if reading is None else {k: _finite(v) for k, v in reading_json(reading).items()},
-    }
-
-
-def status_data(
-    snapshot: Snapshot, ups_status: str | None, previous: tuple[Comms, str | None] | None
-) -> dict[str, Any]:
-    """A change as the ``status`` event's data: now and before (null for the first poll)."""
-    return {
-        "seq": snapshot.seq,
-        "time": iso(snapshot.time),
-        "comms": snapshot.comms.value,
-        "ups.status": ups_status,
-        "error": None if snapshot.error is None else str(snapshot.error),
-        "previous": None if previous is None else {"comms": previous[0].value, "ups.status": previous[1]},
-    }

@@ -1,0 +1,174 @@
+"""Home Assistant's MQTT discovery: the entities nutbridge announces (one row each: key, name, where its value
+comes from, device class, unit), which of them a poll has a value for, and the retained config documents."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from nutbridge import __version__
+from nutbridge.model import ChargeStage, DeviceInfo
+from nutbridge.snapshot import Snapshot
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Entity:
+    """One Home Assistant entity: where its value sits in the state message and how HA should show it."""
+
+    key: str  # object_id in the discovery topic, and the unique_id's tail
+    name: str
+    component: str = "sensor"
+    reading: str | None = None  # a Reading field ...
+    variable: str | None = None  # ... or a NUT variable ...
+    flag: str | None = None  # ... or a top-level boolean of the state message
+    device_class: str | None = None
+    state_class: str | None = None
+    unit: str | None = None
+    precision: int | None = None
+    diagnostic: bool = False
+    options: tuple[str, ...] = ()  # an enum sensor's states
+
+    def template(self) -> str:
+        """The value_template that picks this entity's value out of the state message."""
+        if self.reading is not None:
+            return f"{{{{ value_json.reading.{self.reading} }}}}"
+        if self.variable is not None:
+            return f"{{{{ value_json.nut.get('{self.variable}') }}}}"
+        return f"{{{{ 'ON' if value_json.{self.flag} else 'OFF' }}}}"
+
+
+def _measure(key: str, name: str, device_class: str, unit: str, precision: int, **extra: Any) -> Entity:
+    return Entity(
+        key=key,
+        name=name,
+        reading=key,
+        device_class=device_class,
+        state_class=extra.pop("state_class", "measurement"),
+        unit=unit,
+        precision=precision,
+        **extra,
+    )
+
+
+ENTITIES: tuple[Entity, ...] = (
+    _measure("pv_power", "PV power", "power", "W", 0),
+    _measure("pv_voltage", "PV voltage", "voltage", "V", 1),
+    _measure("pv_current", "PV current", "current", "A", 2),
+    _measure("battery_charge", "Battery charge", "battery", "%", 0),
+    _measure("battery_voltage", "Battery voltage", "voltage", "V", 2),
+    _measure("battery_current", "Battery current", "current", "A", 2),  # net: negative while discharging
+    _measure("battery_temperature", "Battery temperature", "temperature", "°C", 1, diagnostic=True),
+    _measure("load_power", "Load power", "power", "W", 0),
+    _measure("load_voltage", "Load voltage", "voltage", "V", 1),
+    _measure("load_current", "Load current", "current", "A", 2),
+    _measure("controller_temperature", "Controller temperature", "temperature", "°C", 1, diagnostic=True),
+    # Only the lifetime counters feed the statistics (total_increasing); the day's counters reset at midnight
+    # on the device's clock, so they carry no state_class (one sensor per quantity, as HA asks).
+    _measure("energy_generated_total", "Energy generated", "energy", "kWh", 2, state_class="total_increasing"),
+    _measure("energy_consumed_total", "Energy consumed", "energy", "kWh", 2, state_class="total_increasing"),
+    _measure("energy_generated_today", "Energy generated today", "energy", "kWh", 2, state_class=None),
+    _measure("energy_consumed_today", "Energy consumed today", "energy", "kWh", 2, state_class=None),
+    _measure("battery_voltage_max_today", "Battery voltage max today", "voltage", "V", 2, diagnostic=True),
+    _measure("battery_voltage_min_today", "Battery voltage min today", "voltage", "V", 2, diagnostic=True),
+    Entity(
+        key="charge_stage",
+        name="Charge stage",
+        reading="charge_stage",
+        device_class="enum",
+        options=tuple(s.value for s in ChargeStage),
+    ),
+    Entity(
+        key="runtime",
+        name="Battery runtime",
+        variable="battery.runtime",
+        device_class="duration",
+        state_class="measurement",
+        unit="s",
+        precision=0,
+    ),
+    Entity(key="status", name="UPS status", variable="ups.status"),
+    Entity(key="charger_status", name="Charger status", variable="battery.charger.status"),
+    Entity(key="alarm", name="Alarm", variable="ups.alarm", diagnostic=True),
+    Entity(key="on_battery", name="On battery", component="binary_sensor", flag="on_battery"),
+    # device_class battery: on means low
+    Entity(
+        key="low_battery", name="Battery low", component="binary_sensor", flag="low_battery", device_class="battery"
+    ),
+    Entity(
+        key="comms",
+        name="Comms",
+        component="binary_sensor",
+        flag="comms_ok",
+        device_class="connectivity",
+        diagnostic=True,
+    ),
+)
+
+
+def entities_present(snapshot: Snapshot) -> set[str]:
+    """Keys of the entities that ``snapshot`` (a good one) has a value for."""
+    reading, variables = snapshot.reading, snapshot.variables
+    keys = {"on_battery", "low_battery"} if snapshot.power is not None else set()
+    for entity in ENTITIES:
+        if entity.reading is not None:
+            value = None if reading is None else getattr(reading, entity.reading)
+        elif entity.variable is not None:
+            value = variables.get(entity.variable)
+        else:
+            continue
+        if value is not None:
+            keys.add(entity.key)
+    return keys
+
+
+def device_block(name: str, node_id: str, info: DeviceInfo | None) -> dict[str, Any]:
+    """The device block every entity shares."""
+    block: dict[str, Any] = {"identifiers": [f"nutbridge_{node_id}"], "name": name}
+    if info is not None:
+        block["manufacturer"] = info.mfr
+        block["model"] = info.model
+        if info.firmware:
+            block["sw_version"] = info.firmware
+        if info.serial:
+            block["serial_number"] = info.serial
+    return block
+
+
+def discovery_configs(
+    seen: set[str], *, node_id: str, prefix: str, state_topic: str, availability_topic: str, device: dict[str, Any]
+) -> dict[str, str]:
+    """Topic → retained config (JSON) of every entity in ``seen``."""
+    origin = {"name": "nutbridge", "sw_version": __version__}
+    bridge = {"topic": availability_topic}
+    device_up = {
+        "topic": state_topic,
+        "value_template": "{{ 'offline' if value_json.comms == 'lost' else 'online' }}",
+    }
+    configs: dict[str, str] = {}
+    for entity in ENTITIES:
+        if entity.key not in seen:
+            continue
+        config: dict[str, Any] = {
+            "name": entity.name,
+            "unique_id": f"nutbridge_{node_id}_{entity.key}",
+            "state_topic": state_topic,
+            "value_template": entity.template(),
+            "availability": [bridge] if entity.key == "comms" else [bridge, device_up],
+            "availability_mode": "all",
+            "device": device,
+            "origin": origin,
+        }
+        for option, value in (
+            ("device_class", entity.device_class),
+            ("state_class", entity.state_class),
+            ("unit_of_measurement", entity.unit),
+            ("suggested_display_precision", entity.precision),
+            ("entity_category", "diagnostic" if entity.diagnostic else None),
+            ("options", list(entity.options) or None),
+        ):
+            if value is not None:
+                config[option] = value
+        topic = f"{prefix}/{entity.component}/{node_id}/{entity.key}/config"
+        configs[topic] = json.dumps(config, separators=(",", ":"), ensure_ascii=False)
+    return configs

@@ -16,6 +16,7 @@ import pytest
 from aiohttp import ClientSession, web
 
 from nutbridge.config import load
+from nutbridge.daycache import DayCache
 from nutbridge.errors import ConfigError
 from nutbridge.peers.addresses import AddressPolicy
 from nutbridge.peers.announcer import Announcer
@@ -28,7 +29,6 @@ from nutbridge.peers.network import PeerNetwork
 from nutbridge.peers.node import Node
 from nutbridge.peers.poelog import PoeLog
 from nutbridge.server.app import Sidecar, make_app
-from nutbridge.server.daycache import DayCache
 from tests.conftest import TEST_POLICY
 from tests.test_peers import write_reading
 

@@ -19,6 +19,7 @@ import pytest
 from aiohttp import web
 
 from nutbridge.datalog import HEADER, csv_line, day_file
+from nutbridge.daycache import DayCache
 from nutbridge.errors import ConfigError
 from nutbridge.peers.announcer import Announcer, parse_device_list
 from nutbridge.peers.client import MAX_ANSWER, PeerClient, PeerError, base_url
@@ -28,7 +29,6 @@ from nutbridge.peers.identity import Identity, interface_mac
 from nutbridge.peers.node import Node
 from nutbridge.peers.poelog import MAX_FILE, PoeLog
 from nutbridge.server.app import Sidecar, make_app
-from nutbridge.server.daycache import DayCache
 from tests.conftest import TEST_POLICY
 
 KEY = "the network key of the test"

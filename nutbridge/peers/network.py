@@ -11,6 +11,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
 from nutbridge.config import Config
+from nutbridge.daycache import DayCache
 from nutbridge.errors import ConfigError
 from nutbridge.peers.addresses import split_address
 from nutbridge.peers.announcer import Announcer
@@ -20,7 +21,6 @@ from nutbridge.peers.election import Election
 from nutbridge.peers.identity import Identity, interface_mac, safe_name
 from nutbridge.peers.node import Node
 from nutbridge.peers.poelog import PoeLog
-from nutbridge.server.daycache import DayCache
 from nutbridge.server.legacy import local_zone
 
 log = logging.getLogger(__name__)

@@ -25,6 +25,7 @@ from typing import Any, TypeVar
 from aiohttp import web
 
 from nutbridge.datalog import HEADER, day_file
+from nutbridge.daycache import DayCache
 from nutbridge.model import ChargeStage, Reading
 from nutbridge.peers.devices import (
     DeviceError,
@@ -36,7 +37,6 @@ from nutbridge.peers.devices import (
     validate,
 )
 from nutbridge.peers.node import KEYS, Node
-from nutbridge.server.daycache import DayCache
 from nutbridge.server.legacy import key_matches
 from nutbridge.server.live import LiveSnapshot
 from nutbridge.snapshot import Comms

@@ -16,10 +16,10 @@ from pathlib import Path
 
 from aiohttp import web
 
+from nutbridge.daycache import DayCache, Row
 from nutbridge.peers.devices import DeviceList
 from nutbridge.peers.node import Node
 from nutbridge.server import php
-from nutbridge.server.daycache import DayCache, Row
 from nutbridge.server.network_files import NetworkFiles
 
 CONTENT_TYPE = "text/html; charset=UTF-8"

@@ -19,8 +19,8 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from nutbridge.errors import ConfigError
+from nutbridge.node import MAC
 from nutbridge.nut.version import NutVersion, parse_version
-from nutbridge.peers.devices import MAC
 from nutbridge.redact import has_password, redact_url
 from nutbridge.sources.modbus_url import ModbusTarget, parse_modbus_url
 
@@ -402,7 +402,7 @@ class NodeConfig:
 
     def info(self) -> dict[str, object]:
         """local.json's content, with the keys set here on top."""
-        from nutbridge.peers.node import KEYS, load_local_json
+        from nutbridge.node import KEYS, load_local_json
 
         info: dict[str, object] = load_local_json(self.local_json) if self.local_json else {}
         info.update({k: getattr(self, k) for k in KEYS if getattr(self, k) is not None})

@@ -25,7 +25,7 @@ from typing import Any
 
 from nutbridge.datalog import HEADER, csv_line
 from nutbridge.errors import ConfigError
-from nutbridge.peers.node import load_local_json
+from nutbridge.node import load_local_json
 
 DNS_GATEWAY = "https://server.solarpowerforartists.com/"  # SolarProtocolClass.dnsURL
 SERIAL_URL = "rtu:///dev/ttyUSB0?baudrate=115200"  # csv_datalogger.py's port and speed

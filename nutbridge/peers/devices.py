@@ -32,12 +32,12 @@ from typing import Any
 
 from nutbridge.errors import NutbridgeError
 from nutbridge.files import describe, read_capped, replace_atomically
+from nutbridge.node import MAC
 from nutbridge.peers.addresses import AddressPolicy, split_address
 from nutbridge.peers.budget import ChangeBudget
 
 log = logging.getLogger(__name__)
 
-MAC = re.compile(r"^[0-9a-f]{2}(:[0-9a-f]{2}){5}$")
 NAME = re.compile(r"^[\w .,()-]{1,64}$")  # any script's letters, digits, a little punctuation; nothing HTML-special
 LOST_PLUS = re.compile(r"^(Etc/)?GMT \d{1,2}$")  # the only zone names with a '+' (IANA's Etc/GMT+N)
 TZ = re.compile(r"^[A-Za-z0-9_+\-]{1,32}(/[A-Za-z0-9_+\-]{1,32}){0,2}$")

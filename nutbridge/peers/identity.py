@@ -14,8 +14,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from nutbridge.errors import ConfigError
+from nutbridge.node import MAC
 from nutbridge.peers.addresses import split_address
-from nutbridge.peers.devices import MAC, NAME, DeviceError, address
+from nutbridge.peers.devices import NAME, DeviceError, address
 
 SYS_NET = Path("/sys/class/net")
 NO_MAC = "00:00:00:00:00:00"

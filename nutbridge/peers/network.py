@@ -13,15 +13,14 @@ from dataclasses import dataclass
 from nutbridge.config import Config
 from nutbridge.daycache import DayCache
 from nutbridge.errors import ConfigError
+from nutbridge.node import Node, local_zone
 from nutbridge.peers.addresses import split_address
 from nutbridge.peers.announcer import Announcer
 from nutbridge.peers.client import PeerClient, is_ip
 from nutbridge.peers.devices import DeviceList
 from nutbridge.peers.election import Election
 from nutbridge.peers.identity import Identity, interface_mac, safe_name
-from nutbridge.peers.node import Node
 from nutbridge.peers.poelog import PoeLog
-from nutbridge.server.legacy import local_zone
 
 log = logging.getLogger(__name__)
 

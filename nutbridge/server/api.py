@@ -27,6 +27,7 @@ from aiohttp import web
 from nutbridge.datalog import HEADER, day_file
 from nutbridge.daycache import DayCache
 from nutbridge.model import ChargeStage, Reading
+from nutbridge.node import KEYS, Node
 from nutbridge.peers.devices import (
     DeviceError,
     DeviceList,
@@ -36,7 +37,6 @@ from nutbridge.peers.devices import (
     TooManyChanges,
     validate,
 )
-from nutbridge.peers.node import KEYS, Node
 from nutbridge.server.legacy import key_matches
 from nutbridge.server.live import LiveSnapshot
 from nutbridge.snapshot import Comms

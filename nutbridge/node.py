@@ -1,15 +1,19 @@
 """This node's identity, as Solar Protocol keeps it in local.json: name, description, location, city, country,
-bgColor, pvWatts, pvVolts. Read from an existing node's file unchanged, or set in ``[node]`` itself."""
+bgColor, pvWatts, pvVolts. Read from an existing node's file unchanged, or set in ``[node]`` itself. With it, what
+the configuration, the v1 routes and the peer network all need of a node: its time zone and a MAC's form."""
 
 from __future__ import annotations
 
 import json
+import os
+import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 from nutbridge.errors import ConfigError
 
+MAC = re.compile(r"^[0-9a-f]{2}(:[0-9a-f]{2}){5}$")  # a node's MAC address, in lower case
 KEYS = ("name", "description", "location", "city", "country", "bgColor", "pvWatts", "pvVolts")
 MAX_LOCAL_JSON = 256 * 1024
 
@@ -49,3 +53,15 @@ class Node:
         except (TypeError, ValueError):
             value = 0.0
         return 50.0 / value if value > 0 else None
+
+
+def local_zone() -> str:
+    """The system's time-zone name (what a Pi's php.ini is set to): $TZ, /etc/timezone, /etc/localtime, UTC."""
+    if os.environ.get("TZ", "").strip(":"):
+        return os.environ["TZ"].strip(":")
+    try:
+        return Path("/etc/timezone").read_text().strip() or "UTC"
+    except OSError:
+        pass
+    target = os.path.realpath("/etc/localtime")
+    return target.split("zoneinfo/", 1)[1] if "zoneinfo/" in target else "UTC"

@@ -29,7 +29,7 @@ from importlib import resources
 from pathlib import Path
 
 from nutbridge.config import Config, TracerConfig, config_path, from_mapping, load, with_overrides
-from nutbridge.errors import ConfigError
+from nutbridge.errors import ConfigError, NutbridgeError
 from nutbridge.files import describe, replace_atomically
 from nutbridge.nut.upsconf import nut_confpath, nut_runpath, nut_statepath, parse_sections, port_path
 from nutbridge.redact import redact_url
@@ -47,7 +47,7 @@ SYSTEMCTL_TIMEOUT = 120.0
 PLAIN_PORT = re.compile(r"^[A-Za-z0-9_./+-]+$")  # written without quotes in ups.conf
 
 
-class SetupError(Exception):
+class SetupError(NutbridgeError):
     """A step cannot be done, or must not be: the message says why and what to do."""
 
 

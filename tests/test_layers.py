@@ -10,10 +10,16 @@ errors.py draws.
 from __future__ import annotations
 
 import ast
+import importlib
+import inspect
 from collections.abc import Iterator
 from pathlib import Path
 
+import pytest
+
 import nutbridge
+from nutbridge import errors
+from nutbridge.errors import NutbridgeError
 
 PACKAGE = Path(nutbridge.__file__).parent
 
@@ -241,3 +247,49 @@ def test_every_allowed_import_still_exists() -> None:
     """An allowance whose import is gone is dropped, so the list only shrinks."""
     stale = [pair for pair in ALLOWED if pair[1] not in GRAPH.get(pair[0], {})]
     assert not stale, f"remove from ALLOWED: {stale}"
+
+
+# Exceptions nutbridge defines that must not descend from NutbridgeError, with why.
+OUTSIDE_THE_TREE: dict[str, str] = {
+    # A BaseException, like KeyboardInterrupt: it must pass every ``except Exception`` on its way out.
+    "nutbridge.__main__.EarlyStop": "SIGTERM before the loop runs: unwinds like KeyboardInterrupt",
+}
+
+
+def defined_exceptions() -> dict[str, type[BaseException]]:
+    """Every exception class defined in a nutbridge module, by ``module.qualname``."""
+    found: dict[str, type[BaseException]] = {}
+    for name in MODULES:
+        if name.startswith("nutbridge.data.") or (name.endswith("__main__") and name != "nutbridge.__main__"):
+            continue  # shipped scripts and the simulator's entry point run as programs
+        module = importlib.import_module(name)
+        for _, value in inspect.getmembers(module, inspect.isclass):
+            if issubclass(value, BaseException) and value.__module__ == name:
+                found[f"{name}.{value.__qualname__}"] = value
+    return found
+
+
+def test_every_exception_descends_from_nutbridge_error() -> None:
+    outside = [name for name, cls in defined_exceptions().items() if not issubclass(cls, NutbridgeError)]
+    assert sorted(outside) == sorted(OUTSIDE_THE_TREE)
+
+
+def test_errors_py_draws_every_exception() -> None:
+    doc = errors.__doc__ or ""
+    missing = [name for name in defined_exceptions() if name not in OUTSIDE_THE_TREE and not drawn(name, doc)]
+    assert not missing, f"draw these in errors.py's tree: {missing}"
+
+
+def drawn(name: str, doc: str) -> bool:
+    """Whether the tree names the class: by itself in errors.py, else with its module (``server/api.py Busy``)."""
+    module, _, cls = name.rpartition(".")
+    if module == "nutbridge.errors":
+        return f" {cls} " in doc or f" {cls}\n" in doc
+    path = module.removeprefix("nutbridge.").replace(".", "/") + ".py"
+    return any(path in line and f" {cls}" in line for line in doc.splitlines())
+
+
+@pytest.mark.parametrize("name", ["nutbridge.peers.devices.DeviceError", "nutbridge.errors.Refused"])
+def test_the_tree_check_knows_a_class_by_its_module(name: str) -> None:
+    assert drawn(name, errors.__doc__ or "")
+    assert not drawn(name, "")

@@ -95,11 +95,11 @@ class Served:
     last: float
 
 
-class NoAnswer(Exception):
+class NoAnswer(NutbridgeError):
     """A query that cannot be answered now; the message is the reply's reason."""
 
 
-class SlowClient(Exception):
+class SlowClient(NutbridgeError):
     """The client left its replies unread for too long."""
 
 

@@ -26,6 +26,7 @@ from aiohttp import web
 
 from nutbridge.datalog import HEADER, day_file
 from nutbridge.daycache import DayCache
+from nutbridge.errors import NutbridgeError
 from nutbridge.model import ChargeStage, Reading
 from nutbridge.node import KEYS, Node
 from nutbridge.peers.devices import (
@@ -70,7 +71,7 @@ def bearer(request: web.Request) -> str:
     return header.removeprefix("Bearer ") if header.startswith("Bearer ") else ""
 
 
-class Busy(Exception):
+class Busy(NutbridgeError):
     """The line of work is full: try again later."""
 
 

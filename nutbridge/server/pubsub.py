@@ -38,6 +38,7 @@ from urllib.parse import urlsplit
 from aiohttp import WSMsgType, web
 
 from nutbridge.config import PubSubConfig, is_loopback
+from nutbridge.errors import NutbridgeError
 from nutbridge.server.api import iso, reading_json
 from nutbridge.server.legacy import key_matches
 from nutbridge.snapshot import Comms, Snapshot
@@ -87,7 +88,7 @@ def frame(event: str, data: str, created_at: str) -> str:
     return f'{{"action":"publish","event":{go_string(event)},"data":{go_string(data)},"created_at":"{created_at}"}}\n'
 
 
-class Refused(Exception):
+class Refused(NutbridgeError):
     """A frame or body the hub cannot take; ``str`` says why (the close reason or the 400's text)."""
 
 
@@ -461,7 +462,7 @@ class PubSubHub:
                 await asyncio.gather(*(c.finished.wait() for c in sockets))
 
 
-class TooMany(Exception):
+class TooMany(NutbridgeError):
     """A subscriber over MAX_EVENTS."""
 
 

@@ -34,7 +34,7 @@ import jwt
 from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_attempt, stop_before_delay
 from tenacity.wait import wait_random_exponential
 
-from nutbridge.errors import SourceError
+from nutbridge.errors import NutbridgeError, SourceError
 from nutbridge.files import describe, replace_atomically
 from nutbridge.ratelimit import retry_after, shown
 from nutbridge.redact import redact_url
@@ -61,13 +61,13 @@ class TokenRateLimited(TokenError):
         self.wait = wait
 
 
-class _RateLimited(Exception):
+class _RateLimited(NutbridgeError):
     def __init__(self, status: str, wait: float) -> None:
         super().__init__(status)
         self.wait = wait
 
 
-class _Transient(Exception):
+class _Transient(NutbridgeError):
     """A failure that may pass on its own: a network error, a timeout, a failing or busy server."""
 
 

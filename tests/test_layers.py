@@ -38,6 +38,7 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
             "nutbridge.limits",
             "nutbridge.ratelimit",
             "nutbridge.redact",
+            "nutbridge.tasks",  # a component's own TaskGroup (Background)
             "nutbridge.node",  # this node's identity (local.json), its time zone, a MAC's form
             "nutbridge.data.*",  # shipped files (a script for v1's pages), imported by nothing
         ),
@@ -293,3 +294,44 @@ def drawn(name: str, doc: str) -> bool:
 def test_the_tree_check_knows_a_class_by_its_module(name: str) -> None:
     assert drawn(name, errors.__doc__ or "")
     assert not drawn(name, "")
+
+
+# Tasks started outside a TaskGroup, each with why. Everything else long-lived runs in the daemon's TaskGroup or
+# in a component's own (nutbridge.tasks.Background).
+BARE_TASKS: dict[str, str] = {
+    # A worker thread's future, not a long-lived task: it must outlive a cancelled caller so the slot it holds is
+    # freed when the thread ends (a TaskGroup would cancel the wait, not the thread).
+    "nutbridge/server/api.py": "Turns.run: asyncio.ensure_future(asyncio.to_thread(job)), shielded",
+    # Started from update() in the sink runner's task, so a slow upsdrvctl never holds up a poll; its exceptions are
+    # caught and logged inside it, and -s awaits it (drain). The sink has no lifecycle of its own to hold a
+    # TaskGroup yet: issue 19 item 4 (a consumer is one registered sink, started by the daemon) gives it one.
+    "nutbridge/nut/driver.py": "PortFileSink._start_restart: the driver restart",
+}
+
+
+def bare_tasks() -> dict[str, list[int]]:
+    """Modules calling ``asyncio.create_task``/``ensure_future`` or a loop's ``create_task``, with the lines."""
+    found: dict[str, list[int]] = {}
+    for path in MODULES.values():
+        for node in ast.walk(ast.parse(path.read_text(), str(path))):
+            if not isinstance(node, ast.Call):
+                continue
+            func = node.func
+            if isinstance(func, ast.Name) and func.id in ("create_task", "ensure_future"):
+                bare = True
+            elif isinstance(func, ast.Attribute) and func.attr in ("create_task", "ensure_future"):
+                receiver = ast.unparse(func.value)
+                bare = receiver == "asyncio" or receiver.endswith(("loop", "loop()"))
+            else:
+                bare = False
+            if bare:
+                found.setdefault(str(path.relative_to(PACKAGE.parent)), []).append(node.lineno)
+    return found
+
+
+def test_long_lived_tasks_run_in_a_task_group() -> None:
+    assert sorted(bare_tasks()) == sorted(BARE_TASKS)
+
+
+def test_the_task_check_sees_a_bare_task() -> None:
+    assert "nutbridge/server/api.py" in bare_tasks()

@@ -35,6 +35,7 @@ from nutbridge.files import describe, read_capped, replace_atomically
 from nutbridge.node import MAC
 from nutbridge.peers.addresses import AddressPolicy, split_address
 from nutbridge.peers.budget import ChangeBudget
+from nutbridge.tasks import Background
 
 log = logging.getLogger(__name__)
 
@@ -380,13 +381,13 @@ def encode(devices: list[Device]) -> bytes:
 @contextlib.asynccontextmanager
 async def written_when_due(devices: DeviceList | None) -> AsyncIterator[None]:
     """While entered, write ``devices``' held stamps when their window ends; when left, whatever is held."""
-    task = asyncio.create_task(_write_when_due(devices), name="nutbridge.device-list") if devices else None
     try:
-        yield
+        async with Background() as tasks:
+            if devices:
+                tasks.start(_write_when_due(devices), name="nutbridge.device-list")
+            yield
     finally:
-        if task and devices:
-            task.cancel()
-            await asyncio.gather(task, return_exceptions=True)
+        if devices:
             try:
                 devices.flush()  # a clean stop loses no stamp; blocking, once
             except DeviceError as exc:

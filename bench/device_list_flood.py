@@ -24,8 +24,8 @@ from pathlib import Path
 
 from aiohttp import ClientSession
 
+from nutbridge.node import Node
 from nutbridge.peers.devices import DeviceList
-from nutbridge.peers.node import Node
 from nutbridge.server.app import Sidecar, make_app
 
 KEY = "the flood bench's network key"

@@ -39,7 +39,8 @@ from yarl import URL
 
 from bench import api_load
 from nutbridge.datalog import day_files, read_day
-from nutbridge.server.legacy import VALUES, local_zone
+from nutbridge.node import local_zone
+from nutbridge.server.legacy import VALUES
 
 MIRROR = Path("/work/.mirror/alexnathanson+solar-protocol/repo")
 ROUTES = {  # route → the original's file in Solar Protocol's tree (served at the same path under the docroot)

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from nutbridge.errors import ConfigError
+from nutbridge.node import normal_address
 from nutbridge.nut.version import NutVersion, parse_version
 from nutbridge.sources.modbus_url import ModbusTarget, parse_modbus_url
 
@@ -77,9 +78,11 @@ def _lower(value: str, _where: str, _base: Path) -> str:
 
 
 def _public_ip(value: str, where: str, _base: Path) -> str:
-    from nutbridge.peers.identity import check_public_ip
-
-    return check_public_ip(value, where)
+    """``[peers] public_ip`` as the device list will store it."""
+    try:
+        return normal_address(value)
+    except ValueError as exc:
+        raise ConfigError(f"{where}: ip: {exc}") from None
 
 
 def _addresses(value: list[object]) -> bool:

@@ -24,8 +24,8 @@ from nutbridge.config_keys import (
     key,
     seconds,
 )
+from nutbridge.node import MAC
 from nutbridge.nut.version import NutVersion
-from nutbridge.peers.devices import MAC
 
 DEFAULT_FLUSH_INTERVAL = 300.0  # bench/flash_writes.py: what keeps a default install under 20 MB a day
 
@@ -202,7 +202,7 @@ class NodeConfig:
 
     def info(self) -> dict[str, object]:
         """local.json's content, with the keys set here on top."""
-        from nutbridge.peers.node import KEYS, load_local_json
+        from nutbridge.node import KEYS, load_local_json
 
         info: dict[str, object] = load_local_json(self.local_json) if self.local_json else {}
         info.update({k: getattr(self, k) for k in KEYS if getattr(self, k) is not None})

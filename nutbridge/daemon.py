@@ -21,7 +21,7 @@ from nutbridge import __version__
 from nutbridge.config import Config, EnvoyConfig, PowerwallConfig, SimulatorConfig, TracerConfig
 from nutbridge.datalog import DataLog
 from nutbridge.limits import raise_open_files
-from nutbridge.monitor import Monitor, Source
+from nutbridge.monitor import Monitor
 from nutbridge.nut import upsconf, variables, version
 from nutbridge.nut.driver import PortFileSink
 from nutbridge.nut.portfile import HandSettings, PortFile
@@ -30,6 +30,7 @@ from nutbridge.printer import PollPrinter
 from nutbridge.sdnotify import Notifier, Systemd
 from nutbridge.server.live import LiveSnapshot
 from nutbridge.sinks import Sink, SinkRunner
+from nutbridge.sources.base import Source
 from nutbridge.testmode import StateCycle
 
 if TYPE_CHECKING:

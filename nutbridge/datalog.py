@@ -164,7 +164,7 @@ class DataLog:
     ``flush_interval`` the rows are held in memory and appended together once the oldest has waited that long,
     before the first row of a new day, and at a stop (the runner flushes it, ``sinks.Buffering``): one write to
     the SD card per window instead of one per poll. A crash loses at most the window; the daemon's own readers
-    (the API, the v1 routes, the election: ``server/daycache.py``) add the held rows (``held_rows``) after the
+    (the API, the v1 routes, the election: ``daycache.py``) add the held rows (``held_rows``) after the
     files', so they never lag it; anything else reading the files sees a row once it is flushed.
     """
 

@@ -1,13 +1,39 @@
-"""The one exception tree of nutbridge.
+"""The one exception tree of nutbridge: every exception it raises descends from NutbridgeError (a test checks
+that each one defined anywhere in the package is here and under the root).
 
     NutbridgeError
      ├── ConfigError        bad configuration: exit status 78 (EX_CONFIG)
      ├── SourceError        the device could not be read this time
-     │    └── ProtocolError the device answered, but with an error or nonsense
-     │         └── Refused  a definite answer (HTTP 4xx): asking again within the poll gets the same one
-     └── PortFileError      the dummy-ups port file could not be read, written or renamed
+     │    ├── ProtocolError the device answered, but with an error or nonsense
+     │    │    └── Refused  a definite answer (HTTP 4xx): asking again within the poll gets the same one
+     │    ├── sources/http_source.py RateLimited    HTTP 429: not asked again before its Retry-After
+     │    └── sources/envoy_token.py TokenError     no usable gateway token
+     │         └── sources/envoy_token.py TokenRateLimited  Enphase's cloud said 429
+     ├── PortFileError      the dummy-ups port file could not be read, written or renamed
+     ├── datalog.py DataLogError                    the data log could not be written or read
+     ├── peers/devices.py DeviceError               a device entry is invalid, or the list is unusable
+     │    ├── peers/devices.py DeviceListError      the list cannot be read or written (this node's trouble)
+     │    └── peers/devices.py DeviceRefused        a valid entry the list does not take
+     │         └── peers/devices.py TooManyChanges  the sender has used its changes for the hour
+     ├── peers/client.py PeerError                  a peer could not be reached, or answered too much
+     │    ├── peers/client.py RateLimited           a peer said 429
+     │    └── peers/client.py AddressRefused        the address policy refuses the peer: no request made
+     ├── setup_steps.py SetupError                  `nutbridge setup` (and migrate) cannot go on
+     ├── v1node.py V1Error                          a Solar Protocol v1 node's layout is not as expected
+     │   signals that never leave their module (each caught there and turned into an answer or a retry):
+     ├── server/api.py Busy                         the worker threads' line is full (HTTP 503)
+     ├── server/pubsub_wire.py Refused              a frame or body the hub cannot take
+     │    └── server/pubsub_wire.py NoEvent         a publication without an event
+     ├── server/pubsub.py TooMany                   a subscriber over MAX_EVENTS
+     ├── feeds/lineprotocol.py NoAnswer             a query that cannot be answered now
+     ├── feeds/linesocket.py SlowClient             a client that leaves its replies unread
+     ├── sources/envoy_token.py _RateLimited        a 429 inside the retries, before TokenRateLimited
+     └── sources/envoy_token.py _Transient          a failure worth retrying within the call
 
-Library errors (pymodbus, OSError) are translated at the boundary of the module that calls the
+Outside the tree on purpose: ``__main__.EarlyStop`` (a BaseException, as KeyboardInterrupt, so no
+``except Exception`` stops it). Programming errors stay built-in (TypeError, AssertionError...).
+
+Library errors (pymodbus, httpx, OSError) are translated at the boundary of the module that calls the
 library, chaining the original with ``raise ... from exc``.
 """
 

@@ -1,14 +1,18 @@
-"""Small file helpers the port file and the data log share: clear reasons, temp files, removals, folder fsync."""
+"""Small file helpers the port file, its seed, the data log and its day cache share: clear reasons, temp files,
+removals, folder fsync, a file's identity."""
 
 from __future__ import annotations
 
 import errno
 import logging
 import os
+import re
 from collections.abc import Iterable
 from pathlib import Path
 
 log = logging.getLogger(__name__)
+
+TEMP_SUFFIX = ".tmp"  # a temp file's name ends so, so a leftover is found by its name
 
 
 def describe(exc: OSError) -> str:
@@ -95,3 +99,13 @@ def sync_folder(folder: Path) -> None:
         pass  # some filesystems refuse fsync on folders; the rename itself is still atomic
     finally:
         os.close(fd)
+
+
+def identity(st: os.stat_result) -> tuple[int, int, int]:
+    """What changes whenever a file is replaced or edited: inode, mtime in ns, size."""
+    return (st.st_ino, st.st_mtime_ns, st.st_size)
+
+
+def glob_escape(name: str) -> str:
+    """``name`` with glob characters taken literally."""
+    return re.sub(r"([*?\[])", r"[\1]", name)

@@ -15,14 +15,15 @@ import logging
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from types import MappingProxyType
-from typing import TYPE_CHECKING, Protocol, Self
+from typing import TYPE_CHECKING
 
 from nutbridge.errors import ProtocolError, Refused, SourceError
-from nutbridge.model import DeviceInfo, Reading
+from nutbridge.model import Reading
 from nutbridge.nut.status import PowerState
-from nutbridge.nut.variables import Var, evaluate
+from nutbridge.nut.variables import evaluate
 from nutbridge.sinks import SinkRunner
 from nutbridge.snapshot import Comms, Snapshot
+from nutbridge.sources.base import Source
 
 if TYPE_CHECKING:
     from tenacity import RetryCallState
@@ -39,34 +40,6 @@ POLL_SHARE = 0.9
 # run, or the loop may be late for its next poll, before the loop counts as stalled (the watchdog's bound).
 STALL_SLACK = 5.0
 NO_SETTINGS: Mapping[str, str] = MappingProxyType({})
-
-
-class Source(Protocol):
-    """A device, used as an async context manager (``async with``; ``aclose`` on exit, since httpx and aiohttp
-    clients close asynchronously). ``read`` (re)connects as needed and returns one Reading or raises
-    SourceError; ``reset`` drops the link so the next read starts clean."""
-
-    async def __aenter__(self) -> Self: ...
-
-    async def __aexit__(self, *exc: object) -> None: ...
-
-    async def aclose(self) -> None: ...
-
-    @property
-    def info(self) -> DeviceInfo | None:
-        """What the device said about itself when it last connected."""
-
-    @property
-    def table(self) -> Sequence[Var]:
-        """Its family's NUT variable table."""
-
-    @property
-    def timeout(self) -> float:
-        """Seconds one attempt may take."""
-
-    async def read(self) -> Reading: ...
-
-    async def reset(self) -> None: ...
 
 
 class Monitor:

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from nutbridge.config import TracerConfig, config_path, load, with_overrides
-from nutbridge.errors import ConfigError
+from nutbridge.errors import ConfigError, NutbridgeError
 from nutbridge.files import replace_atomically
 from nutbridge.nut.upsconf import nut_confpath, nut_runpath, nut_statepath, parse_sections, port_path
 from nutbridge.redact import redact_url
@@ -32,7 +32,7 @@ from nutbridge.system import NUT_USER, nut_user
 SYSTEMCTL_TIMEOUT = 120.0
 
 
-class SetupError(Exception):
+class SetupError(NutbridgeError):
     """A step cannot be done, or must not be: the message says why and what to do."""
 
 

@@ -16,8 +16,8 @@ from collections.abc import Awaitable, Callable, Sequence
 from typing import Self
 
 from nutbridge.model import DeviceInfo, Reading
-from nutbridge.monitor import Source
 from nutbridge.nut.variables import Var
+from nutbridge.sources.base import Source
 
 log = logging.getLogger(__name__)
 

@@ -24,8 +24,8 @@ from pathlib import Path
 from typing import Any
 
 from nutbridge.datalog import HEADER, csv_line
-from nutbridge.errors import ConfigError
-from nutbridge.peers.node import load_local_json
+from nutbridge.errors import ConfigError, NutbridgeError
+from nutbridge.node import load_local_json
 
 DNS_GATEWAY = "https://server.solarpowerforartists.com/"  # SolarProtocolClass.dnsURL
 SERIAL_URL = "rtu:///dev/ttyUSB0?baudrate=115200"  # csv_datalogger.py's port and speed
@@ -34,7 +34,7 @@ NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 MIN_KEY, MAX_KEY = 8, 256  # [peers] network_key's bounds
 
 
-class V1Error(Exception):
+class V1Error(NutbridgeError):
     """The v1 layout is not what migrate knows, or lacks something it needs; nothing was changed."""
 
 

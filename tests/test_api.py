@@ -15,13 +15,13 @@ import aiohttp
 import pytest
 from aiohttp import web
 
+from nutbridge.daycache import DayCache
 from nutbridge.errors import SourceError
 from nutbridge.model import Reading
+from nutbridge.node import Node, load_local_json
 from nutbridge.peers.devices import DeviceList
-from nutbridge.peers.node import Node, load_local_json
 from nutbridge.server.api import READINGS_WAITING, JsonApi
 from nutbridge.server.app import Sidecar, make_app
-from nutbridge.server.daycache import DayCache
 from nutbridge.server.live import LiveSnapshot
 from nutbridge.snapshot import Comms, Snapshot
 from tests.conftest import TEST_POLICY

@@ -9,7 +9,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from nutbridge.datalog import day_files, read_day
-from nutbridge.server.daycache import SETTLED_NS, DayCache
+from nutbridge.daycache import SETTLED_NS, DayCache
 from nutbridge.simulator.history import write_history
 
 

@@ -19,15 +19,15 @@ from aiohttp import web
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from nutbridge.daycache import DayCache
+from nutbridge.node import Node
 from nutbridge.peers.announcer import parse_device_list
 from nutbridge.peers.client import PeerClient
 from nutbridge.peers.devices import MAX_ENTRY, MAX_LIST, DeviceError, DeviceList, stored_size, validate
 from nutbridge.peers.election import Election
 from nutbridge.peers.identity import Identity
-from nutbridge.peers.node import Node
 from nutbridge.peers.poelog import PoeLog
 from nutbridge.server.app import Sidecar
-from nutbridge.server.daycache import DayCache
 from tests.conftest import TEST_POLICY
 from tests.test_peers import write_reading
 

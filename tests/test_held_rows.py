@@ -11,9 +11,9 @@ from types import MappingProxyType
 import aiohttp
 
 from nutbridge.datalog import DataLog, day_file
+from nutbridge.daycache import DayCache
 from nutbridge.model import Reading
 from nutbridge.server.app import Sidecar, make_app
-from nutbridge.server.daycache import DayCache
 from nutbridge.snapshot import Comms, Snapshot
 
 
@@ -50,7 +50,7 @@ async def test_held_rows_are_served_before_they_are_written(tmp_path: Path) -> N
 
 
 def test_the_day_cache_keeps_the_newest_files_it_read_and_no_more(tmp_path: Path) -> None:
-    from nutbridge.server.daycache import MAX_FILES
+    from nutbridge.daycache import MAX_FILES
     from nutbridge.simulator.history import write_history
 
     write_history(tmp_path, days=MAX_FILES + 4, interval=3600)

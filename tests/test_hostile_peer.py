@@ -16,7 +16,9 @@ import pytest
 from aiohttp import ClientSession, web
 
 from nutbridge.config import load
+from nutbridge.daycache import DayCache
 from nutbridge.errors import ConfigError
+from nutbridge.node import Node
 from nutbridge.peers.addresses import AddressPolicy
 from nutbridge.peers.announcer import Announcer
 from nutbridge.peers.budget import ChangeBudget
@@ -25,10 +27,8 @@ from nutbridge.peers.devices import MAX_ENTRY, MAX_FILE, MAX_LIST, DeviceList, v
 from nutbridge.peers.election import Election
 from nutbridge.peers.identity import Identity
 from nutbridge.peers.network import PeerNetwork
-from nutbridge.peers.node import Node
 from nutbridge.peers.poelog import PoeLog
 from nutbridge.server.app import Sidecar, make_app
-from nutbridge.server.daycache import DayCache
 from tests.conftest import TEST_POLICY
 from tests.test_peers import write_reading
 

@@ -23,10 +23,10 @@ from pathlib import Path
 import aiohttp
 import pytest
 
+from nutbridge.daycache import SETTLED_NS, DayCache
 from nutbridge.errors import ConfigError
-from nutbridge.peers.node import Node
+from nutbridge.node import Node
 from nutbridge.server.app import Sidecar, make_app, tls_context
-from nutbridge.server.daycache import SETTLED_NS, DayCache
 from nutbridge.server.legacy import VALUE_NOT_FOUND
 from tests.conftest import need
 

@@ -16,10 +16,9 @@ from pathlib import Path
 import aiohttp
 import pytest
 
+from nutbridge.node import Node, local_zone
 from nutbridge.peers.devices import DeviceList
-from nutbridge.peers.node import Node
 from nutbridge.server.app import Sidecar, make_app
-from nutbridge.server.legacy import local_zone
 from tests.conftest import TEST_POLICY
 
 HEADER = (

@@ -19,16 +19,16 @@ import pytest
 from aiohttp import web
 
 from nutbridge.datalog import HEADER, csv_line, day_file
+from nutbridge.daycache import DayCache
 from nutbridge.errors import ConfigError
+from nutbridge.node import Node
 from nutbridge.peers.announcer import Announcer, parse_device_list
 from nutbridge.peers.client import MAX_ANSWER, PeerClient, PeerError, base_url
 from nutbridge.peers.devices import DeviceError, DeviceList, address, validate
 from nutbridge.peers.election import Candidate, Election, age_of, choose, from_election_answer, zone_of
 from nutbridge.peers.identity import Identity, interface_mac
-from nutbridge.peers.node import Node
 from nutbridge.peers.poelog import MAX_FILE, PoeLog
 from nutbridge.server.app import Sidecar, make_app
-from nutbridge.server.daycache import DayCache
 from tests.conftest import TEST_POLICY
 
 KEY = "the network key of the test"

@@ -9,6 +9,7 @@ import re
 import time
 from collections.abc import Callable, Mapping
 
+from nutbridge.errors import NutbridgeError
 from nutbridge.model import Reading
 from nutbridge.snapshot import Comms, Snapshot
 
@@ -30,7 +31,7 @@ NO_DATA = "no data"
 NOT_AVAILABLE = "not available"
 
 
-class NoAnswer(Exception):
+class NoAnswer(NutbridgeError):
     """A query that cannot be answered now; the message is the reply's reason."""
 
 

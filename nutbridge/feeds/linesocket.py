@@ -86,7 +86,7 @@ class Served:
     last: float
 
 
-class SlowClient(Exception):
+class SlowClient(NutbridgeError):
     """The client left its replies unread for too long."""
 
 

@@ -46,6 +46,7 @@ from nutbridge.feeds.mqtt_discovery import ENTITIES, Entity, device_block, disco
 from nutbridge.model import Reading
 from nutbridge.redact import redact_url
 from nutbridge.snapshot import Comms, Snapshot
+from nutbridge.tasks import Background
 
 log = logging.getLogger(__name__)
 
@@ -133,6 +134,7 @@ class MqttFeed:
         self._stop = asyncio.Event()
         self._reannounce = False
         self._task: asyncio.Task[None] | None = None
+        self._background: Background | None = None
 
     def __str__(self) -> str:
         return f"MQTT {redact_url(self._url)}"
@@ -151,7 +153,8 @@ class MqttFeed:
 
     async def __aenter__(self) -> Self:
         self._stop.clear()
-        self._task = asyncio.create_task(self._run(), name=f"nutbridge.mqtt.{self.node_id}")
+        self._background = await Background().__aenter__()  # left in close(), in the task that entered
+        self._task = self._background.start(self._run(), name=f"nutbridge.mqtt.{self.node_id}")
         return self
 
     async def __aexit__(
@@ -162,15 +165,15 @@ class MqttFeed:
     async def close(self) -> None:
         """Say ``offline``, disconnect and stop the loop; cancels it after ``CLOSE_TIMEOUT`` seconds."""
         task, self._task = self._task, None
-        if task is None:
+        background, self._background = self._background, None
+        if task is None or background is None:
             return
         self._stop.set()
         self._wake.set()
         _, pending = await asyncio.wait({task}, timeout=CLOSE_TIMEOUT)
         if pending:
             log.warning("%s: could not say offline within %g s", self, CLOSE_TIMEOUT)
-            task.cancel()
-            await asyncio.wait({task})
+        await background.__aexit__(None, None, None)  # cancels the loop if it still runs, and waits for it
 
     async def _run(self) -> None:
         """Connect, serve, and after a failure wait and connect again, until ``close``."""

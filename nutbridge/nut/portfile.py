@@ -31,21 +31,30 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from nutbridge.errors import PortFileError
-from nutbridge.files import create_temp, describe, read_capped, remove_all, replace_atomically, sync_folder
+from nutbridge.files import (
+    TEMP_SUFFIX,
+    create_temp,
+    describe,
+    glob_escape,
+    identity,
+    read_capped,
+    remove_all,
+    replace_atomically,
+    sync_folder,
+)
+from nutbridge.nut.seed import MAX_SIZE
 
 if TYPE_CHECKING:
     from nutbridge.nut.seed import Seed
 
 log = logging.getLogger(__name__)
 
-MAX_SIZE = 256 * 1024  # a port file is a few hundred bytes; anything this big is not one
 MAX_VALUE = 127  # dummy-ups truncates longer values
 MARK = "# nutbridge"
 KEY_LINE = re.compile(r"^[ \t]*([A-Za-z0-9_][A-Za-z0-9_.\-]*):(.*)$", re.DOTALL)
 ALARM_LINE = re.compile(r"^[ \t]*ALARM(?:[ \t].*)?$", re.DOTALL)
 UNSAFE = re.compile(r'[#"\\\x00-\x1f\x7f]')  # what the dummy-ups tokenizer would misread
 ALARM = "ALARM"  # the instruction NUT 2.8.4+ reads: ``ALARM <text>`` sets ups.alarm, a bare ``ALARM`` clears it
-TEMP_SUFFIX = ".tmp"
 
 
 class Write(enum.Enum):
@@ -392,13 +401,3 @@ class HandSettings:
         except (OSError, PortFileError):
             pass  # the port-file sink reports an unreadable file; keep what we knew
         return self._values
-
-
-def identity(st: os.stat_result) -> tuple[int, int, int]:
-    """What changes whenever a file is replaced or edited: inode, mtime in ns, size."""
-    return (st.st_ino, st.st_mtime_ns, st.st_size)
-
-
-def glob_escape(name: str) -> str:
-    """``name`` with glob characters taken literally."""
-    return re.sub(r"([*?\[])", r"[\1]", name)

@@ -16,11 +16,11 @@ import os
 from pathlib import Path
 
 from nutbridge.errors import PortFileError
-from nutbridge.files import describe, read_capped, replace_atomically
-from nutbridge.nut.portfile import MAX_SIZE, TEMP_SUFFIX, glob_escape, identity
+from nutbridge.files import TEMP_SUFFIX, describe, glob_escape, identity, read_capped, replace_atomically
 
 log = logging.getLogger(__name__)
 
+MAX_SIZE = 256 * 1024  # a port file (and so its seed) is a few hundred bytes; anything this big is not one
 NEW_MODE = 0o644  # a seed nutbridge creates itself (it holds no secret; dummy-ups' user reads its copy)
 
 

@@ -18,7 +18,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
-import ipaddress
 import json
 import logging
 import math
@@ -32,12 +31,13 @@ from typing import Any
 
 from nutbridge.errors import NutbridgeError
 from nutbridge.files import describe, read_capped, replace_atomically
+from nutbridge.node import MAC, normal_address
 from nutbridge.peers.addresses import AddressPolicy, split_address
 from nutbridge.peers.budget import ChangeBudget
+from nutbridge.tasks import Background
 
 log = logging.getLogger(__name__)
 
-MAC = re.compile(r"^[0-9a-f]{2}(:[0-9a-f]{2}){5}$")
 NAME = re.compile(r"^[\w .,()-]{1,64}$")  # any script's letters, digits, a little punctuation; nothing HTML-special
 LOST_PLUS = re.compile(r"^(Etc/)?GMT \d{1,2}$")  # the only zone names with a '+' (IANA's Etc/GMT+N)
 TZ = re.compile(r"^[A-Za-z0-9_+\-]{1,32}(/[A-Za-z0-9_+\-]{1,32}){0,2}$")
@@ -140,25 +140,11 @@ def stored_size(device: Device) -> int:
 
 
 def address(text: str) -> str:
-    """An IPv4 or IPv6 address, with an optional port as Solar Protocol appends its httpPort: ``192.0.2.7``,
-    ``192.0.2.7:8080``, ``2001:db8::7``, ``[2001:db8::7]:8080``; normalised. Host names are refused."""
-    host, port = text, ""
-    if text.startswith("["):
-        host, sep, rest = text[1:].partition("]")
-        if not sep or (rest and not rest.startswith(":")):
-            raise DeviceError("ip: write an IPv6 address with a port as [2001:db8::7]:8080")
-        port = rest[1:]
-    elif text.count(":") == 1:
-        host, port = text.split(":")
+    """A node's address as the list stores it (node.normal_address); DeviceError names the field."""
     try:
-        ip = ipaddress.ip_address(host)
-    except ValueError:
-        raise DeviceError("ip: not an IPv4 or IPv6 address (with an optional :port)") from None
-    if text.startswith("[") or port:
-        if not (port.isdigit() and 0 < int(port) < 65536):
-            raise DeviceError("ip: the port must be 1-65535")
-        return f"[{ip}]:{int(port)}" if ip.version == 6 else f"{ip}:{int(port)}"
-    return str(ip)
+        return normal_address(text)
+    except ValueError as exc:
+        raise DeviceError(f"ip: {exc}") from None
 
 
 class DeviceList:
@@ -380,13 +366,13 @@ def encode(devices: list[Device]) -> bytes:
 @contextlib.asynccontextmanager
 async def written_when_due(devices: DeviceList | None) -> AsyncIterator[None]:
     """While entered, write ``devices``' held stamps when their window ends; when left, whatever is held."""
-    task = asyncio.create_task(_write_when_due(devices), name="nutbridge.device-list") if devices else None
     try:
-        yield
+        async with Background() as tasks:
+            if devices:
+                tasks.start(_write_when_due(devices), name="nutbridge.device-list")
+            yield
     finally:
-        if task and devices:
-            task.cancel()
-            await asyncio.gather(task, return_exceptions=True)
+        if devices:
             try:
                 devices.flush()  # a clean stop loses no stamp; blocking, once
             except DeviceError as exc:

@@ -39,14 +39,14 @@ from typing import Any
 
 from aiohttp import web
 
+from nutbridge.daycache import DayCache
+from nutbridge.node import Node
 from nutbridge.peers.addresses import split_address
 from nutbridge.peers.client import PeerClient, PeerError
 from nutbridge.peers.devices import Device, DeviceList
 from nutbridge.peers.identity import Identity
-from nutbridge.peers.node import Node
 from nutbridge.peers.poelog import PoeLog
 from nutbridge.peers.schedule import every
-from nutbridge.server.daycache import DayCache
 
 log = logging.getLogger(__name__)
 

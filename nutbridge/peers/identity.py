@@ -14,8 +14,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from nutbridge.errors import ConfigError
+from nutbridge.node import MAC
 from nutbridge.peers.addresses import split_address
-from nutbridge.peers.devices import MAC, NAME, DeviceError, address
+from nutbridge.peers.devices import NAME, address
 
 SYS_NET = Path("/sys/class/net")
 NO_MAC = "00:00:00:00:00:00"
@@ -69,11 +70,3 @@ def safe_name(name: str) -> str:
     if not NAME.match(cleaned):
         raise ConfigError(f"node name {name!r} has no letters or digits to announce; set node.name")
     return cleaned
-
-
-def check_public_ip(value: str, where: str) -> str:
-    """``[peers] public_ip`` as the device list will store it."""
-    try:
-        return address(value)
-    except DeviceError as exc:
-        raise ConfigError(f"{where}: {exc}") from None

@@ -3,7 +3,6 @@ election as tasks, sharing one HTTP client, the device list and the data log the
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import logging
 import socket
@@ -11,17 +10,17 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
 from nutbridge.config import Config
+from nutbridge.daycache import DayCache
 from nutbridge.errors import ConfigError
+from nutbridge.node import Node, local_zone
 from nutbridge.peers.addresses import split_address
 from nutbridge.peers.announcer import Announcer
 from nutbridge.peers.client import PeerClient, is_ip
 from nutbridge.peers.devices import DeviceList
 from nutbridge.peers.election import Election
 from nutbridge.peers.identity import Identity, interface_mac, safe_name
-from nutbridge.peers.node import Node
 from nutbridge.peers.poelog import PoeLog
-from nutbridge.server.daycache import DayCache
-from nutbridge.server.legacy import local_zone
+from nutbridge.tasks import Background
 
 log = logging.getLogger(__name__)
 
@@ -89,14 +88,9 @@ class PeerNetwork:
     @contextlib.asynccontextmanager
     async def running(self) -> AsyncIterator[None]:
         """Run the tasks while entered; they stop when it is left."""
-        async with self.client:
+        async with self.client, Background() as tasks:  # the tasks stop before the client closes
             jobs: list[Announcer | Election] = [self.announcer, *([self.election] if self.election else [])]
-            tasks = [asyncio.create_task(job.run(), name=f"nutbridge.peers.{job}") for job in jobs]
             for job in jobs:
+                tasks.start(job.run(), name=f"nutbridge.peers.{job}")
                 log.info("%s (this node %s)", job, self.announcer.identity.mac)
-            try:
-                yield
-            finally:
-                for task in tasks:
-                    task.cancel()
-                await asyncio.gather(*tasks, return_exceptions=True)
+            yield

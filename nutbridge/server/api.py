@@ -25,7 +25,10 @@ from typing import Any, TypeVar
 from aiohttp import web
 
 from nutbridge.datalog import HEADER, day_file
+from nutbridge.daycache import DayCache
+from nutbridge.errors import NutbridgeError
 from nutbridge.model import Reading
+from nutbridge.node import KEYS, Node
 from nutbridge.peers.devices import (
     DeviceError,
     DeviceList,
@@ -35,8 +38,6 @@ from nutbridge.peers.devices import (
     TooManyChanges,
     validate,
 )
-from nutbridge.peers.node import KEYS, Node
-from nutbridge.server.daycache import DayCache
 from nutbridge.server.legacy import key_matches
 from nutbridge.server.live import LiveSnapshot
 from nutbridge.server.openapi import MAX_DAYS, MAX_STEP, MIN_STEP, OPENAPI, OPENAPI_ELECTING
@@ -72,7 +73,7 @@ def bearer(request: web.Request) -> str:
     return header.removeprefix("Bearer ") if header.startswith("Bearer ") else ""
 
 
-class Busy(Exception):
+class Busy(NutbridgeError):
     """The line of work is full: try again later."""
 
 

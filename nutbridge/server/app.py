@@ -18,16 +18,16 @@ from aiohttp import web
 from aiohttp.typedefs import Handler, Middleware
 
 from nutbridge.config import Config
+from nutbridge.daycache import DayCache
 from nutbridge.errors import ConfigError, NutbridgeError
+from nutbridge.node import Node
 from nutbridge.peers.addresses import AddressPolicy
 from nutbridge.peers.budget import ChangeBudget
 from nutbridge.peers.devices import DeviceList
 from nutbridge.peers.election import Election
-from nutbridge.peers.node import Node
 from nutbridge.server.api import JsonApi
 from nutbridge.server.control import LoadControl
 from nutbridge.server.dashboard import Dashboard
-from nutbridge.server.daycache import DayCache
 from nutbridge.server.gate import Gate
 from nutbridge.server.legacy import ChargeController
 from nutbridge.server.legacy_api import NetworkApi

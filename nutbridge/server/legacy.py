@@ -10,16 +10,15 @@ input gives a 500.
 from __future__ import annotations
 
 import hmac
-import os
 from collections.abc import Callable, Mapping
 from pathlib import Path
 
 from aiohttp import web
 
+from nutbridge.daycache import DayCache, Row
+from nutbridge.node import Node, local_zone
 from nutbridge.peers.devices import DeviceList
-from nutbridge.peers.node import Node
 from nutbridge.server import php
-from nutbridge.server.daycache import DayCache, Row
 from nutbridge.server.network_files import NetworkFiles
 
 CONTENT_TYPE = "text/html; charset=UTF-8"
@@ -59,18 +58,6 @@ SYSTEM_INFO = {
     "pvWatts": "pvWatts",
     "pvVoltage": "pvVolts",
 }
-
-
-def local_zone() -> str:
-    """The system's time-zone name (what a Pi's php.ini is set to): $TZ, /etc/timezone, /etc/localtime, UTC."""
-    if os.environ.get("TZ", "").strip(":"):
-        return os.environ["TZ"].strip(":")
-    try:
-        return Path("/etc/timezone").read_text().strip() or "UTC"
-    except OSError:
-        pass
-    target = os.path.realpath("/etc/localtime")
-    return target.split("zoneinfo/", 1)[1] if "zoneinfo/" in target else "UTC"
 
 
 def key_matches(given: str, expected: str | None) -> bool:

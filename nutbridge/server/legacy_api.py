@@ -15,8 +15,8 @@ import logging
 
 from aiohttp import web
 
+from nutbridge.daycache import DayCache
 from nutbridge.peers.devices import DeviceError, DeviceList, RefusalLog, validate
-from nutbridge.server.daycache import DayCache
 from nutbridge.server.legacy import answer, key_matches
 
 log = logging.getLogger(__name__)

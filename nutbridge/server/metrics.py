@@ -22,10 +22,10 @@ from aiohttp import web
 from aiohttp.typedefs import Handler
 from yarl import URL
 
+from nutbridge.daycache import DayCache
 from nutbridge.model import Reading
 from nutbridge.server.api import error
 from nutbridge.server.control import form, token
-from nutbridge.server.daycache import DayCache
 from nutbridge.server.legacy import key_matches
 from nutbridge.server.live import LiveSnapshot
 from nutbridge.snapshot import Comms

@@ -8,7 +8,7 @@ from typing import Any
 
 from nutbridge.datalog import HEADER
 from nutbridge.model import ChargeStage, Reading
-from nutbridge.peers.node import KEYS
+from nutbridge.node import KEYS
 from nutbridge.snapshot import Comms
 
 # The bounds of GET /api/readings, which its handler enforces and this document publishes

@@ -33,6 +33,7 @@ from urllib.parse import urlsplit
 from aiohttp import WSMsgType, web
 
 from nutbridge.config import PubSubConfig
+from nutbridge.errors import NutbridgeError
 from nutbridge.server.legacy import key_matches
 from nutbridge.server.pubsub_connection import Connection, Kind
 from nutbridge.server.pubsub_events import dumps, reading_data, status_data
@@ -56,6 +57,7 @@ from nutbridge.server.pubsub_wire import (
     text_error,
 )
 from nutbridge.snapshot import Comms, Snapshot
+from nutbridge.tasks import Background
 
 # the wire format moved to pubsub_wire.py, a socket to pubsub_connection.py, our events' data to
 # pubsub_events.py; these stay importable from here
@@ -229,34 +231,35 @@ class PubSubHub:
         if kind is not Kind.INFO:
             self._listed[connection] = None
         log.info("pub/sub: %s socket from %s (%s)", kind.value, connection.ip_address, connection.client_name or "-")
-        if kind is not Kind.PUBLISHER:  # a publisher's socket only reads
-            task = connection.send() if kind is Kind.SUBSCRIBER else self._push_info(connection)
-            connection.sender = asyncio.create_task(task, name=f"nutbridge.pubsub.{kind.value}")
-        try:
-            with contextlib.suppress(TimeoutError):  # shut() from outside: the interrupt
-                async with asyncio.timeout(None) as connection.interrupt:
-                    await self._read(connection)
-            connection.interrupt = None
-            self._forget(connection)
-            if connection.sender is not None:
-                connection.sender.cancel()
-                await asyncio.gather(connection.sender, return_exceptions=True)
-            if connection.closing is not None and not ws.closed:
-                code, reason = connection.closing
-                with contextlib.suppress(TimeoutError):  # waits for the peer's close frame (ws timeout)
-                    async with asyncio.timeout(self.close_timeout):
-                        await ws.close(code=code, message=reason.encode())
-        finally:
-            self._forget(connection)
-            self._sockets.discard(connection)
-            connection.drop()
-            if connection.sender is not None:
-                connection.sender.cancel()
-                connection.sender = None  # its CancelledError's traceback holds send()'s frame, which holds us
-            connection.finished.set()
-            log.info("pub/sub: %s socket from %s closed (%s)", kind.value, connection.ip_address, ws.close_code)
-            if transport is not None:  # a closed transport still flushes; one whose peer never reads is cut
-                asyncio.get_running_loop().call_later(self.close_timeout, transport.abort)
+        async with Background() as tasks:  # the sender: its failure is the handler's, never lost
+            if kind is not Kind.PUBLISHER:  # a publisher's socket only reads
+                task = connection.send() if kind is Kind.SUBSCRIBER else self._push_info(connection)
+                connection.sender = tasks.start(task, name=f"nutbridge.pubsub.{kind.value}")
+            try:
+                with contextlib.suppress(TimeoutError):  # shut() from outside: the interrupt
+                    async with asyncio.timeout(None) as connection.interrupt:
+                        await self._read(connection)
+                connection.interrupt = None
+                self._forget(connection)
+                if connection.sender is not None:
+                    connection.sender.cancel()
+                    await asyncio.gather(connection.sender, return_exceptions=True)
+                if connection.closing is not None and not ws.closed:
+                    code, reason = connection.closing
+                    with contextlib.suppress(TimeoutError):  # waits for the peer's close frame (ws timeout)
+                        async with asyncio.timeout(self.close_timeout):
+                            await ws.close(code=code, message=reason.encode())
+            finally:
+                self._forget(connection)
+                self._sockets.discard(connection)
+                connection.drop()
+                if connection.sender is not None:
+                    connection.sender.cancel()
+                    connection.sender = None  # its CancelledError's traceback holds send()'s frame, which holds us
+                connection.finished.set()
+                log.info("pub/sub: %s socket from %s closed (%s)", kind.value, connection.ip_address, ws.close_code)
+                if transport is not None:  # a closed transport still flushes; one whose peer never reads is cut
+                    asyncio.get_running_loop().call_later(self.close_timeout, transport.abort)
         return ws
 
     async def _read(self, connection: Connection) -> None:
@@ -340,5 +343,5 @@ class PubSubHub:
                 await asyncio.gather(*(c.finished.wait() for c in sockets))
 
 
-class TooMany(Exception):
+class TooMany(NutbridgeError):
     """A subscriber over MAX_EVENTS."""

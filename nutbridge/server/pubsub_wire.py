@@ -12,6 +12,7 @@ from typing import Any
 from aiohttp import web
 
 from nutbridge.config import is_loopback
+from nutbridge.errors import NutbridgeError
 
 HOST = re.compile(r"(?:\[(?P<v6>[0-9A-Fa-f:.]+)\]|(?P<name>[^:\[\]]+))(?::\d{1,5})?")  # a Host header
 
@@ -55,7 +56,7 @@ def frame(event: str, data: str, created_at: str) -> str:
     return f'{{"action":"publish","event":{go_string(event)},"data":{go_string(data)},"created_at":"{created_at}"}}\n'
 
 
-class Refused(Exception):
+class Refused(NutbridgeError):
     """A frame or body the hub cannot take; ``str`` says why (the close reason or the 400's text)."""
 
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import logging
 import signal
 import sys
@@ -61,11 +60,10 @@ async def serve(args: argparse.Namespace) -> None:
             port = await sim.start_tcp(host, port, rtu=args.rtu)
             print(f"listening on {host}:{port} ({'RTU' if args.rtu else 'Modbus TCP'} framing)", flush=True)
         print(status(plant), file=sys.stderr, flush=True)
-        commands = asyncio.create_task(read_commands(plant), name="simulator.commands")
-        await stop.wait()
-        commands.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await commands
+        async with asyncio.TaskGroup() as tg:
+            commands = tg.create_task(read_commands(plant), name="simulator.commands")
+            await stop.wait()
+            commands.cancel()
 
 
 def main() -> None:

@@ -34,15 +34,13 @@ import jwt
 from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_attempt, stop_before_delay
 from tenacity.wait import wait_random_exponential
 
-from nutbridge.config import ENLIGHTEN_LOGIN, ENTREZ_TOKENS
-from nutbridge.errors import SourceError
+from nutbridge.errors import NutbridgeError, SourceError
 from nutbridge.files import describe, replace_atomically
 from nutbridge.ratelimit import retry_after, shown
 from nutbridge.redact import redact_url
 
 log = logging.getLogger(__name__)
 
-ENLIGHTEN_URL, ENTREZ_URL = ENLIGHTEN_LOGIN, ENTREZ_TOKENS  # declared with the config keys that override them
 MIN_LIFETIME = 3600.0  # a token is good only while it has an hour left: renewal is proactive, as enphase-monitor
 USABLE_MARGIN = 60.0  # while renewal fails, a token with this much left is still used
 FILE_LIMIT = 16 * 1024  # a JWT is about 1 kB; anything much bigger is not one
@@ -63,13 +61,13 @@ class TokenRateLimited(TokenError):
         self.wait = wait
 
 
-class _RateLimited(Exception):
+class _RateLimited(NutbridgeError):
     def __init__(self, status: str, wait: float) -> None:
         super().__init__(status)
         self.wait = wait
 
 
-class _Transient(Exception):
+class _Transient(NutbridgeError):
     """A failure that may pass on its own: a network error, a timeout, a failing or busy server."""
 
 
@@ -120,8 +118,8 @@ class TokenCache:
         serial: str,
         username: str,
         password: str,
-        login_url: str = ENLIGHTEN_URL,
-        token_url: str = ENTREZ_URL,
+        login_url: str,  # Enlighten's and Entrez's, as ``[envoy]`` sets them (config.ENLIGHTEN_LOGIN, ENTREZ_TOKENS)
+        token_url: str,
         timeout: float = 10.0,
         verify: ssl.SSLContext | bool = True,
         clock: Callable[[], float] = time.time,

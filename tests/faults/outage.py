@@ -24,12 +24,13 @@ import pytest
 
 from nutbridge.errors import SourceError
 from nutbridge.model import DeviceInfo, Reading
-from nutbridge.monitor import Monitor, Source
+from nutbridge.monitor import Monitor
 from nutbridge.nut.driver import PortFileSink
 from nutbridge.nut.portfile import parse_values
 from nutbridge.nut.variables import Var
 from nutbridge.sinks import SinkRunner
 from nutbridge.snapshot import Comms, Snapshot
+from nutbridge.sources.base import Source
 from tests.test_monitor import cycle, sink_for
 
 GRACE = 0.5  # s without an answer before NUT is told

@@ -16,10 +16,10 @@ from pathlib import Path
 
 import pytest
 
+from nutbridge.node import Node
 from nutbridge.peers.announcer import PATH
 from nutbridge.peers.client import PeerClient, RateLimited
 from nutbridge.peers.devices import DeviceList
-from nutbridge.peers.node import Node
 from nutbridge.server.app import Sidecar, make_app
 from tests.conftest import TEST_POLICY
 from tests.faults.servers import HttpFaults

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Protocol
 
 from nutbridge.datalog import DAY_FILE, HEADER, DataLogError, day_bytes, day_file, last_line, parse_rows
-from nutbridge.nut.portfile import identity
+from nutbridge.files import identity
 
 MAX_FILES = 8  # day files kept parsed: today and the 7 days of the dashboard's plots
 # A folder's listing is kept only once its last change is this old (ns): file systems stamp changes with a coarse

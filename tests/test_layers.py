@@ -1,0 +1,337 @@
+"""The house drawn from its imports: every module sits in one declared layer, imports only from its own layer or
+those below, and no import cycle runs among modules. Every ``import`` and ``from … import`` counts, wherever
+it is written: in a function (a lazy import is still a dependency) or under ``TYPE_CHECKING`` (so is a type).
+
+Also: no long-lived task starts outside a TaskGroup (a bare ``create_task`` loses its exception and escapes
+cancellation), and every exception nutbridge defines descends from ``NutbridgeError`` and is named in the tree
+errors.py draws.
+"""
+
+from __future__ import annotations
+
+import ast
+import importlib
+import inspect
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+import nutbridge
+from nutbridge import errors
+from nutbridge.errors import NutbridgeError
+
+PACKAGE = Path(nutbridge.__file__).parent
+
+# The layers, lowest first. A module may import from its own layer and from those below it, never from one above.
+# ``name`` is that module; ``name.*`` is a package and everything in it. The longest pattern that matches wins, so
+# a module can sit apart from its package (the NUT mapping below the port file, the history writer beside the log).
+LAYERS: list[tuple[str, tuple[str, ...]]] = [
+    # Values and helpers every part may use: no I/O beyond a file helper, nothing of nutbridge above them.
+    (
+        "base",
+        (
+            "nutbridge",
+            "nutbridge.errors",
+            "nutbridge.model",
+            "nutbridge.files",
+            "nutbridge.limits",
+            "nutbridge.ratelimit",
+            "nutbridge.redact",
+            "nutbridge.tasks",  # a component's own TaskGroup (Background)
+            "nutbridge.node",  # this node's identity (local.json), its time zone, a MAC's form
+            "nutbridge.data.*",  # shipped files (a script for v1's pages), imported by nothing
+        ),
+    ),
+    # Reading → NUT variables and the power state (OL/OB/LB…). Below the snapshot for now: the snapshot carries a
+    # PowerState and each source names its family's table. Issue 19 item 2 moves the power state into the domain
+    # and makes NUT one view; then these join nut/'s sink side above the monitor.
+    (
+        "nut mapping",
+        (
+            "nutbridge.nut.status",
+            "nutbridge.nut.variables",
+            "nutbridge.nut.version",
+            "nutbridge.nut.charge_controller",
+            "nutbridge.nut.enphase",
+            "nutbridge.nut.powerwall",
+        ),
+    ),
+    # One poll's immutable result, and the boundary every sink sits behind.
+    ("snapshot", ("nutbridge.snapshot", "nutbridge.sinks")),
+    # Device families: each turns its device's answers into a Reading. TEST mode's loop wraps any source.
+    ("sources", ("nutbridge.sources.*", "nutbridge.simulator.*", "nutbridge.testmode")),
+    # The coordinator: one poll, one Snapshot, offered to every sink.
+    ("monitor", ("nutbridge.monitor",)),
+    # Sinks and stores that take snapshots and know no consumer: the port file (NUT's view), the data log and the
+    # day cache that reads it, systemd's notifications, the -v printer; the simulator's history writes a data log.
+    (
+        "sinks",
+        (
+            "nutbridge.nut.*",
+            "nutbridge.datalog",
+            "nutbridge.daycache",
+            "nutbridge.sdnotify",
+            "nutbridge.printer",
+            "nutbridge.simulator.history",
+        ),
+    ),
+    # The configuration: every part's section, checked once. Above the device families (it checks a source's
+    # URL with the family's own parser), below every consumer, which takes its section from it.
+    (
+        "config",
+        (
+            "nutbridge.config",
+            "nutbridge.config_keys",
+            "nutbridge.config_sources",
+            "nutbridge.config_sections",
+            "nutbridge.enphase_conf",
+        ),
+    ),
+    # The solar peer network: the device list, the announcer, the election. It reads the data log (the day cache)
+    # and serves nothing itself: the server's routes use it, never the other way.
+    ("peers", ("nutbridge.peers.*",)),
+    # Consumers: the sidecar's routes and the feeds, each reading snapshots and the data log.
+    ("consumers", ("nutbridge.server.*", "nutbridge.feeds.*")),
+    # Wiring: builds every part from the configuration and runs it under one TaskGroup.
+    ("daemon", ("nutbridge.daemon",)),
+    # The commands beside the daemon: each a tool of its own, none importing another's entry point.
+    (
+        "commands",
+        (
+            "nutbridge.system",  # what the commands share: the config's loader, NUT's user, systemctl
+            "nutbridge.setup_cmd",
+            "nutbridge.setup_steps",
+            "nutbridge.setup_texts",
+            "nutbridge.doctor",
+            "nutbridge.doctor.*",
+            "nutbridge.status_cmd",
+            "nutbridge.capture",
+            "nutbridge.migrate",
+            "nutbridge.v1node",
+        ),
+    ),
+    # The entry point: flags, then the command or the daemon.
+    ("cli", ("nutbridge.cli", "nutbridge.__main__")),
+]
+
+# Imports known to break the rule, each with the change that removes it. Nothing else may.
+ALLOWED: dict[tuple[str, str], str] = {}
+
+
+def modules() -> dict[str, Path]:
+    """Every module of the package by dotted name (a package by its own name)."""
+    found = {}
+    for path in sorted(PACKAGE.rglob("*.py")):
+        parts = list(path.relative_to(PACKAGE.parent).with_suffix("").parts)
+        if parts[-1] == "__init__":
+            parts.pop()
+        found[".".join(parts)] = path
+    return found
+
+
+MODULES = modules()
+
+
+def imports(name: str, path: Path) -> Iterator[tuple[str, int]]:
+    """The nutbridge modules ``name`` imports, with the line of each import."""
+    package = name if path.name == "__init__.py" else name.rpartition(".")[0]
+    for node in ast.walk(ast.parse(path.read_text(), str(path))):
+        if isinstance(node, ast.Import):
+            targets = [alias.name for alias in node.names]
+        elif isinstance(node, ast.ImportFrom):
+            if node.level:
+                base = package.split(".")[: len(package.split(".")) - node.level + 1]
+                source = ".".join([*base, *([node.module] if node.module else [])])
+            else:
+                source = node.module or ""
+            # ``from pkg import module`` imports the module; ``from module import name`` the module itself
+            targets = [f"{source}.{a.name}" if f"{source}.{a.name}" in MODULES else source for a in node.names]
+        else:
+            continue
+        for imported in targets:
+            target = imported
+            while target and target not in MODULES:  # ``import nutbridge.x.y`` of an attribute: its module
+                target = target.rpartition(".")[0]
+            if target.startswith("nutbridge") and target != name:
+                yield target, node.lineno
+
+
+GRAPH: dict[str, dict[str, int]] = {}
+for _name, _path in MODULES.items():
+    GRAPH[_name] = {}
+    for _target, _line in imports(_name, _path):
+        GRAPH[_name].setdefault(_target, _line)
+
+
+def layer_of(name: str) -> int:
+    """The index of ``name``'s layer, by its longest matching pattern; KeyError when none matches."""
+    best: tuple[int, int] | None = None
+    for index, (_, patterns) in enumerate(LAYERS):
+        for pattern in patterns:
+            package = pattern.removesuffix(".*")
+            inside = pattern.endswith(".*") and (name == package or name.startswith(package + "."))
+            if (name == pattern or inside) and (best is None or len(pattern) > best[0]):
+                best = (len(pattern), index)
+    if best is None:
+        raise KeyError(name)
+    return best[1]
+
+
+def test_every_module_has_a_layer() -> None:
+    missing = []
+    for name in MODULES:
+        try:
+            layer_of(name)
+        except KeyError:
+            missing.append(name)
+    assert not missing, f"add these to a layer in LAYERS: {missing}"
+
+
+def test_no_module_imports_from_a_layer_above_its_own() -> None:
+    upward = []
+    for name, targets in GRAPH.items():
+        for target, line in targets.items():
+            if layer_of(target) > layer_of(name) and (name, target) not in ALLOWED:
+                below, above = LAYERS[layer_of(name)][0], LAYERS[layer_of(target)][0]
+                upward.append(
+                    f"{MODULES[name].relative_to(PACKAGE.parent)}:{line}: {name} ({below}) imports {target} ({above})"
+                )
+    assert not upward, "\n".join(upward)
+
+
+def cycles(graph: dict[str, set[str]]) -> list[list[str]]:
+    """The strongly connected components of more than one module (Tarjan's algorithm)."""
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    on_stack: set[str] = set()
+    found: list[list[str]] = []
+
+    def visit(node: str) -> None:
+        index[node] = low[node] = len(index)
+        stack.append(node)
+        on_stack.add(node)
+        for target in sorted(graph[node]):
+            if target not in index:
+                visit(target)
+                low[node] = min(low[node], low[target])
+            elif target in on_stack:
+                low[node] = min(low[node], index[target])
+        if low[node] == index[node]:
+            component = []
+            while True:
+                member = stack.pop()
+                on_stack.discard(member)
+                component.append(member)
+                if member == node:
+                    break
+            if len(component) > 1:
+                found.append(sorted(component))
+
+    for node in sorted(graph):
+        if node not in index:
+            visit(node)
+    return found
+
+
+def test_no_import_cycle() -> None:
+    graph = {name: {t for t in targets if (name, t) not in ALLOWED} for name, targets in GRAPH.items()}
+    assert cycles(graph) == []
+
+
+def test_the_cycle_finder_finds_one() -> None:
+    assert cycles({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == [["a", "b", "c"]]
+
+
+def test_every_allowed_import_still_exists() -> None:
+    """An allowance whose import is gone is dropped, so the list only shrinks."""
+    stale = [pair for pair in ALLOWED if pair[1] not in GRAPH.get(pair[0], {})]
+    assert not stale, f"remove from ALLOWED: {stale}"
+
+
+# Exceptions nutbridge defines that must not descend from NutbridgeError, with why.
+OUTSIDE_THE_TREE: dict[str, str] = {
+    # A BaseException, like KeyboardInterrupt: it must pass every ``except Exception`` on its way out.
+    "nutbridge.__main__.EarlyStop": "SIGTERM before the loop runs: unwinds like KeyboardInterrupt",
+}
+
+
+def defined_exceptions() -> dict[str, type[BaseException]]:
+    """Every exception class defined in a nutbridge module, by ``module.qualname``."""
+    found: dict[str, type[BaseException]] = {}
+    for name in MODULES:
+        if name.startswith("nutbridge.data.") or (name.endswith("__main__") and name != "nutbridge.__main__"):
+            continue  # shipped scripts and the simulator's entry point run as programs
+        module = importlib.import_module(name)
+        for _, value in inspect.getmembers(module, inspect.isclass):
+            if issubclass(value, BaseException) and value.__module__ == name:
+                found[f"{name}.{value.__qualname__}"] = value
+    return found
+
+
+def test_every_exception_descends_from_nutbridge_error() -> None:
+    outside = [name for name, cls in defined_exceptions().items() if not issubclass(cls, NutbridgeError)]
+    assert sorted(outside) == sorted(OUTSIDE_THE_TREE)
+
+
+def test_errors_py_draws_every_exception() -> None:
+    doc = errors.__doc__ or ""
+    missing = [name for name in defined_exceptions() if name not in OUTSIDE_THE_TREE and not drawn(name, doc)]
+    assert not missing, f"draw these in errors.py's tree: {missing}"
+
+
+def drawn(name: str, doc: str) -> bool:
+    """Whether the tree names the class: by itself in errors.py, else with its module (``server/api.py Busy``)."""
+    module, _, cls = name.rpartition(".")
+    if module == "nutbridge.errors":
+        return f" {cls} " in doc or f" {cls}\n" in doc
+    path = module.removeprefix("nutbridge.").replace(".", "/") + ".py"
+    return any(path in line and f" {cls}" in line for line in doc.splitlines())
+
+
+@pytest.mark.parametrize("name", ["nutbridge.peers.devices.DeviceError", "nutbridge.errors.Refused"])
+def test_the_tree_check_knows_a_class_by_its_module(name: str) -> None:
+    assert drawn(name, errors.__doc__ or "")
+    assert not drawn(name, "")
+
+
+# Tasks started outside a TaskGroup, each with why. Everything else long-lived runs in the daemon's TaskGroup or
+# in a component's own (nutbridge.tasks.Background).
+BARE_TASKS: dict[str, str] = {
+    # A worker thread's future, not a long-lived task: it must outlive a cancelled caller so the slot it holds is
+    # freed when the thread ends (a TaskGroup would cancel the wait, not the thread).
+    "nutbridge/server/api.py": "Turns.run: asyncio.ensure_future(asyncio.to_thread(job)), shielded",
+    # Started from update() in the sink runner's task, so a slow upsdrvctl never holds up a poll; its exceptions are
+    # caught and logged inside it, and -s awaits it (drain). The sink has no lifecycle of its own to hold a
+    # TaskGroup yet: issue 19 item 4 (a consumer is one registered sink, started by the daemon) gives it one.
+    "nutbridge/nut/driver.py": "PortFileSink._start_restart: the driver restart",
+}
+
+
+def bare_tasks() -> dict[str, list[int]]:
+    """Modules calling ``asyncio.create_task``/``ensure_future`` or a loop's ``create_task``, with the lines."""
+    found: dict[str, list[int]] = {}
+    for path in MODULES.values():
+        for node in ast.walk(ast.parse(path.read_text(), str(path))):
+            if not isinstance(node, ast.Call):
+                continue
+            func = node.func
+            if isinstance(func, ast.Name) and func.id in ("create_task", "ensure_future"):
+                bare = True
+            elif isinstance(func, ast.Attribute) and func.attr in ("create_task", "ensure_future"):
+                receiver = ast.unparse(func.value)
+                bare = receiver == "asyncio" or receiver.endswith(("loop", "loop()"))
+            else:
+                bare = False
+            if bare:
+                found.setdefault(str(path.relative_to(PACKAGE.parent)), []).append(node.lineno)
+    return found
+
+
+def test_long_lived_tasks_run_in_a_task_group() -> None:
+    assert sorted(bare_tasks()) == sorted(BARE_TASKS)
+
+
+def test_the_task_check_sees_a_bare_task() -> None:
+    assert "nutbridge/server/api.py" in bare_tasks()

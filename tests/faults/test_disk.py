@@ -160,13 +160,15 @@ async def test_held_stamps_that_cannot_be_written_stay_in_memory_with_one_error(
             assert devices.read()[0].stamp == stamp  # served from memory all along
             assert ".deviceList.json.nutbridge.tmp" not in trouble.names()
         await until(lambda: json.loads(path.read_bytes())[0]["time stamp"] == stamp)
+        # the writer's thread logs the recovery after its write: wait for the line, not for the file alone
+        again = f"device list {path} is written again"
+        await until(lambda: any(r.getMessage() == again for r in caplog.records))
     errors = [r.getMessage() for r in caplog.records if r.levelno == logging.ERROR]
     assert errors == [
         f"cannot write the device list deviceList.json: {trouble.reason}; the list is unchanged; the newer "
         "stamps stay in memory and "
         "are tried again"
     ]
-    assert any(r.getMessage() == f"device list {path} is written again" for r in caplog.records)
     assert trouble.names() == ["deviceList.json"]
 
 

@@ -175,8 +175,14 @@ def test_the_day_plot_holds_every_row_of_the_day_file(browser: Browser, tmp_path
     rows = write_history(tmp_path / "log", interval=60)
     daemon = Daemon(tmp_path, poll_interval=3600, pubsub=False)
     try:
+        # the API answers before the first poll's row need be in the day file, and nothing brings the page a
+        # later row (no pub/sub, a refresh an hour): the page opens once the file holds it
+        deadline = time.monotonic() + 60  # a guard against a hang, not a timing assertion
+        while daemon.rows_today() < rows + 1:
+            assert daemon.process.poll() is None and time.monotonic() < deadline, "the first poll never reached the log"
+            time.sleep(0.1)
         page, problems = open_page(browser, daemon.url, DESKTOP)
-        until(page, "() => Number(document.getElementById('day-power').dataset.points) > 0")
+        until(page, "() => Number(document.getElementById('day-power').dataset.points) > 0", 60)
         points = int(page.eval_on_selector("#day-power", "e => e.dataset.points"))
         assert points == daemon.rows_today() == rows + 1  # ours and the daemon's first poll
         assert page.evaluate("nutbridge.charts['day-power'].data[0].length") == points
@@ -187,7 +193,12 @@ def test_the_day_plot_holds_every_row_of_the_day_file(browser: Browser, tmp_path
             for line in f.read_text().splitlines()[1:]
         ]
         slots = {int(dt.datetime.fromisoformat(t).timestamp() // 600) for t in stamps}
-        until(page, "() => nutbridge.columns.week !== null")  # the week loads after the day: wait for it
+        # the week loads after the day: wait until it is drawn (a guard of 60 s on a loaded machine, not a timing)
+        until(
+            page,
+            "() => nutbridge.columns.week !== null && 'points' in document.getElementById('week-power').dataset",
+            60,
+        )
         assert page.evaluate("nutbridge.columns.week[0].length") == len(slots)
         assert "refreshing every 3600" in str(page.text_content("#feed"))  # pub/sub off: /api/status instead
         # values on hover: the legend shows the PV power of the point under the cursor

@@ -118,7 +118,7 @@ def main() -> None:
     ap.add_argument("--rps", type=float, default=20)
     args = ap.parse_args()
     resource.setrlimit(resource.RLIMIT_NOFILE, (4096, resource.getrlimit(resource.RLIMIT_NOFILE)[1]))
-    from tests.test_mqtt import Mosquitto  # a broker of Debian's, as the tests start it
+    from tests.feeds.test_mqtt import Mosquitto  # a broker of Debian's, as the tests start it
 
     root = Path(tempfile.mkdtemp(prefix="nutbridge-soak-"))
     api_a, api_b, lines = free_port(), free_port(), free_port()

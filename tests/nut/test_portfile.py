@@ -299,7 +299,7 @@ def run_as(user: str, groups: str, code: str, folder: Path) -> subprocess.Comple
     The checkout and its venv may sit in folders only root can enter (a fresh clone in a 0700 temp folder), so
     the package is copied into ``folder`` and run by the system's Python: the port file needs the stdlib only.
     """
-    shutil.copytree(Path(__file__).parent.parent / "nutbridge", folder / "lib" / "nutbridge")
+    shutil.copytree(Path(__file__).parents[2] / "nutbridge", folder / "lib" / "nutbridge")
     python = shutil.which("python3", path="/usr/bin:/bin") or sys.executable
     prelude = f"import sys; sys.path.insert(0, {str(folder / 'lib')!r})\n"
     return subprocess.run(

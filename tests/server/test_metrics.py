@@ -15,7 +15,7 @@ from nutbridge.model import Reading
 from nutbridge.server.app import Sidecar, make_app
 from nutbridge.server.live import LiveSnapshot
 from nutbridge.snapshot import Comms, Snapshot
-from tests.test_legacy import data_dir  # noqa: F401 - the same day files
+from tests.server.test_legacy import data_dir  # noqa: F401 - the same day files
 
 SECRET = "the operator's [control] secret"
 BEARER = {"Authorization": f"Bearer {SECRET}"}

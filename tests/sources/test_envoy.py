@@ -35,7 +35,7 @@ from nutbridge.sources.envoy_testmode import FixtureGateway, shipped
 from nutbridge.sources.envoy_token import TokenCache
 from nutbridge.testmode import StateCycle
 
-FIXTURES = Path(__file__).parent.parent / "test-fixtures" / "envoy"
+FIXTURES = Path(__file__).parents[2] / "test-fixtures" / "envoy"
 SERIAL = "202400000001"
 KEY = "a key for the test's tokens, 32 bytes or more"
 
@@ -361,7 +361,7 @@ def test_nutbridge_ups_falls_back_to_enphase_ups_conf_and_runs_test_mode(tmp_pat
 def test_the_sample_test_configurations_load(tmp_path: Path) -> None:
     from nutbridge.config import load
 
-    etc = Path(__file__).parent.parent / "etc"
+    etc = Path(__file__).parents[2] / "etc"
     toml = load(etc / "test.toml")
     assert toml.test.enabled and isinstance(toml.source, EnvoyConfig)
     conf = tmp_path / "test.conf"
@@ -395,7 +395,7 @@ async def test_a_gateways_reading_is_served_by_the_json_api(tmp_path: Path) -> N
     from nutbridge.server.app import make_app
     from nutbridge.server.live import LiveSnapshot
     from nutbridge.snapshot import Snapshot
-    from tests.test_schema import validate
+    from tests.server.test_schema import validate
 
     live = LiveSnapshot(interval=5)
     reading = GatewayReading(time=time.time(), battery_charge=80, on_line=True, load=(Meter(watts=500, volts=240),))

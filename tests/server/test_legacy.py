@@ -413,7 +413,7 @@ def test_a_bad_certificate_is_a_clear_error(tmp_path: Path, certificate: tuple[P
 
 @pytest.mark.parametrize("client", ["solar_client.py", "solar_client.js"])
 async def test_the_client_examples_work(api: str, client: str) -> None:
-    examples = Path(__file__).parent.parent / "examples"
+    examples = Path(__file__).parents[2] / "examples"
     program = [sys.executable] if client.endswith(".py") else ["node"]
     if client.endswith(".js"):
         need(shutil.which("node") is not None, "Node.js 18 or newer (Debian's nodejs), for the JavaScript example")

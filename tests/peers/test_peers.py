@@ -421,7 +421,7 @@ async def test_elections_wait_for_the_announcer_and_survive_a_failing_round(tmp_
 
 
 async def test_the_election_route_answers_as_its_openapi_document_says(tmp_path: Path) -> None:
-    from tests.test_schema import validate
+    from tests.server.test_schema import validate
 
     async with serving(tmp_path, "node", election=True, mac="02:00:00:00:00:05") as node:
         url = f"http://{node.address}"

@@ -27,7 +27,7 @@ from nutbridge.config import load
 from nutbridge.nut.portfile import PortFile
 from nutbridge.server.app import Sidecar, tls_context
 
-FIRMWARE = Path(__file__).parent.parent / "test-fixtures" / "envoy" / "firmware"
+FIRMWARE = Path(__file__).parents[2] / "test-fixtures" / "envoy" / "firmware"
 SERIAL = "202400000001"
 
 

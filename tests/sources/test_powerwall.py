@@ -24,7 +24,7 @@ from nutbridge.nut.variables import setting_names
 from nutbridge.snapshot import Comms, Snapshot
 from nutbridge.sources.powerwall import PowerwallSource
 
-ROOT = Path(__file__).parent.parent
+ROOT = Path(__file__).parents[2]
 FIXTURES = ROOT / "test-fixtures" / "powerwall"
 NAMES_FILE = ROOT / "test-fixtures" / "nut-names.txt"
 SOE, GRID, AGGREGATES = "/soe", "/api/system_status/grid_status", "/aggregates"

@@ -17,7 +17,7 @@ from nutbridge.peers.devices import DeviceList
 from nutbridge.server.app import Sidecar, make_app
 from nutbridge.server.legacy_api import WRONG_KEY
 from tests.conftest import TEST_POLICY
-from tests.test_legacy import ROW_T2, data_dir  # noqa: F401 - the same day files
+from tests.server.test_legacy import ROW_T2, data_dir  # noqa: F401 - the same day files
 
 KEY = "correct horse battery staple"
 NOW = time.time() - 60  # peers send their own clock; older than the expiry (30 days) would be dropped, and a

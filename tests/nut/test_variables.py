@@ -22,7 +22,7 @@ INFO = DeviceInfo(
     pv_power_rated=260,
     load_current_rated=20,
 )
-NAMES_FILE = Path(__file__).parent.parent / "test-fixtures" / "nut-names.txt"
+NAMES_FILE = Path(__file__).parents[2] / "test-fixtures" / "nut-names.txt"
 
 
 def reading(**kw: object) -> Reading:

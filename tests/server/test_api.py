@@ -25,7 +25,7 @@ from nutbridge.server.daycache import DayCache
 from nutbridge.server.live import LiveSnapshot
 from nutbridge.snapshot import Comms, Snapshot
 from tests.conftest import TEST_POLICY
-from tests.test_legacy import HEADER, ROW_Y1, T1, T2, TODAY, YESTERDAY, data_dir  # noqa: F401 - the same day files
+from tests.server.test_legacy import HEADER, ROW_Y1, T1, T2, TODAY, YESTERDAY, data_dir  # noqa: F401 - the same day files
 
 KEY = "correct horse battery staple"
 CONTROL_SECRET = "the operator's secret for /stats/clear"

@@ -22,7 +22,7 @@ from nutbridge.model import Reading
 from nutbridge.nut.status import PowerState
 from nutbridge.snapshot import Comms, Snapshot
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 ENVOY_VARIABLES = {
     "battery.charge": "87",
     "ups.status": "OL CHRG",

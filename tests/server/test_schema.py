@@ -6,7 +6,7 @@ document asks for it. Every answer must be no 5xx, a documented status code and 
 the documented schema (errors included: a JSON object with the reason), every negative request refused, the key
 enforced, and no file outside the data folder read or served. Deterministic (``derandomize``) and bounded.
 
-The server runs in the test's event loop (``tests.test_api``'s fixture); schemathesis, which calls it with
+The server runs in the test's event loop (``tests.server.test_api``'s fixture); schemathesis, which calls it with
 ``requests``, runs in a worker thread.
 """
 
@@ -42,8 +42,8 @@ from nutbridge.server.app import make_app
 from nutbridge.server.live import LiveSnapshot
 from nutbridge.snapshot import Comms
 from tests.conftest import TEST_POLICY
-from tests.test_api import CONTROL_SECRET, KEY, Ticks, api, snapshot, ticks  # noqa: F401 - the same server, data folder, device list, clock
-from tests.test_legacy import data_dir  # noqa: F401 - the fixture ``api`` stands on
+from tests.server.test_api import CONTROL_SECRET, KEY, Ticks, api, snapshot, ticks  # noqa: F401 - the same server, data folder, device list, clock
+from tests.server.test_legacy import data_dir  # noqa: F401 - the fixture ``api`` stands on
 
 CREDENTIALS: dict[str, dict[str, str]] = {
     "nobody": {},

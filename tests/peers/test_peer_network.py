@@ -286,7 +286,7 @@ threading.Event().wait()
 def background(command: list[str], log: Path) -> Iterator[subprocess.Popen[bytes]]:
     """A process for the block's length, its output in ``log``."""
     with log.open("wb") as out:
-        process = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, cwd=Path(__file__).parent.parent)
+        process = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, cwd=Path(__file__).parents[2])
     try:
         yield process
     finally:
@@ -295,7 +295,7 @@ def background(command: list[str], log: Path) -> Iterator[subprocess.Popen[bytes
 
 
 def test_a_hostile_node_with_the_key_breaks_no_honest_node(net: Net, tmp_path: Path) -> None:
-    """Issue 16's findings 1-5 from a fourth node that holds the key (tests/hostile_node.py), against three
+    """Issue 16's findings 1-5 from a fourth node that holds the key (tests/peers/hostile_node.py), against three
     honest nodes: their lists stay readable and take a newcomer, the elections go on with an honest winner,
     nothing reaches a refused address, and each node says so once per kind of attack, not per request."""
     with node_processes() as start:
@@ -311,7 +311,7 @@ def test_a_hostile_node_with_the_key_breaks_no_honest_node(net: Net, tmp_path: P
         trap_cmd = ["ip", "netns", "exec", a.space, sys.executable, "-c", TRAP, str(traps), *listen]
         evil_space = net.add_host("evil", f"{SUBNET}.66")
         rounds = tmp_path / "evil-rounds.jsonl"
-        evil_cmd = ["ip", "netns", "exec", evil_space, sys.executable, "-m", "tests.hostile_node", "--me",
+        evil_cmd = ["ip", "netns", "exec", evil_space, sys.executable, "-m", "tests.peers.hostile_node", "--me",
                     f"{SUBNET}.66:{PORT}", "--key", KEY, "--rounds", str(rounds), "--every", "0.5",
                     *(arg for n in nodes for arg in ("--target", f"{n.ip}:{PORT}"))]  # fmt: skip
         with background(trap_cmd, tmp_path / "trap.out"), background(evil_cmd, tmp_path / "evil.out") as evil:

@@ -29,7 +29,7 @@ from tests.conftest import daemon_config, need
 from tests.nut_stack import free_port
 
 CHROMIUM = Path("/usr/bin/chromium")
-SCREENSHOTS = Path(__file__).resolve().parent.parent / "build" / "screenshots"
+SCREENSHOTS = Path(__file__).resolve().parents[2] / "build" / "screenshots"
 # As the machine's notes say: without the background-networking flags Chromium keeps dialling Google's hosts
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-sync",
                  "--disable-background-networking", "--disable-component-update"]  # fmt: skip
@@ -357,7 +357,7 @@ def test_assets_come_from_the_package_with_the_configured_browser_cache(tmp_path
             assert status == 200
             assert headers["Cache-Control"] == cache_control
             name = url.split("?")[0].removeprefix("/static/")
-            assert plain == (Path(__file__).parent.parent / "nutbridge" / "server" / "web" / name).read_bytes()
+            assert plain == (Path(__file__).parents[2] / "nutbridge" / "server" / "web" / name).read_bytes()
             status, headers, packed = get(daemon.url + url, {"Accept-Encoding": "gzip"})
             assert headers["Content-Encoding"] == "gzip" and gzip.decompress(packed) == plain
             status, _, empty = get(daemon.url + url, {"If-None-Match": headers["ETag"]})
@@ -366,7 +366,7 @@ def test_assets_come_from_the_package_with_the_configured_browser_cache(tmp_path
         assert get(daemon.url + "/static/index.html")[0] == 404  # only the listed files
         status, _, text = get(daemon.url + "/flow?style=neon")
         assert status == 400 and b"clear, black, white, grafana" in text
-        uplot = (Path(__file__).parent.parent / "nutbridge" / "server" / "web" / "uPlot.iife.min.js").read_text()
+        uplot = (Path(__file__).parents[2] / "nutbridge" / "server" / "web" / "uPlot.iife.min.js").read_text()
         assert uplot.startswith("/*! https://github.com/leeoniya/uPlot (v1.6.32) */")  # the pinned version
     finally:
         daemon.stop()

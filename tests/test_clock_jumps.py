@@ -27,7 +27,7 @@ from nutbridge.nut.portfile import PortFile
 from nutbridge.server.live import LiveSnapshot
 from nutbridge.sinks import SinkRunner
 from nutbridge.snapshot import Comms, Snapshot
-from tests.test_monitor import SwallowingSource
+from tests.helpers.monitor import SwallowingSource
 
 DAY = 86400.0
 NOW = time.time()

@@ -25,9 +25,9 @@ from nutbridge.sources.http_source import RateLimited
 from nutbridge.sources.powerwall import PowerwallSource
 from tests.faults.outage import TIMEOUT, ride_out, step, watched
 from tests.faults.servers import HttpFaults, expired_certificate
-from tests.sources.test_envoy import SERIAL, Gateway
-from tests.sources.test_envoy_token import Cloud, make_jwt
-from tests.sources.test_powerwall import Clock, FakeProxy
+from tests.helpers.envoy import SERIAL, Gateway
+from tests.helpers.envoy_token import Cloud, make_jwt
+from tests.helpers.powerwall import Clock, FakeProxy
 
 PASSWORD = "secret pw"  # tests.sources.test_envoy.Gateway's Enlighten password
 CLOUD = ("/login/login.json", "/tokens")

@@ -34,8 +34,8 @@ from nutbridge.peers.devices import DeviceList, validate
 from nutbridge.sources.envoy_token import TokenCache, expiry
 from tests.conftest import TEST_POLICY, TEST_RANGES
 from tests.faults.outage import HAND
-from tests.sources.test_envoy_token import make_jwt
-from tests.sources.test_powerwall import free_port
+from tests.helpers import free_port
+from tests.helpers.envoy_token import make_jwt
 
 if TYPE_CHECKING:
     from _typeshed import StrOrBytesPath

@@ -23,8 +23,8 @@ from nutbridge.peers.node import Node
 from nutbridge.server.app import Sidecar, make_app
 from tests.conftest import TEST_POLICY
 from tests.faults.servers import HttpFaults
-from tests.peers.test_peers import KEY, LoopbackNode, announcer_for, serving, write_reading
-from tests.sources.test_powerwall import Clock
+from tests.helpers.peers import KEY, LoopbackNode, announcer_for, serving, write_reading
+from tests.helpers.powerwall import Clock
 
 ME = "02:00:00:00:00:01"
 TIMEOUT = 0.3

@@ -23,8 +23,8 @@ import pytest
 from nutbridge.nut import version
 from nutbridge.nut.version import NutVersion
 from nutbridge.server.app import Sidecar, tls_context
+from tests.helpers.envoy import SERIAL, Gateway, token
 from tests.nut_stack import Nutbridge, NutStack, Simulator, hold, wait_for, why_not_runnable
-from tests.sources.test_envoy import SERIAL, Gateway, token
 
 pytestmark = pytest.mark.nut
 

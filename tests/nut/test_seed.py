@@ -18,8 +18,8 @@ import pytest
 from nutbridge.nut.portfile import parse_values
 from nutbridge.setup_cmd import nut_user
 from tests.conftest import need
+from tests.helpers.datalog import read_polls
 from tests.nut_stack import Nutbridge, NutStack, wait_for, why_not_runnable
-from tests.test_datalog import read_polls
 
 HAND = "# my UPS notes: kept across reboots\nbattery.charge.low: 25\n"
 TIMEOUT = 30.0

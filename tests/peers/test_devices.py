@@ -19,7 +19,7 @@ import pytest
 
 from nutbridge.peers.devices import DeviceError, DeviceList, validate, written_when_due
 from tests.conftest import TEST_POLICY, TEST_RANGES
-from tests.nut_stack import free_port
+from tests.helpers import free_port
 
 NOW = 1_780_000_000.0
 

@@ -29,7 +29,7 @@ from nutbridge.peers.poelog import PoeLog
 from nutbridge.server.app import Sidecar
 from nutbridge.server.daycache import DayCache
 from tests.conftest import TEST_POLICY
-from tests.peers.test_peers import write_reading
+from tests.helpers.peers import write_reading
 
 NOW = 1_800_000_000.0
 ME = "02:00:00:00:00:01"

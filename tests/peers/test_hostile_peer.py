@@ -30,7 +30,7 @@ from nutbridge.peers.poelog import PoeLog
 from nutbridge.server.app import Sidecar, make_app
 from nutbridge.server.daycache import DayCache
 from tests.conftest import TEST_POLICY
-from tests.peers.test_peers import write_reading
+from tests.helpers.peers import write_reading
 
 KEY = "the hostile peer test's network key"
 ASTRAL = "\U0001d400"  # MATHEMATICAL BOLD CAPITAL A: one letter, 4 bytes of UTF-8, 12 escaped in JSON

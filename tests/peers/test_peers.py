@@ -12,94 +12,23 @@ import json
 import logging
 import time
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 from aiohttp import web
 
-from nutbridge.datalog import HEADER, csv_line, day_file
 from nutbridge.errors import ConfigError
-from nutbridge.peers.announcer import Announcer, parse_device_list
+from nutbridge.peers.announcer import parse_device_list
 from nutbridge.peers.client import MAX_ANSWER, PeerClient, PeerError, base_url
 from nutbridge.peers.devices import DeviceError, DeviceList, address, validate
 from nutbridge.peers.election import Candidate, Election, age_of, choose, from_election_answer, zone_of
 from nutbridge.peers.identity import Identity, interface_mac
 from nutbridge.peers.node import Node
 from nutbridge.peers.poelog import MAX_FILE, PoeLog
-from nutbridge.server.app import Sidecar, make_app
+from nutbridge.server.app import Sidecar
 from nutbridge.server.daycache import DayCache
 from tests.conftest import TEST_POLICY
-
-KEY = "the network key of the test"
-
-
-def write_reading(folder: Path, *, watts: float, charge: float, when: dt.datetime | None = None) -> None:
-    """Today's day file with one row, as the data log writes it (charge as v1's 0-1 fraction)."""
-    when = when or dt.datetime.now()
-    values = {"datetime": str(when), "PV power L": repr(watts), "PV power H": "0", "battery percentage": repr(charge)}
-    folder.mkdir(parents=True, exist_ok=True)
-    day_file(folder, dt.date.today()).write_text(
-        csv_line(HEADER) + csv_line([values.get(column, "12.5") for column in HEADER])
-    )
-
-
-@dataclass
-class LoopbackNode:
-    folder: Path
-    devices: DeviceList
-    node: Node
-    port: int = 0
-    election: Election | None = None
-
-    @property
-    def address(self) -> str:
-        return f"127.0.0.1:{self.port}"
-
-    def identity(self, mac: str) -> Identity:
-        return Identity(mac=mac, name=self.folder.name, tz="Etc/GMT+5", ip=self.address, port=self.port, peer_port=80)
-
-
-@contextlib.asynccontextmanager
-async def serving(tmp: Path, name: str, *, election: bool = False, mac: str = "") -> AsyncIterator[LoopbackNode]:
-    """A node's sidecar on a loopback port; with ``election``, its /api/election answers too."""
-    folder = tmp / name
-    node = LoopbackNode(
-        folder, DeviceList(folder / "deviceList.json", policy=TEST_POLICY), Node({"name": name, "pvWatts": 100})
-    )
-    write_reading(folder, watts=0.0, charge=0.5)
-    election_obj = None
-    if election:
-        client = PeerClient(timeout=2, default_port=80, policy=TEST_POLICY)
-        election_obj = Election(
-            identity=Identity(mac=mac, name=name, tz="UTC", ip=None, port=0, peer_port=80),
-            devices=node.devices,
-            client=client,
-            cache=DayCache(folder),
-            node=node.node,
-            poe_log=PoeLog(folder / "poe.log"),
-            interval=1,
-            freshness=60,
-            margin=2,
-        )
-    app = make_app(folder, devices=node.devices, network_key=KEY, node=node.node, election=election_obj)
-    async with Sidecar(app, "127.0.0.1", 0) as sidecar:
-        node.port = sidecar.port
-        node.election = election_obj
-        yield node
-
-
-def announcer_for(node: LoopbackNode, mac: str, client: PeerClient, seeds: list[str]) -> Announcer:
-    return Announcer(
-        identity=node.identity(mac),
-        devices=node.devices,
-        client=client,
-        network_key=KEY,
-        seeds=seeds,
-        poe_log=PoeLog(node.folder / "poe.log"),
-        interval=60,
-    )
-
+from tests.helpers.peers import LoopbackNode, announcer_for, serving, write_reading
 
 # --- addresses and the device list ----------------------------------------------------------------------
 
@@ -421,7 +350,7 @@ async def test_elections_wait_for_the_announcer_and_survive_a_failing_round(tmp_
 
 
 async def test_the_election_route_answers_as_its_openapi_document_says(tmp_path: Path) -> None:
-    from tests.server.test_schema import validate
+    from tests.helpers.schema import validate
 
     async with serving(tmp_path, "node", election=True, mac="02:00:00:00:00:05") as node:
         url = f"http://{node.address}"

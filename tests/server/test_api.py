@@ -5,67 +5,21 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from collections.abc import AsyncIterator
 from datetime import datetime
 from pathlib import Path
-from types import MappingProxyType
 from typing import Any
 
 import aiohttp
-import pytest
 from aiohttp import web
 
-from nutbridge.errors import SourceError
-from nutbridge.model import Reading
-from nutbridge.peers.devices import DeviceList
 from nutbridge.peers.node import Node, load_local_json
 from nutbridge.server.api import READINGS_WAITING, JsonApi
 from nutbridge.server.app import Sidecar, make_app
 from nutbridge.server.daycache import DayCache
 from nutbridge.server.live import LiveSnapshot
-from nutbridge.snapshot import Comms, Snapshot
-from tests.conftest import TEST_POLICY
-from tests.server.test_legacy import HEADER, ROW_Y1, T1, T2, TODAY, YESTERDAY, data_dir  # noqa: F401 - the same day files
-
-KEY = "correct horse battery staple"
-CONTROL_SECRET = "the operator's secret for /stats/clear"
-
-
-class Ticks:
-    """A monotonic clock the test moves by hand."""
-
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
-@pytest.fixture
-def ticks() -> Ticks:
-    return Ticks()
-
-
-def snapshot(comms: Comms = Comms.OK, age: float = 0.0) -> Snapshot:
-    t = time.time() - age
-    if comms is not Comms.OK:
-        return Snapshot(seq=2, time=t, comms=comms, variables=MappingProxyType({}), error=SourceError("no answer"))
-    reading = Reading(time=t, battery_charge=71.0, pv_power=88.5)
-    return Snapshot(seq=1, time=t, comms=comms, reading=reading, variables=MappingProxyType({"ups.status": "OL CHRG"}))
-
-
-@pytest.fixture
-async def api(data_dir: Path, tmp_path: Path, ticks: Ticks) -> AsyncIterator[tuple[str, LiveSnapshot]]:  # noqa: F811
-    live = LiveSnapshot(interval=10, clock=ticks)
-    app = make_app(
-        data_dir,
-        devices=DeviceList(tmp_path / "devices.json", policy=TEST_POLICY),
-        network_key=KEY,
-        live=live,
-        control_secret=CONTROL_SECRET,
-    )
-    async with Sidecar(app, "127.0.0.1", 0) as sidecar:
-        yield f"http://127.0.0.1:{sidecar.port}", live
+from nutbridge.snapshot import Comms
+from tests.helpers.api import KEY, Ticks, snapshot
+from tests.helpers.days import HEADER, ROW_Y1, T1, T2, TODAY, YESTERDAY
 
 
 async def call(url: str, method: str = "GET", **kw: Any) -> tuple[int, Any]:
@@ -127,7 +81,7 @@ async def test_readings_from_the_log(api: tuple[str, LiveSnapshot]) -> None:
         assert status == 400 and reason in body["error"], (bad, body)
 
 
-async def test_readings_as_columns_for_charts(api: tuple[str, LiveSnapshot], data_dir: Path) -> None:  # noqa: F811
+async def test_readings_as_columns_for_charts(api: tuple[str, LiveSnapshot], data_dir: Path) -> None:
     url, _ = api
     status, body = await call(f"{url}/api/readings?fields=PV voltage,battery percentage&format=columns")
     assert status == 200 and body["fields"] == ["datetime", "PV voltage", "battery percentage"]
@@ -150,7 +104,7 @@ async def test_readings_as_columns_for_charts(api: tuple[str, LiveSnapshot], dat
 
 async def test_the_last_date_and_a_file_without_its_header_are_no_500(
     api: tuple[str, LiveSnapshot],
-    data_dir: Path,  # noqa: F811
+    data_dir: Path,
 ) -> None:
     url, _ = api
     assert (
@@ -266,7 +220,7 @@ async def test_the_openapi_document_matches_the_routes(api: tuple[str, LiveSnaps
             assert r.status == 405  # only what the document names
 
 
-async def test_system_publishes_the_identity_keys_only(data_dir: Path, tmp_path: Path) -> None:  # noqa: F811
+async def test_system_publishes_the_identity_keys_only(data_dir: Path, tmp_path: Path) -> None:
     """A v1 local.json holds the node's secrets beside its identity: /api/system must answer the identity only
     (it answered the whole file, apiKey and dnsPassword included, to anyone)."""
     local = tmp_path / "local.json"
@@ -292,7 +246,7 @@ async def test_system_publishes_the_identity_keys_only(data_dir: Path, tmp_path:
     }
 
 
-async def test_history_answers_wait_in_a_bounded_line(data_dir: Path) -> None:  # noqa: F811
+async def test_history_answers_wait_in_a_bounded_line(data_dir: Path) -> None:
     """One history answer is built at a time and READINGS_WAITING more wait for their turn; the next is a 503
     with Retry-After at once, and the waiting ones are answered once the worker is free."""
     api = JsonApi(DayCache(data_dir), live=None, devices=None, network_key=None, node=Node({}))

@@ -12,7 +12,7 @@ from nutbridge.server.app import Sidecar, make_app
 from nutbridge.server.control import LoadControl
 from nutbridge.simulator.source import SimulatedSource
 from tests.conftest import daemon_config
-from tests.nut_stack import free_port
+from tests.helpers import free_port
 
 SECRET = "a secret of sixteen or more characters"
 BEARER = {"Authorization": f"Bearer {SECRET}"}

@@ -26,7 +26,7 @@ import pytest
 from nutbridge.datalog import day_file
 from nutbridge.simulator.history import write_history
 from tests.conftest import daemon_config, need
-from tests.nut_stack import free_port
+from tests.helpers import free_port
 
 CHROMIUM = Path("/usr/bin/chromium")
 SCREENSHOTS = Path(__file__).resolve().parents[2] / "build" / "screenshots"

@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 from nutbridge.peers.devices import DeviceList
 from nutbridge.server.app import Sidecar, make_app
 from tests.conftest import TEST_POLICY
-from tests.server.test_legacy import HEADER, ROW_T1, TODAY
+from tests.helpers.days import HEADER, ROW_T1, TODAY
 
 SECRET = "this-must-never-be-served"
 KEYS = ["value", "line", "day", "duration", "systemInfo", "networkInfo", "api_key", "value[]", "day[]", "x"]

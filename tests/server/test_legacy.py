@@ -30,29 +30,8 @@ from nutbridge.server.app import Sidecar, make_app, tls_context
 from nutbridge.server.daycache import SETTLED_NS, DayCache
 from nutbridge.server.legacy import VALUE_NOT_FOUND
 from tests.conftest import need
-
-HEADER = (
-    "datetime,PV voltage,PV current,PV power L,PV power H,battery voltage,battery current,battery power L,"
-    "battery power H,load voltage,load current,load power,battery percentage"
-)
-TODAY = dt.date.today()
-YESTERDAY = TODAY - dt.timedelta(days=1)
-T1, T2 = f"{TODAY} 07:40:12.694530", f"{TODAY} 07:42:12.875627"
-Y1 = f"{YESTERDAY} 18:00:00.000001"
-ROW_T1 = f"{T1},13.35,0.08,700.25,0.0,12.15,0.09,1.09,0.0,12.15,0.18,2.18,0.38"
-ROW_T2 = f"{T2},13.33,0.07,0.0,0.0,12.09,0.08,0.96,0.0,12.09,0.23,2.78,0.36"
-ROW_Y1 = f"{Y1},19.1,1.0,19.1,0.0,13.1,1.5,19.65,0.0,13.1,0.2,2.62,0.9"
-
-
-@pytest.fixture
-def data_dir(tmp_path: Path) -> Path:
-    folder = tmp_path / "data"
-    folder.mkdir()
-    (folder / f"tracerData{YESTERDAY}.csv").write_text(f"{HEADER}\n{ROW_Y1}\n")
-    (folder / f"tracerData{TODAY}.csv").write_text(f"{HEADER}\n{ROW_T1}\n{ROW_T2}\n")
-    (folder / "tracerData-old.csv.bak").write_text("an editor's backup: v1 would serve it")
-    (tmp_path / "secret.csv").write_text("not in the data folder")
-    return folder
+from tests.helpers import free_port
+from tests.helpers.days import HEADER, ROW_T1, ROW_T2, ROW_Y1, T1, T2, TODAY, Y1, YESTERDAY
 
 
 @pytest.fixture
@@ -246,12 +225,6 @@ async def test_a_new_day_file_is_served_by_the_next_request(data_dir: Path) -> N
             f.write(f"{TODAY + dt.timedelta(days=1)} 00:02:10.000000,15.6{ROW_T1[len(T1) + 6 :]}\n")
         week = json.loads(await get(api, "value=PV-voltage&duration=7"))
         assert week[f"{TODAY + dt.timedelta(days=1)} 00:02:10.000000"] == "15.6"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def test_no_poll_serves_a_folder_and_stops_on_sigterm(data_dir: Path) -> None:

@@ -17,7 +17,7 @@ from nutbridge.peers.devices import DeviceList
 from nutbridge.server.app import Sidecar, make_app
 from nutbridge.server.legacy_api import WRONG_KEY
 from tests.conftest import TEST_POLICY
-from tests.server.test_legacy import ROW_T2, data_dir  # noqa: F401 - the same day files
+from tests.helpers.days import ROW_T2
 
 KEY = "correct horse battery staple"
 NOW = time.time() - 60  # peers send their own clock; older than the expiry (30 days) would be dropped, and a
@@ -25,7 +25,7 @@ NOW = time.time() - 60  # peers send their own clock; older than the expiry (30 
 
 
 @pytest.fixture
-async def api(data_dir: Path, tmp_path: Path) -> AsyncIterator[tuple[str, Path]]:  # noqa: F811
+async def api(data_dir: Path, tmp_path: Path) -> AsyncIterator[tuple[str, Path]]:
     devices = tmp_path / "deviceList.json"
     app = make_app(data_dir, devices=DeviceList(devices, policy=TEST_POLICY), network_key=KEY)
     async with Sidecar(app, "127.0.0.1", 0) as sidecar:
@@ -146,7 +146,7 @@ async def test_fifty_peers_posting_1000_updates_at_once_all_end_up_in_the_list(a
 
 @pytest.mark.parametrize("trusted", [True, False])
 async def test_behind_a_trusted_proxy_each_peer_is_its_forwarded_address(
-    data_dir: Path,  # noqa: F811
+    data_dir: Path,
     tmp_path: Path,
     trusted: bool,
 ) -> None:

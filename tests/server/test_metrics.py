@@ -15,14 +15,13 @@ from nutbridge.model import Reading
 from nutbridge.server.app import Sidecar, make_app
 from nutbridge.server.live import LiveSnapshot
 from nutbridge.snapshot import Comms, Snapshot
-from tests.server.test_legacy import data_dir  # noqa: F401 - the same day files
 
 SECRET = "the operator's [control] secret"
 BEARER = {"Authorization": f"Bearer {SECRET}"}
 
 
 @pytest.fixture
-async def server(data_dir: Path) -> AsyncIterator[tuple[str, LiveSnapshot]]:  # noqa: F811
+async def server(data_dir: Path) -> AsyncIterator[tuple[str, LiveSnapshot]]:
     live = LiveSnapshot(interval=10)
     async with Sidecar(make_app(data_dir, live=live, control_secret=SECRET), "127.0.0.1", 0) as sidecar:
         yield f"http://127.0.0.1:{sidecar.port}", live
@@ -115,7 +114,7 @@ async def test_stats_clear_is_a_post_with_the_secret_from_this_origin(server: tu
             assert await requests() == 1  # the clear itself
 
 
-async def test_stats_clear_without_a_secret_says_which_key_to_set(data_dir: Path) -> None:  # noqa: F811
+async def test_stats_clear_without_a_secret_says_which_key_to_set(data_dir: Path) -> None:
     async with Sidecar(make_app(data_dir), "127.0.0.1", 0) as sidecar:
         url = f"http://127.0.0.1:{sidecar.port}/stats/clear"
         async with aiohttp.ClientSession() as s, s.post(url, headers=BEARER) as r:

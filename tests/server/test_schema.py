@@ -27,12 +27,8 @@ from hypothesis import given, settings
 from schemathesis import GenerationMode
 from schemathesis.checks import not_a_server_error
 from schemathesis.specs.openapi.checks import (
-    content_type_conformance,
     ignored_auth,
     negative_data_rejection,
-    response_headers_conformance,
-    response_schema_conformance,
-    status_code_conformance,
 )
 from schemathesis.specs.openapi.schemas import OpenApiSchema
 
@@ -42,8 +38,8 @@ from nutbridge.server.app import make_app
 from nutbridge.server.live import LiveSnapshot
 from nutbridge.snapshot import Comms
 from tests.conftest import TEST_POLICY
-from tests.server.test_api import CONTROL_SECRET, KEY, Ticks, api, snapshot, ticks  # noqa: F401 - the same server, data folder, device list, clock
-from tests.server.test_legacy import data_dir  # noqa: F401 - the fixture ``api`` stands on
+from tests.helpers.api import CONTROL_SECRET, KEY, Ticks, snapshot
+from tests.helpers.schema import CONFORMANCE, validate
 
 CREDENTIALS: dict[str, dict[str, str]] = {
     "nobody": {},
@@ -52,12 +48,6 @@ CREDENTIALS: dict[str, dict[str, str]] = {
     "control-secret": {"Authorization": f"Bearer {CONTROL_SECRET}"},
 }
 SCHEMES = {"bearer": "bearer", "networkKey": "x-network-key", "controlSecret": "control-secret"}  # → CREDENTIALS
-CONFORMANCE = [
-    status_code_conformance,
-    content_type_conformance,
-    response_schema_conformance,
-    response_headers_conformance,
-]
 # Negative requests must be refused: a bad query or body (400), no key (401), a body over 64 KiB (413; the
 # generator makes some)
 CONFIG = {"checks": {"negative_data_rejection": {"expected-statuses": ["400", "401", "413"]}}}
@@ -152,7 +142,7 @@ def fuzz(
 
 @pytest.mark.parametrize(("method", "path", "who", "mode"), list(runs()))
 async def test_every_operation_answers_as_documented(
-    api: tuple[str, LiveSnapshot],  # noqa: F811
+    api: tuple[str, LiveSnapshot],
     tmp_path: Path,
     method: str,
     path: str,
@@ -174,7 +164,7 @@ async def test_every_operation_answers_as_documented(
         assert statuses[200], statuses  # the route's work was fuzzed, not only its refusals
 
 
-def test_the_document_lists_exactly_the_json_routes(data_dir: Path, tmp_path: Path) -> None:  # noqa: F811
+def test_the_document_lists_exactly_the_json_routes(data_dir: Path, tmp_path: Path) -> None:
     app = make_app(data_dir, devices=DeviceList(tmp_path / "devices.json", policy=TEST_POLICY), network_key=KEY)
     routes = {
         (r.method, r.resource.canonical)
@@ -184,24 +174,10 @@ def test_the_document_lists_exactly_the_json_routes(data_dir: Path, tmp_path: Pa
     assert routes == {(method, path) for method, path, _ in operations()}
 
 
-async def validate(url: str, path: str, method: str = "GET", **kw: Any) -> int:
-    """One request to an operation, its answer checked against the document; its status code (no 5xx check:
-    the 503s here are meant)."""
-
-    def run() -> int:
-        schema = schemathesis.openapi.from_url(f"{url}/api/openapi.json", config=schemathesis.Config())
-        case = schema[path][method].Case(**kw)
-        response = case.call(base_url=url)
-        case.validate_response(response, checks=CONFORMANCE)
-        return response.status_code
-
-    return await asyncio.to_thread(run)
-
-
 async def test_every_state_of_the_server_answers_as_documented(
-    api: tuple[str, LiveSnapshot],  # noqa: F811
+    api: tuple[str, LiveSnapshot],
     tmp_path: Path,
-    ticks: Ticks,  # noqa: F811
+    ticks: Ticks,
 ) -> None:
     """What fuzzing a fresh server never meets: no poll yet, comms failing or lost, a stale poll, a device list
     that cannot be read. 503s included, each as the document says."""

@@ -10,7 +10,7 @@ import pytest
 from nutbridge.config import load, with_overrides
 from nutbridge.errors import ConfigError
 from nutbridge.server.app import tls_context
-from tests.test_cli import free_port, run
+from tests.helpers import free_port, run
 
 
 def https_config(tmp_path: Path, certificate: tuple[Path, Path], port_file: Path) -> Path:

@@ -5,7 +5,6 @@ end to end: test_envoy_firmware.py."""
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import json
 import shutil
@@ -14,12 +13,9 @@ import subprocess
 import sys
 import time
 from collections.abc import AsyncIterator
-from dataclasses import dataclass, field
 from pathlib import Path
 
-import jwt
 import pytest
-from aiohttp import web
 
 from nutbridge import enphase_conf
 from nutbridge.config import EnvoyConfig
@@ -34,71 +30,9 @@ from nutbridge.sources.envoy import EnvoySource, meter
 from nutbridge.sources.envoy_testmode import FixtureGateway, shipped
 from nutbridge.sources.envoy_token import TokenCache
 from nutbridge.testmode import StateCycle
+from tests.helpers.envoy import SERIAL, Gateway
 
 FIXTURES = Path(__file__).parents[2] / "test-fixtures" / "envoy"
-SERIAL = "202400000001"
-KEY = "a key for the test's tokens, 32 bytes or more"
-
-
-def token(lifetime: float = 86400 * 30) -> str:
-    return jwt.encode({"exp": int(time.time() + lifetime), "aud": SERIAL}, KEY, algorithm="HS256")
-
-
-@dataclass
-class Gateway:
-    """What the fake gateway answers; ``requests`` counts each path asked."""
-
-    relay: str = "closed"
-    soc: str = "100"
-    live: str = shipped("live")
-    reports: str = shipped("reports")
-    secctrl: str = shipped("secctrl")
-    inventory: str | None = None  # ivp/ensemble/inventory; None: not found (404)
-    refusing: dict[str, int] = field(default_factory=dict)  # paths answered with this 4xx
-    refuse_tokens: int = 0  # answer 401 to this many requests
-    broken: set[str] = field(default_factory=set)  # paths answered with garbage
-    failing: set[str] = field(default_factory=set)  # paths answered with a 500
-    hanging: set[str] = field(default_factory=set)  # paths that never answer
-    requests: dict[str, int] = field(default_factory=dict)
-    tokens_issued: int = 0
-
-    def app(self) -> web.Application:
-        async def gateway(request: web.Request) -> web.Response:
-            path = request.path.lstrip("/")
-            self.requests[path] = self.requests.get(path, 0) + 1
-            if not request.headers.get("Authorization", "").startswith("Bearer ") or self.refuse_tokens > 0:
-                self.refuse_tokens -= 1
-                return web.Response(status=401)
-            if path in self.broken:
-                return web.Response(text="<html>not json")
-            if path in self.failing:
-                return web.Response(status=500)
-            if path in self.refusing:
-                return web.Response(status=self.refusing[path])
-            if path in self.hanging:
-                await asyncio.sleep(2.5)  # past the source's 2 s timeout
-            texts = {"ivp/ensemble/relay": shipped("relay").replace("@RELAY_STATE@", self.relay),
-                     "ivp/livedata/status": self.live.replace("@BATT_SOC@", self.soc),
-                     "ivp/meters/reports": self.reports, "ivp/ensemble/secctrl": self.secctrl,
-                     "info.xml": shipped("info")}  # fmt: skip
-            if self.inventory is not None:
-                texts["ivp/ensemble/inventory"] = self.inventory
-            return web.Response(text=texts[path]) if path in texts else web.Response(status=404)
-
-        async def login(request: web.Request) -> web.Response:
-            form = await request.post()
-            ok = form.get("user[email]") == "me@example.org" and form.get("user[password]") == "secret pw"
-            return web.json_response({"session_id": "abc"} if ok else {"message": "nope"}, status=200 if ok else 401)
-
-        async def tokens(request: web.Request) -> web.Response:
-            self.tokens_issued += 1
-            return web.Response(text=token())
-
-        app = web.Application()
-        app.router.add_post("/login/login.json", login)
-        app.router.add_post("/tokens", tokens)
-        app.router.add_get("/{path:.*}", gateway)
-        return app
 
 
 @contextlib.asynccontextmanager
@@ -395,7 +329,7 @@ async def test_a_gateways_reading_is_served_by_the_json_api(tmp_path: Path) -> N
     from nutbridge.server.app import make_app
     from nutbridge.server.live import LiveSnapshot
     from nutbridge.snapshot import Snapshot
-    from tests.server.test_schema import validate
+    from tests.helpers.schema import validate
 
     live = LiveSnapshot(interval=5)
     reading = GatewayReading(time=time.time(), battery_charge=80, on_line=True, load=(Meter(watts=500, volts=240),))

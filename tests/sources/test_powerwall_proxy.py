@@ -23,7 +23,7 @@ from aiohttp import web
 
 from nutbridge.nut.portfile import parse_values
 from tests.conftest import need
-from tests.nut_stack import free_port
+from tests.helpers import free_port
 
 ROOT = Path(__file__).parents[2]
 GATEWAY = ROOT / "test-fixtures" / "powerwall" / "gateway.json"

@@ -5,7 +5,6 @@ from __future__ import annotations
 import shutil
 import socket
 import subprocess
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -20,6 +19,7 @@ from nutbridge.sources import tracer_map as tmap
 from nutbridge.sources.modbus_url import ModbusTarget, parse_modbus_url
 from nutbridge.sources.tracer import TracerSource
 from tests.conftest import need
+from tests.helpers.tracer import start_socat
 
 
 async def test_reads_rated_data_and_identification_once(source: TracerSource) -> None:
@@ -145,21 +145,6 @@ async def test_device_id_from_the_url() -> None:
         port = await sim.start_tcp("127.0.0.1", 0)
         async with TracerSource(parse_modbus_url(f"tcp://127.0.0.1:{port}?device_id=7", "t"), timeout=0.5) as t:
             assert (await t.read()).battery_charge == 70
-
-
-def start_socat(a: Path, b: Path) -> subprocess.Popen[bytes]:
-    """Two linked pseudo-terminals: a serial line with no hardware. The links appear 0.1-0.5 s after start."""
-    proc = subprocess.Popen(
-        ["socat", f"pty,raw,echo=0,link={a}", f"pty,raw,echo=0,link={b}"],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    for _ in range(100):
-        if (a.exists() and b.exists()) or proc.poll() is not None:
-            break
-        time.sleep(0.05)
-    assert a.exists() and b.exists(), "socat did not create the pty pair"
-    return proc
 
 
 @pytest.fixture

@@ -21,6 +21,7 @@ from nutbridge.feeds.linesocket import LineSocket, set_keepalive
 from nutbridge.model import Reading
 from nutbridge.nut.status import PowerState
 from nutbridge.snapshot import Comms, Snapshot
+from tests.helpers import GUARD
 
 ROOT = Path(__file__).resolve().parents[2]
 ENVOY_VARIABLES = {
@@ -315,8 +316,8 @@ async def test_idle_timeout_and_keepalive(connect: Any) -> None:
             await asyncio.sleep(0.15)
             await c.send(b"\n")
         assert await c.quiet(0.1)
-        assert await c.closed(1.0)
-        assert 0.6 < time.monotonic() - t0 < 1.5
+        assert await c.closed(GUARD)  # closed once idle (a guard, not a timing)
+        assert time.monotonic() - t0 > 0.6  # not before the blank lines and then idle_timeout: the sleeps' sum
         c = await connect(ls.port)
         await c.ask(b"Status\n")
         (accepted,) = ls._clients.values()
@@ -341,10 +342,8 @@ async def test_a_client_that_never_reads_holds_up_no_one(connect: Any, caplog: p
         slow.writer.write(b"PowerNow\n" * 300_000)  # 6.9 MB of replies it will never read
         await asyncio.sleep(0.2)
         fast = await connect(ls.port)
-        t0 = time.monotonic()
-        for _ in range(20):
+        for _ in range(20):  # answered, each one, while the slow one's replies pile up
             assert await fast.ask(b"Status\n") == ["success: Status 7"]
-        assert time.monotonic() - t0 < 1.0
         for _ in range(400):  # the slow one is cut off once its buffer has been full for write_timeout
             if ls.connections == 1:
                 break
@@ -418,7 +417,7 @@ def test_the_daemon_serves_the_line_protocol_from_its_polls(tmp_path: Path) -> N
     import sys
 
     from tests.conftest import daemon_config
-    from tests.nut_stack import free_port
+    from tests.helpers import free_port
 
     port = free_port()
     config = daemon_config(tmp_path, f'[linesocket]\nlisten = "127.0.0.1:{port}"\n')

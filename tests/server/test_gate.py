@@ -17,7 +17,7 @@ import pytest
 from nutbridge.datalog import day_file
 from nutbridge.server.app import ApiLimits, Sidecar, make_app
 from tests.conftest import daemon_config
-from tests.nut_stack import free_port
+from tests.helpers import GUARD, free_port, until
 
 LIMITS = ApiLimits(max_connections=5, head_timeout=0.5, keepalive_timeout=2.0)
 
@@ -42,18 +42,16 @@ async def ask(port: int, request: bytes = b"GET /health HTTP/1.1\r\nHost: x\r\n\
 
 async def test_connections_over_the_cap_get_a_503_and_the_others_are_served(sidecar: Sidecar) -> None:
     idle = [await asyncio.open_connection("127.0.0.1", sidecar.port) for _ in range(LIMITS.max_connections)]
-    await asyncio.sleep(0.05)  # the gate has seen them
-    assert sidecar.gate is not None and sidecar.gate.open == LIMITS.max_connections
+    gate = sidecar.gate
+    assert gate is not None
+    await until(lambda: gate.open == LIMITS.max_connections, GUARD)  # the gate has seen them
     refused = await ask(sidecar.port)
     assert refused.startswith(b"HTTP/1.1 503 ") and b"Retry-After: 5" in refused
-    assert sidecar.gate.refused == 1
+    assert gate.refused == 1
     _, writer = idle.pop()
     writer.close()
     await writer.wait_closed()
-    for _ in range(100):  # until the server has seen it go
-        if sidecar.gate.open < LIMITS.max_connections:
-            break
-        await asyncio.sleep(0.02)
+    await until(lambda: gate.open < LIMITS.max_connections, GUARD)  # the server has seen it go
     assert b'"status":"unhealthy"' in await ask(sidecar.port)  # served: /health of a server that polls nothing
     for _, writer in idle:
         writer.close()

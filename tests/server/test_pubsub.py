@@ -9,7 +9,7 @@ import json
 import re
 import socket
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from dataclasses import replace
 from pathlib import Path
 from types import MappingProxyType
@@ -26,6 +26,7 @@ from nutbridge.server import legacy, pubsub
 from nutbridge.server.app import Sidecar, make_app
 from nutbridge.server.pubsub import MAX_EVENTS, PubSubHub, go_json, go_string, go_time
 from nutbridge.snapshot import Comms, Snapshot
+from tests.helpers import GUARD, until
 
 KEY = "correct horse battery staple"
 CONFIG = PubSubConfig(api_key=KEY, info_interval=0.5)
@@ -64,13 +65,6 @@ def who(name: str | None = "tester", key: str | None = KEY) -> dict[str, str]:
     if key is not None:
         headers["X-API-Key"] = key
     return headers
-
-
-async def until(condition: Callable[[], bool], within: float = 3.0) -> None:
-    """Wait for the server side to have done something (the hub runs in this loop)."""
-    async with asyncio.timeout(within):
-        while not condition():  # noqa: ASYNC110 - the hub's state, which has no event to wait for
-            await asyncio.sleep(0.005)
 
 
 def counts(hub: PubSubHub) -> dict[str, int]:
@@ -271,8 +265,7 @@ async def test_a_hub_without_a_key_refuses_other_sites(tmp_path: Path, session: 
 async def test_info_pushes(server: tuple[str, PubSubHub], session: aiohttp.ClientSession) -> None:
     url, hub = server
     async with session.ws_connect(f"{url}/info", headers={"X-API-Key": KEY}) as info:  # no client name needed
-        started = time.monotonic()
-        first = await info.receive_str(timeout=1)  # at once (PiCloud: after 5 s)
+        first = await info.receive_str(timeout=GUARD)  # at once (PiCloud: after 5 s)
         assert first.endswith("}\n") and json.loads(first) == {
             "subscriptions": [],
             "all_connections": [],  # PiCloud: null
@@ -283,8 +276,7 @@ async def test_info_pushes(server: tuple[str, PubSubHub], session: aiohttp.Clien
             session.ws_connect(f"{url}/publish", headers=who("panel")),
         ):
             await subscribed(hub, a, "zeta", "alpha")
-            body = json.loads(await info.receive_str(timeout=2))
-            assert time.monotonic() - started >= 0.4  # the next tick, info_interval later
+            body = json.loads(await info.receive_str(timeout=GUARD))  # a later tick: it holds the subscriptions
             assert list(body) == ["subscriptions", "all_connections", "created_at"]
             assert [s["name"] for s in body["subscriptions"]] == ["alpha", "zeta"]
             kitchen = body["subscriptions"][0]["connections"][0]
@@ -347,14 +339,12 @@ async def test_a_slow_subscriber_is_closed_and_stalls_nobody(tmp_path: Path, ses
         await subscribed(hub, fast, "big", "reading")
         padding = "x" * 200_000
         sent = 0
-        started = time.monotonic()
         while hub.slow_closed == 0:  # the slow one never reads: its socket buffers fill, then its queue
             assert sent < 500, "the slow subscriber was never closed"
             hub.publish("big", f"{sent} {padding}")
             match = await received(fast)
             assert json.loads(match[0])["data"].startswith(f"{sent} ")  # every one, in order, at once
             sent += 1
-        took = time.monotonic() - started
         await hub.update(snapshot(1))  # the poll does not wait for anyone
         assert (await received(fast))["event"] == "reading"
         count = 0
@@ -365,7 +355,7 @@ async def test_a_slow_subscriber_is_closed_and_stalls_nobody(tmp_path: Path, ses
         assert slow.close_code == 1013 and 0 < count < sent
         await until(lambda: hub.subscribers == 1)
         assert [s["name"] for s in hub.info()["subscriptions"]] == ["big", "reading"]
-        assert not fast.closed and took < 5
+        assert not fast.closed
 
 
 def small_receive_buffer(addr_info: Any) -> socket.socket:
@@ -508,16 +498,15 @@ async def test_stopping_the_server_closes_sockets_with_1001(tmp_path: Path, sess
         sub = await session.ws_connect(f"{url}/subscribe", headers=who())
         info = await session.ws_connect(f"{url}/info", headers=who())
         readers = [asyncio.create_task(closed(ws)) for ws in (sub, info)]  # clients that read answer the close
-        started = time.monotonic()
+    # the server's stop has sent the close: the readers end on it, not on a timeout of theirs
     assert await asyncio.gather(*readers) == [1001, 1001]
-    assert time.monotonic() - started < 1
 
 
 async def test_the_daemon_publishes_every_poll_to_subscribers(tmp_path: Path) -> None:
     import sys
 
     from tests.conftest import daemon_config
-    from tests.nut_stack import free_port
+    from tests.helpers import free_port
 
     port = free_port()
     toml = daemon_config(

@@ -16,7 +16,6 @@ import ssl
 import stat
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -27,21 +26,13 @@ from aiohttp import web
 from nutbridge.errors import SourceError
 from nutbridge.server.app import tls_context
 from nutbridge.sources.envoy_token import INVALID_JWT, TokenCache, TokenError, expiry
+from tests.helpers import GUARD
+from tests.helpers.envoy_token import SERIAL, USERNAME, Cloud, make_jwt
 
-SERIAL = "122233445566"
-USERNAME = "owner@example.org"
 PASSWORD = "p&ss=w0rd [s3cret]%"  # characters that must be URL-encoded
 LOGIN = "/login/login.json"
 TOKENS = "/tokens"
 HOUR = 3600.0
-
-
-def make_jwt(exp: object, **claims: Any) -> str:
-    """A token shaped like Entrez's (HS256 instead of ES256: the signature is not checked); no exp for None."""
-    payload: dict[str, Any] = {"aud": SERIAL, "iss": "Entrez", "enphaseUser": "owner", "username": USERNAME}
-    if exp is not None:
-        payload["exp"] = int(exp) if isinstance(exp, float) and exp < 1e18 else exp
-    return jwt.encode({**payload, **claims}, "a test key that is long enough for HS256", algorithm="HS256")
 
 
 class Clock:
@@ -52,36 +43,6 @@ class Clock:
 
     def __call__(self) -> float:
         return self.now
-
-
-@dataclass
-class Cloud:
-    """What the fake Enlighten and Entrez answer, and every request they got (path, headers, body)."""
-
-    token: str = ""
-    login_status: int = 200
-    login_headers: dict[str, str] = field(default_factory=dict)  # sent with a login that is not a 200
-    session_id: str | None = "session-42"
-    token_statuses: list[int] = field(default_factory=list)  # answered first, one per token request
-    requests: list[tuple[str, dict[str, str], bytes]] = field(default_factory=list)
-    base: str = ""
-
-    def count(self, path: str) -> int:
-        return sum(1 for p, _, _ in self.requests if p == path)
-
-    async def login(self, request: web.Request) -> web.Response:
-        self.requests.append((request.path, dict(request.headers), await request.read()))
-        if self.login_status != 200:
-            message = {"message": "Invalid username or password"}
-            return web.json_response(message, status=self.login_status, headers=self.login_headers)
-        answer = {"message": "success"} | ({"session_id": self.session_id} if self.session_id else {})
-        return web.json_response(answer)
-
-    async def tokens(self, request: web.Request) -> web.Response:
-        self.requests.append((request.path, dict(request.headers), await request.read()))
-        if self.token_statuses:
-            return web.Response(status=self.token_statuses.pop(0), text="busy")
-        return web.Response(text=self.token)
 
 
 @pytest.fixture
@@ -316,17 +277,25 @@ async def test_a_429_login_is_not_asked_again_before_its_retry_after(
     assert cloud.count(LOGIN) == 2
 
 
-async def test_a_server_that_is_down_fails_quickly_then_waits(make: Callable[..., TokenCache], clock: Clock) -> None:
+async def test_a_server_that_is_down_fails_quickly_then_waits(
+    make: Callable[..., TokenCache], clock: Clock, monkeypatch: pytest.MonkeyPatch
+) -> None:
     cache = make(login_url=f"https://127.0.0.1:{closed_port()}/login/login.json?", attempts=3)
-    started = time.monotonic()
-    with pytest.raises(TokenError, match=r"Enlighten login at https://127\.0\.0\.1:\d+/.* failed after 3 attempt"):
-        await cache.get()
-    assert time.monotonic() - started < 2
-    started = time.monotonic()
+    fetch, fetches = cache._fetch, 0
+
+    async def counted() -> tuple[str, float]:
+        nonlocal fetches
+        fetches += 1
+        return await fetch()
+
+    monkeypatch.setattr(cache, "_fetch", counted)
+    async with asyncio.timeout(GUARD):  # its retries end within max_wait (0.3 s); the guard is no timing
+        with pytest.raises(TokenError, match=r"Enlighten login at https://127\.0\.0\.1:\d+/.* failed after 3 attempt"):
+            await cache.get()
     clock.now += 10
     with pytest.raises(TokenError, match=r"ConnectError.*\(not asking Enphase again for \d+ s\)"):
         await cache.get()
-    assert time.monotonic() - started < 0.05  # at once: no connection attempt
+    assert fetches == 1  # the second call asked nobody: no connection attempt
 
 
 async def test_a_stepped_wall_clock_moves_expiry_but_not_the_backoff(

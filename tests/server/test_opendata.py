@@ -21,13 +21,12 @@ from nutbridge.peers.node import Node
 from nutbridge.server.app import Sidecar, make_app
 from nutbridge.server.legacy import local_zone
 from tests.conftest import TEST_POLICY
+from tests.helpers.days import TODAY, YESTERDAY
 
 HEADER = (
     "datetime,PV voltage,PV current,PV power L,PV power H,battery voltage,battery current,battery power L,"
     "battery power H,load voltage,load current,load power,battery percentage"
 )
-TODAY = dt.date.today()
-YESTERDAY = TODAY - dt.timedelta(days=1)
 ROW_Y = f"{YESTERDAY} 18:00:00.000001,19.1,1.0,19.1,0.0,13.1,1.5,19.65,0.0,13.1,0.2,2.62,0.9"
 ROW_T1 = f"{TODAY} 07:40:12.694530,13.35,0.08,700.25,0.0,12.15,0.09,1.09,0.0,12.15,0.18,2.18,0.38"
 ROW_T2 = f"{TODAY} 07:42:12.875627,13.33,0.07,2,0.0,12.09,0.08,0.96,0.0,12.09,0.23,2.78,0.36"
@@ -134,8 +133,9 @@ V2 = {
 
 
 @pytest.fixture
-def node(tmp_path: Path) -> Path:
-    """A v1 node's files: two days of rows, local.json, the device list, getRemoteData.py's peer files."""
+def node(tmp_path: Path, frozen_today: dt.date) -> Path:
+    """A v1 node's files: two days of rows, local.json, the device list, getRemoteData.py's peer files; the
+    routes take TODAY for today."""
     (tmp_path / "data").mkdir()
     (tmp_path / "data" / f"tracerData{YESTERDAY}.csv").write_text(f"{HEADER}\n{ROW_Y}\n")
     (tmp_path / "data" / f"tracerData{TODAY}.csv").write_text(f"{HEADER}\n{ROW_T1}\n{ROW_T2}\n")

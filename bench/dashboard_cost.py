@@ -29,7 +29,7 @@ from typing import Any
 from playwright.sync_api import Browser, Page, sync_playwright
 
 from nutbridge.simulator.history import write_history
-from tests.nut_stack import free_port
+from tests.helpers import free_port
 
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-sync",
                  "--disable-background-networking", "--disable-component-update"]  # fmt: skip

@@ -27,7 +27,7 @@ import urllib.request
 from pathlib import Path
 
 from nutbridge.datalog import day_file
-from tests.nut_stack import free_port
+from tests.helpers import free_port
 
 
 def lateness(log: Path, since: float, until: float, interval: float) -> list[float]:

@@ -28,7 +28,7 @@ from pathlib import Path
 
 import aiohttp
 
-from tests.nut_stack import free_port
+from tests.helpers import free_port
 
 INTERVAL = 0.2  # MIN_POLL_INTERVAL
 WARM_UP = 60.0  # seconds before the slopes start: subscribers connecting, caches filling
@@ -118,7 +118,7 @@ def main() -> None:
     ap.add_argument("--rps", type=float, default=20)
     args = ap.parse_args()
     resource.setrlimit(resource.RLIMIT_NOFILE, (4096, resource.getrlimit(resource.RLIMIT_NOFILE)[1]))
-    from tests.test_mqtt import Mosquitto  # a broker of Debian's, as the tests start it
+    from tests.helpers.mqtt import Mosquitto
 
     root = Path(tempfile.mkdtemp(prefix="nutbridge-soak-"))
     api_a, api_b, lines = free_port(), free_port(), free_port()

@@ -297,9 +297,11 @@ nut_version() {  # "2.8.5 (nut-server 2.8.5-1)" for the table; the full lines ar
 # The tests to run: the NUT end-to-end file plus any *nut_version* / *portfile* test file.
 test_files() {
     local dir=$1 f
-    echo tests/test_nut_e2e.py
-    for f in "$dir"/src/tests/test_*nut_version*.py "$dir"/src/tests/test_*portfile*.py; do
-        [ -e "$f" ] && echo "tests/${f##*/}"
+    echo tests/nut/test_nut_e2e.py
+    # in tests/ or, since the tests follow the package's folders, in tests/nut/
+    for f in "$dir"/src/tests/test_*nut_version*.py "$dir"/src/tests/test_*portfile*.py \
+        "$dir"/src/tests/nut/test_*nut_version*.py "$dir"/src/tests/nut/test_*portfile*.py; do
+        [ -e "$f" ] && echo "${f#"$dir"/src/}"
     done | sort -u
 }
 
@@ -321,7 +323,7 @@ $(in_chroot "$dir" dpkg-query -W -f='${Version}' nut-server)"
     fi
     local files=() f
     while read -r f; do files+=("$f"); done < <(test_files "$dir")
-    [ -e "$dir/src/tests/test_nut_e2e.py" ] || { echo "tests/test_nut_e2e.py is missing" >&2; result[$suite]="no tests"; return 0; }
+    [ -e "$dir/src/tests/nut/test_nut_e2e.py" ] || { echo "tests/nut/test_nut_e2e.py is missing" >&2; result[$suite]="no tests"; return 0; }
     log "$suite: pytest ${files[*]} ${pytest_args[*]}"
     # A network namespace with only loopback (up): the tests must not talk to anything else.
     local netns=(unshare --net -- sh -c 'ip link set lo up && exec "$@"' sh)

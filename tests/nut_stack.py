@@ -11,7 +11,6 @@ import contextlib
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -22,6 +21,7 @@ from typing import IO, Self, TypeVar
 
 from nutbridge.nut.upsconf import find_upsdrvctl
 from nutbridge.nut.version import find_dummy_ups
+from tests.helpers import free_port
 
 UPS = "solar"
 
@@ -67,13 +67,6 @@ def why_not_runnable() -> str | None:
     if os.geteuid() != 0:
         return "the NUT end-to-end tests run the NUT daemons with -u root and need root"
     return None
-
-
-def free_port() -> int:
-    """A TCP port on 127.0.0.1 that was free a moment ago."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def tail(text: str, lines: int = 40) -> str:

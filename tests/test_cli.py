@@ -5,9 +5,7 @@ from __future__ import annotations
 import os
 import shutil
 import signal
-import socket
 import subprocess
-import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -17,26 +15,7 @@ import pytest
 from nutbridge import __version__
 from nutbridge.nut.portfile import parse_values
 from tests.conftest import read_only
-
-NUTBRIDGE = [sys.executable, "-m", "nutbridge"]
-
-
-def run(*args: str, env: dict[str, str] | None = None, timeout: float = 30) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [*NUTBRIDGE, *args],
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        env=env,
-        check=False,
-        stdin=subprocess.DEVNULL,
-    )
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+from tests.helpers import NUTBRIDGE, free_port, run
 
 
 def test_version_and_help() -> None:

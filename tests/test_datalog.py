@@ -18,6 +18,7 @@ from nutbridge.model import Reading
 from nutbridge.sinks import SinkRunner
 from nutbridge.snapshot import Comms, Snapshot
 from tests.conftest import daemon_config, read_only
+from tests.helpers.datalog import read_polls
 
 V1_HEADER = (
     "datetime,PV voltage,PV current,PV power L,PV power H,battery voltage,battery current,battery power L,"
@@ -267,18 +268,6 @@ def run_daemon(folder: Path, flush_interval: float, poll_interval: float = 0.2) 
         stdin=subprocess.DEVNULL,
         text=True,
     )
-
-
-def read_polls(proc: subprocess.Popen[str], count: int) -> list[str]:
-    """The first ``count`` good polls the daemon printed (-v)."""
-    assert proc.stdout is not None
-    lines: list[str] = []
-    while len(lines) < count:
-        line = proc.stdout.readline()
-        assert line, f"the daemon exited early: {proc.communicate(timeout=30)}"
-        if " battery " in line:
-            lines.append(line)
-    return lines
 
 
 def rows_on_disk(folder: Path) -> list[str]:

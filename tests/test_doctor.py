@@ -50,7 +50,8 @@ from nutbridge.doctor import (
 from nutbridge.nut.version import NutVersion
 from nutbridge.setup_cmd import nut_user
 from tests.conftest import need
-from tests.nut_stack import NutStack, Simulator, free_port, kill_pid, read_pid, wait_for, why_not_runnable
+from tests.helpers import free_port
+from tests.nut_stack import NutStack, Simulator, kill_pid, read_pid, wait_for, why_not_runnable
 
 UPS = "solar"
 GOOD_MOUNTS = "22 1 8:1 / / rw,relatime shared:1 - ext4 /dev/sda1 rw\n"

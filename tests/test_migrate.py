@@ -13,7 +13,6 @@ import json
 import os
 import shutil
 import signal
-import socket
 import stat
 import subprocess
 import sys
@@ -30,6 +29,7 @@ import pytest
 from nutbridge.config import load
 from nutbridge.v1node import V1Error, parse_spenv
 from tests.conftest import need
+from tests.helpers import free_port
 
 UPS = "solar"
 KEY = "network-key-0123456789"
@@ -143,13 +143,6 @@ class Node:
                 content = path.read_bytes() if path.is_file() else b""
                 found[str(path)] = (path.lstat().st_mode, content)
         return found
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
 
 
 def write(path: Path, text: str, mode: int = 0o644) -> Path:

@@ -5,10 +5,8 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import logging
-import time
 from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
-from typing import Self
 
 import pytest
 
@@ -17,17 +15,14 @@ from nutbridge.errors import SourceError
 from nutbridge.model import DeviceInfo, Reading
 from nutbridge.monitor import Monitor
 from nutbridge.nut.charge_controller import TABLE
-from nutbridge.nut.driver import PortFileSink
-from nutbridge.nut.portfile import HandSettings, PortFile, parse_values
+from nutbridge.nut.portfile import HandSettings, parse_values
 from nutbridge.nut.variables import Var, setting_names
-from nutbridge.nut.version import Dialect, NutVersion
 from nutbridge.simulator.physics import Mode
 from nutbridge.simulator.server import SimulatedTracer
 from nutbridge.sinks import SinkRunner
 from nutbridge.snapshot import Comms, Snapshot
 from nutbridge.sources.tracer import TracerSource
-
-NUT_2_8_0 = Dialect(NutVersion(2, 8, 0))
+from tests.helpers.monitor import FakeSource, SwallowingSource, cycle, sink_for
 
 
 class Recorder:
@@ -46,24 +41,6 @@ class Recorder:
         await asyncio.sleep(self.delay)
         if self.error is not None:
             raise self.error
-
-
-def sink_for(port_file: Path, restart: tuple[str, ...] = ()) -> PortFileSink:
-    pf = PortFile(port_file)
-    pf.locate()
-    return PortFileSink(pf, dialect=NUT_2_8_0, settings=setting_names(TABLE), restart_command=restart)
-
-
-async def cycle(monitor: Monitor) -> Snapshot:
-    """One poll, handed to every sink, waiting until each has handled it (and any driver restart is done)."""
-    async with asyncio.timeout(10):  # a guard against hanging, not a timing assertion
-        snapshot = await monitor.poll()
-        monitor.publish(snapshot)
-        for runner in monitor.runners:
-            await runner.handled(snapshot.seq)
-            if isinstance(runner.sink, PortFileSink):
-                await runner.sink.drain()
-    return snapshot
 
 
 @pytest.fixture
@@ -205,57 +182,6 @@ async def test_a_hung_sink_times_out_and_recovers(source: TracerSource, running:
     hung.delay = 0
     again = await cycle(monitor)
     assert await running[0].handled(again.seq)
-
-
-class FakeSource:
-    """What every source is besides reading: an async context manager with an async close."""
-
-    async def __aenter__(self) -> Self:
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        await self.aclose()
-
-    async def aclose(self) -> None:
-        return None
-
-
-class SwallowingSource(FakeSource):
-    """Python 3.11's asyncio.wait_for (used by pymodbus for every request) returns a reply that is ready when
-    a cancellation lands in the same loop iteration, and drops the cancellation. This source answers that way."""
-
-    info = DeviceInfo(mfr="test", model="swallower")
-    table: Sequence[Var] = TABLE
-    timeout = 1.0
-
-    def __init__(self) -> None:
-        self.reads = 0
-        self.on_read: list[object] = []
-
-    def __str__(self) -> str:
-        return "swallowing source"
-
-    async def read(self) -> Reading:
-        self.reads += 1
-        loop = asyncio.get_running_loop()
-        reply: asyncio.Future[Reading] = loop.create_future()
-        loop.call_soon(reply.set_result, Reading(time=time.time(), battery_charge=50, pv_power=10.0))
-        for hook in self.on_read:
-            loop.call_soon(hook)  # type: ignore[arg-type]
-        return await wait_for_311(reply, 1.0)
-
-    async def reset(self) -> None:
-        return None
-
-
-async def wait_for_311(fut: asyncio.Future[Reading], limit: float) -> Reading:
-    """The 3.11 behaviour, on any Python: a done future wins over a pending cancellation (``limit`` unused)."""
-    try:
-        return await asyncio.shield(fut)
-    except asyncio.CancelledError:
-        if fut.done():
-            return fut.result()
-        raise
 
 
 async def test_the_first_stop_always_ends_the_loop_even_when_a_cancel_is_swallowed() -> None:

@@ -6,6 +6,7 @@ touches."""
 from __future__ import annotations
 
 import os
+import re
 import stat
 import subprocess
 import sys
@@ -15,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from nutbridge.config import TracerConfig, load
-from nutbridge.nut.upsconf import parse_sections
+from nutbridge.nut.upsconf import nut_runpath, nut_statepath, parse_sections
 from nutbridge.setup_cmd import DROP_IN, SAMPLE_CONFIG, SAMPLE_PORT_FILE, UNIT, data_text, nut_user, ups_section
 from nutbridge.sources.modbus_url import parse_modbus_url
 from tests.conftest import need, read_only
@@ -356,5 +357,20 @@ def test_the_repository_files_are_the_ones_the_package_ships() -> None:
         ("etc/solar.dev.sample", SAMPLE_PORT_FILE),
     ):
         assert (REPO / repo_path).read_text() == data_text(name), repo_path
+
+
+def test_the_ups_conf_sample_names_the_port_file_not_its_seed(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A manual install by the samples and the README's steps has dummy-ups read the port file nutbridge
+    rewrites (on tmpfs), not its seed, which nutbridge only reads at start and copies hand edits back to."""
+    monkeypatch.delenv("NUT_STATEPATH", raising=False)
+    monkeypatch.delenv("NUTBRIDGE_RUNPATH", raising=False)
+    port_file, seed = nut_runpath() / "solar.dev", nut_statepath() / "solar.dev"  # what setup writes by default
+    readme = (REPO / "README.md").read_text()
+    step = re.search(r'set `port_file = "([^"]+)"` with `seed_file = "([^"]+)"`', readme)
+    assert step is not None, "README's step 3 names the port file and its seed"
+    assert (step[1], step[2]) == (str(port_file), str(seed))
+    sample_config = (REPO / "etc" / "nutbridge-solar.toml").read_text()
+    assert f'# seed_file = "{seed}"' in sample_config and f'"{port_file}"' in sample_config
     sample = parse_sections((REPO / "etc" / "ups.conf.sample").read_text())["solar"]
-    assert parse_sections(ups_section("solar", Path("/var/lib/nut/solar.dev")))["solar"] == sample
+    assert sample["port"] == str(port_file) != str(seed)
+    assert parse_sections(ups_section("solar", port_file))["solar"] == sample

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from nutbridge.status_cmd import sparkline
 from tests.conftest import daemon_config
-from tests.nut_stack import free_port
+from tests.helpers import free_port
 
 
 def status(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:

@@ -29,7 +29,7 @@ from nutbridge.nut.charge_controller import TABLE
 from nutbridge.sdnotify import Notifier, Systemd, one_line, status_words
 from nutbridge.snapshot import Comms, Snapshot
 from tests.conftest import daemon_config
-from tests.nut_stack import free_port
+from tests.helpers import free_port
 
 Message = dict[str, str]
 

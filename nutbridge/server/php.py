@@ -135,7 +135,9 @@ def get_params(pairs: Iterable[tuple[str, str]]) -> dict[str, Param]:
 
     Names as PHP registers them: cut at a NUL byte, leading spaces dropped, spaces and dots before the first
     ``[`` made ``_``; when no ``]`` follows it, that ``[`` and any space, dot or ``[`` after it too
-    (``a[b.c`` is ``a_b_c``); a name that is empty before its ``[`` is dropped.
+    (``a[b.c`` is ``a_b_c``); a name that is empty before its ``[`` is dropped; a name nested deeper than
+    ``max_input_nesting_level`` unsets its variable. An array is kept as its values only: the routes look at
+    whether a parameter is an array, never into it (PHP's ``a[x][y]`` is ``{"x": {"y": "1"}}``, here ``["1"]``).
     """
     params: dict[str, Param] = {}
     for raw, value in pairs:
@@ -144,12 +146,26 @@ def get_params(pairs: Iterable[tuple[str, str]]) -> dict[str, Param]:
         name = name.replace(" ", "_").replace(".", "_")
         if not name:
             continue
-        if bracket and "]" in rest:
+        if bracket and "]" in rest and nesting(rest) > MAX_NESTING:
+            params.pop(name, None)  # php_register_variable_ex deletes the variable, earlier values too
+        elif bracket and "]" in rest:
             current = params.get(name)
             params[name] = [*current, value] if isinstance(current, list) else [value]
         else:
             params[name + ("_" + re.sub(r"[ .\[]", "_", rest) if bracket else "")] = value
     return params
+
+
+MAX_NESTING = 64  # PHP's default max_input_nesting_level
+
+
+def nesting(rest: str) -> int:
+    """How many ``[`` levels PHP walks in a name whose first ``[`` is followed by ``rest``: one per index, the
+    next starting right after a ``]`` (``a[x]y[z]`` is one, an unclosed last ``[`` counts)."""
+    level, start = 1, 0
+    while (end := rest.find("]", start)) >= 0 and rest[end + 1 : end + 2] == "[":
+        level, start = level + 1, end + 2
+    return level
 
 
 def intval_param(value: Param) -> int:

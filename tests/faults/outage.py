@@ -31,7 +31,7 @@ from nutbridge.nut.variables import Var
 from nutbridge.sinks import SinkRunner
 from nutbridge.snapshot import Comms, Snapshot
 from nutbridge.sources.base import Source
-from tests.test_monitor import cycle, sink_for
+from tests.helpers.monitor import cycle, sink_for
 
 GRACE = 0.5  # s without an answer before NUT is told
 INTERVAL = 0.4  # s between polls; a poll may use 90 % of it, under the grace

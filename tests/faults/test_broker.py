@@ -16,7 +16,7 @@ import pytest
 
 from nutbridge.feeds.mqtt import MqttFeed
 from tests.conftest import need
-from tests.test_mqtt import (
+from tests.helpers.mqtt import (
     AVAILABILITY,
     NODE,
     STATE,

@@ -32,9 +32,9 @@ from nutbridge.sources.envoy_token import TokenCache
 from nutbridge.sources.tracer import TracerSource
 from tests.conftest import TEST_POLICY, need, read_only
 from tests.faults.outage import HAND, watched
-from tests.test_envoy_token import Cloud, make_jwt
-from tests.test_monitor import cycle
-from tests.test_pubsub import until
+from tests.helpers import until
+from tests.helpers.envoy_token import Cloud, make_jwt
+from tests.helpers.monitor import cycle
 
 KEY = "the network key of the disk tests"
 

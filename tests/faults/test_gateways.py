@@ -25,11 +25,11 @@ from nutbridge.sources.http_source import RateLimited
 from nutbridge.sources.powerwall import PowerwallSource
 from tests.faults.outage import TIMEOUT, ride_out, step, watched
 from tests.faults.servers import HttpFaults, expired_certificate
-from tests.test_envoy import SERIAL, Gateway
-from tests.test_envoy_token import Cloud, make_jwt
-from tests.test_powerwall import Clock, FakeProxy
+from tests.helpers.envoy import SERIAL, Gateway
+from tests.helpers.envoy_token import Cloud, make_jwt
+from tests.helpers.powerwall import Clock, FakeProxy
 
-PASSWORD = "secret pw"  # tests.test_envoy.Gateway's Enlighten password
+PASSWORD = "secret pw"  # tests.sources.test_envoy.Gateway's Enlighten password
 CLOUD = ("/login/login.json", "/tokens")
 SPEED = 5.0  # the HTTP sources' monotonic clock runs this much faster: a 1 s wait passes in 0.2 s
 
@@ -76,7 +76,7 @@ class Kit:
 async def envoy_kit(
     tmp_path: Path, certificate: tuple[Path, Path], clock: Callable[[], float] = fast
 ) -> AsyncIterator[Kit]:
-    """The gateway (tests.test_envoy.Gateway) and its cloud on one HTTPS site; its TLS fails as plain HTTP."""
+    """The gateway (tests.sources.test_envoy.Gateway) and its cloud on one HTTPS site; its TLS fails as plain HTTP."""
     gateway, faults = Gateway(), HttpFaults(affects=lambda path: not path.startswith(CLOUD))
     site = Site(gateway.app, faults)
     good = tls_context(*certificate)
@@ -99,7 +99,7 @@ async def envoy_kit(
 async def powerwall_kit(
     tmp_path: Path, certificate: tuple[Path, Path], monkeypatch: pytest.MonkeyPatch, clock: Callable[[], float] = fast
 ) -> AsyncIterator[Kit]:
-    """The proxy (tests.test_powerwall.FakeProxy) over HTTPS, trusted through SSL_CERT_FILE as a reverse proxy's
+    """The proxy (tests.sources.test_powerwall.FakeProxy) over HTTPS, trusted through SSL_CERT_FILE as a reverse proxy's
     certificate would be; its TLS fails as that certificate expiring."""
     expired = expired_certificate(tmp_path / "expired")
     bundle = tmp_path / "trusted.pem"

@@ -17,6 +17,7 @@ import itertools
 import json
 import os
 import random
+import select
 import signal
 import stat
 import sys
@@ -24,6 +25,7 @@ import time
 import traceback
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import aiohttp
 
@@ -32,8 +34,11 @@ from nutbridge.peers.devices import DeviceList, validate
 from nutbridge.sources.envoy_token import TokenCache, expiry
 from tests.conftest import TEST_POLICY, TEST_RANGES
 from tests.faults.outage import HAND
-from tests.test_envoy_token import make_jwt
-from tests.test_powerwall import free_port
+from tests.helpers import free_port
+from tests.helpers.envoy_token import make_jwt
+
+if TYPE_CHECKING:
+    from _typeshed import StrOrBytesPath
 
 RUNS = 100
 MAX_DELAY = 0.020  # s: the kill comes 0-20 ms after the fork
@@ -44,27 +49,68 @@ NOW = 1_800_000_000.0
 MACS = [f"02:00:00:00:00:{n:02x}" for n in range(8)]
 KEY = "the network key of the kill tests"
 GUARD = 60.0  # s: a guard against a hang, not a timing assertion
+STOP_EVERY = 4  # every fourth kill waits for the writer to be inside a write
 
 
 def kill_at_random(write_forever: Callable[[], None], check: Callable[[], bool], runs: int = RUNS) -> int:
-    """Fork a child running ``write_forever``, SIGKILL it 0-20 ms later, then ``check`` (True when a temp file
-    is there); ``runs`` times. Returns how many kills landed inside a write, by the temp files left."""
+    """Fork a child running ``write_forever``, SIGKILL it, then ``check`` (True when a temp file is there);
+    ``runs`` times. Returns how many kills landed inside a write, by the temp files left.
+
+    Most kills come 0-20 ms after the fork, anywhere in the loop. Every ``STOP_EVERY``-th comes once the
+    child is inside a write (its temp file written and fsynced, the rename over the file next), so at least
+    ``stopped(runs)`` kills land mid-write by construction, however the machine schedules the others."""
     inside = 0
-    for _ in range(runs):
+    for run in range(runs):
+        stop = run % STOP_EVERY == 0
+        ready, signal_fd = os.pipe()
         pid = os.fork()
         if pid == 0:  # the child: never back into pytest
             try:
+                os.close(ready)
+                if stop:
+                    stop_before_the_rename(signal_fd)
                 write_forever()
             except BaseException:
                 traceback.print_exc()
                 os._exit(2)
             os._exit(1)
-        time.sleep(random.uniform(0, MAX_DELAY))
+        os.close(signal_fd)
+        try:
+            if stop:
+                readable, _, _ = select.select([ready], [], [], GUARD)
+                assert readable and os.read(ready, 1) == b"!", "the writer never reached a rename"
+            else:
+                time.sleep(random.uniform(0, MAX_DELAY))
+        finally:
+            os.close(ready)
         os.kill(pid, signal.SIGKILL)
         _, status = os.waitpid(pid, 0)
         assert os.WIFSIGNALED(status) and os.WTERMSIG(status) == signal.SIGKILL, f"the writer ended by itself: {status}"
-        inside += check()
+        landed = check()
+        assert landed or not stop, "killed before its rename, the write left no temp file"
+        inside += landed
     return inside
+
+
+def stopped(runs: int) -> int:
+    """How many of ``runs`` kills ``kill_at_random`` makes inside a write."""
+    return -(-runs // STOP_EVERY)
+
+
+def stop_before_the_rename(signal_fd: int) -> None:
+    """In the child: the first rename of a temp file over its target tells the parent (one byte on
+    ``signal_fd``) and waits there to be killed."""
+    real = os.replace
+
+    def replace(
+        src: StrOrBytesPath, dst: StrOrBytesPath, *, src_dir_fd: int | None = None, dst_dir_fd: int | None = None
+    ) -> None:
+        if os.fsdecode(src).endswith(".nutbridge.tmp"):
+            os.write(signal_fd, b"!")
+            time.sleep(GUARD)  # the SIGKILL comes first
+        real(src, dst, src_dir_fd=src_dir_fd, dst_dir_fd=dst_dir_fd)
+
+    os.replace = replace
 
 
 def names(folder: Path) -> set[str]:
@@ -118,7 +164,7 @@ def a_port_file(folder: Path) -> Path:
 
 def test_kill_9_during_port_file_writes_and_renames_leaves_it_whole(tmp_path: Path) -> None:
     path = a_port_file(tmp_path / "state")
-    kill_at_random(port_file_writes(path), lambda: port_file_whole(path.parent))
+    assert kill_at_random(port_file_writes(path), lambda: port_file_whole(path.parent)) >= stopped(RUNS)
     PortFile(path).locate()  # a new start clears what the last kill left
     assert names(path.parent) & {".solar.dev.nutbridge.tmp", ".solar.dev-nocomms.nutbridge.tmp"} == set()
 
@@ -162,7 +208,7 @@ def a_device_list(folder: Path) -> Path:
 
 def test_kill_9_during_device_list_posts_leaves_it_whole(tmp_path: Path) -> None:
     path = a_device_list(tmp_path / "state")
-    kill_at_random(device_list_writes(path), lambda: device_list_whole(path))
+    assert kill_at_random(device_list_writes(path), lambda: device_list_whole(path)) >= stopped(RUNS)
 
 
 # --- the token cache -------------------------------------------------------------------------------------
@@ -196,7 +242,7 @@ def test_kill_9_during_token_saves_leaves_it_whole_and_the_next_start_reads_it(t
             assert stat.S_IMODE((folder / name).stat().st_mode) == 0o600, name  # a temp file holds a token too
         return len(names(folder)) > 1
 
-    kill_at_random(forever, whole)
+    assert kill_at_random(forever, whole) >= stopped(RUNS)
     saved = path.read_text()
 
     async def start() -> str:
@@ -216,8 +262,11 @@ def test_the_daemon_started_on_a_folder_of_killed_writes_goes_on_where_it_was(tm
     """Fewer kills than above (those check the files); then the real daemon, with its API and device list."""
     folder = tmp_path / "state"
     port_file, device_list = a_port_file(folder), a_device_list(folder)
-    kill_at_random(port_file_writes(port_file), lambda: port_file_whole(folder), runs=RUNS // 5)
-    kill_at_random(device_list_writes(device_list), lambda: device_list_whole(device_list), runs=RUNS // 5)
+    runs = RUNS // 5
+    assert kill_at_random(port_file_writes(port_file), lambda: port_file_whole(folder), runs=runs) >= stopped(runs)
+    assert kill_at_random(device_list_writes(device_list), lambda: device_list_whole(device_list), runs=runs) >= (
+        stopped(runs)
+    )
     listed = [d["name"] for d in json.loads(device_list.read_bytes())]
     (folder / "data").mkdir()
     api = free_port()

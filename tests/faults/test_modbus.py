@@ -21,7 +21,7 @@ from nutbridge.sources.tracer import TracerSource
 from tests.conftest import need
 from tests.faults.outage import TIMEOUT, ride_out, watched
 from tests.faults.servers import OTHERS_WORD, ModbusProxy
-from tests.test_tracer import start_socat
+from tests.helpers.tracer import start_socat
 
 NO_ANSWER = r"no answer reading 0x[0-9a-f]{4}"
 

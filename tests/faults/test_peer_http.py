@@ -23,8 +23,8 @@ from nutbridge.peers.devices import DeviceList
 from nutbridge.server.app import Sidecar, make_app
 from tests.conftest import TEST_POLICY
 from tests.faults.servers import HttpFaults
-from tests.test_peers import KEY, LoopbackNode, announcer_for, serving, write_reading
-from tests.test_powerwall import Clock
+from tests.helpers.peers import KEY, LoopbackNode, announcer_for, serving, write_reading
+from tests.helpers.powerwall import Clock
 
 ME = "02:00:00:00:00:01"
 TIMEOUT = 0.3
@@ -32,7 +32,7 @@ TIMEOUT = 0.3
 
 @contextlib.asynccontextmanager
 async def faulty_node(tmp: Path, name: str, faults: HttpFaults) -> AsyncIterator[LoopbackNode]:
-    """A node as tests.test_peers.serving makes one, its application behind ``faults``."""
+    """A node as tests.peers.test_peers.serving makes one, its application behind ``faults``."""
     folder = tmp / name
     node = LoopbackNode(
         folder, DeviceList(folder / "deviceList.json", policy=TEST_POLICY), Node({"name": name, "pvWatts": 100})

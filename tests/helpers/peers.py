@@ -1,0 +1,90 @@
+"""Peers on loopback: a node serving the peer routes, its announcer, readings written for the election."""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from nutbridge.datalog import HEADER, csv_line, day_file
+from nutbridge.daycache import DayCache
+from nutbridge.node import Node
+from nutbridge.peers.announcer import Announcer
+from nutbridge.peers.client import PeerClient
+from nutbridge.peers.devices import DeviceList
+from nutbridge.peers.election import Election
+from nutbridge.peers.identity import Identity
+from nutbridge.peers.poelog import PoeLog
+from nutbridge.server.app import Sidecar, make_app
+from tests.conftest import TEST_POLICY
+
+KEY = "the network key of the test"
+
+
+def write_reading(folder: Path, *, watts: float, charge: float, when: dt.datetime | None = None) -> None:
+    """Today's day file with one row, as the data log writes it (charge as v1's 0-1 fraction)."""
+    when = when or dt.datetime.now()
+    values = {"datetime": str(when), "PV power L": repr(watts), "PV power H": "0", "battery percentage": repr(charge)}
+    folder.mkdir(parents=True, exist_ok=True)
+    day_file(folder, dt.date.today()).write_text(
+        csv_line(HEADER) + csv_line([values.get(column, "12.5") for column in HEADER])
+    )
+
+
+@dataclass
+class LoopbackNode:
+    folder: Path
+    devices: DeviceList
+    node: Node
+    port: int = 0
+    election: Election | None = None
+
+    @property
+    def address(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+    def identity(self, mac: str) -> Identity:
+        return Identity(mac=mac, name=self.folder.name, tz="Etc/GMT+5", ip=self.address, port=self.port, peer_port=80)
+
+
+@contextlib.asynccontextmanager
+async def serving(tmp: Path, name: str, *, election: bool = False, mac: str = "") -> AsyncIterator[LoopbackNode]:
+    """A node's sidecar on a loopback port; with ``election``, its /api/election answers too."""
+    folder = tmp / name
+    node = LoopbackNode(
+        folder, DeviceList(folder / "deviceList.json", policy=TEST_POLICY), Node({"name": name, "pvWatts": 100})
+    )
+    write_reading(folder, watts=0.0, charge=0.5)
+    election_obj = None
+    if election:
+        client = PeerClient(timeout=2, default_port=80, policy=TEST_POLICY)
+        election_obj = Election(
+            identity=Identity(mac=mac, name=name, tz="UTC", ip=None, port=0, peer_port=80),
+            devices=node.devices,
+            client=client,
+            cache=DayCache(folder),
+            node=node.node,
+            poe_log=PoeLog(folder / "poe.log"),
+            interval=1,
+            freshness=60,
+            margin=2,
+        )
+    app = make_app(folder, devices=node.devices, network_key=KEY, node=node.node, election=election_obj)
+    async with Sidecar(app, "127.0.0.1", 0) as sidecar:
+        node.port = sidecar.port
+        node.election = election_obj
+        yield node
+
+
+def announcer_for(node: LoopbackNode, mac: str, client: PeerClient, seeds: list[str]) -> Announcer:
+    return Announcer(
+        identity=node.identity(mac),
+        devices=node.devices,
+        client=client,
+        network_key=KEY,
+        seeds=seeds,
+        poe_log=PoeLog(node.folder / "poe.log"),
+        interval=60,
+    )

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -49,6 +49,25 @@ class LoopbackNode:
         return Identity(mac=mac, name=self.folder.name, tz="Etc/GMT+5", ip=self.address, port=self.port, peer_port=80)
 
 
+def election_for(
+    folder: Path, devices: DeviceList, client: PeerClient, *, mac: str, name: str = "me", ip: str | None = "127.0.0.1",
+    node: Node | None = None, freshness: float = 60, dns_command: Sequence[str] = (),
+) -> Election:  # fmt: skip
+    """The election of the node whose files are in ``folder``: rounds of 1 s, a margin of 2 W, a 100 W array."""
+    return Election(
+        identity=Identity(mac=mac, name=name, tz="UTC", ip=ip, port=0, peer_port=80),
+        devices=devices,
+        client=client,
+        cache=DayCache(folder),
+        node=node or Node({"pvWatts": 100}),
+        poe_log=PoeLog(folder / "poe.log"),
+        interval=1,
+        freshness=freshness,
+        margin=2,
+        dns_command=dns_command,
+    )
+
+
 @contextlib.asynccontextmanager
 async def serving(tmp: Path, name: str, *, election: bool = False, mac: str = "") -> AsyncIterator[LoopbackNode]:
     """A node's sidecar on a loopback port; with ``election``, its /api/election answers too."""
@@ -60,17 +79,7 @@ async def serving(tmp: Path, name: str, *, election: bool = False, mac: str = ""
     election_obj = None
     if election:
         client = PeerClient(timeout=2, default_port=80, policy=TEST_POLICY)
-        election_obj = Election(
-            identity=Identity(mac=mac, name=name, tz="UTC", ip=None, port=0, peer_port=80),
-            devices=node.devices,
-            client=client,
-            cache=DayCache(folder),
-            node=node.node,
-            poe_log=PoeLog(folder / "poe.log"),
-            interval=1,
-            freshness=60,
-            margin=2,
-        )
+        election_obj = election_for(folder, node.devices, client, mac=mac, name=name, ip=None, node=node.node)
     app = make_app(folder, devices=node.devices, network_key=KEY, node=node.node, election=election_obj)
     async with Sidecar(app, "127.0.0.1", 0) as sidecar:
         node.port = sidecar.port

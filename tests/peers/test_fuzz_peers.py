@@ -19,17 +19,13 @@ from aiohttp import web
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from nutbridge.daycache import DayCache
-from nutbridge.node import Node
 from nutbridge.peers.announcer import parse_device_list
 from nutbridge.peers.client import PeerClient
 from nutbridge.peers.devices import MAX_ENTRY, MAX_LIST, DeviceError, DeviceList, stored_size, validate
 from nutbridge.peers.election import Election
-from nutbridge.peers.identity import Identity
-from nutbridge.peers.poelog import PoeLog
 from nutbridge.server.app import Sidecar
 from tests.conftest import TEST_POLICY
-from tests.helpers.peers import write_reading
+from tests.helpers.peers import election_for, write_reading
 
 NOW = 1_800_000_000.0
 ME = "02:00:00:00:00:01"
@@ -217,11 +213,7 @@ def test_no_answer_stops_a_round_and_only_a_real_standing_wins(
 
     async def one_round() -> Election:
         async with PeerClient(timeout=5, default_port=80, policy=TEST_POLICY) as client:
-            election = Election(
-                identity=Identity(mac=ME, name="me", tz="UTC", ip="127.0.0.1", port=0, peer_port=80),
-                devices=devices, client=client, cache=DayCache(me), node=Node({"pvWatts": 100}),
-                poe_log=PoeLog(me / "poe.log"), interval=1, freshness=600, margin=2,
-            )  # fmt: skip
+            election = election_for(me, devices, client, mac=ME, freshness=600)
             await election.round()
             return election
 

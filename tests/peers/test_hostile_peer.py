@@ -30,7 +30,7 @@ from nutbridge.peers.network import PeerNetwork
 from nutbridge.peers.poelog import PoeLog
 from nutbridge.server.app import Sidecar, make_app
 from tests.conftest import TEST_POLICY
-from tests.helpers.peers import write_reading
+from tests.helpers.peers import election_for, write_reading
 
 KEY = "the hostile peer test's network key"
 ASTRAL = "\U0001d400"  # MATHEMATICAL BOLD CAPITAL A: one letter, 4 bytes of UTF-8, 12 escaped in JSON
@@ -330,17 +330,7 @@ async def liar_and_election(tmp_path: Path, answers: Mapping[str, object]) -> As
         devices = DeviceList(me / "deviceList.json", policy=TEST_POLICY)
         devices.upsert(validate({"mac": "02:00:00:00:00:66", "ip": f"127.0.0.1:{liar.port}", "stamp": repr(time.time()),
                                  "name": "Liar", "tz": ""}))  # fmt: skip
-        yield Election(
-            identity=Identity(mac=HONEST_MAC, name="me", tz="UTC", ip="127.0.0.1", port=0, peer_port=80),
-            devices=devices,
-            client=client,
-            cache=DayCache(me),
-            node=Node({"pvWatts": 100}),
-            poe_log=PoeLog(me / "poe.log"),
-            interval=1,
-            freshness=60,
-            margin=2,
-        )
+        yield election_for(me, devices, client, mac=HONEST_MAC)
 
 
 @pytest.mark.parametrize("datetime", ["0001-01-01 00:00:00", "9999-12-31 23:59:59", "2026-13-45 99:99:99", "x" * 5000])

@@ -17,18 +17,17 @@ from pathlib import Path
 import pytest
 from aiohttp import web
 
-from nutbridge.daycache import DayCache
 from nutbridge.errors import ConfigError
 from nutbridge.node import Node
 from nutbridge.peers.announcer import parse_device_list
 from nutbridge.peers.client import MAX_ANSWER, PeerClient, PeerError, base_url
 from nutbridge.peers.devices import DeviceError, DeviceList, address, validate
 from nutbridge.peers.election import Candidate, Election, age_of, choose, from_election_answer, zone_of
-from nutbridge.peers.identity import Identity, interface_mac
+from nutbridge.peers.identity import interface_mac
 from nutbridge.peers.poelog import MAX_FILE, PoeLog
 from nutbridge.server.app import Sidecar
 from tests.conftest import TEST_POLICY
-from tests.helpers.peers import LoopbackNode, announcer_for, serving, write_reading
+from tests.helpers.peers import LoopbackNode, announcer_for, election_for, serving, write_reading
 
 # --- addresses and the device list ----------------------------------------------------------------------
 
@@ -205,18 +204,8 @@ async def two_nodes(tmp_path: Path, *, peer_election: bool) -> AsyncIterator[tup
         me = tmp_path / "me"
         devices = DeviceList(me / "deviceList.json", policy=TEST_POLICY)
         devices.upsert(validate(entry("02:00:00:00:00:02", time.time(), "peer") | {"ip": peer.address}))
-        election = Election(
-            identity=Identity(mac="02:00:00:00:00:01", name="me", tz="UTC", ip="127.0.0.1", port=0, peer_port=80),
-            devices=devices,
-            client=client,
-            cache=DayCache(me),
-            node=Node({"pvWatts": 100}),
-            poe_log=PoeLog(me / "poe.log"),
-            interval=1,
-            freshness=60,
-            margin=2,
-            dns_command=["/bin/sh", "-c", f'echo "$0" >> {tmp_path}/dns.log', "{ip}"],
-        )
+        election = election_for(me, devices, client, mac="02:00:00:00:00:01",
+                                 dns_command=["/bin/sh", "-c", f'echo "$0" >> {tmp_path}/dns.log', "{ip}"])  # fmt: skip
         yield election, peer
 
 

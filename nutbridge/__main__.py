@@ -22,9 +22,10 @@ def _stop_early(signum: int, frame: FrameType | None) -> None:
 
 def main() -> int:
     """Run the command line; a stop before the event loop takes over the signals exits 0, quietly."""
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(sig, _stop_early)
     try:
+        # inside the try: a SIGTERM that lands while SIGINT's handler goes in already raises EarlyStop
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(sig, _stop_early)
         from nutbridge.cli import main as cli_main
 
         return cli_main()

@@ -24,7 +24,6 @@ from tests.helpers.powerwall import ROOT, Answer, Clock, FakeProxy
 
 NAMES_FILE = ROOT / "test-fixtures" / "nut-names.txt"
 SOE, GRID, AGGREGATES = "/soe", "/api/system_status/grid_status", "/aggregates"
-FAILING = 0.2  # s: the interval of a poll that fails whatever the machine's load: its retries end soon
 
 
 @pytest.fixture
@@ -46,14 +45,21 @@ async def proxy() -> AsyncIterator[FakeProxy]:
 
 
 async def poll(
-    url: str, *, source_timeout: float = 1.0, interval: float = 10.0, by_hand: Mapping[str, str] | None = None
+    url: str,
+    *,
+    source_timeout: float = 1.0,
+    interval: float = 10.0,
+    retries: bool = True,
+    by_hand: Mapping[str, str] | None = None,
 ) -> Snapshot:
     """One poll as the daemon makes it, with the port file's hand-set settings ``by_hand``. A good poll ends at
-    once whatever the interval, which only sets the deadline (90 % of it; 0.2 s a loaded machine can miss); a
-    failing one retries until it, so the tests of failures pass FAILING."""
+    once whatever the interval, which only sets the deadline (90 % of it). The tests of failures pass
+    ``retries=False`` (one attempt, as TEST mode polls): a failing poll would otherwise retry until that
+    deadline, and a short deadline is one a loaded machine can miss before the first answer."""
     settings = dict(by_hand or {})
     async with PowerwallSource(url, timeout=source_timeout) as source:
-        return await Monitor(source, interval=interval, grace=10.0, settings=lambda: settings).poll()
+        monitor = Monitor(source, interval=interval, grace=10.0, retries=retries, settings=lambda: settings)
+        return await monitor.poll()
 
 
 # --- what NUT is told ---
@@ -296,7 +302,7 @@ async def test_a_bad_answer_is_a_failed_poll_never_data(
     proxy: FakeProxy, path: str, answer: Answer, reason: str
 ) -> None:
     proxy.answers[path] = answer
-    snapshot = await poll(proxy.url, interval=FAILING)
+    snapshot = await poll(proxy.url, retries=False)
     assert snapshot.comms is not Comms.OK and dict(snapshot.variables) == {}
     assert isinstance(snapshot.error, ProtocolError)
     assert reason in str(snapshot.error)
@@ -319,7 +325,7 @@ async def test_a_hanging_proxy_fails_within_the_timeout(proxy: FakeProxy) -> Non
 
 async def test_a_closed_port_is_a_failed_poll() -> None:
     url = f"http://127.0.0.1:{free_port()}"
-    snapshot = await poll(url, interval=FAILING)
+    snapshot = await poll(url, retries=False)
     assert snapshot.comms is not Comms.OK
     assert isinstance(snapshot.error, SourceError) and "ConnectError" in str(snapshot.error)
     assert str(snapshot.error).startswith(f"pyPowerwall proxy at {url}: /stats")
@@ -327,7 +333,7 @@ async def test_a_closed_port_is_a_failed_poll() -> None:
 
 async def test_a_password_in_the_url_stays_out_of_messages() -> None:
     url = f"http://me:hunter2@127.0.0.1:{free_port()}"
-    snapshot = await poll(url, interval=FAILING)
+    snapshot = await poll(url, retries=False)
     assert "hunter2" not in str(snapshot.error) and "me:***@" in str(snapshot.error)
 
 

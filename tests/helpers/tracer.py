@@ -6,6 +6,8 @@ import subprocess
 import time
 from pathlib import Path
 
+from tests.helpers import GUARD
+
 
 def start_socat(a: Path, b: Path) -> subprocess.Popen[bytes]:
     """Two linked pseudo-terminals: a serial line with no hardware. The links appear 0.1-0.5 s after start."""
@@ -14,7 +16,7 @@ def start_socat(a: Path, b: Path) -> subprocess.Popen[bytes]:
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
-    for _ in range(100):
+    for _ in range(int(GUARD / 0.05)):  # a guard against a hang
         if (a.exists() and b.exists()) or proc.poll() is not None:
             break
         time.sleep(0.05)

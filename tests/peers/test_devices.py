@@ -19,7 +19,7 @@ import pytest
 
 from nutbridge.peers.devices import DeviceError, DeviceList, validate, written_when_due
 from tests.conftest import TEST_POLICY, TEST_RANGES
-from tests.helpers import free_port
+from tests.helpers import GUARD, free_port
 
 NOW = 1_780_000_000.0
 
@@ -197,7 +197,7 @@ async def test_held_stamps_are_written_when_due_and_when_the_daemon_stops(tmp_pa
     async with written_when_due(soon):
         soon.upsert(validate(fields(stamp=str(NOW + 1))))
         assert stored(path)["b8:27:eb:00:00:01"]["time stamp"] == str(NOW)
-        for _ in range(200):
+        for _ in range(int(GUARD / 0.05)):  # until the writer is due; a guard against a hang
             await asyncio.sleep(0.05)
             if stored(path)["b8:27:eb:00:00:01"]["time stamp"] == str(NOW + 1):
                 break

@@ -12,7 +12,7 @@ from nutbridge.server.app import Sidecar, make_app
 from nutbridge.server.control import LoadControl
 from nutbridge.simulator.source import SimulatedSource
 from tests.conftest import daemon_config
-from tests.helpers import free_port
+from tests.helpers import GUARD, free_port
 
 SECRET = "a secret of sixteen or more characters"
 BEARER = {"Authorization": f"Bearer {SECRET}"}
@@ -41,7 +41,7 @@ async def test_the_daemon_switches_the_load_with_the_token_only(tmp_path: Path) 
     url = f"http://127.0.0.1:{port}/control/load"
     try:
         async with aiohttp.ClientSession() as s:
-            for _ in range(100):
+            for _ in range(int(GUARD / 0.1)):  # until it listens; a guard against a hang
                 try:
                     async with s.get(url, headers=BEARER) as r:
                         if r.status == 200:
@@ -58,7 +58,7 @@ async def test_the_daemon_switches_the_load_with_the_token_only(tmp_path: Path) 
                 assert (r.status, await r.json()) == (200, {"load": "off"})
             async with s.post(url, data={"value": "x" * 70_000, "token": SECRET}) as r:
                 assert r.status == 413
-            for _ in range(50):  # the next polls see the load gone
+            for _ in range(int(GUARD / 0.1)):  # until the next polls see the load gone
                 async with s.get(f"http://127.0.0.1:{port}/api/status") as r:
                     body = await r.json() if r.status == 200 else {}
                 if body.get("reading", {}).get("load_power") == 0:

@@ -517,7 +517,7 @@ async def test_the_daemon_publishes_every_poll_to_subscribers(tmp_path: Path) ->
     )
     try:
         async with aiohttp.ClientSession() as s:
-            for _ in range(100):  # until it listens
+            for _ in range(int(GUARD / 0.1)):  # until it listens; a guard against a hang
                 with contextlib.suppress(aiohttp.ClientError):
                     ws = await s.ws_connect(f"http://127.0.0.1:{port}/subscribe", headers=who())
                     break

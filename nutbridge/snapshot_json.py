@@ -1,9 +1,9 @@
 """One JSON view of a snapshot, for every consumer that shows one: the JSON API, pub/sub, MQTT and /metrics.
 
-A reading (or device info) is rendered by walking its *own* dataclass type, never the base class, so the fields a
-family adds (the Powerwall's ``grid_power``, a gateway's meters) reach every consumer without one knowing the
-family. Values in SI units as the model holds them: enums by value, tuples as lists, a nested dataclass as an
-object, numbers that are not finite as null (JSON has no NaN). No I/O here.
+A reading, and any dataclass in it (a gateway's meter row), is rendered by walking its *own* dataclass type,
+never the base class, so the fields a family adds (the Powerwall's ``grid_power``, a gateway's meters) reach every
+consumer without one knowing the family. Values in SI units as the model holds them: enums by value, tuples as
+lists, a nested dataclass as an object, numbers that are not finite as null (JSON has no NaN). No I/O here.
 """
 
 from __future__ import annotations

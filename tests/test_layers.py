@@ -59,6 +59,9 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
     ),
     # One poll's immutable result, and the boundary every sink sits behind.
     ("snapshot", ("nutbridge.snapshot", "nutbridge.sinks")),
+    # Views of a snapshot: its JSON (a reading by its own type's fields), which the API, pub/sub, MQTT and
+    # /metrics show.
+    ("views", ("nutbridge.snapshot_json",)),
     # Device families: each turns its device's answers into a Reading. TEST mode's loop wraps any source.
     ("sources", ("nutbridge.sources.*", "nutbridge.simulator.*", "nutbridge.testmode")),
     # The coordinator: one poll, one Snapshot, offered to every sink.

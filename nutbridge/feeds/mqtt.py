@@ -25,10 +25,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
-import enum
 import json
 import logging
-import math
 import random
 import secrets
 import ssl
@@ -42,10 +40,17 @@ import aiomqtt
 
 from nutbridge.config import MqttConfig
 from nutbridge.errors import ConfigError
-from nutbridge.feeds.mqtt_discovery import ENTITIES, Entity, device_block, discovery_configs, entities_present
-from nutbridge.model import Reading
+from nutbridge.feeds.mqtt_discovery import (
+    ENTITIES,
+    Entity,
+    device_block,
+    discovery_configs,
+    entities_present,
+    family_entities,
+)
 from nutbridge.redact import redact_url
 from nutbridge.snapshot import Comms, Snapshot
+from nutbridge.snapshot_json import reading_json
 from nutbridge.tasks import Background
 
 log = logging.getLogger(__name__)
@@ -57,9 +62,6 @@ RETRY_MAX = 60.0  # the cap of the backoff
 CLOSE_TIMEOUT = 3.0  # seconds a clean shutdown may take to say "offline" before the loop is cancelled
 TIMEOUT = 10.0  # seconds for the CONNACK and each acknowledgement
 DEFAULT_PORTS = {"mqtt": 1883, "mqtts": 8883}
-
-
-READING_FIELDS = tuple(f.name for f in dataclasses.fields(Reading))
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -130,6 +132,7 @@ class MqttFeed:
         self._latest: Snapshot | None = None
         self._last_good: Snapshot | None = None
         self._seen: set[str] = {"comms"}  # keys of the entities announced or to announce
+        self._entities = {e.key: e for e in ENTITIES}  # and a family's own, as its readings show them
         self._wake = asyncio.Event()
         self._stop = asyncio.Event()
         self._reannounce = False
@@ -146,6 +149,9 @@ class MqttFeed:
         self._latest = snapshot
         if snapshot.ok:
             self._last_good = snapshot
+            if snapshot.reading is not None:
+                for entity in family_entities(snapshot.reading):
+                    self._entities.setdefault(entity.key, entity)
             self._seen.update(entities_present(snapshot))
         self._wake.set()
 
@@ -275,7 +281,6 @@ class MqttFeed:
         good = snapshot if snapshot.ok else self._last_good
         power = None if good is None else good.power
         reading = None if good is None else good.reading
-        values = {name: None if reading is None else _plain(getattr(reading, name)) for name in READING_FIELDS}
         message = {
             "seq": snapshot.seq,
             "time": snapshot.time,
@@ -286,7 +291,7 @@ class MqttFeed:
             "status": None if good is None else good.variables.get("ups.status"),
             "on_battery": None if power is None else not power.on_line,
             "low_battery": None if power is None else power.low,
-            "reading": values,
+            "reading": reading_json(reading),
             "nut": {} if good is None else {k: v for k, v in good.variables.items() if v is not None},
         }
         return json.dumps(message, separators=(",", ":"), allow_nan=False)
@@ -299,6 +304,7 @@ class MqttFeed:
         """Topic → retained config (JSON) of every entity seen so far."""
         return discovery_configs(
             self._seen,
+            entities=self._entities.values(),
             node_id=self.node_id,
             prefix=self.discovery_prefix,
             state_topic=self.state_topic,
@@ -316,17 +322,6 @@ class _ClosingSSLSocket(ssl.SSLSocket):
         except BaseException:
             self.close()
             raise
-
-
-def _plain(value: object) -> object:
-    """A Reading value as JSON: enums by value, tuples as lists, NaN and infinities as null."""
-    if isinstance(value, enum.Enum):
-        return value.value
-    if isinstance(value, tuple):
-        return list(value)
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    return value
 
 
 def _describe(exc: BaseException | None) -> str:

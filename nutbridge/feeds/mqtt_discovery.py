@@ -1,15 +1,18 @@
 """Home Assistant's MQTT discovery: the entities nutbridge announces (one row each: key, name, where its value
-comes from, device class, unit), which of them a poll has a value for, and the retained config documents."""
+comes from, device class, unit), one more for each numeric field a family's own reading adds (its device class
+and unit from the words of its name), which of them a poll has a value for, and the retained config documents."""
 
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
 from nutbridge import __version__
-from nutbridge.model import ChargeStage, DeviceInfo
+from nutbridge.model import ChargeStage, DeviceInfo, Reading
 from nutbridge.snapshot import Snapshot
+from nutbridge.snapshot_json import numbers
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -106,10 +109,43 @@ ENTITIES: tuple[Entity, ...] = (
 )
 
 
+# A family field's quantity from a word of its name, as /metrics names its unit: (word, device class, unit, digits)
+QUANTITIES = (
+    ("voltage", "voltage", "V", 1),
+    ("current", "current", "A", 2),
+    ("power", "power", "W", 0),
+    ("temperature", "temperature", "°C", 1),
+    ("charge", "battery", "%", 0),
+)
+
+
+def family_entity(field: str) -> Entity:
+    """The entity of a numeric field a family's reading adds (``grid_power`` → "Grid power", power, W)."""
+    name = field.replace("_", " ").capitalize()
+    if field.startswith("energy_"):  # kWh; only a lifetime counter feeds the statistics, as in ENTITIES
+        total = "total_increasing" if field.endswith("_total") else None
+        return _measure(field, name, "energy", "kWh", 2, state_class=total)
+    for word, device_class, unit, precision in QUANTITIES:
+        if word in field:
+            return _measure(field, name, device_class, unit, precision)
+    return Entity(key=field, name=name, reading=field, state_class="measurement")  # a number of no known unit
+
+
+TAKEN = {e.key for e in ENTITIES} | {e.reading for e in ENTITIES if e.reading is not None}
+
+
+def family_entities(reading: Reading) -> tuple[Entity, ...]:
+    """An entity for each numeric field with a value that ``reading``'s own type adds to ENTITIES' (none for the
+    base Reading). A field whose name an entity of ENTITIES already holds is left out: unique_ids stay stable."""
+    return tuple(family_entity(field) for field in numbers(reading) if field not in TAKEN)
+
+
 def entities_present(snapshot: Snapshot) -> set[str]:
-    """Keys of the entities that ``snapshot`` (a good one) has a value for."""
+    """Keys of the entities that ``snapshot`` (a good one) has a value for, a family's own among them."""
     reading, variables = snapshot.reading, snapshot.variables
     keys = {"on_battery", "low_battery"} if snapshot.power is not None else set()
+    if reading is not None:
+        keys.update(e.key for e in family_entities(reading))
     for entity in ENTITIES:
         if entity.reading is not None:
             value = None if reading is None else getattr(reading, entity.reading)
@@ -136,9 +172,16 @@ def device_block(name: str, node_id: str, info: DeviceInfo | None) -> dict[str, 
 
 
 def discovery_configs(
-    seen: set[str], *, node_id: str, prefix: str, state_topic: str, availability_topic: str, device: dict[str, Any]
+    seen: set[str],
+    *,
+    entities: Iterable[Entity],
+    node_id: str,
+    prefix: str,
+    state_topic: str,
+    availability_topic: str,
+    device: dict[str, Any],
 ) -> dict[str, str]:
-    """Topic → retained config (JSON) of every entity in ``seen``."""
+    """Topic → retained config (JSON) of every entity of ``entities`` in ``seen``."""
     origin = {"name": "nutbridge", "sw_version": __version__}
     bridge = {"topic": availability_topic}
     device_up = {
@@ -146,7 +189,7 @@ def discovery_configs(
         "value_template": "{{ 'offline' if value_json.comms == 'lost' else 'online' }}",
     }
     configs: dict[str, str] = {}
-    for entity in ENTITIES:
+    for entity in entities:
         if entity.key not in seen:
             continue
         config: dict[str, Any] = {

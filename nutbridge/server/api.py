@@ -14,7 +14,6 @@ History answers are built in a worker thread, one at a time, with at most READIN
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import datetime as dt
 import functools
 import json
@@ -27,7 +26,6 @@ from aiohttp import web
 from nutbridge.datalog import HEADER, day_file
 from nutbridge.daycache import DayCache
 from nutbridge.errors import NutbridgeError
-from nutbridge.model import Reading
 from nutbridge.node import KEYS, Node
 from nutbridge.peers.devices import (
     DeviceError,
@@ -42,6 +40,7 @@ from nutbridge.server.legacy import key_matches
 from nutbridge.server.live import LiveSnapshot
 from nutbridge.server.openapi import MAX_DAYS, MAX_STEP, MIN_STEP, OPENAPI, OPENAPI_ELECTING
 from nutbridge.snapshot import Comms
+from nutbridge.snapshot_json import error_text, iso, reading_json
 
 # the OpenAPI document moved to openapi.py; it stays importable from here
 __all__ = ["OPENAPI"]
@@ -101,14 +100,6 @@ class Turns:
         return await asyncio.shield(done)
 
 
-def reading_json(reading: Reading) -> dict[str, Any]:
-    """A Reading as JSON: its fields, SI units, the charge stage by name."""
-    data = {f.name: getattr(reading, f.name) for f in dataclasses.fields(Reading)}  # a subclass's extras stay out
-    data["charge_stage"] = None if reading.charge_stage is None else reading.charge_stage.value
-    data["faults"] = list(reading.faults)
-    return data
-
-
 async def json_body(request: web.Request) -> Any:
     """The request's body as JSON; ValueError says why it is not."""
     raw = await request.read()
@@ -140,11 +131,6 @@ def device_fields(body: Mapping[str, Any]) -> dict[str, Any]:
     if not isinstance(fields.get("log", ""), str | list):
         raise DeviceError("log: a list of timestamps, or one comma-separated string of them")
     return fields
-
-
-def iso(t: float | None) -> str | None:
-    """A wall-clock time for people: ISO 8601 with the zone."""
-    return None if t is None else dt.datetime.fromtimestamp(t).astimezone().isoformat(timespec="seconds")
 
 
 class JsonApi:
@@ -202,7 +188,7 @@ class JsonApi:
                 "time": iso(latest.time),
                 "last_good": iso(good.time),
                 "age": round(live.age() or 0.0, 3),
-                "error": None if latest.error is None else str(latest.error),
+                "error": error_text(latest),
                 "variables": dict(good.variables),
                 "reading": None if reading is None else reading_json(reading),
             }

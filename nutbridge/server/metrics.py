@@ -12,7 +12,6 @@ the path a client sent, so a scanner cannot grow the label set.
 
 from __future__ import annotations
 
-import dataclasses
 import math
 import time
 from collections import Counter
@@ -23,12 +22,12 @@ from aiohttp.typedefs import Handler
 from yarl import URL
 
 from nutbridge.daycache import DayCache
-from nutbridge.model import Reading
 from nutbridge.server.api import error
 from nutbridge.server.control import form, token
 from nutbridge.server.legacy import key_matches
 from nutbridge.server.live import LiveSnapshot
 from nutbridge.snapshot import Comms
+from nutbridge.snapshot_json import numbers
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 UNITS = {"voltage": "volts", "current": "amperes", "power": "watts", "temperature": "celsius", "charge": "percent"}
@@ -42,11 +41,8 @@ def metric_name(field: str) -> str:
     return f"nutbridge_{field}" + (f"_{unit}" if unit else "")
 
 
-FIELDS = [f.name for f in dataclasses.fields(Reading) if f.name != "time"]  # those holding numbers are gauges
-
-
 def finite_value(value: object) -> float | None:
-    """A finite number from a reading's field or a NUT variable's text, else None."""
+    """A finite number from a NUT variable's text, else None."""
     if isinstance(value, bool) or value is None:
         return None
     try:
@@ -180,11 +176,9 @@ class Stats:
         if good is not None:
             family("nutbridge_last_good_poll_timestamp_seconds", "gauge", "When the device last answered.",
                    [("", good.time)])  # fmt: skip
-            reading = good.reading
-            for field in FIELDS:
-                value = None if reading is None else finite_value(getattr(reading, field))
-                if value is not None:
-                    family(metric_name(field), "gauge", f"The reading's {field.replace('_', ' ')}.", [("", value)])
+            # every numeric field of the reading's own type: a family's own meters are gauges too
+            for field, value in ({} if good.reading is None else numbers(good.reading)).items():
+                family(metric_name(field), "gauge", f"The reading's {field.replace('_', ' ')}.", [("", value)])
             variables = [(k, finite_value(v)) for k, v in sorted(good.variables.items())]
             family("nutbridge_nut_variable", "gauge", "Each numeric NUT variable, as the port file holds it.",
                    [(f'{{variable="{label(k)}"}}', v) for k, v in variables if v is not None])  # fmt: skip

@@ -1,5 +1,6 @@
 """The OpenAPI 3.0 document of the JSON API (GET /api/openapi.json): the schemas, built from the Reading
-dataclass and the data log's header so they cannot drift, and one operation per route."""
+dataclasses (the base one and each family's own) and the data log's header so they cannot drift, and one
+operation per route."""
 
 from __future__ import annotations
 
@@ -9,6 +10,8 @@ from typing import Any
 from nutbridge.datalog import HEADER
 from nutbridge.model import ChargeStage, Reading
 from nutbridge.node import KEYS
+from nutbridge.nut.enphase import GatewayReading, Meter
+from nutbridge.nut.powerwall import PowerwallReading
 from nutbridge.snapshot import Comms
 
 # The bounds of GET /api/readings, which its handler enforces and this document publishes
@@ -38,17 +41,47 @@ REASON = {"type": "string", "minLength": 1}
 
 
 # A Reading field's type (model.py's annotation) → its JSON schema; a new field of a new type fails here, at import
+METER = obj({f.name: {"type": "number"} for f in dataclasses.fields(Meter)})
 READING_TYPES: dict[str, dict[str, Any]] = {
     "float": {"type": "number"},
     "float | None": nullable({"type": "number"}),
+    "int | None": nullable({"type": "integer"}),
     "bool": {"type": "boolean"},
     "bool | None": nullable({"type": "boolean"}),
+    "str | None": nullable(TEXT),
     "tuple[str, ...]": {"type": "array", "items": TEXT},
     "ChargeStage | None": nullable({"type": "string", "enum": [s.value for s in ChargeStage]}),
+    "Meter | None": nullable(METER),
+    "tuple[Meter, ...] | None": nullable({"type": "array", "items": METER}),
 }
 
 
-READING = obj({f.name: READING_TYPES[str(f.type)] for f in dataclasses.fields(Reading)})
+# Each family whose reading adds fields to Reading's: the JSON view shows them, so they are optional properties
+# here (only that family's readings have them). A new family's reading type goes in this list.
+FAMILY_READINGS: dict[str, type[Reading]] = {"Enphase IQ Gateway": GatewayReading, "Powerwall": PowerwallReading}
+
+
+def family_fields() -> dict[str, dict[str, Any]]:
+    """The schema of every field a family's reading adds, naming the families that have it."""
+    base = {f.name for f in dataclasses.fields(Reading)}
+    schemas: dict[str, dict[str, Any]] = {}
+    families: dict[str, list[str]] = {}
+    for family, kind in FAMILY_READINGS.items():
+        for f in dataclasses.fields(kind):
+            if f.name in base:
+                continue
+            schema = READING_TYPES[str(f.type)]
+            if schemas.setdefault(f.name, schema) != schema:
+                raise TypeError(f"{f.name}: two families' readings give it two types")
+            families.setdefault(f.name, []).append(family)
+    return {name: {**schema, "description": f"{' and '.join(families[name])} only"} for name, schema in schemas.items()}
+
+
+FAMILY_FIELDS = family_fields()
+READING = obj(
+    {**{f.name: READING_TYPES[str(f.type)] for f in dataclasses.fields(Reading)}, **FAMILY_FIELDS},
+    optional=tuple(FAMILY_FIELDS),
+)
 
 
 DEVICE = obj(

@@ -36,7 +36,7 @@ from nutbridge.config import PubSubConfig
 from nutbridge.errors import NutbridgeError
 from nutbridge.server.legacy import key_matches
 from nutbridge.server.pubsub_connection import Connection, Kind
-from nutbridge.server.pubsub_events import dumps, reading_data, status_data
+from nutbridge.server.pubsub_events import dumps, status_data
 from nutbridge.server.pubsub_wire import (
     CLOSE_GOING_AWAY,
     CLOSE_POLICY,
@@ -57,6 +57,7 @@ from nutbridge.server.pubsub_wire import (
     text_error,
 )
 from nutbridge.snapshot import Comms, Snapshot
+from nutbridge.snapshot_json import snapshot_json
 from nutbridge.tasks import Background
 
 # the wire format moved to pubsub_wire.py, a socket to pubsub_connection.py, our events' data to
@@ -153,7 +154,7 @@ class PubSubHub:
     async def update(self, snapshot: Snapshot) -> None:
         """Publish the poll as ``reading`` and, when ``ups.status`` or the comms state changed, ``status``."""
         if self._events.get("reading"):
-            self.publish("reading", dumps(reading_data(snapshot)))
+            self.publish("reading", dumps(snapshot_json(snapshot)))
         else:  # nobody listens: not worth building
             self.published += 1
         previous = self._status

@@ -1,36 +1,18 @@
-"""The daemon's own pub/sub events: the data of `reading` (every poll) and of `status` (a change of
-ups.status or of the comms state), as compact JSON text."""
+"""The daemon's own pub/sub events as compact JSON text: the data of `status` (a change of ups.status or of the
+comms state); `reading`'s (every poll) is the snapshot's JSON view (snapshot_json)."""
 
 from __future__ import annotations
 
 import json
-import math
 from typing import Any
 
-from nutbridge.server.api import iso, reading_json
 from nutbridge.snapshot import Comms, Snapshot
+from nutbridge.snapshot_json import error_text, iso
 
 
 def dumps(data: Any) -> str:
     """Our own events' data: compact JSON text (numbers that are not finite become null)."""
     return json.dumps(data, separators=(",", ":"), allow_nan=False)
-
-
-def _finite(value: Any) -> Any:
-    return None if isinstance(value, float) and not math.isfinite(value) else value
-
-
-def reading_data(snapshot: Snapshot) -> dict[str, Any]:
-    """A poll as the ``reading`` event's data: the keys of ``/api/status`` that belong to one poll."""
-    reading = snapshot.reading
-    return {
-        "seq": snapshot.seq,
-        "time": iso(snapshot.time),
-        "comms": snapshot.comms.value,
-        "error": None if snapshot.error is None else str(snapshot.error),
-        "variables": dict(snapshot.variables),
-        "reading": None if reading is None else {k: _finite(v) for k, v in reading_json(reading).items()},
-    }
 
 
 def status_data(
@@ -42,6 +24,6 @@ def status_data(
         "time": iso(snapshot.time),
         "comms": snapshot.comms.value,
         "ups.status": ups_status,
-        "error": None if snapshot.error is None else str(snapshot.error),
+        "error": error_text(snapshot),
         "previous": None if previous is None else {"comms": previous[0].value, "ups.status": previous[1]},
     }

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 from collections import Counter
-from collections.abc import Mapping
+from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -68,6 +69,26 @@ class FakeProxy:
         return web.Response(
             status=answer.status, body=answer.body.encode(), headers={"Content-Type": answer.content_type}
         )
+
+
+@contextlib.asynccontextmanager
+async def serving(*fixtures: str) -> AsyncIterator[FakeProxy]:
+    """The proxy answering ``fixtures`` (played in order) on an ephemeral loopback port."""
+    fake = FakeProxy()
+    for name in fixtures:
+        fake.play(name)
+    app = web.Application()
+    app.router.add_get("/{tail:.*}", fake.handle)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    fake.url = f"http://127.0.0.1:{runner.addresses[0][1]}"
+    try:
+        yield fake
+    finally:
+        fake.release.set()
+        await runner.cleanup()
 
 
 class Clock:

@@ -108,6 +108,7 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
             "nutbridge.status_cmd",
             "nutbridge.capture",
             "nutbridge.migrate",
+            "nutbridge.migrate.*",  # switch (forward), manifest, undo, run (each step asked, done, recorded)
             "nutbridge.v1node",
         ),
     ),

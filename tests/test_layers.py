@@ -291,7 +291,7 @@ def drawn(name: str, doc: str) -> bool:
     return any(path in line and f" {cls}" in line for line in doc.splitlines())
 
 
-@pytest.mark.parametrize("name", ["nutbridge.peers.devices.DeviceError", "nutbridge.errors.Refused"])
+@pytest.mark.parametrize("name", ["nutbridge.peers.entry.DeviceError", "nutbridge.errors.Refused"])
 def test_the_tree_check_knows_a_class_by_its_module(name: str) -> None:
     assert drawn(name, errors.__doc__ or "")
     assert not drawn(name, "")

@@ -68,7 +68,7 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
     (
         "sinks",
         (
-            "nutbridge.nut.*",
+            "nutbridge.nut.*",  # portfile_text (its text) and portfile (the file), seed, driver, upsconf
             "nutbridge.datalog",
             "nutbridge.daycache",
             "nutbridge.sdnotify",

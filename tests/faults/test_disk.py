@@ -23,7 +23,7 @@ import pytest
 from aiohttp import ClientSession, web
 
 from nutbridge.node import Node
-from nutbridge.nut.portfile import parse_values
+from nutbridge.nut.portfile_text import parse_values
 from nutbridge.peers import devices as devices_module
 from nutbridge.peers.devices import DeviceList, written_when_due
 from nutbridge.peers.entry import validate

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from nutbridge.nut.portfile import parse_values
+from nutbridge.nut.portfile_text import parse_values
 from nutbridge.system import nut_user
 from tests.conftest import need
 from tests.helpers.datalog import read_polls

@@ -11,10 +11,9 @@ import subprocess
 import sys
 from pathlib import Path
 
-from nutbridge import setup_cmd
 from nutbridge.files import describe
 from nutbridge.migrate.manifest import Manifest
-from nutbridge.setup_cmd import EX_FAIL, EX_OK
+from nutbridge.setup_cmd import EX_FAIL, EX_OK, ask
 from nutbridge.setup_steps import Plan, SetupError
 
 COMMAND_TIMEOUT = 120.0
@@ -44,7 +43,7 @@ def carry_out(title: str, plan: Plan, *, yes: bool, dry_run: bool, manifest: Man
             print(f"  would: {step.title}")
             print("".join(f"      {line}\n" for line in step.preview.splitlines()), end="")
             continue
-        answer = True if yes else setup_cmd.ask(step.title)
+        answer = True if yes else ask(step.title)
         if answer is False:
             print(f"  skipped: {step.title}")
             continue

@@ -19,39 +19,10 @@ import sys
 from nutbridge.errors import ConfigError
 from nutbridge.files import describe
 from nutbridge.setup_steps import Plan, Setup, SetupError, Step
-from nutbridge.setup_texts import (
-    DROP_IN,
-    SAMPLE_CONFIG,
-    SAMPLE_PORT_FILE,
-    UNIT,
-    data_text,
-    render_config,
-    replace_setting,
-    ups_section,
-    validate,
-)
-from nutbridge.system import NUT_USER, find_monitor, nut_user, systemctl_command
+from nutbridge.system import find_monitor, systemctl_command
 
 # This module is the command (flags, asking, carrying out the plan); the steps are in setup_steps.py, the texts
-# it writes in setup_texts.py, what doctor and cli share in system.py. These names stay importable from here:
-__all__ = [
-    "DROP_IN",
-    "NUT_USER",
-    "SAMPLE_CONFIG",
-    "SAMPLE_PORT_FILE",
-    "UNIT",
-    "Plan",
-    "Setup",
-    "SetupError",
-    "Step",
-    "data_text",
-    "nut_user",
-    "render_config",
-    "replace_setting",
-    "systemctl_command",
-    "ups_section",
-    "validate",
-]
+# it writes in setup_texts.py, what doctor and cli share in system.py.
 
 EX_OK, EX_FAIL, EX_USAGE, EX_CONFIG = 0, 1, 2, 78
 SYSTEMD_DIR = "/etc/systemd/system"

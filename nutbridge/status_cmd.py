@@ -18,7 +18,7 @@ from typing import Any
 
 from nutbridge.config import Config, config_path, load
 from nutbridge.errors import ConfigError
-from nutbridge.nut.portfile import parse_values
+from nutbridge.nut.portfile_text import parse_values
 
 EX_FRESH, EX_UNREACHABLE, EX_STALE, EX_CONFIG = 0, 1, 3, 78
 TIMEOUT = 5.0

@@ -19,7 +19,7 @@ import jwt
 import pytest
 from aiohttp import web
 
-from nutbridge.capture import file_name
+from nutbridge.capture.bundle import file_name
 from nutbridge.redact import Redactor
 from nutbridge.server.app import Sidecar, tls_context
 from nutbridge.simulator.server import SimulatedTracer

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from nutbridge import __version__
-from nutbridge.nut.portfile import parse_values
+from nutbridge.nut.portfile_text import parse_values
 from tests.conftest import read_only
 from tests.helpers import NUTBRIDGE, free_port, run
 

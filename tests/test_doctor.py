@@ -22,33 +22,23 @@ from pathlib import Path
 
 import pytest
 
-from nutbridge.doctor import (
-    CHECKS,
-    FAIL,
-    OK,
-    WARN,
-    Context,
-    Result,
-    UpscAnswer,
-    check_config,
-    check_config_private,
+from nutbridge.doctor import gather, parser
+from nutbridge.doctor.config_checks import check_config, check_config_private
+from nutbridge.doctor.context import FAIL, OK, WARN, Context, Result, UpscAnswer
+from nutbridge.doctor.host import filesystem_of
+from nutbridge.doctor.nut_checks import (
     check_daemon,
     check_driver,
-    check_name,
     check_nut_quirks,
     check_nut_version,
-    check_port_file,
-    check_port_file_disk,
-    check_port_file_owner,
     check_ups_conf,
     check_upsc,
     check_upsmon,
-    filesystem_of,
-    gather,
-    parser,
 )
+from nutbridge.doctor.port_file_checks import check_port_file, check_port_file_disk, check_port_file_owner
+from nutbridge.doctor.runner import CHECKS, check_name
 from nutbridge.nut.version import NutVersion
-from nutbridge.setup_cmd import nut_user
+from nutbridge.system import nut_user
 from tests.conftest import need
 from tests.helpers import free_port
 from tests.nut_stack import NutStack, Simulator, kill_pid, read_pid, wait_for, why_not_runnable

@@ -71,7 +71,7 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
     (
         "sinks",
         (
-            "nutbridge.nut.*",
+            "nutbridge.nut.*",  # portfile_text (its text) and portfile (the file), seed, driver, upsconf
             "nutbridge.datalog",
             "nutbridge.daycache",
             "nutbridge.sdnotify",
@@ -110,7 +110,9 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
             "nutbridge.doctor.*",
             "nutbridge.status_cmd",
             "nutbridge.capture",
+            "nutbridge.capture.*",  # take (one connection per family, recorded), bundle (redacted files, the archive)
             "nutbridge.migrate",
+            "nutbridge.migrate.*",  # switch (forward), manifest, undo, run (each step asked, done, recorded)
             "nutbridge.v1node",
         ),
     ),
@@ -293,7 +295,7 @@ def drawn(name: str, doc: str) -> bool:
     return any(path in line and f" {cls}" in line for line in doc.splitlines())
 
 
-@pytest.mark.parametrize("name", ["nutbridge.peers.devices.DeviceError", "nutbridge.errors.Refused"])
+@pytest.mark.parametrize("name", ["nutbridge.peers.entry.DeviceError", "nutbridge.errors.Refused"])
 def test_the_tree_check_knows_a_class_by_its_module(name: str) -> None:
     assert drawn(name, errors.__doc__ or "")
     assert not drawn(name, "")

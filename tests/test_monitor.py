@@ -15,7 +15,8 @@ from nutbridge.errors import SourceError
 from nutbridge.model import DeviceInfo, Reading
 from nutbridge.monitor import Monitor
 from nutbridge.nut.charge_controller import TABLE
-from nutbridge.nut.portfile import HandSettings, parse_values
+from nutbridge.nut.portfile import HandSettings
+from nutbridge.nut.portfile_text import parse_values
 from nutbridge.nut.variables import Var, setting_names
 from nutbridge.simulator.physics import Mode
 from nutbridge.simulator.server import SimulatedTracer

@@ -19,20 +19,9 @@ from dataclasses import asdict
 from pathlib import Path
 
 from nutbridge.config import Config, ups_config_file, with_overrides
-from nutbridge.doctor.config_checks import check_config, check_config_private
-from nutbridge.doctor.context import FAIL, MOUNTINFO, OK, WARN, Context, Result, UpscAnswer
-from nutbridge.doctor.host import filesystem_of, read_ups_conf
-from nutbridge.doctor.nut_checks import (
-    check_daemon,
-    check_driver,
-    check_nut_quirks,
-    check_nut_version,
-    check_ups_conf,
-    check_upsc,
-    check_upsmon,
-)
-from nutbridge.doctor.port_file_checks import check_port_file, check_port_file_disk, check_port_file_owner
-from nutbridge.doctor.runner import CHECKS, check_name, run_checks
+from nutbridge.doctor.context import FAIL, MOUNTINFO, OK, WARN, Context, Result
+from nutbridge.doctor.host import read_ups_conf
+from nutbridge.doctor.runner import run_checks
 from nutbridge.errors import ConfigError
 from nutbridge.nut.upsconf import nut_confpath, nut_statepath, port_path
 from nutbridge.nut.version import detect, find_dummy_ups
@@ -40,35 +29,7 @@ from nutbridge.system import find_monitor, load_any, nut_user, systemctl_command
 
 # The package's modules: context (what the checks look at, what they say), host (users, mounts, NUT's folders),
 # config_checks, port_file_checks, nut_checks (the checks by what they look at), runner (their order, FAIL for
-# an error); this module is the command (flags, gather, the screen or JSON). Names importable from here:
-__all__ = [
-    "CHECKS",
-    "FAIL",
-    "OK",
-    "WARN",
-    "Context",
-    "Result",
-    "UpscAnswer",
-    "check_config",
-    "check_config_private",
-    "check_daemon",
-    "check_driver",
-    "check_name",
-    "check_nut_quirks",
-    "check_nut_version",
-    "check_port_file",
-    "check_port_file_disk",
-    "check_port_file_owner",
-    "check_ups_conf",
-    "check_upsc",
-    "check_upsmon",
-    "filesystem_of",
-    "gather",
-    "main",
-    "parser",
-    "run_checks",
-    "screen",
-]
+# an error); this module is the command (flags, gather, the screen or JSON).
 
 EX_OK, EX_FAIL, EX_USAGE = 0, 1, 2
 SYSTEMD_RUN = "/run/systemd/system"  # present when systemd is PID 1

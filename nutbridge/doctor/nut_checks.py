@@ -9,7 +9,7 @@ import time
 from nutbridge.doctor.context import FAIL, OK, WARN, Context, Result
 from nutbridge.doctor.host import nut_pid_folders, nut_state_folders, pid_alive, read_ups_conf
 from nutbridge.files import describe
-from nutbridge.nut.portfile import parse_lines, parse_values
+from nutbridge.nut.portfile_text import parse_lines, parse_values
 from nutbridge.nut.upsconf import port_path
 from nutbridge.nut.version import V2_8_3, V2_8_4, NutVersion
 from nutbridge.system import find_monitor

@@ -12,7 +12,8 @@ import time
 from collections.abc import Callable, Iterable
 from typing import TypeVar
 
-from nutbridge.nut.portfile import ALARM, PortFile, Write, hand_set
+from nutbridge.nut.portfile import PortFile, Write
+from nutbridge.nut.portfile_text import ALARM, hand_set
 from nutbridge.nut.version import Dialect
 from nutbridge.snapshot import Comms, Snapshot
 

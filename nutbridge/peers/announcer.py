@@ -20,7 +20,8 @@ from collections.abc import Callable, Sequence
 
 from nutbridge.files import describe
 from nutbridge.peers.client import PeerClient, PeerError, RateLimited
-from nutbridge.peers.devices import MAX_DEVICES, Device, DeviceError, DeviceList, validate
+from nutbridge.peers.devices import MAX_DEVICES, DeviceList
+from nutbridge.peers.entry import Device, DeviceError, validate
 from nutbridge.peers.identity import Identity
 from nutbridge.peers.poelog import PoeLog
 from nutbridge.peers.schedule import every

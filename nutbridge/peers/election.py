@@ -43,7 +43,8 @@ from nutbridge.daycache import DayCache
 from nutbridge.node import Node
 from nutbridge.peers.addresses import split_address
 from nutbridge.peers.client import PeerClient, PeerError
-from nutbridge.peers.devices import Device, DeviceList
+from nutbridge.peers.devices import DeviceList
+from nutbridge.peers.entry import Device
 from nutbridge.peers.identity import Identity
 from nutbridge.peers.poelog import PoeLog
 from nutbridge.peers.schedule import every

@@ -16,7 +16,7 @@ from pathlib import Path
 from nutbridge.errors import ConfigError
 from nutbridge.node import MAC
 from nutbridge.peers.addresses import split_address
-from nutbridge.peers.devices import NAME, address
+from nutbridge.peers.entry import NAME, address
 
 SYS_NET = Path("/sys/class/net")
 NO_MAC = "00:00:00:00:00:00"

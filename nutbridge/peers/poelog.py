@@ -15,7 +15,7 @@ import os
 from pathlib import Path
 
 from nutbridge.files import describe, replace_atomically
-from nutbridge.peers.devices import LOG_ENTRY
+from nutbridge.peers.entry import LOG_ENTRY
 
 log = logging.getLogger(__name__)
 

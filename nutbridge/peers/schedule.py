@@ -6,7 +6,7 @@ import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 
-from nutbridge.peers.devices import DeviceError
+from nutbridge.peers.entry import DeviceError
 
 log = logging.getLogger(__name__)
 

@@ -27,15 +27,8 @@ from nutbridge.datalog import HEADER, day_file
 from nutbridge.daycache import DayCache
 from nutbridge.errors import NutbridgeError
 from nutbridge.node import KEYS, Node
-from nutbridge.peers.devices import (
-    DeviceError,
-    DeviceList,
-    DeviceListError,
-    DeviceRefused,
-    RefusalLog,
-    TooManyChanges,
-    validate,
-)
+from nutbridge.peers.devices import DeviceList, DeviceListError, TooManyChanges
+from nutbridge.peers.entry import DeviceError, DeviceRefused, RefusalLog, validate
 from nutbridge.server.legacy import key_matches
 from nutbridge.server.live import LiveSnapshot
 from nutbridge.server.openapi import MAX_DAYS, MAX_STEP, MIN_STEP, OPENAPI, OPENAPI_ELECTING

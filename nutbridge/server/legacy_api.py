@@ -16,7 +16,8 @@ import logging
 from aiohttp import web
 
 from nutbridge.daycache import DayCache
-from nutbridge.peers.devices import DeviceError, DeviceList, RefusalLog, validate
+from nutbridge.peers.devices import DeviceList
+from nutbridge.peers.entry import DeviceError, RefusalLog, validate
 from nutbridge.server.legacy import answer, key_matches
 
 log = logging.getLogger(__name__)

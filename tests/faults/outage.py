@@ -26,7 +26,7 @@ from nutbridge.errors import SourceError
 from nutbridge.model import DeviceInfo, Reading
 from nutbridge.monitor import Monitor
 from nutbridge.nut.driver import PortFileSink
-from nutbridge.nut.portfile import parse_values
+from nutbridge.nut.portfile_text import parse_values
 from nutbridge.nut.variables import Var
 from nutbridge.sinks import SinkRunner
 from nutbridge.snapshot import Comms, Snapshot

@@ -23,9 +23,10 @@ import pytest
 from aiohttp import ClientSession, web
 
 from nutbridge.node import Node
-from nutbridge.nut.portfile import parse_values
+from nutbridge.nut.portfile_text import parse_values
 from nutbridge.peers import devices as devices_module
-from nutbridge.peers.devices import DeviceList, validate, written_when_due
+from nutbridge.peers.devices import DeviceList, written_when_due
+from nutbridge.peers.entry import validate
 from nutbridge.server.app import Sidecar, make_app
 from nutbridge.snapshot import Comms
 from nutbridge.sources.envoy_token import TokenCache

@@ -1,4 +1,5 @@
-"""Peers on loopback: a node serving the peer routes, its announcer, readings written for the election."""
+"""Peers on loopback: a node serving the peer routes, its announcer, readings written for the election; a device
+entry's form fields."""
 
 from __future__ import annotations
 
@@ -21,6 +22,13 @@ from nutbridge.server.app import Sidecar, make_app
 from tests.conftest import TEST_POLICY
 
 KEY = "the network key of the test"
+NOW = 1_780_000_000.0  # the stamp entry_fields gives
+
+
+def entry_fields(mac: str = "b8:27:eb:00:00:01", **kw: str) -> dict[str, str]:
+    """A device entry's form fields as a peer posts them, ``kw`` replacing any."""
+    base = {"mac": mac, "ip": "192.0.2.10", "stamp": str(NOW), "name": "Solar Node", "tz": "America/New_York"}
+    return base | {"log": "2026-12-01 10:00:00.1,2026-11-30 09:00:00.2"} | kw
 
 
 def write_reading(folder: Path, *, watts: float, charge: float, when: dt.datetime | None = None) -> None:

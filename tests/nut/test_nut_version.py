@@ -12,7 +12,7 @@ import pytest
 from nutbridge.errors import ConfigError
 from nutbridge.nut import version
 from nutbridge.nut.driver import file_values
-from nutbridge.nut.portfile import merge, parse_values
+from nutbridge.nut.portfile_text import merge, parse_values
 from nutbridge.nut.version import Dialect, NutVersion, parse_version
 from nutbridge.snapshot import Comms, Snapshot
 from tests.conftest import need

@@ -15,8 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from nutbridge.nut.portfile import parse_values
-from nutbridge.setup_cmd import nut_user
+from nutbridge.nut.portfile_text import parse_values
+from nutbridge.system import nut_user
 from tests.conftest import need
 from tests.helpers.datalog import read_polls
 from tests.nut_stack import Nutbridge, NutStack, wait_for, why_not_runnable

@@ -21,8 +21,9 @@ from hypothesis import strategies as st
 
 from nutbridge.peers.announcer import parse_device_list
 from nutbridge.peers.client import PeerClient
-from nutbridge.peers.devices import MAX_ENTRY, MAX_LIST, DeviceError, DeviceList, stored_size, validate
+from nutbridge.peers.devices import MAX_LIST, DeviceList
 from nutbridge.peers.election import Election
+from nutbridge.peers.entry import MAX_ENTRY, DeviceError, stored_size, validate
 from nutbridge.server.app import Sidecar
 from tests.conftest import TEST_POLICY
 from tests.helpers.peers import election_for, write_reading

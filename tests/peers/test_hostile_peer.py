@@ -23,8 +23,9 @@ from nutbridge.peers.addresses import AddressPolicy
 from nutbridge.peers.announcer import Announcer
 from nutbridge.peers.budget import ChangeBudget
 from nutbridge.peers.client import PeerClient, PeerError
-from nutbridge.peers.devices import MAX_ENTRY, MAX_FILE, MAX_LIST, DeviceList, validate
+from nutbridge.peers.devices import MAX_FILE, MAX_LIST, DeviceList
 from nutbridge.peers.election import Election
+from nutbridge.peers.entry import MAX_ENTRY, validate
 from nutbridge.peers.identity import Identity
 from nutbridge.peers.network import PeerNetwork
 from nutbridge.peers.poelog import PoeLog

@@ -21,8 +21,9 @@ from nutbridge.errors import ConfigError
 from nutbridge.node import Node
 from nutbridge.peers.announcer import parse_device_list
 from nutbridge.peers.client import MAX_ANSWER, PeerClient, PeerError, base_url
-from nutbridge.peers.devices import DeviceError, DeviceList, address, validate
+from nutbridge.peers.devices import DeviceList
 from nutbridge.peers.election import Candidate, Election, age_of, choose, from_election_answer, zone_of
+from nutbridge.peers.entry import DeviceError, address, validate
 from nutbridge.peers.identity import interface_mac
 from nutbridge.peers.poelog import MAX_FILE, PoeLog
 from nutbridge.server.app import Sidecar

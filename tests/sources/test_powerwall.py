@@ -14,7 +14,7 @@ from aiohttp import web
 
 from nutbridge.errors import ProtocolError, SourceError
 from nutbridge.monitor import Monitor
-from nutbridge.nut.portfile import parse_values
+from nutbridge.nut.portfile_text import parse_values
 from nutbridge.nut.powerwall import TABLE, PowerwallInfo
 from nutbridge.nut.variables import setting_names
 from nutbridge.snapshot import Comms, Snapshot

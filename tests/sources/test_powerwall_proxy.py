@@ -21,7 +21,7 @@ import httpx
 import pytest
 from aiohttp import web
 
-from nutbridge.nut.portfile import parse_values
+from nutbridge.nut.portfile_text import parse_values
 from tests.conftest import need
 from tests.helpers import free_port
 

@@ -22,7 +22,7 @@ from aiohttp import web
 from aiohttp.typedefs import Handler
 from yarl import URL
 
-from nutbridge.daycache import DayCache
+from nutbridge.datalog.reader import DayCache
 from nutbridge.model import Reading
 from nutbridge.server.api import error
 from nutbridge.server.control import form, token

@@ -104,9 +104,12 @@ CELLS: dict[Column, Callable[[Reading], str]] = {
 }
 
 
+IN_ORDER = tuple(CELLS[column] for column in Column)  # once: walking an Enum costs more than the cells
+
+
 def encode(r: Reading) -> list[str]:
     """One row's cells for a reading, in file order."""
-    return [CELLS[column](r) for column in Column]
+    return [cell(r) for cell in IN_ORDER]
 
 
 def csv_line(cells: Sequence[str]) -> str:

@@ -23,7 +23,9 @@ from pathlib import Path
 import aiohttp
 
 from bench.simproc import simulator
-from nutbridge.datalog import DataLog, day_file, read_day
+from nutbridge.datalog.dayfiles import read_day
+from nutbridge.datalog.format import day_file
+from nutbridge.datalog.writer import DataLog
 from nutbridge.model import Reading
 
 QUERIES = ("value=PV-voltage&duration=7", "day=7", "line=0")

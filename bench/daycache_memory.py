@@ -21,8 +21,8 @@ import tracemalloc
 from pathlib import Path
 
 from nutbridge.config import DEFAULT_FLUSH_INTERVAL
-from nutbridge.datalog import day_files, read_day
-from nutbridge.daycache import DayCache
+from nutbridge.datalog.dayfiles import day_files, read_day
+from nutbridge.datalog.reader import DayCache
 from nutbridge.simulator.history import write_history
 
 SAMPLES = 20  # flushes timed at the end of the day

@@ -44,7 +44,8 @@ from pathlib import Path
 
 from bench.simproc import simulator
 from nutbridge.config import DEFAULT_DEVICE_LIST_FLUSH_INTERVAL, DEFAULT_FLUSH_INTERVAL
-from nutbridge.datalog import HEADER, csv_line, day_file, day_files, read_day
+from nutbridge.datalog.dayfiles import day_files, read_day
+from nutbridge.datalog.format import HEADER, csv_line, day_file
 
 ROOT = Path(__file__).resolve().parent.parent
 SAMPLE = ROOT / "etc" / "solar.dev.sample"  # the hand-written lines of the shipped port file

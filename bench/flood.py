@@ -26,7 +26,7 @@ import time
 import urllib.request
 from pathlib import Path
 
-from nutbridge.datalog import day_file
+from nutbridge.datalog.format import day_file
 from tests.helpers import free_port
 
 

@@ -38,7 +38,7 @@ import aiohttp
 from yarl import URL
 
 from bench import api_load
-from nutbridge.datalog import day_files, read_day
+from nutbridge.datalog.dayfiles import day_files, read_day
 from nutbridge.node import local_zone
 from nutbridge.server.legacy import VALUES
 

@@ -23,7 +23,7 @@ from pathlib import Path
 
 import aiohttp
 
-from nutbridge.datalog import HEADER
+from nutbridge.datalog.format import HEADER
 from nutbridge.simulator.history import write_history
 
 COLUMNS = list(HEADER[1:])

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 from nutbridge import __version__
 from nutbridge.config import Config, EnvoyConfig, PowerwallConfig, SimulatorConfig, TracerConfig
-from nutbridge.datalog import DataLog
+from nutbridge.datalog.writer import DataLog
 from nutbridge.limits import raise_open_files
 from nutbridge.monitor import Monitor
 from nutbridge.nut import upsconf, variables, version
@@ -149,8 +149,7 @@ async def sidecar(
     from nutbridge.peers.devices import written_when_due
     from nutbridge.server.app import ApiLimits, Parts, Sidecar, tls_context
 
-    parts = Parts.from_config(config)
-    parts.cache.held = datalog
+    parts = Parts.from_config(config, held=datalog)
     network = None
     if config.peers.announce:
         from nutbridge.peers.network import PeerNetwork

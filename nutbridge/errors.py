@@ -10,7 +10,7 @@ that each one defined anywhere in the package is here and under the root).
      │    └── sources/envoy_token.py TokenError     no usable gateway token
      │         └── sources/envoy_token.py TokenRateLimited  Enphase's cloud said 429
      ├── PortFileError      the dummy-ups port file could not be read, written or renamed
-     ├── datalog.py DataLogError                    the data log could not be written or read
+     ├── datalog/dayfiles.py DataLogError           the data log could not be written or read
      ├── peers/entry.py DeviceError                 a device entry is invalid, or the list is unusable
      │    ├── peers/devices.py DeviceListError      the list cannot be read or written (this node's trouble)
      │    └── peers/entry.py DeviceRefused          a valid entry the list does not take

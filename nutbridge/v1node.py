@@ -8,6 +8,7 @@ never written here. The keys in ``.spenv`` are never printed: errors name the fi
 from __future__ import annotations
 
 import argparse
+import datetime as dt
 import functools
 import json
 import os
@@ -23,7 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from nutbridge.datalog import HEADER, csv_line
+from nutbridge.datalog.format import HEADER, csv_line, day_file
 from nutbridge.errors import ConfigError, NutbridgeError
 from nutbridge.node import load_local_json
 
@@ -207,7 +208,7 @@ def start_lines(text: str) -> list[int]:
 def check_today(folder: Path, today: str) -> Path | None:
     """Today's day file, when v1 began it; V1Error when nutbridge cannot append to it: rows go in v1's column
     order under the header that is there, so it must be v1's header exactly."""
-    path = folder / f"tracerData{today}.csv"
+    path = day_file(folder, dt.date.fromisoformat(today))
     if not path.exists():
         return None
     with path.open("rb") as f:

@@ -20,7 +20,8 @@ from types import MappingProxyType
 
 import pytest
 
-from nutbridge.datalog import DataLog, day_file
+from nutbridge.datalog.format import day_file
+from nutbridge.datalog.writer import DataLog
 from nutbridge.model import Reading
 from nutbridge.monitor import Monitor
 from nutbridge.nut.portfile import PortFile

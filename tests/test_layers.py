@@ -66,14 +66,14 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
     ("sources", ("nutbridge.sources.*", "nutbridge.simulator.*", "nutbridge.testmode")),
     # The coordinator: one poll, one Snapshot, offered to every sink.
     ("monitor", ("nutbridge.monitor",)),
-    # Sinks and stores that take snapshots and know no consumer: the port file (NUT's view), the data log and the
-    # day cache that reads it, systemd's notifications, the -v printer; the simulator's history writes a data log.
+    # Sinks and stores that take snapshots and know no consumer: the port file (NUT's view), the data log (its
+    # writer and the reader, the day cache, that the API, the v1 routes and the election read it through),
+    # systemd's notifications, the -v printer; the simulator's history writes a data log.
     (
         "sinks",
         (
             "nutbridge.nut.*",  # portfile_text (its text) and portfile (the file), seed, driver, upsconf
-            "nutbridge.datalog",
-            "nutbridge.daycache",
+            "nutbridge.datalog.*",  # the data log, one store: format, writer, reader (the day cache), retention
             "nutbridge.sdnotify",
             "nutbridge.printer",
             "nutbridge.simulator.history",
@@ -91,7 +91,7 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
             "nutbridge.enphase_conf",
         ),
     ),
-    # The solar peer network: the device list, the announcer, the election. It reads the data log (the day cache)
+    # The solar peer network: the device list, the announcer, the election. It reads the data log (its reader)
     # and serves nothing itself: the server's routes use it, never the other way.
     ("peers", ("nutbridge.peers.*",)),
     # Consumers: the sidecar's routes and the feeds, each reading snapshots and the data log.

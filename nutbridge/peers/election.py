@@ -39,7 +39,8 @@ from typing import Any
 
 from aiohttp import web
 
-from nutbridge.daycache import DayCache
+from nutbridge.datalog.format import Column
+from nutbridge.datalog.reader import DayCache
 from nutbridge.node import Node
 from nutbridge.peers.addresses import split_address
 from nutbridge.peers.client import PeerClient, PeerError
@@ -217,11 +218,11 @@ class Election:
     def local(self) -> Candidate | None:
         """This node's standing, from its own data log: what its peers read from it too."""
         now = self.clock()
-        watts = finite_float(self.cache.newest_cell("PV power L"))
-        age = age_of(self.cache.newest_cell("datetime"), None, now)
+        watts = finite_float(self.cache.newest(Column.PV_POWER_L))
+        age = age_of(self.cache.newest(Column.DATETIME), None, now)
         if watts is None or age is None:
             return None
-        charge = finite_float(self.cache.newest_cell("battery percentage")) or 0.0
+        charge = finite_float(self.cache.newest(Column.BATTERY_PERCENTAGE)) or 0.0
         scaled = watts * (self.node.wattage_scaler() or 0)
         return Candidate(self.identity.mac, round(scaled, 3), round(charge * 100, 1), age, self.point_of_entry)
 

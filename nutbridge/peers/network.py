@@ -10,7 +10,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
 from nutbridge.config import Config
-from nutbridge.daycache import DayCache
+from nutbridge.datalog.reader import DayCache
 from nutbridge.errors import ConfigError
 from nutbridge.node import Node, local_zone
 from nutbridge.peers.addresses import split_address

@@ -23,8 +23,8 @@ from typing import Any, TypeVar
 
 from aiohttp import web
 
-from nutbridge.datalog import HEADER, day_file
-from nutbridge.daycache import DayCache
+from nutbridge.datalog.format import FIELDS, Column
+from nutbridge.datalog.reader import DayCache
 from nutbridge.errors import NutbridgeError
 from nutbridge.node import KEYS, Node
 from nutbridge.peers.devices import DeviceList, DeviceListError, TooManyChanges
@@ -211,10 +211,11 @@ class JsonApi:
                 raise ValueError(f"from/to: at most {MAX_DAYS} days, from before to")
             if q.get("fields") == "":
                 raise ValueError("fields: name one column or more (leave fields out for all)")
-            fields = q["fields"].split(",") if "fields" in q else list(HEADER[1:])
-            unknown = [f for f in fields if f not in HEADER[1:]]
+            names = q["fields"].split(",") if "fields" in q else list(FIELDS)
+            unknown = [f for f in names if f not in FIELDS]
             if unknown:
-                raise ValueError(f"fields: unknown {', '.join(unknown)}; known: {', '.join(HEADER[1:])}")
+                raise ValueError(f"fields: unknown {', '.join(unknown)}; known: {', '.join(FIELDS)}")
+            fields = [Column(f) for f in names]
             step = float(q.get("step", "0"))
             if not (step == 0 or MIN_STEP <= step <= MAX_STEP):  # a smaller step overflows the slot number
                 raise ValueError(f"step: seconds, 0 (every row) or {MIN_STEP}-{MAX_STEP}")
@@ -235,7 +236,7 @@ class JsonApi:
             response.enable_compression()  # gzip or deflate when the client accepts it (in a thread when large)
         return response
 
-    def history(self, first: dt.date, last: dt.date, fields: list[str], step: float, shape: str) -> dict[str, Any]:
+    def history(self, first: dt.date, last: dt.date, fields: list[Column], step: float, shape: str) -> dict[str, Any]:
         """The answer of /api/readings: the fields and their rows or, for charts, columns of numbers (the times
         as Unix seconds, ms precision)."""
         width = len(fields) + 1
@@ -243,12 +244,12 @@ class JsonApi:
         numbers: list[list[float | None]] = [[] for _ in range(width)]
         bucket = None
         for n in range((last - first).days + 1):  # never a day past ``last`` (9999-12-31 has none)
-            name = day_file(self.cache.folder, first + dt.timedelta(days=n)).name
+            name = self.cache.name(first + dt.timedelta(days=n))
             day = self.cache.rows(name) or []
-            if not day or not all(f in day[0] for f in fields):  # a file whose header was torn has no columns
+            index = self.cache.positions(day, [Column.DATETIME, *fields])
+            if index is None:  # no rows, or a file whose header was torn: no columns
                 continue
-            index = [0, *(day[0].index(f) for f in fields)]
-            times = self.cache.numbers(name, day, 0) if step or shape == "columns" else []
+            times = self.cache.numbers(name, day, index[0]) if step or shape == "columns" else []
             kept: list[int] = list(range(len(day) - 1))
             if step:
                 kept = []
@@ -265,8 +266,8 @@ class JsonApi:
                 rows.extend([day[i + 1][at] for at in index] for i in kept)
         if shape == "columns":
             numbers[0] = [None if t is None else round(t, 3) for t in numbers[0]]
-            return {"fields": ["datetime", *fields], "columns": numbers}
-        return {"fields": ["datetime", *fields], "rows": rows}
+            return {"fields": [Column.DATETIME, *fields], "columns": numbers}
+        return {"fields": [Column.DATETIME, *fields], "rows": rows}
 
     def authorized(self, request: web.Request) -> bool:
         given = bearer(request) or request.headers.get("X-Network-Key", "")

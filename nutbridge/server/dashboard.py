@@ -18,6 +18,8 @@ from typing import Any
 
 from aiohttp import web
 
+from nutbridge.datalog.format import Column
+
 # Served under /static/NAME; the page refers to them as {{NAME}}.
 ASSETS = {
     "dashboard.js": "text/javascript; charset=utf-8",
@@ -28,6 +30,14 @@ ASSETS = {
 }
 # pyPowerwall's iframe styles: transparent, black or white background, or a Grafana panel's
 STYLES = ("clear", "black", "white", "grafana")
+# The data log's columns the plots draw, by the script's names for them: the script asks /api/readings for these
+# and knows no column name of its own
+PLOTTED = {
+    "pv": Column.PV_POWER_L,
+    "load": Column.LOAD_POWER,
+    "charge": Column.BATTERY_PERCENTAGE,
+    "voltage": Column.BATTERY_VOLTAGE,
+}
 # Scripts and styles from this server only; sockets back to it; embeddable anywhere (an iframe is the point)
 CSP = "default-src 'self'; img-src 'self' data:; connect-src 'self' ws: wss:; object-src 'none'; base-uri 'none'"
 
@@ -63,14 +73,15 @@ def read_web(name: str) -> bytes:
 
 
 class Dashboard:
-    """The two pages and their assets. ``settings`` is what the page's script needs to know of this node."""
+    """The two pages and their assets. ``settings`` is what the page's script needs to know of this node; the
+    columns it plots (PLOTTED) are added to them."""
 
     def __init__(self, settings: dict[str, Any], *, cache_seconds: int) -> None:
         self.assets = {name: Asset.of(read_web(name), kind) for name, kind in ASSETS.items()}
         self.asset_cache = f"public, max-age={cache_seconds}, immutable" if cache_seconds else "no-cache"
         urls = {name: f"/static/{name}?v={asset.etag.strip(chr(34))}" for name, asset in self.assets.items()}
         # JSON in a data block (never run); "</" cannot end it early
-        config = json.dumps(settings, separators=(",", ":")).replace("</", "<\\/")
+        config = json.dumps({**settings, "columns": PLOTTED}, separators=(",", ":")).replace("</", "<\\/")
         self.pages: dict[tuple[str, str], Asset] = {}
         for page in ("index.html", "flow.html"):
             text = read_web(page).decode()

@@ -15,13 +15,16 @@ from pathlib import Path
 
 from aiohttp import web
 
-from nutbridge.daycache import DayCache, Row
+from nutbridge.datalog.format import DAY_PREFIX, Column, Row
+from nutbridge.datalog.reader import DayCache
 from nutbridge.node import Node, local_zone
 from nutbridge.peers.devices import DeviceList
 from nutbridge.server import php
 from nutbridge.server.network_files import NetworkFiles
 
 CONTENT_TYPE = "text/html; charset=UTF-8"
+# PHP's allow-list for ``value=``, as it is (a name twice, v1's old charge-* names no column has): v1's wire
+# vocabulary, not the data log's columns; a value is looked up in the file's own header with "-" as " "
 VALUES = (
     "PV-current",
     "PV-current",
@@ -193,9 +196,9 @@ class ChargeController:
         if 1 <= php.intval(day) <= MAX_FILES:
             count = php.intval(day)
             return self.memo(("day",), count, lambda: php.json_encode(self.newest(count)))
-        if "tracerData" in day:
+        if DAY_PREFIX in day:
             # The original reads any path containing "tracerData": we read only a log file by its name.
-            rows = self.cache.rows(f"{day}.csv") if f"{day}.csv" in names else None
+            rows = self.cache.named(day)
             return "false" if rows is None else php.json_encode(rows)
         if day == "deviceList":  # the original hands out every peer's IP and MAC here to anyone: we ask for the key
             given = params.get("api_key", "")
@@ -238,7 +241,7 @@ def value_query(value: php.Param, params: Mapping[str, php.Param]) -> tuple[str,
     column = value.replace("-", " ")
     scaled = column == "scaled wattage"
     duration = php.intval_param(params["duration"]) if "duration" in params else 0
-    return ("PV power L" if scaled else column), scaled, min(duration, MAX_FILES) if duration else 0
+    return (Column.PV_POWER_L if scaled else column), scaled, min(duration, MAX_FILES) if duration else 0
 
 
 def raw_list(devices: DeviceList) -> str:

@@ -15,7 +15,7 @@ import logging
 
 from aiohttp import web
 
-from nutbridge.daycache import DayCache
+from nutbridge.datalog.reader import DayCache
 from nutbridge.peers.devices import DeviceList
 from nutbridge.peers.entry import DeviceError, RefusalLog, validate
 from nutbridge.server.legacy import answer, key_matches

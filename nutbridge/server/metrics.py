@@ -21,7 +21,7 @@ from aiohttp import web
 from aiohttp.typedefs import Handler
 from yarl import URL
 
-from nutbridge.daycache import DayCache
+from nutbridge.datalog.reader import DayCache
 from nutbridge.server.api import error
 from nutbridge.server.control import form, token
 from nutbridge.server.legacy import key_matches

@@ -7,7 +7,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
-from nutbridge.datalog import HEADER
+from nutbridge.datalog.format import FIELDS, HEADER
 from nutbridge.model import ChargeStage, Reading
 from nutbridge.node import KEYS
 from nutbridge.nut.enphase import GatewayReading, Meter
@@ -96,7 +96,7 @@ DEVICE = obj(
 )
 
 
-COLUMNS = list(HEADER[1:])
+COLUMNS = [c.value for c in FIELDS]
 
 
 # What POST /api/devices takes. It is no stricter than the server (a request it refuses breaks this schema), so

@@ -20,6 +20,7 @@ from typing import Any
 
 from aiohttp import web
 
+from nutbridge.datalog.format import Column
 from nutbridge.server import php
 from nutbridge.server.legacy import MAX_FILES, ROUTE_KEYS, VALUE_NOT_FOUND, ChargeController, answer, value_query
 
@@ -89,7 +90,7 @@ class OpenDataV2(ChargeController):
             position = header.index(column) if column in header else len(header)
             for row in reversed(rows[1:]):
                 series[row[0]] = row[position] if position < len(row) else None
-        return unescaped({"header": {"datetime": value}, "data": series, "timezone": self.tz})
+        return unescaped({"header": {Column.DATETIME: value}, "data": series, "timezone": self.tz})
 
     def line(self, line: php.Param, params: Mapping[str, php.Param]) -> str:
         rows = self.cache.rows(self.cache.today())

@@ -1,7 +1,8 @@
 """Days of simulated history for a data log: the demo's plots, the dashboard's tests and benches.
 
 The plant of ``physics`` runs at real time of day from midnight ``days - 1`` days ago up to now, one reading
-every ``interval`` seconds, written as the data log writes its rows (``datalog.row``), a whole file per day.
+every ``interval`` seconds, written as the data log writes its rows (``datalog.format.encode``), a whole file
+per day.
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ import datetime as dt
 import time
 from pathlib import Path
 
-from nutbridge.datalog import HEADER, csv_line, day_file, row
+from nutbridge.datalog.format import HEADER, csv_line, day_file, encode
 from nutbridge.model import Reading
 from nutbridge.simulator.physics import Plant
 
@@ -41,7 +42,7 @@ def write_history(folder: Path, *, days: int = 7, interval: float = 60.0, now: f
         end = min(dt.datetime.combine(day + dt.timedelta(days=1), dt.time()).timestamp(), now)
         lines = [csv_line(HEADER)]
         while t < end:
-            lines.append(csv_line(row(reading(plant, t))))
+            lines.append(csv_line(encode(reading(plant, t))))
             plant.advance(interval)
             t += interval
         path = day_file(folder, day)

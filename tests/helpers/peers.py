@@ -9,8 +9,8 @@ from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from nutbridge.datalog import HEADER, csv_line, day_file
-from nutbridge.daycache import DayCache
+from nutbridge.datalog.format import HEADER, csv_line, day_file
+from nutbridge.datalog.reader import DayCache
 from nutbridge.node import Node
 from nutbridge.peers.announcer import Announcer
 from nutbridge.peers.client import PeerClient

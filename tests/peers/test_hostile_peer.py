@@ -16,7 +16,7 @@ import pytest
 from aiohttp import ClientSession, web
 
 from nutbridge.config import load
-from nutbridge.daycache import DayCache
+from nutbridge.datalog.reader import DayCache
 from nutbridge.errors import ConfigError
 from nutbridge.node import Node
 from nutbridge.peers.addresses import AddressPolicy

@@ -41,7 +41,7 @@ def frozen_today(monkeypatch: pytest.MonkeyPatch) -> dt.date:
 
 
 # Outside nutbridge.server, the modules whose date.today() the routes take (the day cache's today()).
-TODAY_READERS = ("nutbridge.daycache",)
+TODAY_READERS = ("nutbridge.datalog.reader",)
 
 
 @pytest.fixture

@@ -12,7 +12,7 @@ from typing import Any
 import aiohttp
 from aiohttp import web
 
-from nutbridge.daycache import DayCache
+from nutbridge.datalog.reader import DayCache
 from nutbridge.node import Node, load_local_json
 from nutbridge.server.api import READINGS_WAITING, JsonApi
 from nutbridge.server.app import Sidecar, make_app

@@ -23,7 +23,7 @@ from typing import Any
 
 import pytest
 
-from nutbridge.datalog import day_file
+from nutbridge.datalog.format import day_file
 from nutbridge.simulator.history import write_history
 from tests.conftest import daemon_config, need
 from tests.helpers import free_port

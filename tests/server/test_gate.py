@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from nutbridge.datalog import day_file
+from nutbridge.datalog.format import day_file
 from nutbridge.server.app import ApiLimits, Sidecar, make_app
 from tests.conftest import daemon_config
 from tests.helpers import GUARD, free_port, until

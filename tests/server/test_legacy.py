@@ -24,7 +24,7 @@ from typing import Any
 import aiohttp
 import pytest
 
-from nutbridge.daycache import SETTLED_NS, DayCache
+from nutbridge.datalog.reader import SETTLED_NS, DayCache
 from nutbridge.errors import ConfigError
 from nutbridge.node import Node
 from nutbridge.server.app import Sidecar, make_app, tls_context

@@ -9,7 +9,8 @@
   const $ = (id) => document.getElementById(id);
   const STALE_POLLS = 3; // as /health: no good poll for this many intervals is stale
   const WEEK_STEP = 600; // seconds: the 7-day plots keep one reading per 10 minutes
-  const DAY_FIELDS = ["PV power L", "load power", "battery percentage", "battery voltage"];
+  // the data log's columns the plots draw, as the server names them (its Column names: the script knows none)
+  const DAY_FIELDS = [config.columns.pv, config.columns.load, config.columns.charge, config.columns.voltage];
 
   const state = {
     reading: null, // the last good reading (SI units; battery_charge in %)

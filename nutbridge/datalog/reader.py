@@ -1,5 +1,9 @@
-"""Day files of the data log, parsed once and kept in memory until the file grows or changes, with the rows the
-data log still holds (``held``) after them, so a reader never lags its flush window.
+"""The data log's reader: day files parsed once and kept in memory until the file grows or changes, with the rows
+the writer still holds (``held``, given at construction) after them, so a reader never lags its flush window.
+
+The JSON API, the dashboard's history and the election ask for columns by ``Column`` (``newest``,
+``positions``, ``numbers``); the Solar Protocol v1 routes take the rows as v1's cells, header first (``rows``),
+and look cells up by the file's own header text (``newest_cell``), as v1's PHP does.
 
 A file that grew by appended rows (the data log only appends) is read from where the last read ended, not again
 from its start. Rows are kept as tuples whose cells, other than the time, are shared with equal cells of the
@@ -19,7 +23,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
-from nutbridge.datalog import DAY_FILE, HEADER, DataLogError, day_bytes, day_file, last_line, parse_rows
+from nutbridge.datalog.dayfiles import DataLogError, day_bytes
+from nutbridge.datalog.format import DAY_FILE, HEADER, Column, Row, day_name, last_line, parse_rows
+from nutbridge.datalog.format import positions as header_positions
 from nutbridge.files import identity
 
 MAX_FILES = 8  # day files kept parsed: today and the 7 days of the dashboard's plots
@@ -27,11 +33,9 @@ MAX_FILES = 8  # day files kept parsed: today and the 7 days of the dashboard's 
 # clock (a kernel tick; 2 s on FAT), so a change in the same tick as the last one can leave the stamps as they were.
 SETTLED_NS = 3_000_000_000
 
-Row = Sequence[str]
-
 
 class Held(Protocol):
-    """What holds rows before they reach the day files (datalog.DataLog)."""
+    """What holds rows before they reach the day files (the writer, ``writer.DataLog``)."""
 
     def held_rows(self, name: str) -> Sequence[list[str]]: ...
 
@@ -56,11 +60,12 @@ class DayFile:
 
 
 class DayCache:
-    """Parsed day files of one folder, each keyed by its identity (inode, mtime, size)."""
+    """Parsed day files of one folder, each keyed by its identity (inode, mtime, size); ``held``: the writer
+    whose rows not yet written come after the files' (None: the files alone, as another process wrote them)."""
 
     def __init__(self, folder: Path, held: Held | None = None, *, clock: Callable[[], int] = time.time_ns) -> None:
         self.folder = folder
-        self.held = held  # the rows not written yet (the data log's), oldest first
+        self._held = held  # set once: whether today's unended line is a row depends on it (tail_is_row)
         self.clock = clock  # wall-clock ns, as file systems stamp changes
         self._prefix = os.path.join(folder, "")  # a day file's path is this and its name: no pathlib per request
         # the day files' names and the folder's stamps when they were listed (a listing of a settled folder only)
@@ -75,8 +80,8 @@ class DayCache:
     def names(self) -> list[str]:
         """The day files, oldest first (only real log files: nothing else in the folder is ever served)."""
         names = self._listing()
-        if self.held is not None:  # a day whose rows are all still held has no file yet
-            names = sorted({*names, *self.held.held_names()})
+        if self._held is not None:  # a day whose rows are all still held has no file yet
+            names = sorted({*names, *self._held.held_names()})
         return names
 
     def _listing(self) -> list[str]:
@@ -105,7 +110,7 @@ class DayCache:
         """What changes when any of ``names`` changes: their identities (a stat each) and how many rows are
         still held for each."""
         out: list[tuple[str, tuple[int, int, int] | None, int]] = []
-        held_names = set(self.held.held_names()) if self.held is not None else ()
+        held_names = set(self._held.held_names()) if self._held is not None else ()
         for name in names:
             held = len(self.pending(name)) if name in held_names else 0
             try:
@@ -123,7 +128,7 @@ class DayCache:
         return [*(rows or [HEADER]), *held]
 
     def pending(self, name: str) -> Sequence[Row]:
-        return () if self.held is None else self.held.held_rows(name)
+        return () if self._held is None else self._held.held_rows(name)
 
     def _file_rows(self, name: str) -> list[Row] | None:
         try:
@@ -172,7 +177,7 @@ class DayCache:
     def tail_is_row(self, name: str) -> bool:
         """Whether a last line without its newline is a row: in any file but the one this process's data log
         appends to (today's), where it is a write under way or torn by a crash (its next append ends it)."""
-        return self.held is None or name != self.today()
+        return self._held is None or name != self.today()
 
     def _forget(self, name: str) -> None:
         if self._files.pop(name, None) is not None:
@@ -199,16 +204,36 @@ class DayCache:
             self._parsed[name, column] = (rows[kept - 1], kept - 1, parsed)
         return numbers
 
-    def newest_cell(self, column: str) -> str | None:
-        """``column`` of today's newest row (the header itself in a file of no rows), or None."""
+    def newest(self, column: Column) -> str | None:
+        """``column`` of today's newest row (its name itself in a file of no rows), or None."""
+        return self.newest_cell(column)
+
+    def newest_cell(self, name: str) -> str | None:
+        """The cell under ``name`` in today's file's own header, of its newest row, as v1's routes look it up
+        (any text: a name no column has is None)."""
         rows = self.rows(self.today())
-        if not rows or column not in rows[0]:
+        if not rows or name not in rows[0]:
             return None
-        return rows[-1][rows[0].index(column)]
+        return rows[-1][rows[0].index(name)]
+
+    def positions(self, rows: Sequence[Row], columns: Sequence[Column]) -> list[int] | None:
+        """Where each of ``columns`` sits in ``rows`` (``rows(name)``'s answer): by the file's own header, so a
+        file whose header was torn has none (None)."""
+        return header_positions(rows[0], columns) if rows else None
+
+    def name(self, day: dt.date) -> str:
+        """The name of the file of ``day`` (local date)."""
+        return day_name(day)
+
+    def named(self, stem: str) -> list[Row] | None:
+        """v1's ``day=tracerDataYYYY-MM-DD``: that file's rows if it is a day file of this log, else None (v1
+        reads any path holding ``tracerData``; this, only a log file by its name)."""
+        name = f"{stem}.csv"
+        return self.rows(name) if name in self.names() else None
 
     def today(self) -> str:
         """The name of today's file (the local date, as the data log names it)."""
-        return day_file(self.folder, dt.date.today()).name
+        return day_name(dt.date.today())
 
 
 def read(path: Path, key: tuple[int, int, int], *, tail: bool = False) -> DayFile:

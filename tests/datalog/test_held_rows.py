@@ -10,8 +10,9 @@ from types import MappingProxyType
 
 import aiohttp
 
-from nutbridge.datalog import DataLog, day_file
-from nutbridge.daycache import DayCache
+from nutbridge.datalog.format import Column, day_file
+from nutbridge.datalog.reader import DayCache
+from nutbridge.datalog.writer import DataLog
 from nutbridge.model import Reading
 from nutbridge.server.app import Sidecar, make_app
 from nutbridge.snapshot import Comms, Snapshot
@@ -43,14 +44,14 @@ async def test_held_rows_are_served_before_they_are_written(tmp_path: Path) -> N
         await datalog.update(good(now - 1, 55.0))  # one more held row: the memo of the week must not hide it
         again = await get(f"{url}/api/v1/chargecontroller.php?value=PV-power-L&duration=7")
         assert "55" in again and again != week
-        assert cache.newest_cell("PV power L") == "55.0"  # what the election reads of this node
+        assert cache.newest(Column.PV_POWER_L) == "55.0"  # what the election reads of this node
         await datalog.flush()
         assert day_file(tmp_path, dt.date.fromtimestamp(now)).read_text().count("\n") == 3  # header and both
         assert await get(f"{url}/api/v1/chargecontroller.php?value=PV-power-L&duration=7") == again
 
 
 def test_the_day_cache_keeps_the_newest_files_it_read_and_no_more(tmp_path: Path) -> None:
-    from nutbridge.daycache import MAX_FILES
+    from nutbridge.datalog.reader import MAX_FILES
     from nutbridge.simulator.history import write_history
 
     write_history(tmp_path, days=MAX_FILES + 4, interval=3600)

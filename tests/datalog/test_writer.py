@@ -1,4 +1,5 @@
-"""The data log: Solar Protocol v1's day files, appended, torn lines ignored, retention; and through the CLI."""
+"""The data log's writer: Solar Protocol v1's day files, appended, torn lines ignored, rows held for the flush
+window; and through the CLI."""
 
 from __future__ import annotations
 
@@ -13,61 +14,14 @@ from pathlib import Path
 
 import pytest
 
-from nutbridge.datalog import DAY_FILE, HEADER, DataLog, DataLogError, day_file, day_files, read_day, row
-from nutbridge.model import Reading
+from nutbridge.datalog.dayfiles import DataLogError, day_files, read_day
+from nutbridge.datalog.format import DAY_FILE, HEADER, day_file
+from nutbridge.datalog.writer import DataLog
 from nutbridge.sinks import SinkRunner
 from nutbridge.snapshot import Comms, Snapshot
 from tests.conftest import daemon_config, read_only
-from tests.helpers.datalog import read_polls
-
-V1_HEADER = (
-    "datetime,PV voltage,PV current,PV power L,PV power H,battery voltage,battery current,battery power L,"
-    "battery power H,load voltage,load current,load power,battery percentage"
-)
-
-
-def reading(when: dt.datetime, **kw: float) -> Reading:
-    base = {
-        "battery_charge": 38.0,
-        "battery_voltage": 12.15,
-        "battery_current": 0.09,
-        "pv_voltage": 13.35,
-        "pv_current": 0.08,
-        "pv_power": 700.25,  # over 655.35 W: v1 split this into L and H words
-        "load_voltage": 12.15,
-        "load_current": 0.18,
-        "load_power": 2.18,
-    }
-    return Reading(time=when.timestamp(), **(base | kw))  # type: ignore[arg-type]
-
-
-def test_header_and_row_are_what_v1_clients_parse() -> None:
-    assert ",".join(HEADER) == V1_HEADER
-    cells = row(reading(dt.datetime(2021, 2, 24, 7, 40, 12, 694530)))
-    assert cells == [
-        "2021-02-24 07:40:12.694530",  # naive local time, microseconds
-        "13.35",
-        "0.08",
-        "700.25",  # the whole watts in L ...
-        "0.0",  # ... and 0 in H
-        "12.15",
-        "0.09",
-        "1.09",  # net battery power, V x I
-        "0.0",
-        "12.15",
-        "0.18",  # the load registers, not the undocumented gap
-        "2.18",
-        "0.38",  # the 0-1 fraction runner.py expects
-    ]
-    on_the_second = row(reading(dt.datetime(2021, 2, 24, 7, 40, 12)))[0]
-    assert on_the_second == "2021-02-24 07:40:12.000000"  # str(datetime) would drop the microseconds here
-
-
-def test_columns_a_source_cannot_fill_are_empty() -> None:
-    bare = Reading(time=time.time(), battery_charge=55.0)
-    cells = row(bare)
-    assert len(cells) == len(HEADER) and cells[-1] == "0.55"
-    assert cells[1:-1] == [""] * (len(HEADER) - 2)
+from tests.helpers.datalog import read_polls, reading
+from tests.helpers.days import HEADER as V1_HEADER
 
 
 def test_rows_are_appended_never_rewritten(tmp_path: Path) -> None:
@@ -98,18 +52,6 @@ def test_a_torn_last_line_is_ignored_and_the_next_row_is_whole(tmp_path: Path) -
     assert [r[0] for r in rows] == ["datetime", "2026-12-01 09:00:00.000000", "2026-12-01 09:04:00.000000"]
     path.write_bytes(path.read_bytes() + b"\xff\xfe garbage, not,a row\n")
     assert len(read_day(path)) == 3
-
-
-def test_each_local_day_has_its_file_and_old_days_are_pruned(tmp_path: Path) -> None:
-    log = DataLog(tmp_path, retention_days=3)
-    start = dt.datetime(2026, 11, 25, 23, 59)
-    for day in range(6):
-        log.append(reading(start + dt.timedelta(days=day)))
-    names = [p.name for p in day_files(tmp_path)]
-    assert names == ["tracerData2026-11-28.csv", "tracerData2026-11-29.csv", "tracerData2026-11-30.csv"]
-    (tmp_path / "notes.txt").write_text("not ours")
-    DataLog(tmp_path, retention_days=0).append(reading(start + dt.timedelta(days=10)))
-    assert (tmp_path / "notes.txt").exists() and len(day_files(tmp_path)) == 4  # 0 keeps every day
 
 
 def test_an_unwritable_folder_is_a_clear_error_and_keeps_the_rows(tmp_path: Path) -> None:

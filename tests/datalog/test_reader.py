@@ -8,8 +8,8 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from nutbridge.datalog import day_files, read_day
-from nutbridge.daycache import SETTLED_NS, DayCache
+from nutbridge.datalog.dayfiles import day_files, read_day
+from nutbridge.datalog.reader import SETTLED_NS, DayCache
 from nutbridge.simulator.history import write_history
 
 

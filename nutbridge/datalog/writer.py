@@ -1,159 +1,32 @@
-"""The data log: one CSV per local day, in Solar Protocol v1's format, with correct values.
+"""The data log's writer, a sink: one row per good poll appended to the day's file, or held for the flush window.
 
-v1 clients (the Solar Protocol front end, peers, runner.py) parse these files as its own logger writes
-them (shared/reference/solar-protocol.md §1a): ``tracerDataYYYY-MM-DD.csv``, the exact header below, a naive
-local timestamp with microseconds, the battery percentage as a 0-1 fraction. Unlike v1, the load columns
-come from the load registers, the 32-bit powers are whole (the ``… power L`` column holds the watts and
-``… power H`` 0, so a client that reads L gets the true power), and rows are appended, never rewritten:
-a crash can tear the last line at worst, and a torn line is ignored when read.
+Rows are appended, never rewritten: a crash can tear the last line at worst; a torn line is ignored when read,
+and the next append ends it first so its row starts a line of its own.
 """
 
 from __future__ import annotations
 
 import asyncio
-import csv
 import datetime as dt
 import itertools
 import logging
 import os
-import re
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from nutbridge.errors import NutbridgeError
-from nutbridge.files import describe, remove_all
+from nutbridge.datalog import retention
+from nutbridge.datalog.dayfiles import DataLogError, newest_time
+from nutbridge.datalog.format import HEADER, csv_line, day_file, day_name, encode, split_line
+from nutbridge.files import describe
 from nutbridge.model import Reading
 from nutbridge.snapshot import Comms, Snapshot
 
 log = logging.getLogger(__name__)
 
-HEADER: tuple[str, ...] = (
-    "datetime",
-    "PV voltage",
-    "PV current",
-    "PV power L",
-    "PV power H",
-    "battery voltage",
-    "battery current",
-    "battery power L",
-    "battery power H",
-    "load voltage",
-    "load current",
-    "load power",
-    "battery percentage",
-)
-DAY_FILE = re.compile(r"^tracerData(\d{4}-\d{2}-\d{2})\.csv$")
-MAX_DAY_FILE = 32 * 1024 * 1024  # a day at one row a second is under 10 MB
 CLOCK_FLOOR = dt.datetime(2024, 1, 1).timestamp()  # a reading stamped before this comes from a clock never set
 MAX_HELD = 20_000  # rows held while the files cannot be written: over a day at 5 s polls, some 4 MB
 RETRY = 30.0  # seconds between attempts to write held rows after a failure
-
-
-class DataLogError(NutbridgeError):
-    """The data log could not be written or read; rows already written are left as they are."""
-
-
-def day_file(folder: Path, day: dt.date) -> Path:
-    """Where the rows of ``day`` (local date) go."""
-    return folder / f"tracerData{day.isoformat()}.csv"
-
-
-def v1_cell(value: float | None) -> str:
-    """A value as v1 wrote it (a Python float repr, 2 decimals), or empty when not measured."""
-    return "" if value is None else repr(round(float(value), 2))
-
-
-def high_word(value: float | None) -> str:
-    """The ``… power H`` column: 0 beside a whole value in L (v1 split 32-bit powers in two)."""
-    return "" if value is None else "0.0"
-
-
-def battery_power(r: Reading) -> float | None:
-    """Net battery power, W (+ charging), from the net current and the voltage."""
-    if r.battery_current is None or r.battery_voltage is None:
-        return None
-    return r.battery_current * r.battery_voltage
-
-
-def row(r: Reading) -> list[str]:
-    """One CSV row for a reading: the columns a source cannot fill are empty."""
-    stamp = dt.datetime.fromtimestamp(r.time).isoformat(sep=" ", timespec="microseconds")
-    charge = None if r.battery_charge is None else r.battery_charge / 100
-    power = battery_power(r)
-    return [
-        stamp,
-        v1_cell(r.pv_voltage),
-        v1_cell(r.pv_current),
-        v1_cell(r.pv_power),
-        high_word(r.pv_power),
-        v1_cell(r.battery_voltage),
-        v1_cell(r.battery_current),
-        v1_cell(power),
-        high_word(power),
-        v1_cell(r.load_voltage),
-        v1_cell(r.load_current),
-        v1_cell(r.load_power),
-        v1_cell(charge),
-    ]
-
-
-def csv_line(cells: Sequence[str]) -> str:
-    """Cells joined as v1 wrote them: commas, no quoting needed (no cell holds a comma)."""
-    return ",".join(cells) + "\n"
-
-
-def read_day(path: Path) -> list[list[str]]:
-    """The rows of a day file, header first; a torn or malformed line (a crash mid-append) is skipped."""
-    return parse_rows(day_bytes(path))[0]
-
-
-def day_bytes(path: Path, start: int = 0) -> bytes:
-    """A day file's bytes from ``start`` on; DataLogError when it cannot be read or is too big for a day."""
-    try:
-        with path.open("rb") as f:
-            f.seek(start)
-            data = f.read(MAX_DAY_FILE - start + 1)
-    except OSError as exc:
-        raise DataLogError(f"cannot read {path}: {describe(exc)}") from exc
-    if start + len(data) > MAX_DAY_FILE:
-        raise DataLogError(f"{path} is over {MAX_DAY_FILE // 2**20} MiB; not a day of readings")
-    return data
-
-
-def parse_rows(data: bytes, *, tail: bool = False) -> tuple[list[list[str]], int, bool]:
-    """The rows in ``data`` (a day file's bytes from the start of a line), how many bytes their complete lines
-    take, and whether the last row is the unterminated line after them. A malformed line is no row. What
-    follows the last newline is a row only with ``tail`` and when it holds every column, as PHP's fgetcsv reads
-    a file whose writer left out the last newline; without ``tail`` (the file this data log appends to) it is
-    a line still being written, or torn by a crash."""
-    end = data.rfind(b"\n") + 1
-    lines = data[:end].decode("utf-8", "replace").split("\n")
-    rows = [cells for cells in csv.reader(line for line in lines if line) if len(cells) == len(HEADER)]
-    if tail and end < len(data):
-        last = next(csv.reader([data[end:].decode("utf-8", "replace").rstrip("\r")]), [])
-        if len(last) == len(HEADER):
-            return [*rows, last], end, True
-    return rows, end, False
-
-
-def last_line(data: bytes, end: int) -> bytes:
-    """The line of ``data`` that ends at ``end`` (just after its newline); empty when ``end`` is 0."""
-    return data[data.rfind(b"\n", 0, end - 1) + 1 : end] if end else b""
-
-
-def file_day(path: Path) -> dt.date:
-    """The date in a day file's name."""
-    return dt.date.fromisoformat(path.name.removeprefix("tracerData").removesuffix(".csv"))
-
-
-def day_files(folder: Path) -> list[Path]:
-    """The day files in ``folder``, oldest first (by the date in the name)."""
-    try:
-        names = sorted(p.name for p in folder.iterdir() if DAY_FILE.match(p.name))
-    except OSError as exc:
-        raise DataLogError(f"cannot list {folder}: {describe(exc)}") from exc
-    return [folder / name for name in names]
 
 
 class DataLog:
@@ -164,7 +37,7 @@ class DataLog:
     ``flush_interval`` the rows are held in memory and appended together once the oldest has waited that long,
     before the first row of a new day, and at a stop (the runner flushes it, ``sinks.Buffering``): one write to
     the SD card per window instead of one per poll. A crash loses at most the window; the daemon's own readers
-    (the API, the v1 routes, the election: ``daycache.py``) add the held rows (``held_rows``) after the
+    (the API, the v1 routes, the election: ``reader.DayCache``) add the held rows (``held_rows``) after the
     files', so they never lag it; anything else reading the files sees a row once it is flushed.
     """
 
@@ -205,7 +78,7 @@ class DataLog:
                 return
             day = self.today(snapshot.reading.time)
             new_day = bool(self._held) and self._held[-1][0] != day
-            self.hold(day, csv_line(row(snapshot.reading)))
+            self.hold(day, csv_line(encode(snapshot.reading)))
             if new_day:
                 await self.flush()  # yesterday's file is whole from midnight on, not a window later
                 return
@@ -257,16 +130,16 @@ class DataLog:
         known, self._cells = self._cells, {}
         names: dict[dt.date, str] = {}
         out = []
-        for day, line in list(self._held):
-            cells = known.get(line) or line.rstrip("\n").split(",")  # v1's rows hold no quoted commas
-            self._cells[line] = cells  # every held row's, whichever file was asked for
-            if names.setdefault(day, day_file(self.folder, day).name) == name:
+        for day, text in list(self._held):
+            cells = known.get(text) or split_line(text)
+            self._cells[text] = cells  # every held row's, whichever file was asked for
+            if names.setdefault(day, day_name(day)) == name:
                 out.append(cells)
         return out
 
     def held_names(self) -> list[str]:
         """The day files that rows are held for."""
-        return sorted({day_file(self.folder, day).name for day, _ in list(self._held)})
+        return sorted({day_name(day) for day, _ in list(self._held)})
 
     def due(self) -> float | None:
         """Seconds until the held rows must be written (0 or less: now); None when none are held."""
@@ -291,7 +164,7 @@ class DataLog:
     def append(self, reading: Reading) -> Path:
         """Append one row (the header first in a new file) at once; returns the day file."""
         day = self.today(reading.time)
-        _, error = self.write([(day, csv_line(row(reading)))])
+        _, error = self.write([(day, csv_line(encode(reading)))])
         if error is not None:
             raise error
         return day_file(self.folder, day)
@@ -303,7 +176,7 @@ class DataLog:
         """
         done = 0
         for day, lines in itertools.groupby(rows, key=lambda r: r[0]):
-            texts = [line for _, line in lines]
+            texts = [text for _, text in lines]
             written, error = self._append_lines(day, texts)
             done += written
             if error is not None:
@@ -323,7 +196,7 @@ class DataLog:
                     data = csv_line(HEADER).encode() + data
                 elif self._checked != path and not ends_with_newline(path):
                     data = b"\n" + data  # end a line torn by a crash, so this row starts a line of its own
-                prefix = len(data) - sum(len(line) for line in lines)  # all ASCII: characters are bytes
+                prefix = len(data) - sum(len(text) for text in lines)  # all ASCII: characters are bytes
                 view = memoryview(data)
                 while view:
                     view = view[os.write(fd, view) :]
@@ -342,30 +215,8 @@ class DataLog:
         return len(lines), None
 
     def prune(self, today: dt.date) -> list[Path]:
-        """Delete day files older than ``retention_days`` before ``today``."""
-        if not self.retention_days:
-            return []
-        oldest = today - dt.timedelta(days=self.retention_days - 1)
-        old = [p for p in day_files(self.folder) if file_day(p) < oldest]
-        removed = remove_all(old, "old day file")
-        if removed:
-            log.info("data log: removed %d day file(s) older than %d days", len(removed), self.retention_days)
-        return removed
-
-
-def newest_time(folder: Path) -> float | None:
-    """The time of the newest row of the newest day file, or None (no file, no readable row)."""
-    try:
-        files = day_files(folder)
-        rows = read_day(files[-1]) if files else []
-    except DataLogError:
-        return None
-    for cells in reversed(rows[1:]):
-        try:
-            return dt.datetime.fromisoformat(cells[0]).timestamp()
-        except ValueError:
-            continue
-    return None
+        """Delete day files older than ``retention_days`` before ``today`` (retention.py)."""
+        return retention.prune(self.folder, today, self.retention_days)
 
 
 def stamp(t: float) -> str:

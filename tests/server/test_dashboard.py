@@ -169,6 +169,7 @@ def test_the_dashboard_shows_the_flow_the_battery_and_the_plots_without_console_
         daemon.stop()
 
 
+@pytest.mark.usefixtures("midday_zone")  # today's file holds half a day whenever the test runs
 def test_the_day_plot_holds_every_row_of_the_day_file(browser: Browser, tmp_path: Path) -> None:
     # a week of simulated history written before the daemon starts, then one poll an hour: nothing moves while
     # the page is read

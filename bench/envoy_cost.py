@@ -54,8 +54,9 @@ from nutbridge.monitor import POLL_SHARE, Monitor
 from nutbridge.nut import portfile
 from nutbridge.nut.driver import PortFileSink
 from nutbridge.nut.portfile import HandSettings, PortFile
-from nutbridge.nut.variables import DEFAULT_CHARGE_LOW, first, hand_set_number, setting_names
+from nutbridge.nut.variables import first, hand_set_number, setting_names
 from nutbridge.nut.version import Dialect, NutVersion
+from nutbridge.power import DEFAULT_CHARGE_LOW
 from nutbridge.sinks import SinkRunner
 from nutbridge.sources.envoy import EnvoySource
 from nutbridge.sources.envoy_testmode import FixtureGateway

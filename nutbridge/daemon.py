@@ -26,6 +26,7 @@ from nutbridge.nut import upsconf, variables, version
 from nutbridge.nut.driver import PortFileSink
 from nutbridge.nut.portfile import HandSettings, PortFile
 from nutbridge.nut.variables import first, setting_names
+from nutbridge.power import DEFAULT_CHARGE_LOW
 from nutbridge.printer import PollPrinter
 from nutbridge.sdnotify import Notifier, Systemd
 from nutbridge.server.live import LiveSnapshot
@@ -250,7 +251,7 @@ async def poll(
     by_hand = HandSettings(portfile, {"battery.charge.low"}).get
 
     def charge_low() -> float:
-        return first(variables.hand_set_number(by_hand().get("battery.charge.low")), variables.DEFAULT_CHARGE_LOW)
+        return first(variables.hand_set_number(by_hand().get("battery.charge.low")), DEFAULT_CHARGE_LOW)
 
     async with open_source(config, demo=demo, charge_low=charge_low) as (source, background):
         settings = setting_names(source.table)

@@ -19,8 +19,8 @@ from typing import TYPE_CHECKING
 
 from nutbridge.errors import ProtocolError, Refused, SourceError
 from nutbridge.model import Reading
-from nutbridge.nut.status import PowerState
 from nutbridge.nut.variables import evaluate
+from nutbridge.power import PowerState
 from nutbridge.sinks import SinkRunner
 from nutbridge.snapshot import Comms, Snapshot
 from nutbridge.sources.base import Source

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 from nutbridge.errors import SourceError
 from nutbridge.model import DeviceInfo, Reading
-from nutbridge.nut.status import PowerState
+from nutbridge.power import PowerState
 
 
 class Comms(enum.Enum):

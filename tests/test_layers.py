@@ -34,6 +34,7 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
             "nutbridge",
             "nutbridge.errors",
             "nutbridge.model",
+            "nutbridge.power",  # the power state (OL/OB/LB/CHRG/DISCHRG) and its rules
             "nutbridge.files",
             "nutbridge.limits",
             "nutbridge.ratelimit",
@@ -49,7 +50,6 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
     (
         "nut mapping",
         (
-            "nutbridge.nut.status",
             "nutbridge.nut.variables",
             "nutbridge.nut.version",
             "nutbridge.nut.charge_controller",

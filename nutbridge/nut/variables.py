@@ -15,10 +15,9 @@ from dataclasses import dataclass
 from typing import TypeVar
 
 from nutbridge.model import ChargeStage, DeviceInfo, Reading
-from nutbridge.nut.status import PowerState, discharging, power_state
+from nutbridge.power import DEFAULT_CHARGE_LOW, PowerState, discharging, power_state
 
 RUNTIME_CAP = 172800  # 2 days, as enphase-monitor: "practically unlimited"
-DEFAULT_CHARGE_LOW = 20.0
 
 Value = float | int | str | None
 T = TypeVar("T")

@@ -1,4 +1,6 @@
-"""The one status builder every source family shares: OL/OB, LB, CHRG/DISCHRG, ALARM. Pure, no I/O.
+"""The power state of one reading, whatever views it later: OL/OB, LB, CHRG/DISCHRG, ALARM. Pure, no I/O.
+
+The domain's own words for what a UPS reports (NUT's ups.status is one view of them, nut/variables.py).
 
 Rules (also in the README):
 - A source that knows line power itself (``Reading.on_line``, an Envoy's grid relay) decides OL/OB.
@@ -17,6 +19,7 @@ from dataclasses import dataclass
 
 from nutbridge.model import ChargeStage, Reading
 
+DEFAULT_CHARGE_LOW = 20.0  # %: LB below this unless the port file sets battery.charge.low by hand
 IDLE_CURRENT = 0.05  # A: below this the battery counts as idle; sensors read a few 10 mA of noise
 OB_BELOW = -0.20  # A: an OL system goes OB when the battery drains more than this
 OL_ABOVE = 0.05  # A: an OB system goes OL when PV charges the battery by more than this

@@ -20,9 +20,11 @@ from typing import TYPE_CHECKING, Any
 from nutbridge import __version__
 from nutbridge.config import Config, EnvoyConfig, PowerwallConfig, SimulatorConfig, TracerConfig
 from nutbridge.datalog import DataLog
+from nutbridge.devices.base import Source
 from nutbridge.limits import raise_open_files
 from nutbridge.monitor import Monitor
-from nutbridge.nut import upsconf, variables, version
+from nutbridge.nut import charge_controller, enphase, upsconf, variables, version
+from nutbridge.nut import powerwall as powerwall_table
 from nutbridge.nut.driver import PortFileSink
 from nutbridge.nut.portfile import HandSettings, PortFile
 from nutbridge.nut.variables import first, setting_names
@@ -31,7 +33,6 @@ from nutbridge.printer import PollPrinter
 from nutbridge.sdnotify import Notifier, Systemd
 from nutbridge.server.live import LiveSnapshot
 from nutbridge.sinks import Sink, SinkRunner
-from nutbridge.sources.base import Source
 from nutbridge.testmode import StateCycle
 
 if TYPE_CHECKING:
@@ -52,14 +53,15 @@ STOP_GRACE = 5.0  # seconds sinks get to finish what is queued when the daemon s
 @contextlib.asynccontextmanager
 async def open_source(
     config: Config, *, demo: bool, charge_low: Callable[[], float | None] = lambda: None
-) -> AsyncIterator[tuple[Source, list[Coroutine[Any, Any, None]]]]:
-    """The configured source, and the background work it brings (the simulator's stdin commands).
+) -> AsyncIterator[tuple[Source, list[Coroutine[Any, Any, None]], Sequence[variables.Var]]]:
+    """The configured source, the background work it brings (the simulator's stdin commands) and its family's
+    NUT table.
 
     In TEST mode the source goes through the state loop (``charge_low`` sets where lowbatt is).
     """
     if isinstance(config.source, EnvoyConfig):
         async with open_envoy(config, config.source, charge_low) as envoy:
-            yield envoy, []
+            yield envoy, [], enphase.TABLE
         return
     if isinstance(config.source, TracerConfig) and not config.test.enabled:  # TEST mode drives the simulator
         from nutbridge.sources.tracer import TracerSource
@@ -67,14 +69,14 @@ async def open_source(
         assert config.source.url is not None  # with_overrides refuses a tracer without a URL
         tracer = TracerSource(config.source.url, device_id=config.source.device_id, timeout=config.source.timeout)
         async with tracer:
-            yield tracer, []
+            yield tracer, [], charge_controller.TABLE
         return
     if isinstance(config.source, PowerwallConfig) and not config.test.enabled:  # TEST mode drives the simulator
         from nutbridge.sources.powerwall import PowerwallSource
 
         powerwall = PowerwallSource(config.source.url, timeout=config.source.timeout)
         async with powerwall:
-            yield powerwall, []
+            yield powerwall, [], powerwall_table.TABLE
         return
     # Imported here so a daemon on real hardware does not carry the pymodbus server in memory.
     from nutbridge.simulator.source import SimulatedSource
@@ -84,9 +86,9 @@ async def open_source(
         speed=DEMO_SPEED if demo else sim.speed, timeout=sim.timeout, start=DEMO_START if demo else sim.start
     ) as simulated:
         if config.test.enabled:
-            yield StateCycle(simulated, simulated.enter, charge_low), []
+            yield StateCycle(simulated, simulated.enter, charge_low), [], charge_controller.TABLE
         else:
-            yield simulated, [simulated.commands()]
+            yield simulated, [simulated.commands()], charge_controller.TABLE
 
 
 def envoy_tokens(
@@ -253,8 +255,8 @@ async def poll(
     def charge_low() -> float:
         return first(variables.hand_set_number(by_hand().get("battery.charge.low")), DEFAULT_CHARGE_LOW)
 
-    async with open_source(config, demo=demo, charge_low=charge_low) as (source, background):
-        settings = setting_names(source.table)
+    async with open_source(config, demo=demo, charge_low=charge_low) as (source, background, table):
+        settings = setting_names(table)
         if control is not None:
             control.attach(source.source if isinstance(source, StateCycle) else source)
         sink = PortFileSink(portfile, dialect=dialect, settings=settings, restart_command=restart)
@@ -276,7 +278,8 @@ async def poll(
             interval_on_battery=config.monitor.poll_interval_on_battery,
             # TEST mode shows each state, nocomms too, whatever the grace
             grace=0.0 if single or config.test.enabled else config.monitor.nocomms_grace,
-            settings=HandSettings(portfile, settings).get,
+            charge_low=charge_low,
+            variables=variables.view(table, HandSettings(portfile, settings).get),
             before_poll=source.advance if isinstance(source, StateCycle) else None,
             retries=not config.test.enabled,
         )

@@ -16,6 +16,7 @@ Rules (also in the README):
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Protocol
 
 from nutbridge.model import ChargeStage, Reading
 
@@ -84,3 +85,9 @@ def power_state(r: Reading, *, charge_low: float, previous: PowerState | None) -
         discharging=discharging(r),
         alarm=bool(r.faults),
     )
+
+
+class PowerRule(Protocol):
+    """How a family turns a reading into its power state (``power_state`` unless the family brings its own)."""
+
+    def __call__(self, r: Reading, *, charge_low: float, previous: PowerState | None) -> PowerState: ...

@@ -60,7 +60,7 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
     # One poll's immutable result, and the boundary every sink sits behind.
     ("snapshot", ("nutbridge.snapshot", "nutbridge.sinks")),
     # Device families: each turns its device's answers into a Reading. TEST mode's loop wraps any source.
-    ("sources", ("nutbridge.sources.*", "nutbridge.simulator.*", "nutbridge.testmode")),
+    ("sources", ("nutbridge.devices.*", "nutbridge.sources.*", "nutbridge.simulator.*", "nutbridge.testmode")),
     # The coordinator: one poll, one Snapshot, offered to every sink.
     ("monitor", ("nutbridge.monitor",)),
     # Sinks and stores that take snapshots and know no consumer: the port file (NUT's view), the data log and the

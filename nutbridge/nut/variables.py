@@ -1,8 +1,9 @@
 """Reading → NUT variables: one walker for every table, and the rows every battery system shares.
 
-Each source family brings its own table (``charge_controller.TABLE`` maps PV to ``input.*``; a gateway maps
-grid meters there) around the shared status builder (``status.py``). Only names from NUT's nut-names
-list are written, or ``experimental.*``. Pure: no I/O.
+Each device family brings its own table (the Tracer's maps PV to ``input.*``; a gateway maps grid meters
+there); ``ups.status`` spells the power state the monitor computed (``power.py``). NUT is one view of a poll:
+``view`` binds a table and the port file's hand-set settings into the one the daemon hands the monitor.
+Only names from NUT's nut-names list are written, or ``experimental.*``. Pure: no I/O.
 
 A ``setting`` row is a value a person may set by hand in the port file (battery.charge.low,
 battery.capacity, ups.model …): where the file sets it, that value wins, and it feeds the formulas.
@@ -15,7 +16,7 @@ from dataclasses import dataclass
 from typing import TypeVar
 
 from nutbridge.model import ChargeStage, DeviceInfo, Reading
-from nutbridge.power import DEFAULT_CHARGE_LOW, PowerState, discharging, power_state
+from nutbridge.power import DEFAULT_CHARGE_LOW, PowerState, discharging
 
 RUNTIME_CAP = 172800  # 2 days, as enphase-monitor: "practically unlimited"
 
@@ -127,24 +128,28 @@ def setting_names(table: Sequence[Var]) -> frozenset[str]:
     return frozenset(v.name for v in table if v.setting)
 
 
+def charge_low(by_hand: Mapping[str, str]) -> float:
+    """battery.charge.low as the port file sets it by hand, else the default (LB is below it)."""
+    return first(hand_set_number(by_hand.get("battery.charge.low")), DEFAULT_CHARGE_LOW)
+
+
 def evaluate(
     table: Sequence[Var],
     reading: Reading,
     info: DeviceInfo,
     by_hand: Mapping[str, str],
-    previous: PowerState | None,
-) -> tuple[dict[str, str | None], PowerState]:
-    """The NUT variables of one reading (None = delete) and its status flags.
+    power: PowerState,
+) -> dict[str, str | None]:
+    """The NUT variables of one reading and its power state (None = delete).
 
     ``by_hand`` holds the settings the port file sets by hand: they appear as written and feed the
-    formulas (battery.charge.low for LB, battery.capacity and battery.voltage.nominal for runtime).
+    formulas (battery.charge.low, battery.capacity and battery.voltage.nominal for runtime).
     """
-    charge_low = first(hand_set_number(by_hand.get("battery.charge.low")), DEFAULT_CHARGE_LOW)
     inputs = Inputs(
         reading=reading,
         info=info,
-        power=power_state(reading, charge_low=charge_low, previous=previous),
-        charge_low=charge_low,
+        power=power,
+        charge_low=charge_low(by_hand),
         capacity=first(hand_set_number(by_hand.get("battery.capacity")), info.battery_capacity),
         voltage_nominal=first(hand_set_number(by_hand.get("battery.voltage.nominal")), info.battery_voltage_nominal),
         by_hand=by_hand,
@@ -156,4 +161,16 @@ def evaluate(
             continue
         value = var.value(inputs)
         values[var.name] = None if value is None else var.fmt.format(value)
-    return values, inputs.power
+    return values
+
+
+def view(
+    table: Sequence[Var], settings: Callable[[], Mapping[str, str]]
+) -> Callable[[Reading, DeviceInfo, PowerState], dict[str, str | None]]:
+    """The NUT view the monitor derives per poll: ``table``'s variables with the hand-set ``settings`` (read
+    once per poll) applied."""
+
+    def variables(reading: Reading, info: DeviceInfo, power: PowerState) -> dict[str, str | None]:
+        return evaluate(table, reading, info, settings(), power)
+
+    return variables

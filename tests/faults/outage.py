@@ -22,16 +22,17 @@ from typing import Self
 
 import pytest
 
+from nutbridge.devices.base import Source
 from nutbridge.errors import SourceError
 from nutbridge.model import DeviceInfo, Reading
 from nutbridge.monitor import Monitor
+from nutbridge.nut.charge_controller import TABLE
 from nutbridge.nut.driver import PortFileSink
 from nutbridge.nut.portfile import parse_values
 from nutbridge.nut.variables import Var
 from nutbridge.sinks import SinkRunner
 from nutbridge.snapshot import Comms, Snapshot
-from nutbridge.sources.base import Source
-from tests.helpers.monitor import cycle, sink_for
+from tests.helpers.monitor import cycle, nut_view, sink_for
 
 GRACE = 0.5  # s without an answer before NUT is told
 INTERVAL = 0.4  # s between polls; a poll may use 90 % of it, under the grace
@@ -67,10 +68,6 @@ class Attempts:
         return self.source.info
 
     @property
-    def table(self) -> Sequence[Var]:
-        return self.source.table
-
-    @property
     def timeout(self) -> float:
         return self.source.timeout
 
@@ -86,14 +83,16 @@ class Attempts:
 
 
 @contextlib.asynccontextmanager
-async def watched(source: Source, port_file: Path, *, grace: float = GRACE) -> AsyncIterator[Monitor]:
+async def watched(
+    source: Source, port_file: Path, *, grace: float = GRACE, table: Sequence[Var] = TABLE
+) -> AsyncIterator[Monitor]:
     """A monitor of ``source`` (as ``Attempts``) writing ``port_file`` (old enough that the first write needs no
-    wait)."""
+    wait) with its family's NUT ``table``."""
     os.utime(port_file, (0, 0))
     runner = SinkRunner(sink_for(port_file))
     task = asyncio.get_running_loop().create_task(runner.run())
     try:
-        yield Monitor(Attempts(source), [runner], interval=INTERVAL, grace=grace)
+        yield Monitor(Attempts(source), [runner], interval=INTERVAL, grace=grace, **nut_view(table))
     finally:
         runner.close()
         await task

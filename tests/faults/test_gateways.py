@@ -17,6 +17,7 @@ import pytest
 from aiohttp import web
 
 from nutbridge.monitor import Monitor
+from nutbridge.nut import enphase, powerwall
 from nutbridge.server.app import Sidecar, tls_context
 from nutbridge.snapshot import Comms
 from nutbridge.sources.envoy import EnvoySource
@@ -160,7 +161,8 @@ async def test_a_failing_gateway_goes_nocomms_after_the_grace_and_comes_back(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     kit = envoy_kit(tmp_path, certificate) if kind == "envoy" else powerwall_kit(tmp_path, certificate, monkeypatch)
-    async with kit as k, watched(k.source, port_file) as monitor:
+    table = enphase.TABLE if kind == "envoy" else powerwall.TABLE
+    async with kit as k, watched(k.source, port_file, table=table) as monitor:
 
         async def begin() -> None:
             if fault == "tls":

@@ -22,8 +22,10 @@ from nutbridge.config import EnvoyConfig
 from nutbridge.errors import ConfigError, Refused, SourceError
 from nutbridge.model import DeviceInfo
 from nutbridge.monitor import Monitor
+from nutbridge.nut import charge_controller
 from nutbridge.nut.enphase import TABLE, GatewayReading, Meter, hundredths, one, printf_f, ratio
-from nutbridge.nut.variables import evaluate
+from nutbridge.nut.variables import charge_low, evaluate
+from nutbridge.power import power_state
 from nutbridge.server.app import Sidecar, tls_context
 from nutbridge.snapshot import Comms
 from nutbridge.sources.envoy import EnvoySource, meter
@@ -31,6 +33,7 @@ from nutbridge.sources.envoy_testmode import FixtureGateway, shipped
 from nutbridge.sources.envoy_token import TokenCache
 from nutbridge.testmode import StateCycle
 from tests.helpers.envoy import SERIAL, Gateway
+from tests.helpers.monitor import nut_view
 
 FIXTURES = Path(__file__).parents[2] / "test-fixtures" / "envoy"
 
@@ -59,7 +62,8 @@ async def gateway_source(
 
 
 def nut(reading: GatewayReading, info: DeviceInfo, by_hand: dict[str, str] | None = None) -> dict[str, str]:
-    values, _ = evaluate(TABLE, reading, info, by_hand or {}, None)
+    hand = by_hand or {}
+    values = evaluate(TABLE, reading, info, hand, power_state(reading, charge_low=charge_low(hand), previous=None))
     return {k: v for k, v in values.items() if v is not None}
 
 
@@ -190,7 +194,7 @@ async def test_test_mode_loops_through_every_state(tmp_path: Path) -> None:
                         token_url=gateway.token_url, transport=gateway.transport, min_renew_interval=0)  # fmt: skip
     source = EnvoySource("envoy.test", serial=SERIAL, tokens=tokens, timeout=1, transport=gateway.transport)
     cycle = StateCycle(source, gateway.driver(tokens), lambda: 18.0)
-    monitor = Monitor(cycle, interval=0.5, grace=0, before_poll=cycle.advance)
+    monitor = Monitor(cycle, interval=0.5, grace=0, before_poll=cycle.advance, **nut_view(TABLE))
     seen = []
     async with cycle:
         for _ in range(7):
@@ -311,7 +315,7 @@ async def test_test_mode_drives_the_simulator_through_the_same_states() -> None:
 
     async with SimulatedSource(timeout=0.3) as simulated:
         cycle = StateCycle(simulated, simulated.enter, lambda: 20.0)
-        monitor = Monitor(cycle, interval=0.5, grace=0, before_poll=cycle.advance)
+        monitor = Monitor(cycle, interval=0.5, grace=0, before_poll=cycle.advance, **nut_view(charge_controller.TABLE))
         seen = []
         for _ in range(5):
             snapshot = await monitor.poll()

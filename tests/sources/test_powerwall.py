@@ -20,6 +20,7 @@ from nutbridge.nut.variables import setting_names
 from nutbridge.snapshot import Comms, Snapshot
 from nutbridge.sources.powerwall import PowerwallSource
 from tests.helpers import free_port
+from tests.helpers.monitor import nut_view
 from tests.helpers.powerwall import ROOT, Answer, Clock, FakeProxy
 
 NAMES_FILE = ROOT / "test-fixtures" / "nut-names.txt"
@@ -58,7 +59,7 @@ async def poll(
     deadline, and a short deadline is one a loaded machine can miss before the first answer."""
     settings = dict(by_hand or {})
     async with PowerwallSource(url, timeout=source_timeout) as source:
-        monitor = Monitor(source, interval=interval, grace=10.0, retries=retries, settings=lambda: settings)
+        monitor = Monitor(source, interval=interval, grace=10.0, retries=retries, **nut_view(TABLE, lambda: settings))
         return await monitor.poll()
 
 

@@ -1,13 +1,12 @@
-"""What the monitor asks of a source, whatever its device family: the contract between sources/ and monitor.py,
-kept here so a source (and TEST mode's loop around any) needs nothing from the monitor above it."""
+"""What the monitor asks of a source, whatever its device family: the contract between devices/ and monitor.py,
+kept here so a source (and TEST mode's loop around any) needs nothing from the monitor above it. A source knows
+no NUT: its family's NUT table is the registry's business (registry.py)."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from typing import Protocol, Self
 
 from nutbridge.model import DeviceInfo, Reading
-from nutbridge.nut.variables import Var
 
 
 class Source(Protocol):
@@ -24,10 +23,6 @@ class Source(Protocol):
     @property
     def info(self) -> DeviceInfo | None:
         """What the device said about itself when it last connected."""
-
-    @property
-    def table(self) -> Sequence[Var]:
-        """Its family's NUT variable table."""
 
     @property
     def timeout(self) -> float:

@@ -49,19 +49,19 @@ from pathlib import Path
 from typing import Any
 from unittest import mock
 
-from nutbridge.config import ENLIGHTEN_LOGIN, ENTREZ_TOKENS
+from nutbridge.devices.enphase.config import ENLIGHTEN_LOGIN, ENTREZ_TOKENS
+from nutbridge.devices.enphase.nut import TABLE
+from nutbridge.devices.enphase.source import EnvoySource
+from nutbridge.devices.enphase.testmode import FixtureGateway
+from nutbridge.devices.enphase.token import TokenCache
 from nutbridge.monitor import POLL_SHARE, Monitor
 from nutbridge.nut import portfile
 from nutbridge.nut.driver import PortFileSink
-from nutbridge.nut.enphase import TABLE
 from nutbridge.nut.portfile import HandSettings, PortFile
 from nutbridge.nut.variables import first, hand_set_number, setting_names, view
 from nutbridge.nut.version import Dialect, NutVersion
 from nutbridge.power import DEFAULT_CHARGE_LOW
 from nutbridge.sinks import SinkRunner
-from nutbridge.sources.envoy import EnvoySource
-from nutbridge.sources.envoy_testmode import FixtureGateway
-from nutbridge.sources.envoy_token import TokenCache
 from nutbridge.testmode import CYCLE, StateCycle
 
 INTERVAL = 5.0

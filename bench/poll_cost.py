@@ -18,15 +18,15 @@ import time
 from pathlib import Path
 
 from bench.simproc import simulator
+from nutbridge.devices.modbus import parse_modbus_url
+from nutbridge.devices.tracer.nut import TABLE
+from nutbridge.devices.tracer.source import TracerSource
 from nutbridge.monitor import Monitor
-from nutbridge.nut.charge_controller import TABLE
 from nutbridge.nut.driver import PortFileSink, file_values
 from nutbridge.nut.portfile import HandSettings, PortFile
 from nutbridge.nut.variables import charge_low, setting_names, view
 from nutbridge.nut.version import Dialect, NutVersion
 from nutbridge.sinks import SinkRunner
-from nutbridge.sources.modbus_url import parse_modbus_url
-from nutbridge.sources.tracer import TracerSource
 
 CYCLES = 30
 INTERVAL = 1.0  # a real schedule: one write per second is all dummy-once can see anyway

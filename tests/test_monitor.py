@@ -11,17 +11,17 @@ from pathlib import Path
 import pytest
 
 from nutbridge.config import MonitorConfig
+from nutbridge.devices.tracer.nut import TABLE
+from nutbridge.devices.tracer.source import TracerSource
 from nutbridge.errors import SourceError
 from nutbridge.model import DeviceInfo, Reading
 from nutbridge.monitor import Monitor
-from nutbridge.nut.charge_controller import TABLE
 from nutbridge.nut.portfile import HandSettings, parse_values
 from nutbridge.nut.variables import Var, setting_names
 from nutbridge.simulator.physics import Mode
 from nutbridge.simulator.server import SimulatedTracer
 from nutbridge.sinks import SinkRunner
 from nutbridge.snapshot import Comms, Snapshot
-from nutbridge.sources.tracer import TracerSource
 from tests.helpers.monitor import FakeSource, SwallowingSource, cycle, nut_view, sink_for
 
 

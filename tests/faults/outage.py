@@ -23,10 +23,10 @@ from typing import Self
 import pytest
 
 from nutbridge.devices.base import Source
+from nutbridge.devices.tracer.nut import TABLE
 from nutbridge.errors import SourceError
 from nutbridge.model import DeviceInfo, Reading
 from nutbridge.monitor import Monitor
-from nutbridge.nut.charge_controller import TABLE
 from nutbridge.nut.driver import PortFileSink
 from nutbridge.nut.portfile import parse_values
 from nutbridge.nut.variables import Var

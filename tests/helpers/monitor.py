@@ -8,9 +8,9 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Self
 
+from nutbridge.devices.tracer.nut import TABLE
 from nutbridge.model import DeviceInfo, Reading
 from nutbridge.monitor import Monitor
-from nutbridge.nut.charge_controller import TABLE
 from nutbridge.nut.driver import PortFileSink
 from nutbridge.nut.portfile import PortFile
 from nutbridge.nut.variables import Var, charge_low, setting_names, view

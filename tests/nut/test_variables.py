@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
+from nutbridge.devices.tracer.nut import TABLE
 from nutbridge.model import ChargeStage, DeviceInfo, Reading
-from nutbridge.nut.charge_controller import TABLE
 from nutbridge.nut.variables import RUNTIME_CAP, charge_low, evaluate, setting_names
 from nutbridge.power import power_state
 

@@ -12,11 +12,10 @@ from pymodbus import FramerType
 from pymodbus.client import AsyncModbusSerialClient, AsyncModbusTcpClient
 from pymodbus.exceptions import ModbusException
 
+from nutbridge.devices.modbus import ModbusTarget
+from nutbridge.devices.tracer import registers as tmap
 from nutbridge.errors import ProtocolError, SourceError
 from nutbridge.model import DeviceInfo, Reading
-from nutbridge.nut import charge_controller
-from nutbridge.sources import tracer_map as tmap
-from nutbridge.sources.modbus_url import ModbusTarget
 
 log = logging.getLogger(__name__)
 
@@ -34,8 +33,6 @@ class TracerSource:
     Any failure closes the link, so the next attempt starts clean: on a serial line that also drops
     whatever half frame or garbage a timed-out request left behind.
     """
-
-    table = charge_controller.TABLE
 
     def __init__(self, target: ModbusTarget, *, device_id: int = 1, timeout: float = 1.0) -> None:
         self.target = target

@@ -12,13 +12,14 @@ from pathlib import Path
 import pytest
 from aiohttp import web
 
+from nutbridge.devices.powerwall.model import PowerwallInfo
+from nutbridge.devices.powerwall.nut import TABLE
+from nutbridge.devices.powerwall.source import PowerwallSource
 from nutbridge.errors import ProtocolError, SourceError
 from nutbridge.monitor import Monitor
 from nutbridge.nut.portfile import parse_values
-from nutbridge.nut.powerwall import TABLE, PowerwallInfo
 from nutbridge.nut.variables import setting_names
 from nutbridge.snapshot import Comms, Snapshot
-from nutbridge.sources.powerwall import PowerwallSource
 from tests.helpers import free_port
 from tests.helpers.monitor import nut_view
 from tests.helpers.powerwall import ROOT, Answer, Clock, FakeProxy

@@ -13,13 +13,12 @@ from __future__ import annotations
 import asyncio
 import math
 import time
-from collections.abc import Callable, Sequence
-from typing import Any, ClassVar, Self
+from collections.abc import Callable
+from typing import Any, Self
 
 import httpx
 
 from nutbridge.errors import SourceError
-from nutbridge.nut.variables import Var
 from nutbridge.ratelimit import RateLimits, shown
 
 SOURCE = "source"  # the one key of a source's rate limit
@@ -48,20 +47,14 @@ def num(value: object) -> float | None:
 
 
 class HttpSource:
-    """A source on one HTTP client; subclasses say how the client is made and what ``TABLE`` they fill.
+    """A source on one HTTP client; subclasses say how the client is made.
 
     ``clock`` (monotonic seconds) times the waits a 429 asks for."""
-
-    TABLE: ClassVar[Sequence[Var]]
 
     def __init__(self, timeout: float, *, clock: Callable[[], float] = time.monotonic) -> None:
         self._timeout = timeout
         self._client: httpx.AsyncClient | None = None
         self._limits = RateLimits(clock)
-
-    @property
-    def table(self) -> Sequence[Var]:
-        return self.TABLE
 
     @property
     def timeout(self) -> float:

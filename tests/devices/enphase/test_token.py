@@ -23,9 +23,9 @@ import jwt
 import pytest
 from aiohttp import web
 
+from nutbridge.devices.enphase.token import INVALID_JWT, TokenCache, TokenError, expiry
 from nutbridge.errors import SourceError
 from nutbridge.server.app import tls_context
-from nutbridge.sources.envoy_token import INVALID_JWT, TokenCache, TokenError, expiry
 from tests.helpers import GUARD
 from tests.helpers.envoy_token import SERIAL, USERNAME, Cloud, make_jwt
 

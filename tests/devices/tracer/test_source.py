@@ -10,14 +10,14 @@ from pathlib import Path
 
 import pytest
 
+from nutbridge.devices.modbus import ModbusTarget, parse_modbus_url
+from nutbridge.devices.tracer import registers as tmap
+from nutbridge.devices.tracer.source import TracerSource
 from nutbridge.errors import ProtocolError, SourceError
 from nutbridge.model import ChargeStage
 from nutbridge.simulator import server
 from nutbridge.simulator.physics import Mode, Plant
 from nutbridge.simulator.server import SimulatedTracer
-from nutbridge.sources import tracer_map as tmap
-from nutbridge.sources.modbus_url import ModbusTarget, parse_modbus_url
-from nutbridge.sources.tracer import TracerSource
 from tests.conftest import need
 from tests.helpers.tracer import start_socat
 

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
+from nutbridge.devices.tracer import registers as tmap
+from nutbridge.devices.tracer.registers import Register, Table
 from nutbridge.model import ChargeStage
-from nutbridge.sources import tracer_map as tmap
-from nutbridge.sources.tracer_map import Register, Table
 
 
 def test_full_poll_takes_at_most_seven_gap_free_requests() -> None:

@@ -27,7 +27,7 @@ from nutbridge.config import load
 from nutbridge.nut.portfile import PortFile
 from nutbridge.server.app import Sidecar, tls_context
 
-FIRMWARE = Path(__file__).parents[2] / "test-fixtures" / "envoy" / "firmware"
+FIRMWARE = Path(__file__).parents[3] / "test-fixtures" / "envoy" / "firmware"
 SERIAL = "202400000001"
 
 
@@ -200,6 +200,7 @@ async def test_a_firmware_without_the_grid_relay_is_named_once_and_not_retried(
     assert status != 0
     lines = [r.getMessage() for r in caplog.records if "has no ivp/ensemble/relay" in r.getMessage()]
     assert len(lines) >= 1 and "firmware D7.6.175" in lines[0] and "HTTP 404" in lines[0]
-    assert sum("has no ivp/ensemble/relay" in r.getMessage() and r.name.endswith("envoy") for r in caplog.records) == 1
+    source_log = "nutbridge.devices.enphase.source"
+    assert sum("has no ivp/ensemble/relay" in r.getMessage() and r.name == source_log for r in caplog.records) == 1
     assert asked.count("ivp/ensemble/relay") == 1 and asked.count("ivp/ensemble/status") == 1
     assert "without an answer" not in caplog.text

@@ -19,16 +19,14 @@ writes for the same data, so a user moving over sees no change in upsc but where
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
 from decimal import ROUND_HALF_EVEN, Decimal
 from fractions import Fraction
 
-from nutbridge.model import Reading
+from nutbridge.devices.enphase.model import MFR, MODEL, GatewayReading, Meter
 from nutbridge.nut.variables import COMMON, RUNTIME_CAP, Inputs, Value, Var, first, hand_set_number
 
 # LiFePO4 cell volts ×100 at 0, 10, … 100 % and 110 % (charging), as enphase-monitor's table
 CELL = (250, 290, 310, 320, 325, 330, 335, 340, 345, 350, 360, 365)
-MFR, MODEL = "Enphase Energy", "IQ Gateway"
 DEFAULTS = {
     "battery.type": "LFP",
     "battery.voltage.high": "86.4",
@@ -36,31 +34,6 @@ DEFAULTS = {
     "battery.voltage.low": "68.5",
     "battery.charge.restart": "10",
 }
-
-
-@dataclass(frozen=True, slots=True)
-class Meter:
-    """One row of a meter report: watts, volt-amperes, volts, power factor, hertz (a missing value is 0)."""
-
-    watts: float = 0.0
-    va: float = 0.0
-    volts: float = 0.0
-    power_factor: float = 0.0
-    hertz: float = 0.0
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class GatewayReading(Reading):
-    """A Reading with the gateway's meters: ``grid`` and ``load`` hold the cumulative row and then one row
-    per line of a 3-phase site; ``storage`` the battery meter's cumulative row. None: not read (meters off)."""
-
-    grid: tuple[Meter, ...] | None = None
-    load: tuple[Meter, ...] | None = None
-    storage: Meter | None = None
-    phases: int | None = None
-    load_kwh: float = 768.0
-    charge_text: str | None = None  # the state of charge as the gateway wrote it
-    battery: bool = True  # False: the gateway says the site has no battery (its charge of 0 means nothing)
 
 
 LONG_DOUBLE_BITS = 64  # the x87 long double's significand, which bash's printf reads a number into

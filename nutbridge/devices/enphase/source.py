@@ -34,11 +34,11 @@ from typing import Any
 
 import httpx
 
+from nutbridge.devices.enphase.model import MFR, MODEL, GatewayReading, Meter
+from nutbridge.devices.enphase.token import TokenCache
+from nutbridge.devices.http import HttpSource, num
 from nutbridge.errors import ProtocolError, Refused, SourceError
 from nutbridge.model import DeviceInfo
-from nutbridge.nut.enphase import MFR, MODEL, TABLE, GatewayReading, Meter
-from nutbridge.sources.envoy_token import TokenCache
-from nutbridge.sources.http_source import HttpSource, num
 
 log = logging.getLogger(__name__)
 
@@ -111,8 +111,6 @@ def has_battery(inventory: object, secctrl: object) -> bool:
 
 class EnvoySource(HttpSource):
     """The gateway at ``host``; ``transport`` replaces the network (TEST mode's fixtures)."""
-
-    TABLE = TABLE
 
     def __init__(
         self,

@@ -2,7 +2,7 @@
 
 The fixtures are enphase-monitor's keys (``TEST_SESS``, ``TEST_TOKEN``, ``TEST_RELAY``, ``TEST_LIVE``,
 ``TEST_REPORTS``, ``TEST_SECCTRL``, ``TEST_INFO``), with its placeholders ``@RELAY_STATE@`` and ``@BATT_SOC@``;
-an empty one makes that query fail. Those not given come from the answers shipped in ``envoy_fixtures/`` (a
+an empty one makes that query fail. Those not given come from the answers shipped in ``fixtures/`` (a
 split-phase site with a 10 kWh battery) and a token made here that expires in ten years. In the nocomms
 state every gateway query fails; the cloud login still answers. About one poll in five the token counts as
 expired, so the renewal is seen working too.
@@ -19,7 +19,7 @@ from collections.abc import Mapping
 import httpx
 import jwt
 
-from nutbridge.sources.envoy_token import TokenCache
+from nutbridge.devices.enphase.token import TokenCache
 from nutbridge.testmode import Driver, State
 
 log = logging.getLogger(__name__)
@@ -32,7 +32,7 @@ EXPIRE_ONE_IN = 5
 
 
 def shipped(name: str) -> str:
-    return (importlib.resources.files("nutbridge.sources") / "envoy_fixtures" / FILES[name]).read_text()
+    return (importlib.resources.files("nutbridge.devices.enphase") / "fixtures" / FILES[name]).read_text()
 
 
 def test_token(serial: str) -> str:

@@ -47,10 +47,10 @@ from typing import Any
 
 import httpx
 
+from nutbridge.devices.http import HttpSource, num
+from nutbridge.devices.powerwall.model import IDLE_WATTS, MFR, MODEL, PACK_WH, PowerwallInfo, PowerwallReading
 from nutbridge.errors import ProtocolError, SourceError
-from nutbridge.nut.powerwall import IDLE_WATTS, MFR, MODEL, PACK_WH, TABLE, PowerwallInfo, PowerwallReading
 from nutbridge.redact import redact_url
-from nutbridge.sources.http_source import HttpSource, num
 
 log = logging.getLogger(__name__)
 
@@ -74,8 +74,6 @@ def snippet(text: str, limit: int = 40) -> str:
 
 class PowerwallSource(HttpSource):
     """A Powerwall behind the pyPowerwall proxy at ``url``; ``clock`` (monotonic seconds) times the cache rule."""
-
-    TABLE = TABLE
 
     def __init__(self, url: str, *, timeout: float, clock: Callable[[], float] = time.monotonic) -> None:
         super().__init__(timeout, clock=clock)

@@ -20,37 +20,10 @@ load ``output.*``; solar and the battery's own power, which NUT has no names for
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
 
-from nutbridge.model import DeviceInfo, Reading
+from nutbridge.devices.powerwall.model import IDLE_WATTS, PowerwallInfo, PowerwallReading
+from nutbridge.model import DeviceInfo
 from nutbridge.nut.variables import COMMON, P1, RUNTIME_CAP, W1, Inputs, Value, Var, identity_rows
-
-MFR = "Tesla"
-MODEL = "Powerwall"
-PACK_WH = 13_500.0  # one Powerwall 2 (or 3): 13.5 kWh
-# W: below this the battery counts as idle. At rest the battery meter reads a few tens of watts either way,
-# which at 240 V is more than status.IDLE_CURRENT and would make CHRG/DISCHRG flap.
-IDLE_WATTS = 50.0
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class PowerwallReading(Reading):
-    """A Reading with the two meters the shared Reading has no fields for (watts; None: not measured)."""
-
-    grid_power: float | None = None  # + importing, − exporting
-    battery_power: float | None = None  # + charging, − discharging
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class PowerwallInfo(DeviceInfo):
-    """DeviceInfo with what the proxy says about the installation; None where it does not say."""
-
-    units: int | None = None  # Powerwalls (the gateway's battery blocks)
-    pack_energy: float | None = None  # Wh when full: the gateway's own figure, else units × 13.5 kWh
-    max_power: float | None = None  # W the Powerwalls can deliver together
-    site_name: str | None = None
-    proxy: str | None = None  # pyPowerwall's version, e.g. "0.16.2 Proxy t97"
-    has_battery: bool = True  # False only where the proxy says the site has no Powerwall (solar only)
 
 
 def pw_reading(x: Inputs) -> PowerwallReading | None:

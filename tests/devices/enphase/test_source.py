@@ -1,7 +1,7 @@
 """The Enphase IQ Gateway source against a real HTTPS server on loopback playing the gateway and the cloud,
 from fixtures; enphase-monitor's arithmetic (rounded as bash's printf); TEST mode; its configuration file read
 unchanged; the storage meter's sign, a site without a battery, the capacity, a 404 (issue 17). Recorded firmware,
-end to end: test_envoy_firmware.py."""
+end to end: devices/enphase/test_firmware.py."""
 
 from __future__ import annotations
 
@@ -18,24 +18,25 @@ from pathlib import Path
 import pytest
 
 from nutbridge import enphase_conf
-from nutbridge.config import EnvoyConfig
+from nutbridge.devices.enphase.config import EnvoyConfig
+from nutbridge.devices.enphase.model import GatewayReading, Meter
+from nutbridge.devices.enphase.nut import TABLE, hundredths, one, printf_f, ratio
+from nutbridge.devices.enphase.source import EnvoySource, meter
+from nutbridge.devices.enphase.testmode import FixtureGateway, shipped
+from nutbridge.devices.enphase.token import TokenCache
+from nutbridge.devices.tracer import nut as charge_controller
 from nutbridge.errors import ConfigError, Refused, SourceError
 from nutbridge.model import DeviceInfo
 from nutbridge.monitor import Monitor
-from nutbridge.nut import charge_controller
-from nutbridge.nut.enphase import TABLE, GatewayReading, Meter, hundredths, one, printf_f, ratio
 from nutbridge.nut.variables import charge_low, evaluate
 from nutbridge.power import power_state
 from nutbridge.server.app import Sidecar, tls_context
 from nutbridge.snapshot import Comms
-from nutbridge.sources.envoy import EnvoySource, meter
-from nutbridge.sources.envoy_testmode import FixtureGateway, shipped
-from nutbridge.sources.envoy_token import TokenCache
 from nutbridge.testmode import StateCycle
 from tests.helpers.envoy import SERIAL, Gateway
 from tests.helpers.monitor import nut_view
 
-FIXTURES = Path(__file__).parents[2] / "test-fixtures" / "envoy"
+FIXTURES = Path(__file__).parents[3] / "test-fixtures" / "envoy"
 
 
 @contextlib.asynccontextmanager
@@ -54,7 +55,7 @@ async def gateway_source(
             login_url=f"{base}/login/login.json?",
             token_url=f"{base}/tokens",
             verify=trust,
-            min_renew_interval=0,  # the cache's guard against a login per poll is tested in test_envoy_token
+            min_renew_interval=0,  # the cache's guard against a login per poll is tested in test_token
         )
         host = f"127.0.0.1:{server.port}"
         async with EnvoySource(host, serial=SERIAL, tokens=tokens, timeout=2, **kw) as source:  # type: ignore[arg-type]
@@ -299,7 +300,7 @@ def test_nutbridge_ups_falls_back_to_enphase_ups_conf_and_runs_test_mode(tmp_pat
 def test_the_sample_test_configurations_load(tmp_path: Path) -> None:
     from nutbridge.config import load
 
-    etc = Path(__file__).parents[2] / "etc"
+    etc = Path(__file__).parents[3] / "etc"
     toml = load(etc / "test.toml")
     assert toml.test.enabled and isinstance(toml.source, EnvoyConfig)
     conf = tmp_path / "test.conf"

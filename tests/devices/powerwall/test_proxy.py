@@ -25,7 +25,7 @@ from nutbridge.nut.portfile import parse_values
 from tests.conftest import need
 from tests.helpers import free_port
 
-ROOT = Path(__file__).parents[2]
+ROOT = Path(__file__).parents[3]
 GATEWAY = ROOT / "test-fixtures" / "powerwall" / "gateway.json"
 SERVER = Path(sys.executable).parent / "pypowerwall-server"
 READY_WITHIN = 60.0  # s: a deadline for the server's first poll of the gateway, not a measurement

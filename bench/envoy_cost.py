@@ -50,7 +50,7 @@ from typing import Any
 from unittest import mock
 
 from nutbridge.devices.enphase.config import ENLIGHTEN_LOGIN, ENTREZ_TOKENS
-from nutbridge.devices.enphase.nut import TABLE
+from nutbridge.devices.enphase.family import FAMILY
 from nutbridge.devices.enphase.source import EnvoySource
 from nutbridge.devices.enphase.testmode import FixtureGateway
 from nutbridge.devices.enphase.token import TokenCache
@@ -160,11 +160,11 @@ async def cycles(folder: Path, count: int, paced: float) -> Pass:
         return first(hand_set_number(by_hand().get("battery.charge.low")), DEFAULT_CHARGE_LOW)
 
     cycle_source = StateCycle(source, gateway.driver(tokens), charge_low)
-    settings = setting_names(TABLE)
+    settings = setting_names(FAMILY.table)
     sink = PortFileSink(pf, dialect=Dialect(NutVersion(2, 8, 0)), settings=settings)
     runner = SinkRunner(sink)
     monitor = Monitor(cycle_source, [runner], interval=INTERVAL, interval_on_battery=INTERVAL, grace=0.0,
-                      variables=view(TABLE, HandSettings(pf, settings).get), charge_low=charge_low,
+                      variables=view(FAMILY.table, HandSettings(pf, settings).get), charge_low=charge_low,
                       before_poll=cycle_source.advance,
                       clock=vt.monotonic, sleep=vt.sleep)  # fmt: skip
     task = asyncio.create_task(runner.run())

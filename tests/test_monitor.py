@@ -7,6 +7,7 @@ import dataclasses
 import logging
 from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -223,7 +224,7 @@ class Outage(FakeSource):
     """A device that is silent during [start, end) of a fake clock; each failed attempt takes one timeout."""
 
     info = DeviceInfo(mfr="test", model="outage")
-    table: Sequence[Var] = TABLE
+    table: Sequence[Var[Any, Any]] = TABLE
     timeout = 1.0
 
     def __init__(self, start: float, end: float) -> None:

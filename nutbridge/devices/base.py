@@ -74,7 +74,7 @@ class Family(Generic[C]):
     kind: str  # ``[source] kind``
     config: type[C]  # its ``[source]`` section
     open: Callable[[C, Opening], AbstractAsyncContextManager[Opened]]  # TEST mode included, where ``test_mode``
-    table: Sequence[Var]  # its NUT table
+    table: Sequence[Var[Any, Any]]  # its NUT table, over its own reading and info types
     reading: type[Reading] = Reading  # what its source's ``read`` returns
     info: type[DeviceInfo] = DeviceInfo  # what its source's ``info`` holds
     test_mode: bool = False  # False: it has no fixtures of its own, and TEST mode shows the simulator instead

@@ -18,7 +18,7 @@ import os
 import re
 from collections.abc import AsyncIterator, Callable, Sequence
 from pathlib import Path
-from typing import Self
+from typing import Any, Self
 
 import pytest
 
@@ -84,7 +84,7 @@ class Attempts:
 
 @contextlib.asynccontextmanager
 async def watched(
-    source: Source, port_file: Path, *, grace: float = GRACE, table: Sequence[Var] = TABLE
+    source: Source, port_file: Path, *, grace: float = GRACE, table: Sequence[Var[Any, Any]] = TABLE
 ) -> AsyncIterator[Monitor]:
     """A monitor of ``source`` (as ``Attempts``) writing ``port_file`` (old enough that the first write needs no
     wait) with its family's NUT ``table``."""

@@ -26,7 +26,9 @@ def sink_for(port_file: Path, restart: tuple[str, ...] = ()) -> PortFileSink:
     return PortFileSink(pf, dialect=NUT_2_8_0, settings=setting_names(TABLE), restart_command=restart)
 
 
-def nut_view(table: Sequence[Var] = TABLE, settings: Callable[[], Mapping[str, str]] = dict) -> dict[str, Any]:
+def nut_view(
+    table: Sequence[Var[Any, Any]] = TABLE, settings: Callable[[], Mapping[str, str]] = dict
+) -> dict[str, Any]:
     """What the daemon hands a Monitor for NUT: ``table``'s variables with the hand-set ``settings``, and
     battery.charge.low from them (``Monitor(source, **nut_view(TABLE, settings))``)."""
     return {"variables": view(table, settings), "charge_low": lambda: charge_low(settings())}

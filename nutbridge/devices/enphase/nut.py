@@ -23,10 +23,14 @@ from decimal import ROUND_HALF_EVEN, Decimal
 from fractions import Fraction
 
 from nutbridge.devices.enphase.model import MFR, MODEL, GatewayReading, Meter
+from nutbridge.model import DeviceInfo
 from nutbridge.nut.variables import COMMON, RUNTIME_CAP, Inputs, Value, Var, first, hand_set_number
 
 # LiFePO4 cell volts ×100 at 0, 10, … 100 % and 110 % (charging), as enphase-monitor's table
 CELL = (250, 290, 310, 320, 325, 330, 335, 340, 345, 350, 360, 365)
+# The rows read the gateway's own reading type: no downcast.
+Gateway = Inputs[GatewayReading, DeviceInfo]
+Row = Var[GatewayReading, DeviceInfo]
 DEFAULTS = {
     "battery.type": "LFP",
     "battery.voltage.high": "86.4",
@@ -90,11 +94,7 @@ def one(value: float) -> str:
     return printf_f(value, 1)
 
 
-def reading(x: Inputs) -> GatewayReading | None:
-    return x.reading if isinstance(x.reading, GatewayReading) else None
-
-
-def setting(x: Inputs, name: str) -> str | None:
+def setting(x: Gateway, name: str) -> str | None:
     """A setting: as the port file sets it by hand, else the gateway's or enphase-monitor's default."""
     if name in x.by_hand:
         return x.by_hand[name]
@@ -106,12 +106,12 @@ def setting(x: Inputs, name: str) -> str | None:
     return found if found is not None else DEFAULTS.get(name)
 
 
-def meter_rows(prefix: str, pick: Callable[[GatewayReading], tuple[Meter, ...] | None]) -> list[Var]:
+def meter_rows(prefix: str, pick: Callable[[GatewayReading], tuple[Meter, ...] | None]) -> list[Row]:
     """The rows of one meter group: the cumulative row, then L1..L3 (3-phase only)."""
 
-    def part(line: int, get: Callable[[Meter], str]) -> Callable[[Inputs], Value]:
-        def value(x: Inputs) -> Value:
-            r = reading(x)
+    def part(line: int, get: Callable[[Meter], str]) -> Callable[[Gateway], Value]:
+        def value(x: Gateway) -> Value:
+            r = x.reading
             rows = None if r is None else pick(r)
             if rows is None or len(rows) <= line or (line > 0 and r is not None and r.phases != 3):
                 return None
@@ -137,19 +137,19 @@ def meter_rows(prefix: str, pick: Callable[[GatewayReading], tuple[Meter, ...] |
     return rows
 
 
-def battery_current(x: Inputs) -> Value:
+def battery_current(x: Gateway) -> Value:
     """The storage meter's watts over its volts, truncated as enphase-monitor does, but positive while the battery
     charges: the gateway's storage meter reads negative then (its production.json pairs a positive wNow with
     "discharging"), and nutbridge's battery.current, like CHRG/DISCHRG, is + charging."""
-    r = reading(x)
+    r = x.reading
     if r is None or r.storage is None or not r.battery:
         return None
     return ratio(2, -hundredths(r.storage.watts), hundredths(r.storage.volts))
 
 
-def battery_voltage(x: Inputs) -> Value:
+def battery_voltage(x: Gateway) -> Value:
     """Pack volts from the state of charge on a LiFePO4 curve, scaled so 100 % is battery.voltage.high."""
-    r, high = reading(x), hand_set_number(setting(x, "battery.voltage.high"))
+    r, high = x.reading, hand_set_number(setting(x, "battery.voltage.high"))
     if r is None or r.battery_charge is None or high is None:
         return None
     soc = min(11000, max(0, hundredths(r.battery_charge)))
@@ -163,9 +163,9 @@ def output_watts(r: GatewayReading) -> int | None:
     return None if not r.load else hundredths(one(r.load[0].watts))
 
 
-def runtime(x: Inputs) -> Value:
+def runtime(x: Gateway) -> Value:
     """Seconds from the present charge down to battery.charge.restart at the present load; 2 days at most."""
-    r, capacity = reading(x), hand_set_number(setting(x, "battery.capacity"))
+    r, capacity = x.reading, hand_set_number(setting(x, "battery.capacity"))
     restart = hand_set_number(setting(x, "battery.charge.restart"))
     watts = None if r is None else output_watts(r)
     if r is None or r.battery_charge is None or capacity is None or watts is None or restart is None:
@@ -178,37 +178,37 @@ def runtime(x: Inputs) -> Value:
     return min(RUNTIME_CAP, (soc - floor) * int(capacity) * 36 // watts)
 
 
-def load_percent(x: Inputs) -> Value:
+def load_percent(x: Gateway) -> Value:
     """The load as a share of what the batteries' inverters can deliver: load_kwh W per kWh of storage."""
-    r, capacity = reading(x), hand_set_number(setting(x, "battery.capacity"))
+    r, capacity = x.reading, hand_set_number(setting(x, "battery.capacity"))
     watts = None if r is None else output_watts(r)
     if r is None or capacity is None or watts is None or r.load_kwh <= 0:
         return None
     return ratio(1, watts * 100, int(r.load_kwh) * (int(capacity) // 10))
 
 
-def phases(x: Inputs) -> Value:
-    r = reading(x)
+def phases(x: Gateway) -> Value:
+    r = x.reading
     return "3" if r is not None and r.phases == 3 else None
 
 
-def has_battery(x: Inputs) -> bool:
-    r = reading(x)
+def has_battery(x: Gateway) -> bool:
+    r = x.reading
     return r is None or r.battery
 
 
-def fixed(name: str) -> Var:
+def fixed(name: str) -> Row:
     """A setting the port file may set; on a site without batteries only a hand-set one is written."""
     return Var(name=name, value=lambda x: setting(x, name) if has_battery(x) else None, setting=True)
 
 
-def charge(x: Inputs) -> Value:
-    r = reading(x)
+def charge(x: Gateway) -> Value:
+    r = x.reading
     return r.charge_text if r is not None and r.charge_text is not None else x.reading.battery_charge
 
 
-BY_NAME: Mapping[str, Var] = {v.name: v for v in COMMON}
-TABLE: tuple[Var, ...] = (
+BY_NAME: Mapping[str, Row] = {v.name: v for v in COMMON}
+TABLE: tuple[Row, ...] = (
     BY_NAME["ups.status"],
     BY_NAME["ups.alarm"],
     Var(name="battery.charge", value=charge),

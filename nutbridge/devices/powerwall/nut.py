@@ -22,21 +22,16 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from nutbridge.devices.powerwall.model import IDLE_WATTS, PowerwallInfo, PowerwallReading
-from nutbridge.model import DeviceInfo
 from nutbridge.nut.variables import COMMON, P1, RUNTIME_CAP, W1, Inputs, Value, Var, identity_rows
 
-
-def pw_reading(x: Inputs) -> PowerwallReading | None:
-    return x.reading if isinstance(x.reading, PowerwallReading) else None
-
-
-def pw_info(x: Inputs) -> PowerwallInfo | None:
-    return x.info if isinstance(x.info, PowerwallInfo) else None
+# The rows read the Powerwall's own reading and info types: no downcast.
+Powerwall = Inputs[PowerwallReading, PowerwallInfo]
+Row = Var[PowerwallReading, PowerwallInfo]
 
 
-def runtime(x: Inputs) -> Value:
+def runtime(x: Powerwall) -> Value:
     """Seconds until battery.charge.low at the present load; 2 days at most; None without the pack's energy."""
-    info, r = pw_info(x), x.reading
+    info, r = x.info, x.reading
     energy = None if info is None else info.pack_energy
     if not energy or r.battery_charge is None or r.load_power is None:
         return None
@@ -46,9 +41,9 @@ def runtime(x: Inputs) -> Value:
     return min(RUNTIME_CAP, int(usable_wh / r.load_power * 3600))
 
 
-def charger_status(x: Inputs) -> Value:
+def charger_status(x: Powerwall) -> Value:
     """battery.charger.status from the battery's power, which is known even where its current is not."""
-    r = pw_reading(x)
+    r = x.reading
     watts = None if r is None else r.battery_power
     if watts is None:
         return None
@@ -57,48 +52,47 @@ def charger_status(x: Inputs) -> Value:
     return "discharging" if watts < -IDLE_WATTS else "resting"
 
 
-def load_percent(x: Inputs) -> Value:
-    info, watts = pw_info(x), x.reading.load_power
+def load_percent(x: Powerwall) -> Value:
+    info, watts = x.info, x.reading.load_power
     rated = None if info is None else info.max_power
     return None if not rated or watts is None else 100 * watts / rated
 
 
-def description(i: DeviceInfo) -> str:
+def description(i: PowerwallInfo) -> str:
     """device.description: the system, its size and the proxy it is read through."""
     parts = [f"{i.mfr} {i.model}"]
-    if isinstance(i, PowerwallInfo):
-        if i.units:
-            parts.append(f"{i.units} unit{'s' if i.units != 1 else ''}")
-        if i.pack_energy:
-            parts.append(f"{i.pack_energy / 1000:.1f} kWh")
-        if not i.has_battery:
-            parts.append("no battery (solar only)")
-        if i.site_name:
-            parts.append(f"site {i.site_name}")
-        parts.append(f"via pyPowerwall {i.proxy}" if i.proxy else "via pyPowerwall")
+    if i.units:
+        parts.append(f"{i.units} unit{'s' if i.units != 1 else ''}")
+    if i.pack_energy:
+        parts.append(f"{i.pack_energy / 1000:.1f} kWh")
+    if not i.has_battery:
+        parts.append("no battery (solar only)")
+    if i.site_name:
+        parts.append(f"site {i.site_name}")
+    parts.append(f"via pyPowerwall {i.proxy}" if i.proxy else "via pyPowerwall")
     return ", ".join(parts)
 
 
-OWN: Mapping[str, Var] = {
+OWN: Mapping[str, Row] = {
     "battery.runtime": Var(name="battery.runtime", value=runtime),
     "battery.charger.status": Var(name="battery.charger.status", value=charger_status),
 }
 
-TABLE: tuple[Var, ...] = (
+TABLE: tuple[Row, ...] = (
     *(OWN.get(v.name, v) for v in COMMON),
-    Var(name="battery.packs", value=lambda x: None if (i := pw_info(x)) is None else i.units),
+    Var(name="battery.packs", value=lambda x: None if (i := x.info) is None else i.units),
     # --- input: the grid meter; output: the home ---
-    Var(name="input.realpower", value=lambda x: None if (r := pw_reading(x)) is None else r.grid_power, fmt=W1),
+    Var(name="input.realpower", value=lambda x: None if (r := x.reading) is None else r.grid_power, fmt=W1),
     Var(name="output.realpower", value=lambda x: x.reading.load_power, fmt=W1),
     Var(name="ups.load", value=load_percent, fmt=P1),
-    Var(name="ups.realpower.nominal", value=lambda x: None if (i := pw_info(x)) is None else i.max_power, fmt="{:g}"),
+    Var(name="ups.realpower.nominal", value=lambda x: None if (i := x.info) is None else i.max_power, fmt="{:g}"),
     # --- the system ---
     *identity_rows(description),
     # --- meters NUT has no names for ---
     Var(name="experimental.pv.realpower", value=lambda x: x.reading.pv_power, fmt=W1),
     Var(
         name="experimental.battery.realpower",
-        value=lambda x: None if (r := pw_reading(x)) is None else r.battery_power,
+        value=lambda x: None if (r := x.reading) is None else r.battery_power,
         fmt=W1,
     ),
 )

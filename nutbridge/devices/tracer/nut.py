@@ -3,11 +3,11 @@ terminals are ``output.*``. Adding a variable is adding a row."""
 
 from __future__ import annotations
 
-from nutbridge.model import DeviceInfo
+from nutbridge.model import DeviceInfo, Reading
 from nutbridge.nut.variables import A2, COMMON, KWH, P1, T1, V2, W1, Inputs, Var, identity_rows
 
 
-def load_percent(x: Inputs) -> float | None:
+def load_percent(x: Inputs[Reading, DeviceInfo]) -> float | None:
     """ups.load: the load current as a share of the controller's rated load current."""
     rated, amps = x.info.load_current_rated, x.reading.load_current
     return None if not rated or amps is None else 100 * amps / rated
@@ -23,7 +23,7 @@ def description(i: DeviceInfo) -> str:
     return f"{i.mfr} {i.model} solar charge controller" + (f", PV {' / '.join(rated)}" if rated else "")
 
 
-TABLE: tuple[Var, ...] = (
+TABLE: tuple[Var[Reading, DeviceInfo], ...] = (
     *COMMON,
     # --- input: the PV array ---
     Var(name="input.voltage", value=lambda x: x.reading.pv_voltage, fmt=V2),

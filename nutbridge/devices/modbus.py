@@ -1,4 +1,4 @@
-"""Parse a Modbus source URL into connection settings; pure, no pymodbus."""
+"""Parse a Modbus source URL into connection settings, for every Modbus family; pure, no pymodbus."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The simulated Tracer as a pymodbus server: the same blocks as tracer_map.BLOCKS, exception 02 elsewhere."""
+"""The simulated Tracer as a pymodbus server: the blocks of devices/tracer/registers.py, exception 02 elsewhere."""
 
 from __future__ import annotations
 

@@ -14,7 +14,7 @@ Signs are the gateway's: a meter's power is positive where energy flows into the
 
 The gateway's certificate is self-signed: this client alone accepts it, for the configured host only; the
 cloud login is verified as usual. A 401 renews the token once, then counts as a failed poll; a 429 is
-honoured (not asked again before its Retry-After, see http_source); any other 4xx is a definite answer
+honoured (not asked again before its Retry-After, see devices/http.py); any other 4xx is a definite answer
 (``Refused``: not asked again within the poll; an endpoint answered 404 is not asked again on this
 connection, and a missing endpoint that nutbridge needs is named once, with the firmware). Unlike
 enphase-monitor, a failed login is a failed poll (the port file goes to nocomms after the grace, the login

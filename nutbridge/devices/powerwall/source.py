@@ -29,7 +29,7 @@ implausible value (a charge outside 0-100 %, a meter without a number), and a gr
 of the gateway's ``System…`` words (pypowerwall-server answers ``Unknown`` while it has no data: that is not
 OB). A refused connection, a timeout or any other transport error is a failed poll too (SourceError), and
 so is a 429 from a reverse proxy in front of it, which is not asked again before its Retry-After
-(RateLimited, see http_source). pyPowerwall's own server speaks HTTP/1.0 and closes each connection after
+(RateLimited, see devices/http.py). pyPowerwall's own server speaks HTTP/1.0 and closes each connection after
 its answer; a reverse proxy in front of it may keep one alive, and then it is reused.
 """
 

@@ -49,17 +49,19 @@ from pathlib import Path
 from typing import Any
 from unittest import mock
 
-from nutbridge.config import ENLIGHTEN_LOGIN, ENTREZ_TOKENS
+from nutbridge.devices.enphase.config import ENLIGHTEN_LOGIN, ENTREZ_TOKENS
+from nutbridge.devices.enphase.family import FAMILY
+from nutbridge.devices.enphase.source import EnvoySource
+from nutbridge.devices.enphase.testmode import FixtureGateway
+from nutbridge.devices.enphase.token import TokenCache
 from nutbridge.monitor import POLL_SHARE, Monitor
 from nutbridge.nut import portfile
 from nutbridge.nut.driver import PortFileSink
 from nutbridge.nut.portfile import HandSettings, PortFile
-from nutbridge.nut.variables import DEFAULT_CHARGE_LOW, first, hand_set_number, setting_names
+from nutbridge.nut.variables import first, hand_set_number, setting_names, view
 from nutbridge.nut.version import Dialect, NutVersion
+from nutbridge.power import DEFAULT_CHARGE_LOW
 from nutbridge.sinks import SinkRunner
-from nutbridge.sources.envoy import EnvoySource
-from nutbridge.sources.envoy_testmode import FixtureGateway
-from nutbridge.sources.envoy_token import TokenCache
 from nutbridge.testmode import CYCLE, StateCycle
 
 INTERVAL = 5.0
@@ -158,11 +160,12 @@ async def cycles(folder: Path, count: int, paced: float) -> Pass:
         return first(hand_set_number(by_hand().get("battery.charge.low")), DEFAULT_CHARGE_LOW)
 
     cycle_source = StateCycle(source, gateway.driver(tokens), charge_low)
-    settings = setting_names(source.table)
+    settings = setting_names(FAMILY.table)
     sink = PortFileSink(pf, dialect=Dialect(NutVersion(2, 8, 0)), settings=settings)
     runner = SinkRunner(sink)
     monitor = Monitor(cycle_source, [runner], interval=INTERVAL, interval_on_battery=INTERVAL, grace=0.0,
-                      settings=HandSettings(pf, settings).get, before_poll=cycle_source.advance,
+                      variables=view(FAMILY.table, HandSettings(pf, settings).get), charge_low=charge_low,
+                      before_poll=cycle_source.advance,
                       clock=vt.monotonic, sleep=vt.sleep)  # fmt: skip
     task = asyncio.create_task(runner.run())
     timing = Pass([], [], [], [], 0.0, 0.0, 0.0, 0, 0)

@@ -18,7 +18,7 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from types import MappingProxyType
 
-from nutbridge.nut.charge_controller import TABLE
+from nutbridge.devices.tracer.nut import TABLE
 from nutbridge.nut.driver import PortFileSink, file_values
 from nutbridge.nut.portfile import PortFile
 from nutbridge.nut.variables import setting_names

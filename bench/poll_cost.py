@@ -18,14 +18,15 @@ import time
 from pathlib import Path
 
 from bench.simproc import simulator
+from nutbridge.devices.modbus import parse_modbus_url
+from nutbridge.devices.tracer.nut import TABLE
+from nutbridge.devices.tracer.source import TracerSource
 from nutbridge.monitor import Monitor
 from nutbridge.nut.driver import PortFileSink, file_values
 from nutbridge.nut.portfile import HandSettings, PortFile
-from nutbridge.nut.variables import setting_names
+from nutbridge.nut.variables import charge_low, setting_names, view
 from nutbridge.nut.version import Dialect, NutVersion
 from nutbridge.sinks import SinkRunner
-from nutbridge.sources.modbus_url import parse_modbus_url
-from nutbridge.sources.tracer import TracerSource
 
 CYCLES = 30
 INTERVAL = 1.0  # a real schedule: one write per second is all dummy-once can see anyway
@@ -38,10 +39,17 @@ async def measure(port: int, folder: Path, mode: str) -> tuple[list[float], list
     pf = PortFile(port_file)
     pf.locate()
     async with TracerSource(parse_modbus_url(f"tcp://127.0.0.1:{port}", "bench"), timeout=1.0) as source:
-        settings = setting_names(source.table)
+        settings = setting_names(TABLE)
         sink = PortFileSink(pf, dialect=Dialect(NutVersion(2, 8, 0)), settings=settings)
         runner = SinkRunner(sink)
-        monitor = Monitor(source, [runner], interval=INTERVAL, settings=HandSettings(pf, settings).get)
+        by_hand = HandSettings(pf, settings).get
+        monitor = Monitor(
+            source,
+            [runner],
+            interval=INTERVAL,
+            variables=view(TABLE, by_hand),
+            charge_low=lambda: charge_low(by_hand()),
+        )
         task = asyncio.create_task(runner.run())
 
         async def cycle() -> None:

@@ -32,33 +32,25 @@ from nutbridge.config_sections import (
     PubSubConfig,
     TestModeConfig,
 )
-from nutbridge.config_sources import (
-    ENLIGHTEN_LOGIN,
-    ENTREZ_TOKENS,
-    SOURCE_KINDS,
-    EnvoyConfig,
-    PowerwallConfig,
-    SimulatorConfig,
-    SourceConfig,
-    TracerConfig,
-)
+from nutbridge.devices.base import SourceConfig
+from nutbridge.devices.enphase.config import EnvoyConfig
+from nutbridge.devices.modbus import parse_modbus_url
+from nutbridge.devices.registry import FAMILIES
+from nutbridge.devices.tracer.config import TracerConfig
 from nutbridge.errors import ConfigError
 from nutbridge.nut.version import parse_version
 from nutbridge.redact import has_password, redact_url
-from nutbridge.sources.modbus_url import parse_modbus_url
+from nutbridge.simulator.config import SimulatorConfig
 
-# The sections live in config_sources ([source]) and config_sections (the others), their keys' schema and
-# checks in config_keys; every name below stays importable from here.
+# [source] is the device family's own section (devices/<family>/config.py, listed in devices/registry.py), the
+# others live in config_sections, their keys' schema and checks in config_keys; every name below stays importable
+# from here.
 __all__ = [
     "DEFAULT_DEVICE_LIST_FLUSH_INTERVAL",
     "DEFAULT_FLUSH_INTERVAL",
-    "ENLIGHTEN_LOGIN",
-    "ENTREZ_TOKENS",
-    "SOURCE_KINDS",
     "ApiConfig",
     "ControlConfig",
     "DataLogConfig",
-    "EnvoyConfig",
     "Key",
     "LineSocketConfig",
     "MonitorConfig",
@@ -66,12 +58,8 @@ __all__ = [
     "NodeConfig",
     "NutConfig",
     "PeersConfig",
-    "PowerwallConfig",
     "PubSubConfig",
-    "SimulatorConfig",
-    "SourceConfig",
     "TestModeConfig",
-    "TracerConfig",
     "is_loopback",
     "key",
     "parse_listen",
@@ -137,9 +125,9 @@ def section_class(section: str, table: Mapping[str, Any], origin: str) -> type:
     """The dataclass that reads ``[section]``; for ``[source]``, the one its ``kind`` names."""
     if section == "source":
         kind = table.get("kind", "tracer")
-        if kind not in SOURCE_KINDS:
-            raise ConfigError(f"{origin}: source.kind = {kind!r} is not allowed; use {', '.join(SOURCE_KINDS)}")
-        return SOURCE_KINDS[kind]
+        if kind not in FAMILIES:
+            raise ConfigError(f"{origin}: source.kind = {kind!r} is not allowed; use {', '.join(FAMILIES)}")
+        return FAMILIES[kind].config
     if section not in SECTIONS:
         raise ConfigError(f"{origin}: unknown section [{section}]; allowed: source, {', '.join(SECTIONS)}")
     return SECTIONS[section]

@@ -13,7 +13,6 @@ from typing import Any
 from nutbridge.errors import ConfigError
 from nutbridge.node import normal_address
 from nutbridge.nut.version import NutVersion, parse_version
-from nutbridge.sources.modbus_url import ModbusTarget, parse_modbus_url
 
 MIN_POLL_INTERVAL = 0.2
 
@@ -51,10 +50,6 @@ def key(default: Any = None, **spec: Any) -> Any:
 def seconds(low: float, high: float) -> dict[str, Any]:
     """A Key spec for a number of seconds in [low, high]."""
     return {"types": (int, float), "check": lambda v: low <= v <= high, "allowed": f"seconds, {low:g}-{high:g}"}
-
-
-def _modbus(value: str, where: str, _base: Path) -> ModbusTarget:
-    return parse_modbus_url(value, where)
 
 
 def _path(value: str, _where: str, base: Path) -> Path:

@@ -18,119 +18,57 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from nutbridge import __version__
-from nutbridge.config import Config, EnvoyConfig, PowerwallConfig, SimulatorConfig, TracerConfig
+from nutbridge.config import Config
 from nutbridge.datalog.writer import DataLog
+from nutbridge.devices import registry
+from nutbridge.devices.base import Family, Opening, Source
 from nutbridge.limits import raise_open_files
 from nutbridge.monitor import Monitor
 from nutbridge.nut import upsconf, variables, version
 from nutbridge.nut.driver import PortFileSink
 from nutbridge.nut.portfile import HandSettings, PortFile
 from nutbridge.nut.variables import first, setting_names
+from nutbridge.power import DEFAULT_CHARGE_LOW
 from nutbridge.printer import PollPrinter
 from nutbridge.sdnotify import Notifier, Systemd
 from nutbridge.server.live import LiveSnapshot
 from nutbridge.sinks import Sink, SinkRunner
-from nutbridge.sources.base import Source
 from nutbridge.testmode import StateCycle
 
 if TYPE_CHECKING:
-    import httpx
-
     from nutbridge.server.control import LoadControl
     from nutbridge.server.pubsub import PubSubHub
-    from nutbridge.sources.envoy_token import TokenCache
 
 log = logging.getLogger("nutbridge")
 
 EX_OK, EX_FAIL = 0, 1
-DEMO_SPEED = 600.0  # a simulated day in 2.4 minutes
-DEMO_START = 7 * 3600.0
 STOP_GRACE = 5.0  # seconds sinks get to finish what is queued when the daemon stops
+
+
+def state_dir(config: Config) -> Path:
+    """Where a device family keeps state its section does not place: beside the port file."""
+    return config.nut.port_file.parent if config.nut.port_file else Path.cwd()
 
 
 @contextlib.asynccontextmanager
 async def open_source(
     config: Config, *, demo: bool, charge_low: Callable[[], float | None] = lambda: None
-) -> AsyncIterator[tuple[Source, list[Coroutine[Any, Any, None]]]]:
-    """The configured source, and the background work it brings (the simulator's stdin commands).
+) -> AsyncIterator[tuple[Source, list[Coroutine[Any, Any, None]], Family[Any]]]:
+    """The configured source, the background work it brings (the simulator's stdin commands) and its family
+    (registry.py), which opens it.
 
     In TEST mode the source goes through the state loop (``charge_low`` sets where lowbatt is).
     """
-    if isinstance(config.source, EnvoyConfig):
-        async with open_envoy(config, config.source, charge_low) as envoy:
-            yield envoy, []
-        return
-    if isinstance(config.source, TracerConfig) and not config.test.enabled:  # TEST mode drives the simulator
-        from nutbridge.sources.tracer import TracerSource
-
-        assert config.source.url is not None  # with_overrides refuses a tracer without a URL
-        tracer = TracerSource(config.source.url, device_id=config.source.device_id, timeout=config.source.timeout)
-        async with tracer:
-            yield tracer, []
-        return
-    if isinstance(config.source, PowerwallConfig) and not config.test.enabled:  # TEST mode drives the simulator
-        from nutbridge.sources.powerwall import PowerwallSource
-
-        powerwall = PowerwallSource(config.source.url, timeout=config.source.timeout)
-        async with powerwall:
-            yield powerwall, []
-        return
-    # Imported here so a daemon on real hardware does not carry the pymodbus server in memory.
-    from nutbridge.simulator.source import SimulatedSource
-
-    sim = config.source if isinstance(config.source, SimulatorConfig) else SimulatorConfig()
-    async with SimulatedSource(
-        speed=DEMO_SPEED if demo else sim.speed, timeout=sim.timeout, start=DEMO_START if demo else sim.start
-    ) as simulated:
-        if config.test.enabled:
-            yield StateCycle(simulated, simulated.enter, charge_low), []
-        else:
-            yield simulated, [simulated.commands()]
-
-
-def envoy_tokens(
-    config: Config, envoy: EnvoyConfig, *, transport: httpx.AsyncBaseTransport | None = None
-) -> TokenCache:
-    """The gateway's token cache as the daemon keeps it (``nutbridge capture`` shares it): the configured file,
-    else enphase.token in the state folder, else beside the port file. ``transport``: TEST mode's fixtures."""
-    from nutbridge.sources.envoy_token import TokenCache
-
-    state_dir = envoy.state_dir or (config.nut.port_file.parent if config.nut.port_file else Path.cwd())
-    return TokenCache(
-        envoy.token_file or state_dir / "enphase.token",
-        serial=envoy.serial or "TEST",
-        username=envoy.username or "test",
-        password=envoy.password or "test",
-        login_url=envoy.login_url,
-        token_url=envoy.token_url,
-        timeout=envoy.login_timeout,
-        min_renew_interval=0.0 if transport else 900.0,
-        transport=transport,
+    family, section = registry.chosen(config.source, test=config.test.enabled)
+    opening = Opening(
+        state_dir=state_dir(config),
+        test=config.test.enabled,
+        fixtures=config.test.fixtures() if config.test.enabled else {},
+        demo=demo,
+        charge_low=charge_low,
     )
-
-
-@contextlib.asynccontextmanager
-async def open_envoy(
-    config: Config, envoy: EnvoyConfig, charge_low: Callable[[], float | None]
-) -> AsyncIterator[Source]:
-    """The Enphase gateway with its token cache; in TEST mode, answered from fixtures through the state loop."""
-    from nutbridge.sources.envoy import EnvoySource
-
-    serial = envoy.serial or "TEST"
-    fixtures = None
-    if config.test.enabled:
-        from nutbridge.sources.envoy_testmode import FixtureGateway
-
-        fixtures = FixtureGateway(config.test.fixtures(), serial=serial, login_url=envoy.login_url,
-                                  token_url=envoy.token_url)  # fmt: skip
-    tokens = envoy_tokens(config, envoy, transport=fixtures.transport if fixtures else None)
-    source = EnvoySource(envoy.host, serial=serial, tokens=tokens, timeout=envoy.api_timeout, meters=envoy.meters,
-                         load_kwh=envoy.load_kwh, transport=fixtures.transport if fixtures else None)  # fmt: skip
-    async with source:
-        if fixtures is None:
-            yield source
-        else:
-            yield StateCycle(source, fixtures.driver(tokens), charge_low)
+    async with family.open(section, opening) as (source, background):
+        yield source, background, family
 
 
 @contextlib.asynccontextmanager
@@ -249,10 +187,10 @@ async def poll(
     by_hand = HandSettings(portfile, {"battery.charge.low"}).get
 
     def charge_low() -> float:
-        return first(variables.hand_set_number(by_hand().get("battery.charge.low")), variables.DEFAULT_CHARGE_LOW)
+        return first(variables.hand_set_number(by_hand().get("battery.charge.low")), DEFAULT_CHARGE_LOW)
 
-    async with open_source(config, demo=demo, charge_low=charge_low) as (source, background):
-        settings = setting_names(source.table)
+    async with open_source(config, demo=demo, charge_low=charge_low) as (source, background, family):
+        settings = setting_names(family.table)
         if control is not None:
             control.attach(source.source if isinstance(source, StateCycle) else source)
         sink = PortFileSink(portfile, dialect=dialect, settings=settings, restart_command=restart)
@@ -274,7 +212,9 @@ async def poll(
             interval_on_battery=config.monitor.poll_interval_on_battery,
             # TEST mode shows each state, nocomms too, whatever the grace
             grace=0.0 if single or config.test.enabled else config.monitor.nocomms_grace,
-            settings=HandSettings(portfile, settings).get,
+            charge_low=charge_low,
+            variables=variables.view(family.table, HandSettings(portfile, settings).get),
+            power=family.power,
             before_poll=source.advance if isinstance(source, StateCycle) else None,
             retries=not config.test.enabled,
         )

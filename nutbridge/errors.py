@@ -6,9 +6,9 @@ that each one defined anywhere in the package is here and under the root).
      ├── SourceError        the device could not be read this time
      │    ├── ProtocolError the device answered, but with an error or nonsense
      │    │    └── Refused  a definite answer (HTTP 4xx): asking again within the poll gets the same one
-     │    ├── sources/http_source.py RateLimited    HTTP 429: not asked again before its Retry-After
-     │    └── sources/envoy_token.py TokenError     no usable gateway token
-     │         └── sources/envoy_token.py TokenRateLimited  Enphase's cloud said 429
+     │    ├── devices/http.py RateLimited           HTTP 429: not asked again before its Retry-After
+     │    └── devices/enphase/token.py TokenError   no usable gateway token
+     │         └── devices/enphase/token.py TokenRateLimited  Enphase's cloud said 429
      ├── PortFileError      the dummy-ups port file could not be read, written or renamed
      ├── datalog/dayfiles.py DataLogError           the data log could not be written or read
      ├── peers/entry.py DeviceError                 a device entry is invalid, or the list is unusable
@@ -27,8 +27,8 @@ that each one defined anywhere in the package is here and under the root).
      ├── server/pubsub.py TooMany                   a subscriber over MAX_EVENTS
      ├── feeds/lineprotocol.py NoAnswer             a query that cannot be answered now
      ├── feeds/linesocket.py SlowClient             a client that leaves its replies unread
-     ├── sources/envoy_token.py _RateLimited        a 429 inside the retries, before TokenRateLimited
-     └── sources/envoy_token.py _Transient          a failure worth retrying within the call
+     ├── devices/enphase/token.py _RateLimited      a 429 inside the retries, before TokenRateLimited
+     └── devices/enphase/token.py _Transient        a failure worth retrying within the call
 
 Outside the tree on purpose: ``__main__.EarlyStop`` (a BaseException, as KeyboardInterrupt, so no
 ``except Exception`` stops it). Programming errors stay built-in (TypeError, AssertionError...).

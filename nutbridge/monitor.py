@@ -17,13 +17,12 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from types import MappingProxyType
 from typing import TYPE_CHECKING
 
+from nutbridge.devices.base import Source
 from nutbridge.errors import ProtocolError, Refused, SourceError
 from nutbridge.model import Reading
-from nutbridge.nut.status import PowerState
-from nutbridge.nut.variables import evaluate
+from nutbridge.power import DEFAULT_CHARGE_LOW, PowerRule, PowerState, power_state
 from nutbridge.sinks import SinkRunner
-from nutbridge.snapshot import Comms, Snapshot
-from nutbridge.sources.base import Source
+from nutbridge.snapshot import Comms, Snapshot, View
 
 if TYPE_CHECKING:
     from tenacity import RetryCallState
@@ -39,11 +38,16 @@ POLL_SHARE = 0.9
 # How long past its deadline (and one source timeout, for the reset after a cancelled attempt) a poll may
 # run, or the loop may be late for its next poll, before the loop counts as stalled (the watchdog's bound).
 STALL_SLACK = 5.0
-NO_SETTINGS: Mapping[str, str] = MappingProxyType({})
+NO_VARIABLES: Mapping[str, str | None] = MappingProxyType({})
 
 
 class Monitor:
-    """Polls ``source`` every ``interval`` seconds and offers each Snapshot to every runner."""
+    """Polls ``source`` every ``interval`` seconds and offers each Snapshot to every runner.
+
+    Each answered poll gets its power state from ``power`` (the shared rules of power.py unless a family brings
+    its own), with ``charge_low`` (battery.charge.low, as the port file sets it by hand) and the previous state
+    for the hysteresis, and its ``variables`` from the view it is handed (the daemon's: NUT's).
+    """
 
     def __init__(
         self,
@@ -53,7 +57,9 @@ class Monitor:
         interval: float,
         interval_on_battery: float | None = None,
         grace: float = 10.0,
-        settings: Callable[[], Mapping[str, str]] = lambda: NO_SETTINGS,
+        charge_low: Callable[[], float] = lambda: DEFAULT_CHARGE_LOW,
+        variables: View | None = None,
+        power: PowerRule = power_state,
         clock: Callable[[], float] = time.monotonic,
         wall_clock: Callable[[], float] = time.time,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,  # the backoff's; a test's clock has its own
@@ -65,7 +71,9 @@ class Monitor:
         self.interval = interval
         self.interval_on_battery = interval_on_battery or interval
         self.grace = grace
-        self.settings = settings
+        self.charge_low = charge_low
+        self.variables = variables
+        self.power = power
         self.clock = clock
         self.wall_clock = wall_clock
         self.sleep = sleep
@@ -198,7 +206,12 @@ class Monitor:
                 self.clock() - self._failing_since,
             )
         self.failures, self._failing_since, self.comms = 0, None, Comms.OK
-        variables, self._power = evaluate(self.source.table, reading, info, self.settings(), self._power)
+        self._power = self.power(reading, charge_low=self.charge_low(), previous=self._power)
+        variables = (
+            NO_VARIABLES
+            if self.variables is None
+            else MappingProxyType(dict(self.variables(reading, info, self._power)))
+        )
         self._last_good = self.wall_clock()
         return Snapshot(
             seq=self.polls,
@@ -207,7 +220,7 @@ class Monitor:
             reading=reading,
             info=info,
             power=self._power,
-            variables=MappingProxyType(variables),
+            variables=variables,
             last_good=self._last_good,
             failures_total=self.failures_total,
         )

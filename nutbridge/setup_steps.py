@@ -11,7 +11,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from nutbridge.config import TracerConfig, config_path, load, with_overrides
+from nutbridge.config import config_path, load, with_overrides
+from nutbridge.devices.modbus import parse_modbus_url
+from nutbridge.devices.tracer.config import TracerConfig
 from nutbridge.errors import ConfigError, NutbridgeError
 from nutbridge.files import replace_atomically
 from nutbridge.nut.upsconf import nut_confpath, nut_runpath, nut_statepath, parse_sections, port_path
@@ -26,7 +28,6 @@ from nutbridge.setup_texts import (
     ups_section,
     validate,
 )
-from nutbridge.sources.modbus_url import parse_modbus_url
 from nutbridge.system import NUT_USER, nut_user
 
 SYSTEMCTL_TIMEOUT = 120.0

@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import enum
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 from nutbridge.errors import SourceError
 from nutbridge.model import DeviceInfo, Reading
-from nutbridge.nut.status import PowerState
+from nutbridge.power import PowerState
+
+# A view the monitor derives from each answered poll (the NUT variables, with the port file's hand-set settings,
+# are one): the reading, what the device says about itself and the power state → names and values (None = delete).
+View = Callable[[Reading, DeviceInfo, PowerState], Mapping[str, str | None]]
 
 
 class Comms(enum.Enum):
@@ -23,8 +27,9 @@ class Comms(enum.Enum):
 class Snapshot:
     """One poll. ``reading``, ``info``, ``power`` and ``variables`` are empty unless the poll answered.
 
-    ``variables`` are the NUT variables (None = delete), computed once with the port file's hand-set
-    settings applied; ``time`` and ``last_good`` are wall-clock times for people, not for intervals.
+    ``variables`` are the NUT variables (None = delete), the view the daemon hands the monitor, computed
+    once with the port file's hand-set settings applied; ``time`` and ``last_good`` are wall-clock times for
+    people, not for intervals.
     """
 
     seq: int

@@ -12,12 +12,11 @@ from __future__ import annotations
 
 import enum
 import logging
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable
 from typing import Self
 
+from nutbridge.devices.base import Source
 from nutbridge.model import DeviceInfo, Reading
-from nutbridge.nut.variables import Var
-from nutbridge.sources.base import Source
 
 log = logging.getLogger(__name__)
 
@@ -60,10 +59,6 @@ class StateCycle:
     @property
     def info(self) -> DeviceInfo | None:
         return self.source.info
-
-    @property
-    def table(self) -> Sequence[Var]:
-        return self.source.table
 
     @property
     def timeout(self) -> float:

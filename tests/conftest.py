@@ -10,11 +10,11 @@ from pathlib import Path
 
 import pytest
 
+from nutbridge.devices.modbus import ModbusTarget
+from nutbridge.devices.tracer.source import TracerSource
 from nutbridge.peers.addresses import AddressPolicy
 from nutbridge.simulator.physics import Mode, Plant
 from nutbridge.simulator.server import SimulatedTracer
-from nutbridge.sources.modbus_url import ModbusTarget
-from nutbridge.sources.tracer import TracerSource
 
 IN_CI = os.environ.get("CI") == "true"
 

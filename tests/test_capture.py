@@ -20,11 +20,11 @@ import pytest
 from aiohttp import web
 
 from nutbridge.capture.bundle import file_name
+from nutbridge.devices.tracer import registers as tmap
+from nutbridge.devices.tracer.source import INFO_PLAN, POLL_PLAN
 from nutbridge.redact import Redactor
 from nutbridge.server.app import Sidecar, tls_context
 from nutbridge.simulator.server import SimulatedTracer
-from nutbridge.sources import tracer_map as tmap
-from nutbridge.sources.tracer import INFO_PLAN, POLL_PLAN
 
 ROOT = Path(__file__).parent.parent
 GATEWAY = ROOT / "test-fixtures" / "capture" / "envoy"  # answers by pyenphase's file names

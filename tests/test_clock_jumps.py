@@ -3,7 +3,7 @@
 Intervals run on the monotonic clock, the wall clock only stamps what people read. Here the wall clock is the
 test's (``time.time`` patched in-process, as NTP would step it), and the data log, the poll schedule, the live
 snapshot's freshness and the port file's mtimes are checked across the steps. The token cache's expiry and
-backoff are in tests/sources/test_envoy_token.py (test_a_stepped_wall_clock_moves_expiry_but_not_the_backoff), the
+backoff are in tests/devices/enphase/test_token.py (test_a_stepped_wall_clock_moves_expiry_but_not_the_backoff), the
 API's ages in tests/server/test_api.py, and a real dummy-ups reading a file whose mtime is ahead of the clock, at
 start and after a step back while running, in tests/nut/test_nut_e2e.py (test_a_port_file_from_the_future_...).
 """

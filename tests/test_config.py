@@ -12,16 +12,16 @@ from nutbridge.config import (
     Config,
     MonitorConfig,
     NutConfig,
-    SimulatorConfig,
-    TracerConfig,
     config_path,
     from_mapping,
     keys_of,
     load,
     with_overrides,
 )
+from nutbridge.devices.tracer.config import TracerConfig
 from nutbridge.errors import ConfigError
 from nutbridge.nut.version import NutVersion
+from nutbridge.simulator.config import SimulatorConfig
 
 GOOD = """\
 [source]

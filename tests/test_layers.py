@@ -34,6 +34,7 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
             "nutbridge",
             "nutbridge.errors",
             "nutbridge.model",
+            "nutbridge.power",  # the power state (OL/OB/LB/CHRG/DISCHRG) and its rules
             "nutbridge.files",
             "nutbridge.limits",
             "nutbridge.ratelimit",
@@ -43,27 +44,19 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
             "nutbridge.data.*",  # shipped files (a script for v1's pages), imported by nothing
         ),
     ),
-    # Reading → NUT variables and the power state (OL/OB/LB…). Below the snapshot for now: the snapshot carries a
-    # PowerState and each source names its family's table. Issue 19 item 2 moves the power state into the domain
-    # and makes NUT one view; then these join nut/'s sink side above the monitor.
-    (
-        "nut mapping",
-        (
-            "nutbridge.nut.status",
-            "nutbridge.nut.variables",
-            "nutbridge.nut.version",
-            "nutbridge.nut.charge_controller",
-            "nutbridge.nut.enphase",
-            "nutbridge.nut.powerwall",
-        ),
-    ),
+    # NUT's table language (Var, the common rows, the walker that makes one poll's view) and its versions: below the
+    # device families, whose folders each write their NUT table in it.
+    ("nut mapping", ("nutbridge.nut.variables", "nutbridge.nut.version")),
     # One poll's immutable result, and the boundary every sink sits behind.
     ("snapshot", ("nutbridge.snapshot", "nutbridge.sinks")),
     # Views of a snapshot: its JSON (a reading by its own type's fields), which the API, pub/sub, MQTT and
     # /metrics show.
     ("views", ("nutbridge.snapshot_json",)),
-    # Device families: each turns its device's answers into a Reading. TEST mode's loop wraps any source.
-    ("sources", ("nutbridge.sources.*", "nutbridge.simulator.*", "nutbridge.testmode")),
+    # How a configuration key is declared and checked: each family's [source] section is written with it.
+    ("config keys", ("nutbridge.config_keys",)),
+    # Device families, one folder each (devices/<family>/: source, model, NUT table, [source] section) and their
+    # registry; the simulator is one too. TEST mode's loop wraps any source.
+    ("devices", ("nutbridge.devices.*", "nutbridge.simulator.*", "nutbridge.testmode")),
     # The coordinator: one poll, one Snapshot, offered to every sink.
     ("monitor", ("nutbridge.monitor",)),
     # Sinks and stores that take snapshots and know no consumer: the port file (NUT's view), the data log (its
@@ -85,8 +78,6 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
         "config",
         (
             "nutbridge.config",
-            "nutbridge.config_keys",
-            "nutbridge.config_sources",
             "nutbridge.config_sections",
             "nutbridge.enphase_conf",
         ),

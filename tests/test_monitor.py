@@ -7,14 +7,16 @@ import dataclasses
 import logging
 from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from nutbridge.config import MonitorConfig
+from nutbridge.devices.tracer.nut import TABLE
+from nutbridge.devices.tracer.source import TracerSource
 from nutbridge.errors import SourceError
 from nutbridge.model import DeviceInfo, Reading
 from nutbridge.monitor import Monitor
-from nutbridge.nut.charge_controller import TABLE
 from nutbridge.nut.portfile import HandSettings
 from nutbridge.nut.portfile_text import parse_values
 from nutbridge.nut.variables import Var, setting_names
@@ -22,8 +24,7 @@ from nutbridge.simulator.physics import Mode
 from nutbridge.simulator.server import SimulatedTracer
 from nutbridge.sinks import SinkRunner
 from nutbridge.snapshot import Comms, Snapshot
-from nutbridge.sources.tracer import TracerSource
-from tests.helpers.monitor import FakeSource, SwallowingSource, cycle, sink_for
+from tests.helpers.monitor import FakeSource, SwallowingSource, cycle, nut_view, sink_for
 
 
 class Recorder:
@@ -66,7 +67,7 @@ async def test_one_snapshot_per_poll_shared_by_every_sink(
 ) -> None:
     first, second, sink = Recorder(), Recorder(), sink_for(port_file)
     settings = HandSettings(sink.portfile, setting_names(TABLE)).get
-    monitor = Monitor(source, start(running, sink, first, second), interval=1.0, settings=settings)
+    monitor = Monitor(source, start(running, sink, first, second), interval=1.0, **nut_view(TABLE, settings))
     snapshot = await cycle(monitor)
     assert first.seen == second.seen == [snapshot]
     assert first.seen[0] is second.seen[0]
@@ -94,7 +95,7 @@ async def test_a_glitch_rides_through_the_grace_and_a_loss_does_not(
     caplog.set_level(logging.INFO)
     marker = tmp_path / "restarted"
     sink = sink_for(port_file, restart=("touch", str(marker)))
-    monitor = Monitor(source, start(running, sink), interval=0.3, grace=1.5)
+    monitor = Monitor(source, start(running, sink), interval=0.3, grace=1.5, **nut_view())
     await cycle(monitor)
     sim.plant.set_mode(Mode.SILENT)
     first = await cycle(monitor)
@@ -121,7 +122,7 @@ async def test_a_glitch_rides_through_the_grace_and_a_loss_does_not(
 
 
 async def test_a_dead_device_never_holds_a_poll_past_its_deadline(source: TracerSource, sim: SimulatedTracer) -> None:
-    monitor = Monitor(source, interval=0.6)
+    monitor = Monitor(source, interval=0.6, **nut_view())
     sim.plant.set_mode(Mode.SILENT)
     start_at = monitor.clock()
     # Without the deadline tenacity would retry a silent device for ever; the guard turns that into a failure.
@@ -133,7 +134,7 @@ async def test_a_dead_device_never_holds_a_poll_past_its_deadline(source: Tracer
 
 
 async def test_retries_within_a_poll_recover_a_hiccup(source: TracerSource, sim: SimulatedTracer) -> None:
-    monitor = Monitor(source, interval=5.0)
+    monitor = Monitor(source, interval=5.0, **nut_view())
     sim.plant.set_mode(Mode.SILENT)
     asyncio.get_running_loop().call_later(0.5, sim.plant.set_mode, Mode.SUN)
     snapshot = await monitor.poll()
@@ -145,7 +146,7 @@ async def test_a_failing_sink_is_logged_once_and_polling_goes_on(
 ) -> None:
     broken = Recorder(error=BrokenPipeError(32, "Broken pipe"))  # `nutbridge -v | head -1`
     sink = sink_for(port_file)
-    monitor = Monitor(source, start(running, broken, sink), interval=0.5)
+    monitor = Monitor(source, start(running, broken, sink), interval=0.5, **nut_view())
     port_file.unlink()  # the file vanished under us: reading it fails
     for _ in range(3):
         assert (await cycle(monitor)).comms is Comms.OK
@@ -163,7 +164,9 @@ async def test_a_slow_sink_never_delays_the_poll(
     source: TracerSource, port_file: Path, running: list[SinkRunner], caplog: pytest.LogCaptureFixture
 ) -> None:
     slow, fast = Recorder(delay=3600), Recorder()
-    monitor = Monitor(source, start(running, slow, sink_for(port_file), fast, timeout=30, queue_size=4), interval=0.2)
+    monitor = Monitor(
+        source, start(running, slow, sink_for(port_file), fast, timeout=30, queue_size=4), interval=0.2, **nut_view()
+    )
     stop = asyncio.Event()
     asyncio.get_running_loop().call_later(2.0, stop.set)
     async with asyncio.timeout(20):
@@ -177,7 +180,7 @@ async def test_a_slow_sink_never_delays_the_poll(
 
 async def test_a_hung_sink_times_out_and_recovers(source: TracerSource, running: list[SinkRunner]) -> None:
     hung = Recorder(delay=3600)
-    monitor = Monitor(source, start(running, hung, timeout=0.2), interval=1.0)
+    monitor = Monitor(source, start(running, hung, timeout=0.2), interval=1.0, **nut_view())
     snapshot = await cycle(monitor)
     assert not await running[0].handled(snapshot.seq)  # timed out: counted as a failure
     hung.delay = 0
@@ -187,7 +190,7 @@ async def test_a_hung_sink_times_out_and_recovers(source: TracerSource, running:
 
 async def test_the_first_stop_always_ends_the_loop_even_when_a_cancel_is_swallowed() -> None:
     source = SwallowingSource()
-    monitor = Monitor(source, interval=0.2)
+    monitor = Monitor(source, interval=0.2, **nut_view())
     stop = asyncio.Event()
     task = asyncio.get_running_loop().create_task(monitor.run(stop))
 
@@ -210,7 +213,7 @@ async def test_ob_ol_hysteresis_across_polls(port_file: Path) -> None:
             self.reads += 1
             return Reading(time=0.0, battery_charge=60, battery_current=current, pv_power=12.0, battery_voltage=12.5)
 
-    monitor = Monitor(Marginal(), interval=1.0)
+    monitor = Monitor(Marginal(), interval=1.0, **nut_view())
     words = []
     for _ in Marginal.currents:
         words.append((await monitor.poll()).variables["ups.status"].split()[0])  # type: ignore[union-attr]
@@ -222,7 +225,7 @@ class Outage(FakeSource):
     """A device that is silent during [start, end) of a fake clock; each failed attempt takes one timeout."""
 
     info = DeviceInfo(mfr="test", model="outage")
-    table: Sequence[Var] = TABLE
+    table: Sequence[Var[Any, Any]] = TABLE
     timeout = 1.0
 
     def __init__(self, start: float, end: float) -> None:
@@ -250,7 +253,7 @@ class Outage(FakeSource):
 async def renamed_during(outage: Outage, interval: float, until: float) -> bool:
     """Poll on ``interval``'s schedule until ``until``; True if comms were ever declared lost."""
     grace = MonitorConfig().nocomms_grace  # the default users get
-    monitor = Monitor(outage, interval=interval, grace=grace, clock=outage.clock, sleep=outage.sleep)
+    monitor = Monitor(outage, interval=interval, grace=grace, clock=outage.clock, sleep=outage.sleep, **nut_view())
     lost = False
     while outage.now < until:
         slot = outage.now
@@ -270,7 +273,9 @@ async def test_default_grace_rides_out_5_s_and_reports_20_s_at_any_phase(interva
 
 async def test_on_battery_or_without_contact_the_faster_interval_applies() -> None:
     outage = Outage(start=10.0, end=20.0)  # answers on battery (1 A drain, no PV) outside [10, 20)
-    monitor = Monitor(outage, interval=60, interval_on_battery=5, grace=100, clock=outage.clock, sleep=outage.sleep)
+    monitor = Monitor(
+        outage, interval=60, interval_on_battery=5, grace=100, clock=outage.clock, sleep=outage.sleep, **nut_view()
+    )
     assert monitor.active_interval == 60  # nothing known yet
     assert (await monitor.poll()).power is not None and monitor.active_interval == 5  # OB: POLLFREQALERT
     outage.now = 12.0
@@ -282,13 +287,13 @@ async def test_on_battery_or_without_contact_the_faster_interval_applies() -> No
             return Reading(time=self.now, battery_charge=80, pv_power=50.0, battery_current=3.0)
 
     sunny = Sunny(0, 0)
-    monitor = Monitor(sunny, interval=60, interval_on_battery=5, clock=sunny.clock, sleep=sunny.sleep)
+    monitor = Monitor(sunny, interval=60, interval_on_battery=5, clock=sunny.clock, sleep=sunny.sleep, **nut_view())
     await monitor.poll()
     assert monitor.active_interval == 60  # OL: the normal interval
 
 
 async def test_without_retries_a_poll_makes_one_attempt() -> None:
     outage = Outage(start=0.0, end=100.0)
-    monitor = Monitor(outage, interval=10, grace=0, clock=outage.clock, sleep=outage.sleep, retries=False)
+    monitor = Monitor(outage, interval=10, grace=0, clock=outage.clock, sleep=outage.sleep, retries=False, **nut_view())
     assert (await monitor.poll()).comms is Comms.LOST
     assert outage.now == outage.timeout  # one attempt, not attempts until the deadline

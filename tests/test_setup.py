@@ -15,10 +15,11 @@ from pathlib import Path
 
 import pytest
 
-from nutbridge.config import TracerConfig, load
+from nutbridge.config import load
+from nutbridge.devices.modbus import parse_modbus_url
+from nutbridge.devices.tracer.config import TracerConfig
 from nutbridge.nut.upsconf import nut_runpath, nut_statepath, parse_sections
 from nutbridge.setup_texts import DROP_IN, SAMPLE_CONFIG, SAMPLE_PORT_FILE, UNIT, data_text, ups_section
-from nutbridge.sources.modbus_url import parse_modbus_url
 from nutbridge.system import nut_user
 from tests.conftest import need, read_only
 

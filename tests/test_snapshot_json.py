@@ -12,16 +12,16 @@ import aiohttp
 from prometheus_client.parser import text_string_to_metric_families
 
 from nutbridge.config import PubSubConfig
+from nutbridge.devices.enphase.source import EnvoySource
+from nutbridge.devices.enphase.testmode import FixtureGateway
+from nutbridge.devices.enphase.token import TokenCache
+from nutbridge.devices.powerwall.source import PowerwallSource
 from nutbridge.feeds.mqtt import MqttFeed
 from nutbridge.monitor import Monitor
 from nutbridge.server.app import Sidecar, make_app
 from nutbridge.server.live import LiveSnapshot
 from nutbridge.server.pubsub import PubSubHub
 from nutbridge.snapshot import Snapshot
-from nutbridge.sources.envoy import EnvoySource
-from nutbridge.sources.envoy_testmode import FixtureGateway
-from nutbridge.sources.envoy_token import TokenCache
-from nutbridge.sources.powerwall import PowerwallSource
 from tests.helpers import until
 from tests.helpers.envoy import SERIAL
 from tests.helpers.mqtt import NODE, STATE, collect, config, mosquitto, text, watcher

@@ -22,10 +22,10 @@ from pathlib import Path
 
 import pytest
 
+from nutbridge.devices.tracer.nut import TABLE
 from nutbridge.errors import SourceError
 from nutbridge.model import DeviceInfo, Reading
 from nutbridge.monitor import POLL_SHARE, STALL_SLACK, Monitor
-from nutbridge.nut.charge_controller import TABLE
 from nutbridge.sdnotify import Notifier, Systemd, one_line, status_words
 from nutbridge.snapshot import Comms, Snapshot
 from tests.conftest import daemon_config

@@ -19,9 +19,11 @@ from typing import Any
 
 from nutbridge import __version__
 from nutbridge.capture.take import Taken
-from nutbridge.config import Config, EnvoyConfig, PowerwallConfig
+from nutbridge.config import Config
+from nutbridge.devices.enphase.config import EnvoyConfig
+from nutbridge.devices.powerwall.config import PowerwallConfig
+from nutbridge.devices.tracer import registers as tmap
 from nutbridge.redact import Redactor
-from nutbridge.sources import tracer_map as tmap
 
 NOTHING_TO_REDACT = "a Tracer's registers hold measurements and settings: no serial number, address or secret"
 

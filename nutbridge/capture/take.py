@@ -13,21 +13,19 @@ from typing import Any, TypeVar
 
 import httpx
 
-from nutbridge.config import (
-    Config,
-    EnvoyConfig,
-    PowerwallConfig,
-    SimulatorConfig,
-    TracerConfig,
-)
+from nutbridge.config import Config
+from nutbridge.devices.enphase.config import EnvoyConfig
+from nutbridge.devices.enphase.source import SOFTWARE, EnvoySource
+from nutbridge.devices.http import HttpSource
+from nutbridge.devices.modbus import ModbusTarget
+from nutbridge.devices.powerwall.config import PowerwallConfig
+from nutbridge.devices.powerwall.source import PowerwallSource
+from nutbridge.devices.tracer import registers as tmap
+from nutbridge.devices.tracer.config import TracerConfig
+from nutbridge.devices.tracer.source import TracerSource
 from nutbridge.errors import SourceError
 from nutbridge.redact import Redactor
-from nutbridge.sources import tracer_map as tmap
-from nutbridge.sources.envoy import SOFTWARE, EnvoySource
-from nutbridge.sources.http_source import HttpSource
-from nutbridge.sources.modbus_url import ModbusTarget
-from nutbridge.sources.powerwall import PowerwallSource
-from nutbridge.sources.tracer import TracerSource
+from nutbridge.simulator.config import SimulatorConfig
 
 # Besides what EnvoySource reads in a poll: what pyenphase and Home Assistant read, so a maintainer can compare.
 ENVOY_EXTRAS = (
@@ -115,10 +113,11 @@ class RecordingTracer(TracerSource):
 async def take_envoy(config: Config, envoy: EnvoyConfig, redactor: Redactor) -> Taken:
     """A poll as the daemon makes it, then the extra endpoints once each (no token renewal for those: an
     endpoint this token may not read must not cost a cloud login)."""
-    from nutbridge.daemon import envoy_tokens
+    from nutbridge.daemon import state_dir
+    from nutbridge.devices.enphase.family import tokens as token_cache
 
     taken = Taken("envoy")
-    tokens = envoy_tokens(config, envoy)
+    tokens = token_cache(envoy, state_dir(config))
     source = RecordingEnvoy(envoy.host, serial=envoy.serial or "", tokens=tokens, timeout=envoy.api_timeout,
                             meters=envoy.meters, load_kwh=envoy.load_kwh)  # fmt: skip
     source.answers = taken.answers

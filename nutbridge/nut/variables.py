@@ -1,8 +1,9 @@
 """Reading → NUT variables: one walker for every table, and the rows every battery system shares.
 
-Each source family brings its own table (``charge_controller.TABLE`` maps PV to ``input.*``; a gateway maps
-grid meters there) around the shared status builder (``status.py``). Only names from NUT's nut-names
-list are written, or ``experimental.*``. Pure: no I/O.
+Each device family brings its own table (the Tracer's maps PV to ``input.*``; a gateway maps grid meters
+there); ``ups.status`` spells the power state the monitor computed (``power.py``). NUT is one view of a poll:
+``view`` binds a table and the port file's hand-set settings into the one the daemon hands the monitor.
+Only names from NUT's nut-names list are written, or ``experimental.*``. Pure: no I/O.
 
 A ``setting`` row is a value a person may set by hand in the port file (battery.charge.low,
 battery.capacity, ups.model …): where the file sets it, that value wins, and it feeds the formulas.
@@ -12,24 +13,31 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import TypeVar
+from typing import Generic, TypeVar
 
 from nutbridge.model import ChargeStage, DeviceInfo, Reading
-from nutbridge.nut.status import PowerState, discharging, power_state
+from nutbridge.power import DEFAULT_CHARGE_LOW, PowerState, discharging
 
 RUNTIME_CAP = 172800  # 2 days, as enphase-monitor: "practically unlimited"
-DEFAULT_CHARGE_LOW = 20.0
 
 Value = float | int | str | None
 T = TypeVar("T")
+# A table is typed over its family's reading and info types, so a family's rows read its own fields without a
+# downcast; the shared rows (over Reading and DeviceInfo) fit every table.
+R = TypeVar("R", bound=Reading)
+Inf = TypeVar("Inf", bound=DeviceInfo)
+R_co = TypeVar("R_co", bound=Reading, covariant=True)
+I_co = TypeVar("I_co", bound=DeviceInfo, covariant=True)
+R_contra = TypeVar("R_contra", bound=Reading, contravariant=True)
+I_contra = TypeVar("I_contra", bound=DeviceInfo, contravariant=True)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class Inputs:
+class Inputs(Generic[R_co, I_co]):
     """Everything a row may be computed from; the three settings may come from the port file."""
 
-    reading: Reading
-    info: DeviceInfo
+    reading: R_co
+    info: I_co
     power: PowerState
     charge_low: float
     capacity: float | None  # Ah
@@ -38,11 +46,11 @@ class Inputs:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class Var:
-    """One NUT variable: how to compute it and how to print it."""
+class Var(Generic[R_contra, I_contra]):
+    """One NUT variable: how to compute it (from its family's reading and info types) and how to print it."""
 
     name: str
-    value: Callable[[Inputs], Value]
+    value: Callable[[Inputs[R_contra, I_contra]], Value]
     fmt: str = "{}"
     setting: bool = False
 
@@ -56,7 +64,7 @@ def drain_watts(r: Reading) -> float:
     return max(r.load_power or 0.0, battery)
 
 
-def runtime(x: Inputs) -> int | None:
+def runtime(x: Inputs[Reading, DeviceInfo]) -> int | None:
     """Seconds until battery.charge.low (where NUT shuts down) at the present drain; capped at 2 days."""
     r = x.reading
     volts = x.voltage_nominal or r.battery_voltage
@@ -69,7 +77,7 @@ def runtime(x: Inputs) -> int | None:
     return min(RUNTIME_CAP, int(usable_wh / watts * 3600))
 
 
-def charger_status(x: Inputs) -> str:
+def charger_status(x: Inputs[Reading, DeviceInfo]) -> str:
     """battery.charger.status: the newer NUT spelling of CHRG/DISCHRG."""
     if x.power.charging:
         return "floating" if x.reading.charge_stage is ChargeStage.FLOAT else "charging"
@@ -79,7 +87,7 @@ def charger_status(x: Inputs) -> str:
 V2, A2, W1, T1, P0, P1, KWH = "{:.2f}", "{:.2f}", "{:.1f}", "{:.1f}", "{:.0f}", "{:.1f}", "{:.2f}"
 
 # Rows every battery system has; a family's table starts with these.
-COMMON: tuple[Var, ...] = (
+COMMON: tuple[Var[Reading, DeviceInfo], ...] = (
     Var(name="ups.status", value=lambda x: " ".join(x.power.tokens())),
     Var(name="ups.alarm", value=lambda x: "; ".join(x.reading.faults) or None),
     Var(name="battery.charge", value=lambda x: x.reading.battery_charge, fmt=P0),
@@ -97,7 +105,7 @@ COMMON: tuple[Var, ...] = (
 )
 
 
-def identity_rows(description: Callable[[DeviceInfo], str]) -> tuple[Var, ...]:
+def identity_rows(description: Callable[[Inf], str]) -> tuple[Var[Reading, Inf], ...]:
     """The device's name rows; dummy-ups copies ups.mfr/ups.model over device.* at start, so both are written
     to keep them in step."""
     return (
@@ -123,29 +131,33 @@ def first(value: T | None, default: T) -> T:
     return default if value is None else value
 
 
-def setting_names(table: Sequence[Var]) -> frozenset[str]:
+def setting_names(table: Sequence[Var[R, Inf]]) -> frozenset[str]:
     """The names in ``table`` a person may set by hand."""
     return frozenset(v.name for v in table if v.setting)
 
 
+def charge_low(by_hand: Mapping[str, str]) -> float:
+    """battery.charge.low as the port file sets it by hand, else the default (LB is below it)."""
+    return first(hand_set_number(by_hand.get("battery.charge.low")), DEFAULT_CHARGE_LOW)
+
+
 def evaluate(
-    table: Sequence[Var],
-    reading: Reading,
-    info: DeviceInfo,
+    table: Sequence[Var[R, Inf]],
+    reading: R,
+    info: Inf,
     by_hand: Mapping[str, str],
-    previous: PowerState | None,
-) -> tuple[dict[str, str | None], PowerState]:
-    """The NUT variables of one reading (None = delete) and its status flags.
+    power: PowerState,
+) -> dict[str, str | None]:
+    """The NUT variables of one reading and its power state (None = delete).
 
     ``by_hand`` holds the settings the port file sets by hand: they appear as written and feed the
-    formulas (battery.charge.low for LB, battery.capacity and battery.voltage.nominal for runtime).
+    formulas (battery.charge.low, battery.capacity and battery.voltage.nominal for runtime).
     """
-    charge_low = first(hand_set_number(by_hand.get("battery.charge.low")), DEFAULT_CHARGE_LOW)
     inputs = Inputs(
         reading=reading,
         info=info,
-        power=power_state(reading, charge_low=charge_low, previous=previous),
-        charge_low=charge_low,
+        power=power,
+        charge_low=charge_low(by_hand),
         capacity=first(hand_set_number(by_hand.get("battery.capacity")), info.battery_capacity),
         voltage_nominal=first(hand_set_number(by_hand.get("battery.voltage.nominal")), info.battery_voltage_nominal),
         by_hand=by_hand,
@@ -157,4 +169,16 @@ def evaluate(
             continue
         value = var.value(inputs)
         values[var.name] = None if value is None else var.fmt.format(value)
-    return values, inputs.power
+    return values
+
+
+def view(
+    table: Sequence[Var[R, Inf]], settings: Callable[[], Mapping[str, str]]
+) -> Callable[[R, Inf, PowerState], dict[str, str | None]]:
+    """The NUT view the monitor derives per poll: ``table``'s variables with the hand-set ``settings`` (read
+    once per poll) applied."""
+
+    def variables(reading: R, info: Inf, power: PowerState) -> dict[str, str | None]:
+        return evaluate(table, reading, info, settings(), power)
+
+    return variables

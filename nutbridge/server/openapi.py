@@ -8,10 +8,10 @@ import dataclasses
 from typing import Any
 
 from nutbridge.datalog.format import FIELDS, HEADER
+from nutbridge.devices import registry
+from nutbridge.devices.enphase.model import Meter  # its meters are objects in the JSON view
 from nutbridge.model import ChargeStage, Reading
 from nutbridge.node import KEYS
-from nutbridge.nut.enphase import GatewayReading, Meter
-from nutbridge.nut.powerwall import PowerwallReading
 from nutbridge.snapshot import Comms
 
 # The bounds of GET /api/readings, which its handler enforces and this document publishes
@@ -56,9 +56,10 @@ READING_TYPES: dict[str, dict[str, Any]] = {
 }
 
 
-# Each family whose reading adds fields to Reading's: the JSON view shows them, so they are optional properties
-# here (only that family's readings have them). A new family's reading type goes in this list.
-FAMILY_READINGS: dict[str, type[Reading]] = {"Enphase IQ Gateway": GatewayReading, "Powerwall": PowerwallReading}
+def family_readings() -> dict[str, type[Reading]]:
+    """Each registered family whose reading adds fields to Reading's, by ``[source] kind``: the JSON view shows
+    them, so they are optional properties here (only that family's readings have them)."""
+    return {kind: family.reading for kind, family in registry.FAMILIES.items() if family.reading is not Reading}
 
 
 def family_fields() -> dict[str, dict[str, Any]]:
@@ -66,7 +67,7 @@ def family_fields() -> dict[str, dict[str, Any]]:
     base = {f.name for f in dataclasses.fields(Reading)}
     schemas: dict[str, dict[str, Any]] = {}
     families: dict[str, list[str]] = {}
-    for family, kind in FAMILY_READINGS.items():
+    for family, kind in family_readings().items():
         for f in dataclasses.fields(kind):
             if f.name in base:
                 continue
@@ -74,7 +75,10 @@ def family_fields() -> dict[str, dict[str, Any]]:
             if schemas.setdefault(f.name, schema) != schema:
                 raise TypeError(f"{f.name}: two families' readings give it two types")
             families.setdefault(f.name, []).append(family)
-    return {name: {**schema, "description": f"{' and '.join(families[name])} only"} for name, schema in schemas.items()}
+    return {
+        name: {**schema, "description": f"[source] kind {' and '.join(families[name])} only"}
+        for name, schema in schemas.items()
+    }
 
 
 FAMILY_FIELDS = family_fields()

@@ -1,4 +1,4 @@
-"""The simulated Tracer as a pymodbus server: the same blocks as tracer_map.BLOCKS, exception 02 elsewhere."""
+"""The simulated Tracer as a pymodbus server: the blocks of devices/tracer/registers.py, exception 02 elsewhere."""
 
 from __future__ import annotations
 
@@ -13,9 +13,9 @@ from pymodbus.constants import ExcCodes
 from pymodbus.server import ModbusSerialServer, ModbusTcpServer
 from pymodbus.simulator import DataType, SimData, SimDevice
 
+from nutbridge.devices.tracer import registers as tmap
 from nutbridge.model import ChargeStage
 from nutbridge.simulator.physics import Mode, Plant
-from nutbridge.sources import tracer_map as tmap
 
 log = logging.getLogger(__name__)
 

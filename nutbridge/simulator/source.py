@@ -4,15 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Sequence
 
+from nutbridge.devices.modbus import ModbusTarget
+from nutbridge.devices.tracer.source import TracerSource
 from nutbridge.model import DeviceInfo, Reading
-from nutbridge.nut.variables import Var
 from nutbridge.simulator.control import read_commands
 from nutbridge.simulator.physics import Mode, Plant
 from nutbridge.simulator.server import SimulatedTracer
-from nutbridge.sources.modbus_url import ModbusTarget
-from nutbridge.sources.tracer import TracerSource
 from nutbridge.testmode import State
 
 HANG_CHECK = 0.05  # seconds between looks at the mode while a read hangs
@@ -43,11 +41,6 @@ class SimulatedSource:
     def info(self) -> DeviceInfo | None:
         """What the simulated controller says about itself."""
         return self._tracer.info if self._tracer else None
-
-    @property
-    def table(self) -> Sequence[Var]:
-        """A simulated Tracer maps to NUT as a real one."""
-        return TracerSource.table
 
     async def __aenter__(self) -> SimulatedSource:
         await self._server.__aenter__()

@@ -41,11 +41,11 @@ DAEMON_AFTER_KILLS = f"{KILL}test_the_daemon_started_on_a_folder_of_killed_write
 MATRIX: tuple[Cell, ...] = (
     # --- the Tracer over Modbus TCP, and RTU frames over TCP (a transparent RS-485 gateway) ---
     Cell("Modbus", "timeout (a silent device)", (
-        f"{T}sources/test_tracer.py::test_silent_device_times_out_and_reconnects",
+        f"{T}devices/tracer/test_source.py::test_silent_device_times_out_and_reconnects",
         f"{T}test_monitor.py::test_a_glitch_rides_through_the_grace_and_a_loss_does_not",
         f"{T}test_monitor.py::test_a_dead_device_never_holds_a_poll_past_its_deadline")),
     Cell("Modbus", "garbage: random bytes", (
-        f"{T}sources/test_tracer.py::test_garbage_bytes_are_an_error_not_a_reading", f"{CRAFTED}[noise]")),
+        f"{T}devices/tracer/test_source.py::test_garbage_bytes_are_an_error_not_a_reading", f"{CRAFTED}[noise]")),
     Cell("Modbus", "garbage: a well-formed reply to another function, or a register short", (
         f"{CRAFTED}[wrong-function]", f"{CRAFTED}[short-count]",
         f"{MODBUS}test_a_reply_to_the_wrong_function_is_no_reading")),
@@ -54,58 +54,62 @@ MATRIX: tuple[Cell, ...] = (
         f"{MODBUS}test_the_late_half_of_a_frame_is_never_read_as_the_next_answer")),
     Cell("Modbus", "a wrong device id answering", (
         f"{CRAFTED}[wrong-device]", f"{MODBUS}test_another_device_answering_first_is_never_read_as_ours",
-        f"{T}sources/test_tracer.py::test_unknown_device_id_is_a_source_error")),
+        f"{T}devices/tracer/test_source.py::test_unknown_device_id_is_a_source_error")),
     Cell("Modbus", "exception reply, implausible value", (
-        f"{T}sources/test_tracer.py::test_exception_reply_is_a_protocol_error_and_drops_the_link",
-        f"{T}sources/test_tracer.py::test_protocol_error_on_implausible_charge")),
+        f"{T}devices/tracer/test_source.py::test_exception_reply_is_a_protocol_error_and_drops_the_link",
+        f"{T}devices/tracer/test_source.py::test_protocol_error_on_implausible_charge")),
     Cell("Modbus", "server gone, nothing listening", (
-        f"{T}sources/test_tracer.py::test_server_killed_mid_session_then_back",
-        f"{T}sources/test_tracer.py::test_nothing_listening_is_a_source_error")),
+        f"{T}devices/tracer/test_source.py::test_server_killed_mid_session_then_back",
+        f"{T}devices/tracer/test_source.py::test_nothing_listening_is_a_source_error")),
     # --- the serial line ---
     Cell("serial (socat pty)", "the device vanishes, then a new one appears at the same path", (
         f"{MODBUS}test_a_pulled_serial_adapter_goes_nocomms_and_a_new_pty_at_the_same_path_brings_it_back",
-        f"{T}sources/test_tracer.py::test_serial_device_vanishes_and_comes_back")),
+        f"{T}devices/tracer/test_source.py::test_serial_device_vanishes_and_comes_back")),
     Cell("serial (socat pty)", "no such device", (
-        f"{T}sources/test_tracer.py::test_missing_serial_device_is_a_source_error",)),
+        f"{T}devices/tracer/test_source.py::test_missing_serial_device_is_a_source_error",)),
     # --- the Enphase gateway (HTTPS) and its cloud ---
     Cell("Enphase gateway", "401", (
-        f"{OUTAGE}[envoy-401]", f"{T}sources/test_envoy.py::test_a_401_renews_the_token_once_then_fails_the_poll")),
+        f"{OUTAGE}[envoy-401]",
+        f"{T}devices/enphase/test_source.py::test_a_401_renews_the_token_once_then_fails_the_poll")),
     Cell("Enphase gateway", "429 (Retry-After honoured)", (f"{OUTAGE}[envoy-429]", f"{RETRY_AFTER}[envoy-120-120]")),
     Cell("Enphase gateway", "500, a hang", (
         f"{OUTAGE}[envoy-500]",
-        f"{T}sources/test_envoy.py::test_a_500_or_a_hang_is_a_failed_poll_and_the_next_one_works")),
+        f"{T}devices/enphase/test_source.py::test_a_500_or_a_hang_is_a_failed_poll_and_the_next_one_works")),
     Cell("Enphase gateway", "slow body", (f"{OUTAGE}[envoy-slow]",)),
     Cell("Enphase gateway", "connection reset, before or inside the body", (
         f"{OUTAGE}[envoy-reset]", f"{OUTAGE}[envoy-reset-body]")),
     Cell("Enphase gateway", "TLS: plain HTTP on the HTTPS port", (f"{OUTAGE}[envoy-tls]",)),
     Cell("Enphase gateway", "TLS: an expired, untrusted certificate (accepted: self-signed by design)", (
         f"{GW}test_a_gateway_with_an_expired_untrusted_certificate_is_read_as_enphase_monitor_reads_it",)),
-    Cell("Enphase gateway", "garbage answers", (f"{T}sources/test_envoy.py::test_garbage_is_a_failed_poll_not_data",)),
+    Cell("Enphase gateway", "garbage answers", (
+        f"{T}devices/enphase/test_source.py::test_garbage_is_a_failed_poll_not_data",)),
     Cell("Enphase cloud", "TLS: expired or untrusted certificate", (
         f"{GW}test_the_enphase_cloud_with_an_expired_certificate_is_a_failed_poll_without_secrets",
-        f"{T}sources/test_envoy_token.py::test_tls_is_verified_by_default")),
+        f"{T}devices/enphase/test_token.py::test_tls_is_verified_by_default")),
     Cell("Enphase cloud", "login refused, down, 5xx", (
-        f"{T}sources/test_envoy.py::test_a_refused_login_is_a_failed_poll_and_never_leaks_the_password",
-        f"{T}sources/test_envoy_token.py::test_a_server_that_is_down_fails_quickly_then_waits",
-        f"{T}sources/test_envoy_token.py::test_entrez_failing_once_is_retried",
-        f"{T}sources/test_envoy_token.py::test_failures_back_off_between_calls_growing_to_15_minutes")),
+        f"{T}devices/enphase/test_source.py::test_a_refused_login_is_a_failed_poll_and_never_leaks_the_password",
+        f"{T}devices/enphase/test_token.py::test_a_server_that_is_down_fails_quickly_then_waits",
+        f"{T}devices/enphase/test_token.py::test_entrez_failing_once_is_retried",
+        f"{T}devices/enphase/test_token.py::test_failures_back_off_between_calls_growing_to_15_minutes")),
     Cell("Enphase cloud", "429 (Retry-After honoured, at least the backoff)", (
-        f"{T}sources/test_envoy_token.py::test_a_429_login_is_not_asked_again_before_its_retry_after",)),
+        f"{T}devices/enphase/test_token.py::test_a_429_login_is_not_asked_again_before_its_retry_after",)),
     # --- the pyPowerwall proxy (HTTP, or HTTPS behind a reverse proxy) ---
     Cell("Powerwall proxy", "401", (f"{OUTAGE}[powerwall-401]",)),
     Cell("Powerwall proxy", "429 (Retry-After honoured)", (
         f"{OUTAGE}[powerwall-429]", f"{RETRY_AFTER}[powerwall-http-date-90]")),
     Cell("Powerwall proxy", "500 and 18 other bad answers", (
-        f"{OUTAGE}[powerwall-500]", f"{T}sources/test_powerwall.py::test_a_bad_answer_is_a_failed_poll_never_data")),
+        f"{OUTAGE}[powerwall-500]",
+        f"{T}devices/powerwall/test_source.py::test_a_bad_answer_is_a_failed_poll_never_data")),
     Cell("Powerwall proxy", "the real pypowerwall-server without its gateway", (
-        f"{T}sources/test_powerwall_proxy.py::test_the_real_proxy_without_its_gateway_is_no_data",)),
+        f"{T}devices/powerwall/test_proxy.py::test_the_real_proxy_without_its_gateway_is_no_data",)),
     Cell("Powerwall proxy", "slow body, a hang", (
-        f"{OUTAGE}[powerwall-slow]", f"{T}sources/test_powerwall.py::test_a_hanging_proxy_fails_within_the_timeout")),
+        f"{OUTAGE}[powerwall-slow]",
+        f"{T}devices/powerwall/test_source.py::test_a_hanging_proxy_fails_within_the_timeout")),
     Cell("Powerwall proxy", "connection reset, before or inside the body", (
         f"{OUTAGE}[powerwall-reset]", f"{OUTAGE}[powerwall-reset-body]")),
     Cell("Powerwall proxy", "TLS: the reverse proxy's certificate expired", (f"{OUTAGE}[powerwall-tls]",)),
     Cell("Powerwall proxy", "nothing listening", (
-        f"{T}sources/test_powerwall.py::test_a_closed_port_is_a_failed_poll",)),
+        f"{T}devices/powerwall/test_source.py::test_a_closed_port_is_a_failed_poll",)),
     # --- the peers (plain HTTP, as v1: no TLS to fail) ---
     Cell("peers", "401, 500, slow body, reset before or inside the body", (
         f"{PEER_FAILS}[401]", f"{PEER_FAILS}[500]", f"{PEER_FAILS}[slow]", f"{PEER_FAILS}[reset]",
@@ -140,8 +144,8 @@ MATRIX: tuple[Cell, ...] = (
     Cell("token cache", "kill -9 inside a save (100 times)", (
         f"{KILL}test_kill_9_during_token_saves_leaves_it_whole_and_the_next_start_reads_it",)),
     Cell("token cache", "an unsafe or unusable file", (
-        f"{T}sources/test_envoy_token.py::test_an_unsafe_token_folder_is_refused",
-        f"{T}sources/test_envoy_token.py::test_an_unusable_cached_file_is_replaced_by_a_fresh_token")),
+        f"{T}devices/enphase/test_token.py::test_an_unsafe_token_folder_is_refused",
+        f"{T}devices/enphase/test_token.py::test_an_unusable_cached_file_is_replaced_by_a_fresh_token")),
     # --- the sinks ---
     Cell("sinks", "a sink that fails, hangs or falls behind", (
         f"{T}test_monitor.py::test_a_failing_sink_is_logged_once_and_polling_goes_on",

@@ -18,10 +18,12 @@ import os
 import re
 from collections.abc import AsyncIterator, Callable, Sequence
 from pathlib import Path
-from typing import Self
+from typing import Any, Self
 
 import pytest
 
+from nutbridge.devices.base import Source
+from nutbridge.devices.tracer.nut import TABLE
 from nutbridge.errors import SourceError
 from nutbridge.model import DeviceInfo, Reading
 from nutbridge.monitor import Monitor
@@ -30,8 +32,7 @@ from nutbridge.nut.portfile_text import parse_values
 from nutbridge.nut.variables import Var
 from nutbridge.sinks import SinkRunner
 from nutbridge.snapshot import Comms, Snapshot
-from nutbridge.sources.base import Source
-from tests.helpers.monitor import cycle, sink_for
+from tests.helpers.monitor import cycle, nut_view, sink_for
 
 GRACE = 0.5  # s without an answer before NUT is told
 INTERVAL = 0.4  # s between polls; a poll may use 90 % of it, under the grace
@@ -67,10 +68,6 @@ class Attempts:
         return self.source.info
 
     @property
-    def table(self) -> Sequence[Var]:
-        return self.source.table
-
-    @property
     def timeout(self) -> float:
         return self.source.timeout
 
@@ -86,14 +83,16 @@ class Attempts:
 
 
 @contextlib.asynccontextmanager
-async def watched(source: Source, port_file: Path, *, grace: float = GRACE) -> AsyncIterator[Monitor]:
+async def watched(
+    source: Source, port_file: Path, *, grace: float = GRACE, table: Sequence[Var[Any, Any]] = TABLE
+) -> AsyncIterator[Monitor]:
     """A monitor of ``source`` (as ``Attempts``) writing ``port_file`` (old enough that the first write needs no
-    wait)."""
+    wait) with its family's NUT ``table``."""
     os.utime(port_file, (0, 0))
     runner = SinkRunner(sink_for(port_file))
     task = asyncio.get_running_loop().create_task(runner.run())
     try:
-        yield Monitor(Attempts(source), [runner], interval=INTERVAL, grace=grace)
+        yield Monitor(Attempts(source), [runner], interval=INTERVAL, grace=grace, **nut_view(table))
     finally:
         runner.close()
         await task

@@ -22,6 +22,8 @@ from pathlib import Path
 import pytest
 from aiohttp import ClientSession, web
 
+from nutbridge.devices.enphase.token import TokenCache
+from nutbridge.devices.tracer.source import TracerSource
 from nutbridge.node import Node
 from nutbridge.nut.portfile_text import parse_values
 from nutbridge.peers import devices as devices_module
@@ -29,8 +31,6 @@ from nutbridge.peers.devices import DeviceList, written_when_due
 from nutbridge.peers.entry import validate
 from nutbridge.server.app import Sidecar, make_app
 from nutbridge.snapshot import Comms
-from nutbridge.sources.envoy_token import TokenCache
-from nutbridge.sources.tracer import TracerSource
 from tests.conftest import TEST_POLICY, need, read_only
 from tests.faults.outage import HAND, watched
 from tests.helpers import until

@@ -16,20 +16,22 @@ from pathlib import Path
 import pytest
 from aiohttp import web
 
+from nutbridge.devices.enphase import nut as enphase
+from nutbridge.devices.enphase.source import EnvoySource
+from nutbridge.devices.enphase.token import TokenCache, TokenError
+from nutbridge.devices.http import RateLimited
+from nutbridge.devices.powerwall import nut as powerwall
+from nutbridge.devices.powerwall.source import PowerwallSource
 from nutbridge.monitor import Monitor
 from nutbridge.server.app import Sidecar, tls_context
 from nutbridge.snapshot import Comms
-from nutbridge.sources.envoy import EnvoySource
-from nutbridge.sources.envoy_token import TokenCache, TokenError
-from nutbridge.sources.http_source import RateLimited
-from nutbridge.sources.powerwall import PowerwallSource
 from tests.faults.outage import TIMEOUT, ride_out, step, watched
 from tests.faults.servers import HttpFaults, expired_certificate
 from tests.helpers.envoy import SERIAL, Gateway
 from tests.helpers.envoy_token import Cloud, make_jwt
 from tests.helpers.powerwall import Clock, FakeProxy
 
-PASSWORD = "secret pw"  # tests.sources.test_envoy.Gateway's Enlighten password
+PASSWORD = "secret pw"  # tests.devices.enphase.test_source.Gateway's Enlighten password
 CLOUD = ("/login/login.json", "/tokens")
 SPEED = 5.0  # the HTTP sources' monotonic clock runs this much faster: a 1 s wait passes in 0.2 s
 
@@ -76,7 +78,8 @@ class Kit:
 async def envoy_kit(
     tmp_path: Path, certificate: tuple[Path, Path], clock: Callable[[], float] = fast
 ) -> AsyncIterator[Kit]:
-    """The gateway (tests.sources.test_envoy.Gateway) and its cloud on one HTTPS site; its TLS fails as plain HTTP."""
+    """The gateway (tests.devices.enphase.test_source.Gateway) and its cloud on one HTTPS site; its TLS fails as
+    plain HTTP."""
     gateway, faults = Gateway(), HttpFaults(affects=lambda path: not path.startswith(CLOUD))
     site = Site(gateway.app, faults)
     good = tls_context(*certificate)
@@ -99,8 +102,8 @@ async def envoy_kit(
 async def powerwall_kit(
     tmp_path: Path, certificate: tuple[Path, Path], monkeypatch: pytest.MonkeyPatch, clock: Callable[[], float] = fast
 ) -> AsyncIterator[Kit]:
-    """The proxy (tests.sources.test_powerwall.FakeProxy) over HTTPS, trusted through SSL_CERT_FILE as a reverse proxy's
-    certificate would be; its TLS fails as that certificate expiring."""
+    """The proxy (tests.devices.powerwall.test_source.FakeProxy) over HTTPS, trusted through SSL_CERT_FILE as a
+    reverse proxy's certificate would be; its TLS fails as that certificate expiring."""
     expired = expired_certificate(tmp_path / "expired")
     bundle = tmp_path / "trusted.pem"
     bundle.write_text(certificate[0].read_text() + expired[0].read_text())
@@ -160,7 +163,8 @@ async def test_a_failing_gateway_goes_nocomms_after_the_grace_and_comes_back(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     kit = envoy_kit(tmp_path, certificate) if kind == "envoy" else powerwall_kit(tmp_path, certificate, monkeypatch)
-    async with kit as k, watched(k.source, port_file) as monitor:
+    table = enphase.TABLE if kind == "envoy" else powerwall.TABLE
+    async with kit as k, watched(k.source, port_file, table=table) as monitor:
 
         async def begin() -> None:
             if fault == "tls":

@@ -29,11 +29,11 @@ from typing import TYPE_CHECKING
 
 import aiohttp
 
+from nutbridge.devices.enphase.token import TokenCache, expiry
 from nutbridge.nut.portfile import PortFile
 from nutbridge.nut.portfile_text import merge, parse_values
 from nutbridge.peers.devices import DeviceList
 from nutbridge.peers.entry import validate
-from nutbridge.sources.envoy_token import TokenCache, expiry
 from tests.conftest import TEST_POLICY, TEST_RANGES
 from tests.faults.outage import HAND
 from tests.helpers import free_port

@@ -1,8 +1,8 @@
 """The Tracer's Modbus link: replies crafted by a raw TCP server in front of the simulator (MBAP, and RTU frames
 as through a transparent RS-485 gateway), and a serial line that is pulled and plugged back (socat).
 
-A silent device and random noise from the simulator itself are in test_monitor.py and test_tracer.py (see the
-matrix in tests/faults/__init__.py)."""
+A silent device and random noise from the simulator itself are in test_monitor.py and devices/tracer/test_source.py
+(see the matrix in tests/faults/__init__.py)."""
 
 from __future__ import annotations
 
@@ -13,11 +13,11 @@ from pathlib import Path
 
 import pytest
 
+from nutbridge.devices.modbus import ModbusTarget, parse_modbus_url
+from nutbridge.devices.tracer.source import TracerSource
 from nutbridge.errors import ProtocolError, SourceError
 from nutbridge.simulator.physics import Mode, Plant
 from nutbridge.simulator.server import SimulatedTracer
-from nutbridge.sources.modbus_url import ModbusTarget, parse_modbus_url
-from nutbridge.sources.tracer import TracerSource
 from tests.conftest import need
 from tests.faults.outage import TIMEOUT, ride_out, watched
 from tests.faults.servers import OTHERS_WORD, ModbusProxy

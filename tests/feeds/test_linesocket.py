@@ -19,7 +19,7 @@ from nutbridge.config import LineSocketConfig
 from nutbridge.errors import NutbridgeError, SourceError
 from nutbridge.feeds.linesocket import LineSocket, set_keepalive
 from nutbridge.model import Reading
-from nutbridge.nut.status import PowerState
+from nutbridge.power import PowerState
 from nutbridge.snapshot import Comms, Snapshot
 from tests.helpers import GUARD, until
 

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 import jwt
 from aiohttp import web
 
-from nutbridge.sources.envoy_testmode import shipped
+from nutbridge.devices.enphase.testmode import shipped
 
 SERIAL = "202400000001"
 

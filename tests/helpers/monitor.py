@@ -4,16 +4,16 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import Self
+from typing import Any, Self
 
+from nutbridge.devices.tracer.nut import TABLE
 from nutbridge.model import DeviceInfo, Reading
 from nutbridge.monitor import Monitor
-from nutbridge.nut.charge_controller import TABLE
 from nutbridge.nut.driver import PortFileSink
 from nutbridge.nut.portfile import PortFile
-from nutbridge.nut.variables import Var, setting_names
+from nutbridge.nut.variables import Var, charge_low, setting_names, view
 from nutbridge.nut.version import Dialect, NutVersion
 from nutbridge.snapshot import Snapshot
 
@@ -24,6 +24,14 @@ def sink_for(port_file: Path, restart: tuple[str, ...] = ()) -> PortFileSink:
     pf = PortFile(port_file)
     pf.locate()
     return PortFileSink(pf, dialect=NUT_2_8_0, settings=setting_names(TABLE), restart_command=restart)
+
+
+def nut_view(
+    table: Sequence[Var[Any, Any]] = TABLE, settings: Callable[[], Mapping[str, str]] = dict
+) -> dict[str, Any]:
+    """What the daemon hands a Monitor for NUT: ``table``'s variables with the hand-set ``settings``, and
+    battery.charge.low from them (``Monitor(source, **nut_view(TABLE, settings))``)."""
+    return {"variables": view(table, settings), "charge_low": lambda: charge_low(settings())}
 
 
 async def cycle(monitor: Monitor) -> Snapshot:
@@ -56,7 +64,6 @@ class SwallowingSource(FakeSource):
     a cancellation lands in the same loop iteration, and drops the cancellation. This source answers that way."""
 
     info = DeviceInfo(mfr="test", model="swallower")
-    table: Sequence[Var] = TABLE
     timeout = 1.0
 
     def __init__(self) -> None:

@@ -19,7 +19,7 @@ import aiomqtt
 from nutbridge.config import MqttConfig
 from nutbridge.feeds.mqtt import MqttFeed
 from nutbridge.model import ChargeStage, DeviceInfo, Reading
-from nutbridge.nut.status import PowerState
+from nutbridge.power import PowerState
 from nutbridge.snapshot import Comms, Snapshot
 from tests.conftest import need
 

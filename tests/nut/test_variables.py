@@ -6,9 +6,10 @@ from pathlib import Path
 
 import pytest
 
+from nutbridge.devices.tracer.nut import TABLE
 from nutbridge.model import ChargeStage, DeviceInfo, Reading
-from nutbridge.nut.charge_controller import TABLE
-from nutbridge.nut.variables import RUNTIME_CAP, evaluate, setting_names
+from nutbridge.nut.variables import RUNTIME_CAP, charge_low, evaluate, setting_names
+from nutbridge.power import power_state
 
 INFO = DeviceInfo(
     mfr="EPsolar Tech co., Ltd",
@@ -43,7 +44,7 @@ def reading(**kw: object) -> Reading:
 
 
 def nut_values(r: Reading, info: DeviceInfo, by_hand: dict[str, str]) -> dict[str, str | None]:
-    return evaluate(TABLE, r, info, by_hand, None)[0]
+    return evaluate(TABLE, r, info, by_hand, power_state(r, charge_low=charge_low(by_hand), previous=None))
 
 
 def status(r: Reading, by_hand: dict[str, str] | None = None) -> str | None:

@@ -9,11 +9,11 @@ from collections.abc import Iterator
 
 import pytest
 
+from nutbridge.devices.modbus import parse_modbus_url
+from nutbridge.devices.tracer.source import TracerSource
 from nutbridge.errors import SourceError
 from nutbridge.simulator.control import apply
 from nutbridge.simulator.physics import Mode, Plant
-from nutbridge.sources.modbus_url import parse_modbus_url
-from nutbridge.sources.tracer import TracerSource
 
 
 @pytest.fixture

@@ -1,0 +1,30 @@
+"""``[source] kind = "tracer"``: where the Tracer is (a Modbus URL), its device id and how long it may take."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import ClassVar
+
+from nutbridge.config_keys import key, seconds
+from nutbridge.devices.modbus import ModbusTarget, parse_modbus_url
+
+
+def modbus_url(value: str, where: str, _base: Path) -> ModbusTarget:
+    """The key's conversion: a Modbus URL, checked by the parser the source uses."""
+    return parse_modbus_url(value, where)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class TracerConfig:
+    """``[source] kind = "tracer"``: an EPEver Tracer over Modbus."""
+
+    kind: ClassVar[str] = "tracer"
+    url: ModbusTarget | None = key(
+        types=str,
+        convert=modbus_url,
+        url=True,
+        allowed="rtu:///dev/ttyUSB0?baudrate=115200, tcp://HOST:502 or rtu+tcp://HOST:PORT",
+    )
+    device_id: int = key(1, types=int, check=lambda v: 1 <= v <= 247, allowed="an integer 1-247")
+    timeout: float = key(1.0, **seconds(0.05, 30))

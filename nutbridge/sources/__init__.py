@@ -1,1 +1,0 @@
-"""Device sources: each turns one device family's protocol into Readings."""

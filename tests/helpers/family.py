@@ -1,0 +1,129 @@
+"""A device family defined only in the tests, to prove the recipe "add a device family": a wind-and-battery
+station that answers one line over TCP (``READ`` → ``charge=73 wind=4.5``). Its own Reading subclass (the wind
+speed), its ``[source]`` section, its NUT table and its source; ``register`` adds it to the registry at run time."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import AsyncIterator, Callable, Iterator
+from dataclasses import dataclass
+from typing import ClassVar, Self
+
+from nutbridge.config_keys import key, seconds
+from nutbridge.devices import registry
+from nutbridge.devices.base import Family, Opened, Opening
+from nutbridge.errors import ProtocolError, SourceError
+from nutbridge.model import DeviceInfo, Reading
+from nutbridge.nut.variables import COMMON, Inputs, Var, identity_rows
+
+KIND = "windstation"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class WindReading(Reading):
+    """A Reading with the one field the shared Reading has not."""
+
+    wind_speed: float | None = None  # m/s
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class WindConfig:
+    """``[source] kind = "windstation"``: where the station listens."""
+
+    kind: ClassVar[str] = KIND
+    port: int = key(0, types=int, check=lambda v: 1 <= v <= 65535, allowed="a TCP port on 127.0.0.1")
+    timeout: float = key(1.0, **seconds(0.05, 30))
+
+
+def wind(x: Inputs[WindReading, DeviceInfo]) -> float | None:
+    return x.reading.wind_speed  # the family's own field, typed: no downcast
+
+
+def description(i: DeviceInfo) -> str:
+    return f"{i.mfr} {i.model} wind station"
+
+
+TABLE: tuple[Var[WindReading, DeviceInfo], ...] = (
+    *COMMON,
+    Var(name="experimental.wind.speed", value=wind, fmt="{:.1f}"),
+    *identity_rows(description),
+)
+
+
+class WindSource:
+    """The station at 127.0.0.1:``port``: one connection per read."""
+
+    def __init__(self, port: int, timeout: float) -> None:
+        self.port = port
+        self.timeout = timeout
+        self.info: DeviceInfo | None = None
+
+    def __str__(self) -> str:
+        return f"wind station at 127.0.0.1:{self.port}"
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        return None
+
+    async def reset(self) -> None:
+        self.info = None
+
+    async def read(self) -> WindReading:
+        try:
+            reader, writer = await asyncio.open_connection("127.0.0.1", self.port)
+        except OSError as exc:
+            raise SourceError(f"{self}: {exc}") from exc
+        try:
+            writer.write(b"READ\n")
+            line = (await reader.readline()).decode()
+        finally:
+            writer.close()
+            await writer.wait_closed()
+        try:
+            fields = dict(part.split("=", 1) for part in line.split())
+            charge, speed = float(fields["charge"]), float(fields["wind"])
+        except (KeyError, ValueError) as exc:
+            raise ProtocolError(f"{self}: {line!r} is no reading") from exc
+        self.info = DeviceInfo(mfr="Test", model="Windy")
+        return WindReading(time=time.time(), battery_charge=charge, wind_speed=speed, on_line=True)
+
+
+@contextlib.asynccontextmanager
+async def open_station(config: WindConfig, _opening: Opening) -> AsyncIterator[Opened]:
+    async with WindSource(config.port, config.timeout) as source:
+        yield source, []
+
+
+FAMILY = Family(kind=KIND, config=WindConfig, open=open_station, table=TABLE, reading=WindReading)
+
+
+@contextlib.contextmanager
+def registered() -> Iterator[None]:
+    """The family in the registry for the length of a test."""
+    remove = registry.register(FAMILY)
+    try:
+        yield
+    finally:
+        remove()
+
+
+@contextlib.asynccontextmanager
+async def station(answer: Callable[[], bytes]) -> AsyncIterator[int]:
+    """A station on loopback answering ``answer()`` to each READ; yields its port."""
+
+    async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        if await reader.readline() == b"READ\n":
+            writer.write(answer())
+            await writer.drain()
+        writer.close()
+
+    server = await asyncio.start_server(serve, "127.0.0.1", 0)
+    async with server:
+        yield server.sockets[0].getsockname()[1]

@@ -20,10 +20,12 @@ import re
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import ClassVar
 
 from nutbridge.errors import NutbridgeError
 from nutbridge.files import describe, remove_all
 from nutbridge.model import Reading
+from nutbridge.sinks import Wants
 from nutbridge.snapshot import Comms, Snapshot
 
 log = logging.getLogger(__name__)
@@ -167,6 +169,8 @@ class DataLog:
     (the API, the v1 routes, the election: ``daycache.py``) add the held rows (``held_rows``) after the
     files', so they never lag it; anything else reading the files sees a row once it is flushed.
     """
+
+    wants: ClassVar[Wants] = Wants.EVERY  # a row per poll
 
     def __init__(
         self,

@@ -10,8 +10,6 @@ import pytest
 
 from nutbridge.config import (
     Config,
-    MonitorConfig,
-    NutConfig,
     SimulatorConfig,
     TracerConfig,
     config_path,
@@ -20,6 +18,7 @@ from nutbridge.config import (
     load,
     with_overrides,
 )
+from nutbridge.config_sections import MonitorConfig, NutConfig
 from nutbridge.errors import ConfigError
 from nutbridge.nut.version import NutVersion
 

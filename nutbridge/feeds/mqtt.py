@@ -36,15 +36,16 @@ import time
 import urllib.parse
 from dataclasses import dataclass
 from types import TracebackType
-from typing import Any, Self
+from typing import Any, ClassVar, Self
 
 import aiomqtt
 
-from nutbridge.config import MqttConfig
+from nutbridge.config_sections import MqttConfig
 from nutbridge.errors import ConfigError
 from nutbridge.feeds.mqtt_discovery import ENTITIES, Entity, device_block, discovery_configs, entities_present
 from nutbridge.model import Reading
 from nutbridge.redact import redact_url
+from nutbridge.sinks import Wants
 from nutbridge.snapshot import Comms, Snapshot
 from nutbridge.tasks import Background
 
@@ -99,6 +100,8 @@ class MqttFeed:
     nothing); ``await feed.update(snapshot)`` returns at once. Leaving the block publishes ``offline`` and
     disconnects.
     """
+
+    wants: ClassVar[Wants] = Wants.NEWEST
 
     def __init__(
         self,

@@ -18,7 +18,7 @@ from aiohttp import web
 from aiohttp.typedefs import Handler, Middleware
 
 from nutbridge.config import Config
-from nutbridge.daycache import DayCache
+from nutbridge.daycache import DayCache, Held
 from nutbridge.errors import ConfigError, NutbridgeError
 from nutbridge.node import Node
 from nutbridge.peers.addresses import AddressPolicy
@@ -149,7 +149,9 @@ class Parts:
     node: Node
 
     @classmethod
-    def from_config(cls, config: Config) -> Parts:
+    def from_config(cls, config: Config, held: Held | None = None) -> Parts:
+        """The parts ``config`` asks for; the day cache reads, after the day files, the rows ``held`` (the data
+        log's) has not written yet."""
         assert config.datalog.folder is not None  # with_overrides refuses an API without a data log
         folder, peers = config.datalog.folder, config.peers
         devices = None
@@ -159,7 +161,7 @@ class Parts:
             devices = DeviceList(peers.device_list_path(folder), policy=policy, budget=budget,
                                  expiry_days=peers.peer_expiry_days,
                                  flush_interval=peers.device_list_flush_interval)  # fmt: skip
-        return cls(folder, DayCache(folder), devices, Node(config.node.info()))
+        return cls(folder, DayCache(folder, held), devices, Node(config.node.info()))
 
     def app(
         self,

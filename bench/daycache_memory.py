@@ -20,7 +20,7 @@ import time
 import tracemalloc
 from pathlib import Path
 
-from nutbridge.config import DEFAULT_FLUSH_INTERVAL
+from nutbridge.config_sections import DEFAULT_FLUSH_INTERVAL
 from nutbridge.datalog.dayfiles import day_files, read_day
 from nutbridge.datalog.reader import DayCache
 from nutbridge.simulator.history import write_history

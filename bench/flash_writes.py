@@ -43,7 +43,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from bench.simproc import simulator
-from nutbridge.config import DEFAULT_DEVICE_LIST_FLUSH_INTERVAL, DEFAULT_FLUSH_INTERVAL
+from nutbridge.config_sections import DEFAULT_DEVICE_LIST_FLUSH_INTERVAL, DEFAULT_FLUSH_INTERVAL
 from nutbridge.datalog.dayfiles import day_files, read_day
 from nutbridge.datalog.format import HEADER, csv_line, day_file
 

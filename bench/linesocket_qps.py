@@ -15,7 +15,7 @@ import time
 from asyncio.subprocess import PIPE
 from types import MappingProxyType
 
-from nutbridge.config import LineSocketConfig
+from nutbridge.config_sections import LineSocketConfig
 from nutbridge.feeds.linesocket import LineSocket
 from nutbridge.model import Reading
 from nutbridge.snapshot import Comms, Snapshot

@@ -26,7 +26,7 @@ from types import MappingProxyType
 
 import aiohttp
 
-from nutbridge.config import PubSubConfig
+from nutbridge.config_sections import PubSubConfig
 from nutbridge.model import ChargeStage, Reading
 from nutbridge.server.app import Sidecar, make_app
 from nutbridge.server.pubsub import PubSubHub

@@ -33,7 +33,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from nutbridge.config import PubSubConfig
+from nutbridge.config_sections import PubSubConfig
 from nutbridge.server.app import Sidecar, make_app
 from nutbridge.server.pubsub import CLOSE_TIMEOUT, PubSubHub, frame, go_time
 

@@ -11,7 +11,8 @@ import sys
 from pathlib import Path
 
 from nutbridge import __version__
-from nutbridge.config import Config, is_loopback, ups_config_file, with_overrides
+from nutbridge.config import Config, ups_config_file, with_overrides
+from nutbridge.config_keys import is_loopback
 from nutbridge.errors import ConfigError, NutbridgeError, PortFileError
 from nutbridge.nut.portfile import PortFile
 from nutbridge.nut.seed import Seed

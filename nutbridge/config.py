@@ -1,7 +1,9 @@
 """Configuration: a TOML file of sections plus command-line overrides → one frozen Config, validated once.
 
 Each section is a frozen dataclass whose fields declare their own key, type, check and whether they hold a
-secret (``Key`` metadata); ``[source]`` picks its dataclass by ``kind``. A key belongs to one section only.
+secret (``Key`` metadata), and one field of Config: the loader reads the sections Config lists (SECTIONS is drawn
+from it), so a new section is its dataclass and its field. ``[source]`` picks its dataclass by ``kind``. A key
+belongs to one section only.
 Every error names the file, the key and what is allowed; the CLI turns it into exit status 78.
 """
 
@@ -16,10 +18,8 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from nutbridge.config_keys import MIN_POLL_INTERVAL, Key, is_loopback, key, parse_listen
+from nutbridge.config_keys import MIN_POLL_INTERVAL, Key, is_loopback, parse_listen
 from nutbridge.config_sections import (
-    DEFAULT_DEVICE_LIST_FLUSH_INTERVAL,
-    DEFAULT_FLUSH_INTERVAL,
     ApiConfig,
     ControlConfig,
     DataLogConfig,
@@ -42,35 +42,13 @@ from nutbridge.nut.version import parse_version
 from nutbridge.redact import has_password, redact_url
 from nutbridge.simulator.config import SimulatorConfig
 
-# [source] is the device family's own section (devices/<family>/config.py, listed in devices/registry.py), the
-# others live in config_sections, their keys' schema and checks in config_keys; every name below stays importable
-# from here.
-__all__ = [
-    "DEFAULT_DEVICE_LIST_FLUSH_INTERVAL",
-    "DEFAULT_FLUSH_INTERVAL",
-    "ApiConfig",
-    "ControlConfig",
-    "DataLogConfig",
-    "Key",
-    "LineSocketConfig",
-    "MonitorConfig",
-    "MqttConfig",
-    "NodeConfig",
-    "NutConfig",
-    "PeersConfig",
-    "PubSubConfig",
-    "TestModeConfig",
-    "is_loopback",
-    "key",
-    "parse_listen",
-]
-
 MAX_CONFIG_SIZE = 64 * 1024
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Config:
-    """Everything the daemon needs, validated."""
+    """Everything the daemon needs, validated. Every field but ``source`` and ``origin`` is a section: its name
+    is the TOML table's, its default an instance of the dataclass that reads it (SECTIONS is drawn from this)."""
 
     source: SourceConfig | None = None
     monitor: MonitorConfig = MonitorConfig()
@@ -87,31 +65,9 @@ class Config:
     origin: str = "command line"  # where the settings came from, for messages
 
 
-SectionClass = (
-    type[MonitorConfig]
-    | type[NutConfig]
-    | type[DataLogConfig]
-    | type[ApiConfig]
-    | type[PeersConfig]
-    | type[NodeConfig]
-    | type[TestModeConfig]
-    | type[PubSubConfig]
-    | type[LineSocketConfig]
-    | type[MqttConfig]
-    | type[ControlConfig]
-)
-SECTIONS: Mapping[str, SectionClass] = {
-    "monitor": MonitorConfig,
-    "nut": NutConfig,
-    "datalog": DataLogConfig,
-    "api": ApiConfig,
-    "peers": PeersConfig,
-    "node": NodeConfig,
-    "test": TestModeConfig,
-    "pubsub": PubSubConfig,
-    "linesocket": LineSocketConfig,
-    "mqtt": MqttConfig,
-    "control": ControlConfig,
+NOT_SECTIONS = ("source", "origin")  # [source] picks its class by kind; origin is where the settings came from
+SECTIONS: Mapping[str, type] = {
+    f.name: type(f.default) for f in dataclasses.fields(Config) if f.name not in NOT_SECTIONS
 }
 RENAMED = {"monitor.nocomms_after": "monitor.nocomms_grace (seconds of silence, default 10)"}
 

@@ -17,19 +17,19 @@ from collections.abc import AsyncIterator, Callable, Coroutine, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from nutbridge import __version__
+from nutbridge import __version__, consumers
 from nutbridge.config import Config
+from nutbridge.consumers import Wiring, find
 from nutbridge.datalog.writer import DataLog
 from nutbridge.devices import registry
 from nutbridge.devices.base import Family, Opening, Source
 from nutbridge.limits import raise_open_files
 from nutbridge.monitor import Monitor
-from nutbridge.nut import upsconf, variables, version
+from nutbridge.nut import variables, version
 from nutbridge.nut.driver import PortFileSink
 from nutbridge.nut.portfile import HandSettings, PortFile
 from nutbridge.nut.variables import first, setting_names
 from nutbridge.power import DEFAULT_CHARGE_LOW
-from nutbridge.printer import PollPrinter
 from nutbridge.sdnotify import Notifier, Systemd
 from nutbridge.server.live import LiveSnapshot
 from nutbridge.sinks import Sink, SinkRunner
@@ -37,7 +37,6 @@ from nutbridge.testmode import StateCycle
 
 if TYPE_CHECKING:
     from nutbridge.server.control import LoadControl
-    from nutbridge.server.pubsub import PubSubHub
 
 log = logging.getLogger("nutbridge")
 
@@ -73,21 +72,19 @@ async def open_source(
 
 @contextlib.asynccontextmanager
 async def sidecar(
-    config: Config,
-    live: LiveSnapshot | None = None,
-    pubsub: PubSubHub | None = None,
-    control: LoadControl | None = None,
-    datalog: DataLog | None = None,
+    config: Config, sinks: Sequence[Sink] = (), control: LoadControl | None = None
 ) -> AsyncIterator[None]:
     """The API listener when ``[api] listen`` is set, with the peer tasks ``[peers]`` enables; else nothing.
-    The routes read the day files and, after them, the rows ``datalog`` still holds."""
+    It serves the consumers among ``sinks`` that have routes (the live snapshot, pub/sub), and reads the day
+    files and, after them, the rows the data log among ``sinks`` still holds."""
     if config.api.listen is None or config.datalog.folder is None:
         yield
         return
     from nutbridge.peers.devices import written_when_due
     from nutbridge.server.app import ApiLimits, Parts, Sidecar, tls_context
+    from nutbridge.server.pubsub import PubSubHub
 
-    parts = Parts.from_config(config, held=datalog)
+    parts = Parts.from_config(config, held=find(sinks, DataLog))
     network = None
     if config.peers.announce:
         from nutbridge.peers.network import PeerNetwork
@@ -97,10 +94,20 @@ async def sidecar(
     host, port = config.api.listen
     cert, key = config.api.tls_cert, config.api.tls_key
     tls = tls_context(cert, key) if cert and key else None
-    app = parts.app(config, live, network.election if network else None, pubsub, control)
+    election = network.election if network else None
+    app = parts.app(config, find(sinks, LiveSnapshot), election, find(sinks, PubSubHub), control)
     sidecar = Sidecar(app, host, port, tls=tls, limits=ApiLimits.from_config(config))
     async with written_when_due(parts.devices), sidecar, network.running() if network else contextlib.nullcontext():
         yield
+
+
+def load_control(config: Config, source: Source) -> LoadControl | None:
+    """Load control over ``source`` (the device's, in TEST mode) when ``[control] secret`` is set."""
+    if config.control.secret is None:
+        return None
+    from nutbridge.server.control import LoadControl
+
+    return LoadControl(config.control.secret, source.source if isinstance(source, StateCycle) else source)
 
 
 async def serve_only(config: Config) -> int:
@@ -127,43 +134,18 @@ async def serve_only(config: Config) -> int:
 
 
 async def run(config: Config, portfile: PortFile, *, single: bool, verbose: bool, demo: bool) -> int:
-    """Poll once (-s) or until SIGTERM/SIGINT, with the sidecar and the live feeds the config turns on."""
+    """Poll once (-s) or until SIGTERM/SIGINT, with the consumers the config turns on."""
     if single:
         return await poll(config, portfile, single=True, verbose=verbose, demo=demo)
     notifier = Notifier.from_environment()  # first, so no child inherits it; -s never reads it
-    async with contextlib.AsyncExitStack() as stack:
-        stack.callback(notifier.close)
-        live, hub, control, every_poll = None, None, None, []
-        datalog = data_log(config)  # one, for the sink and for the routes that read what it still holds
+    try:
         raise_open_files(
             (config.api.max_connections if config.api.listen else 0)
             + (config.linesocket.max_connections if config.linesocket.listen else 0)
         )
-        if config.api.listen is not None:
-            live = LiveSnapshot(config.monitor.poll_interval)
-            if config.pubsub.enabled or config.pubsub.api_key is not None:
-                from nutbridge.server.pubsub import PubSubHub
-
-                hub = PubSubHub(config.pubsub)
-                every_poll.append(hub)  # subscribers get every poll; the hub never waits for one
-            if config.control.secret is not None:
-                from nutbridge.server.control import LoadControl
-
-                control = LoadControl(config.control.secret)
-            await stack.enter_async_context(sidecar(config, live, hub, control, datalog))
-        feeds: list[Sink] = []  # each wants only the newest state
-        if config.linesocket.listen is not None:
-            from nutbridge.feeds.linesocket import LineSocket
-
-            feeds.append(await stack.enter_async_context(LineSocket(config.linesocket)))
-        if config.mqtt.url is not None:
-            from nutbridge.feeds.mqtt import MqttFeed
-
-            name = config.nut.port_file.stem if config.nut.port_file else "nutbridge"  # the UPS's, as a rule
-            feeds.append(await stack.enter_async_context(MqttFeed(config.mqtt, name)))
-        return await poll(config, portfile, single=False, verbose=verbose, demo=demo, live=live, feeds=feeds,
-                          every_poll=every_poll, control=control, systemd=Systemd(notifier),
-                          datalog=datalog)  # fmt: skip
+        return await poll(config, portfile, single=False, verbose=verbose, demo=demo, notifier=notifier)
+    finally:
+        notifier.close()
 
 
 async def poll(
@@ -173,17 +155,10 @@ async def poll(
     single: bool,
     verbose: bool,
     demo: bool,
-    live: LiveSnapshot | None = None,
-    feeds: Sequence[Sink] = (),
-    every_poll: Sequence[Sink] = (),
-    control: LoadControl | None = None,
-    systemd: Systemd | None = None,
-    datalog: DataLog | None = None,
+    notifier: Notifier | None = None,
 ) -> int:
-    """The source, the monitor and the sinks: one poll (-s) or polling until stopped."""
+    """The source, the monitor and the consumers: one poll (-s) or polling until stopped."""
     dialect = version.Dialect(config.nut.version or await asyncio.to_thread(version.detect))
-    assert config.nut.port_file is not None
-    restart = upsconf.restart_command(config.nut.port_file, config.nut.driver_restart_command)
     by_hand = HandSettings(portfile, {"battery.charge.low"}).get
 
     def charge_low() -> float:
@@ -191,63 +166,46 @@ async def poll(
 
     async with open_source(config, demo=demo, charge_low=charge_low) as (source, background, family):
         settings = setting_names(family.table)
-        if control is not None:
-            control.attach(source.source if isinstance(source, StateCycle) else source)
-        sink = PortFileSink(portfile, dialect=dialect, settings=settings, restart_command=restart)
-        sinks: list[Sink] = [sink]
-        datalog = datalog or data_log(config)
-        if datalog is not None:
-            sinks.append(datalog)
-        newest_only: list[Sink] = [sink, *([live] if live else []), *feeds, *([systemd] if systemd else [])]
-        sinks += [*newest_only[1:], *every_poll]
-        if verbose:
-            sinks.append(PollPrinter())
-        # The port file, the live snapshot and the feeds want only the newest state; the log and the printer
-        # want every poll, in order.
-        runners = [SinkRunner(s, queue_size=1 if s in newest_only else 64) for s in sinks]
-        monitor = Monitor(
-            source,
-            runners,
-            interval=config.monitor.poll_interval,
-            interval_on_battery=config.monitor.poll_interval_on_battery,
-            # TEST mode shows each state, nocomms too, whatever the grace
-            grace=0.0 if single or config.test.enabled else config.monitor.nocomms_grace,
-            charge_low=charge_low,
-            variables=variables.view(family.table, HandSettings(portfile, settings).get),
-            power=family.power,
-            before_poll=source.advance if isinstance(source, StateCycle) else None,
-            retries=not config.test.enabled,
-        )
-        if single:
-            for job in background:
-                job.close()
-            return await poll_once(monitor, runners, sink)
-        log.info(
-            "nutbridge %s: %s → %s every %g s, for %s", __version__, source, portfile.path, monitor.interval, dialect
-        )
-        if systemd is not None:
-            systemd.progress = monitor
-        await serve(monitor, runners, background, systemd)
-        log.info("stopped after %d polls", monitor.polls)
+        wiring = Wiring(config=config, portfile=portfile, dialect=dialect, settings=settings, verbose=verbose,
+                        notifier=notifier)  # fmt: skip
+        async with consumers.started(wiring, one_shot=single) as sinks:
+            runners = [SinkRunner(sink) for sink in sinks]  # each queue as its sink wants
+            monitor = Monitor(
+                source,
+                runners,
+                interval=config.monitor.poll_interval,
+                interval_on_battery=config.monitor.poll_interval_on_battery,
+                # TEST mode shows each state, nocomms too, whatever the grace
+                grace=0.0 if single or config.test.enabled else config.monitor.nocomms_grace,
+                charge_low=charge_low,
+                variables=variables.view(family.table, HandSettings(portfile, settings).get),
+                power=family.power,
+                before_poll=source.advance if isinstance(source, StateCycle) else None,
+                retries=not config.test.enabled,
+            )
+            port = find(sinks, PortFileSink)
+            assert port is not None  # the first consumer, always built
+            if single:
+                for job in background:
+                    job.close()
+                return await poll_once(monitor, runners, port)
+            every = monitor.interval
+            log.info("nutbridge %s: %s → %s every %g s, for %s", __version__, source, portfile.path, every, dialect)
+            async with sidecar(config, sinks, load_control(config, source)):
+                await serve(monitor, runners, background, find(sinks, Systemd))
+            log.info("stopped after %d polls", monitor.polls)
     return EX_OK
 
 
-def data_log(config: Config) -> DataLog | None:
-    """The data-log sink ``[datalog]`` asks for, or None."""
-    if config.datalog.folder is None:
-        return None
-    return DataLog(config.datalog.folder, retention_days=config.datalog.retention_days,
-                   flush_interval=config.datalog.flush_interval)  # fmt: skip
-
-
 async def poll_once(monitor: Monitor, runners: list[SinkRunner], sink: PortFileSink) -> int:
-    """-s: one poll; exit 0 only when the device answered and the port file holds this poll."""
+    """-s: one poll; exit 0 only when the device answered and the port file (``sink``) holds this poll."""
+    port = next(runner for runner in runners if runner.sink is sink)
     async with asyncio.TaskGroup() as tg:
         for runner in runners:
             tg.create_task(runner.run(), name=f"nutbridge.sink.{runner}")
         snapshot = await monitor.poll()
         monitor.publish(snapshot)
-        written = await runners[0].handled(snapshot.seq)
+        written = await port.handled(snapshot.seq)
         for runner in runners:
             runner.close()
     await sink.drain()
@@ -267,7 +225,7 @@ async def serve(
         sink_tasks = [tg.create_task(r.run(), name=f"nutbridge.sink.{r}") for r in runners]
         extra = [tg.create_task(job, name=f"nutbridge.background.{i}") for i, job in enumerate(background)]
         if systemd is not None:
-            extra.append(tg.create_task(systemd.watchdog(), name="nutbridge.watchdog"))
+            extra.append(tg.create_task(systemd.watchdog(monitor), name="nutbridge.watchdog"))
         poll = tg.create_task(monitor.run(stop), name="nutbridge.poll")
 
         def on_stop(signum: int) -> None:

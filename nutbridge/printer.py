@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import sys
 import time
+from typing import ClassVar
 
+from nutbridge.sinks import Wants
 from nutbridge.snapshot import Comms, Snapshot
 
 
@@ -26,6 +28,8 @@ def poll_line(s: Snapshot) -> str:
 
 class PollPrinter:
     """Prints each snapshot; a closed stdout (``| head -1``) is the sink's error, never the daemon's."""
+
+    wants: ClassVar[Wants] = Wants.EVERY
 
     def __str__(self) -> str:
         return "poll printer (stdout)"

@@ -15,9 +15,10 @@ import os
 import socket
 import time
 from collections.abc import Callable, MutableMapping
-from typing import Protocol
+from typing import ClassVar, Protocol
 
 from nutbridge.files import describe
+from nutbridge.sinks import Wants
 from nutbridge.snapshot import Comms, Snapshot
 
 log = logging.getLogger(__name__)
@@ -124,22 +125,22 @@ def ago(seconds: float) -> str:
 class Progress(Protocol):
     """What the watchdog asks the poll loop (``Monitor``)."""
 
-    clock: Callable[[], float]
-    last_poll_end: float | None
-
     def stalled(self, excused: float = 0.0) -> str | None: ...
 
 
 class Systemd:
-    """The daemon's side of the unit: a sink for READY=1 and STATUS=, and the watchdog task.
+    """The daemon's side of the unit: a sink for READY=1 and STATUS=, and the watchdog task (``watchdog``).
 
-    ``progress`` is the poll loop; without one (``--no-poll``) the watchdog pings while the event loop runs.
+    ``clock`` (monotonic) times the polls as they arrive, for STATUS's "last poll 4 s ago".
     """
 
-    def __init__(self, notifier: Notifier, progress: Progress | None = None) -> None:
+    wants: ClassVar[Wants] = Wants.NEWEST
+
+    def __init__(self, notifier: Notifier, *, clock: Callable[[], float] = time.monotonic) -> None:
         self.notifier = notifier
-        self.progress = progress
+        self.clock = clock
         self.ready = False
+        self._polled_at: float | None = None  # ``clock`` time the last poll arrived
         self._words = "starting"  # the last poll in words
         self._stall: str | None = None
         self._stopping = False
@@ -150,7 +151,7 @@ class Systemd:
 
     async def update(self, snapshot: Snapshot) -> None:
         """Each poll: READY=1 after the first, good or failed; STATUS= when the words change."""
-        self._words = status_words(snapshot)
+        self._words, self._polled_at = status_words(snapshot), self.clock()
         self.tell(**({} if self.ready else {"READY": "1"}))
 
     def tell(self, **fields: str) -> None:
@@ -176,12 +177,14 @@ class Systemd:
         """STATUS= now: the last poll and how long ago it ended, or why the watchdog is no longer pinged."""
         if self._stall is not None:
             return f"stalled: {self._stall}; no watchdog pings, so systemd restarts nutbridge"
-        if self.progress is None or self.progress.last_poll_end is None or self._stopping:
+        if self._polled_at is None or self._stopping:
             return self._words
-        return f"{self._words}, last poll {ago(self.progress.clock() - self.progress.last_poll_end)} ago"
+        return f"{self._words}, last poll {ago(self.clock() - self._polled_at)} ago"
 
-    async def watchdog(self) -> None:
+    async def watchdog(self, progress: Progress | None = None) -> None:
         """WATCHDOG=1 every half WatchdogSec while the polls progress, until cancelled; nothing without one.
+        ``progress`` is the poll loop (the Monitor); without one (``--no-poll``) the pings go on while the event
+        loop runs.
 
         Before READY, each ping also extends the start timeout (EXTEND_TIMEOUT_USEC), so a first poll that
         legitimately takes long (retrying a silent device at a long interval) is not cut short by
@@ -195,7 +198,7 @@ class Systemd:
         due = loop.time()
         while True:
             late = max(0.0, loop.time() - due)  # the event loop was blocked this long: no poll could run either
-            stall = self.progress.stalled(late) if self.progress is not None else None
+            stall = progress.stalled(late) if progress is not None else None
             if stall is not None and self._stall is None:
                 log.error("%s: no more watchdog pings, so systemd restarts nutbridge", stall)
             elif stall is None and self._stall is not None:

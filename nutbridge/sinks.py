@@ -1,9 +1,14 @@
 """The sink boundary: each sink runs in its own task behind a bounded queue, with a timeout per update.
 
+Each sink declares what it needs of the polls (``wants``): only the newest state (the port file, the live
+snapshot, the feeds, systemd: one slot, a newer snapshot replaces one not yet started on), or every poll in
+order (the data log, the pub/sub hub, the printer: a bounded queue of EVERY_POLL_QUEUE). Its runner's queue
+follows from that declaration and from nothing else.
+
 A sink that raises, hangs or falls behind never delays the poll: its errors are logged once per change,
-a slow one drops the oldest snapshots it has not started on (each sink needs only the newest state),
-and the monitor never awaits a sink. A sink that holds work back (``Buffering``: the batched data log) is
-flushed by its runner when its window ends, also while no snapshot arrives, and when the runner stops.
+a slow one drops the oldest snapshots it has not started on, and the monitor never awaits a sink. A sink that
+holds work back (``Buffering``: the batched data log) is flushed by its runner when its window ends, also while
+no snapshot arrives, and when the runner stops.
 """
 
 from __future__ import annotations
@@ -11,9 +16,10 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
+import enum
 import logging
 from collections.abc import Awaitable, Callable
-from typing import Protocol, runtime_checkable
+from typing import ClassVar, Protocol, runtime_checkable
 
 from nutbridge.errors import NutbridgeError
 from nutbridge.snapshot import Snapshot
@@ -21,10 +27,25 @@ from nutbridge.snapshot import Snapshot
 log = logging.getLogger(__name__)
 
 DEFAULT_TIMEOUT = 30.0
+EVERY_POLL_QUEUE = 64  # snapshots an every-poll sink may lag before the oldest are dropped (with a warning)
+
+
+class Wants(enum.Enum):
+    """What a sink needs of the polls; its runner's queue is sized from it."""
+
+    NEWEST = "only the newest state"  # one slot: a snapshot not yet started on is replaced by a newer one
+    EVERY = "every poll, in order"  # a bounded queue: a short stall loses nothing
+
+    @property
+    def queue_size(self) -> int:
+        return 1 if self is Wants.NEWEST else EVERY_POLL_QUEUE
 
 
 class Sink(Protocol):
-    """Told about every poll it keeps up with, in order; never polls the device itself."""
+    """Told about every poll it keeps up with, in order; never polls the device itself. ``wants`` (a class
+    attribute) says whether it needs every poll or only the newest."""
+
+    wants: ClassVar[Wants]
 
     def __str__(self) -> str: ...
 
@@ -42,13 +63,15 @@ class Buffering(Protocol):
 
 
 class SinkRunner:
-    """Feeds one sink from a bounded queue in its own task (``run``)."""
+    """Feeds one sink from a bounded queue in its own task (``run``); the queue's size is what the sink
+    ``wants`` (``queue_size`` overrides it, for tests that make a sink fall behind on purpose)."""
 
-    def __init__(self, sink: Sink, *, queue_size: int = 1, timeout: float = DEFAULT_TIMEOUT) -> None:
+    def __init__(self, sink: Sink, *, queue_size: int | None = None, timeout: float = DEFAULT_TIMEOUT) -> None:
         self.sink = sink
         self.timeout = timeout
         self.dropped = 0
-        self._queue: collections.deque[Snapshot] = collections.deque(maxlen=queue_size)
+        size = sink.wants.queue_size if queue_size is None else queue_size
+        self._queue: collections.deque[Snapshot] = collections.deque(maxlen=size)
         self._wake = asyncio.Event()  # set when there is work or the runner should stop
         self._progress = asyncio.Event()  # set each time a snapshot has been handled
         self._closing = False

@@ -10,14 +10,13 @@ import pytest
 
 from nutbridge.config import (
     Config,
-    MonitorConfig,
-    NutConfig,
     config_path,
     from_mapping,
     keys_of,
     load,
     with_overrides,
 )
+from nutbridge.config_sections import MonitorConfig, NutConfig
 from nutbridge.devices.tracer.config import TracerConfig
 from nutbridge.errors import ConfigError
 from nutbridge.nut.version import NutVersion

@@ -87,8 +87,9 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
     ("peers", ("nutbridge.peers.*",)),
     # Consumers: the sidecar's routes and the feeds, each reading snapshots and the data log.
     ("consumers", ("nutbridge.server.*", "nutbridge.feeds.*")),
-    # Wiring: builds every part from the configuration and runs it under one TaskGroup.
-    ("daemon", ("nutbridge.daemon",)),
+    # Wiring: the consumers, one list of sinks built from the configuration (consumers), and the daemon that starts
+    # them with the source and the monitor under one TaskGroup.
+    ("daemon", ("nutbridge.consumers", "nutbridge.daemon")),
     # The commands beside the daemon: each a tool of its own, none importing another's entry point.
     (
         "commands",
@@ -298,10 +299,6 @@ BARE_TASKS: dict[str, str] = {
     # A worker thread's future, not a long-lived task: it must outlive a cancelled caller so the slot it holds is
     # freed when the thread ends (a TaskGroup would cancel the wait, not the thread).
     "nutbridge/server/api.py": "Turns.run: asyncio.ensure_future(asyncio.to_thread(job)), shielded",
-    # Started from update() in the sink runner's task, so a slow upsdrvctl never holds up a poll; its exceptions are
-    # caught and logged inside it, and -s awaits it (drain). The sink has no lifecycle of its own to hold a
-    # TaskGroup yet: issue 19 item 4 (a consumer is one registered sink, started by the daemon) gives it one.
-    "nutbridge/nut/driver.py": "PortFileSink._start_restart: the driver restart",
 }
 
 

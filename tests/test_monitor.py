@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from nutbridge.config import MonitorConfig
+from nutbridge.config_sections import MonitorConfig
 from nutbridge.devices.tracer.nut import TABLE
 from nutbridge.devices.tracer.source import TracerSource
 from nutbridge.errors import SourceError
@@ -22,13 +22,15 @@ from nutbridge.nut.portfile_text import parse_values
 from nutbridge.nut.variables import Var, setting_names
 from nutbridge.simulator.physics import Mode
 from nutbridge.simulator.server import SimulatedTracer
-from nutbridge.sinks import SinkRunner
+from nutbridge.sinks import SinkRunner, Wants
 from nutbridge.snapshot import Comms, Snapshot
 from tests.helpers.monitor import FakeSource, SwallowingSource, cycle, nut_view, sink_for
 
 
 class Recorder:
     """A sink that keeps every snapshot it is given."""
+
+    wants = Wants.NEWEST
 
     def __init__(self, delay: float = 0.0, error: Exception | None = None) -> None:
         self.seen: list[Snapshot] = []
@@ -94,26 +96,26 @@ async def test_a_glitch_rides_through_the_grace_and_a_loss_does_not(
 ) -> None:
     caplog.set_level(logging.INFO)
     marker = tmp_path / "restarted"
-    sink = sink_for(port_file, restart=("touch", str(marker)))
-    monitor = Monitor(source, start(running, sink), interval=0.3, grace=1.5, **nut_view())
-    await cycle(monitor)
-    sim.plant.set_mode(Mode.SILENT)
-    first = await cycle(monitor)
-    assert first.comms is Comms.FAILING and isinstance(first.error, SourceError)
-    assert first.reading is None and first.last_good is not None
-    assert port_file.exists(), "one failed poll inside the grace must not reach NUT"
-    seen = [first]
-    while seen[-1].comms is not Comms.LOST:
-        seen.append(await cycle(monitor))
-    assert seen[-1].silent_for >= 1.5 and all(s.silent_for < 1.5 for s in seen[:-1])
-    assert not port_file.exists() and sink.portfile.hidden_path.exists()
-    assert not marker.exists()
-    sim.plant.set_mode(Mode.NIGHT)
-    back = await cycle(monitor)
-    assert back.comms is Comms.OK and back.failures == 0
-    assert port_file.exists() and not sink.portfile.hidden_path.exists()
-    assert parse_values(port_file.read_text())["ups.status"] == "OB DISCHRG"  # fresh values, not stale ones
-    assert marker.exists()  # the driver restart ran after the rename back
+    async with sink_for(port_file, restart=("touch", str(marker))) as sink:  # the restart runs in its TaskGroup
+        monitor = Monitor(source, start(running, sink), interval=0.3, grace=1.5, **nut_view())
+        await cycle(monitor)
+        sim.plant.set_mode(Mode.SILENT)
+        first = await cycle(monitor)
+        assert first.comms is Comms.FAILING and isinstance(first.error, SourceError)
+        assert first.reading is None and first.last_good is not None
+        assert port_file.exists(), "one failed poll inside the grace must not reach NUT"
+        seen = [first]
+        while seen[-1].comms is not Comms.LOST:
+            seen.append(await cycle(monitor))
+        assert seen[-1].silent_for >= 1.5 and all(s.silent_for < 1.5 for s in seen[:-1])
+        assert not port_file.exists() and sink.portfile.hidden_path.exists()
+        assert not marker.exists()
+        sim.plant.set_mode(Mode.NIGHT)
+        back = await cycle(monitor)
+        assert back.comms is Comms.OK and back.failures == 0
+        assert port_file.exists() and not sink.portfile.hidden_path.exists()
+        assert parse_values(port_file.read_text())["ups.status"] == "OB DISCHRG"  # fresh values, not stale ones
+        assert marker.exists()  # the driver restart ran after the rename back
     messages = [r.getMessage() for r in caplog.records]
     assert sum("poll failed; NUT keeps the last values" in m for m in messages) == 1
     assert sum("lost contact after" in m for m in messages) == 1

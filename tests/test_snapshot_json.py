@@ -11,7 +11,7 @@ from pathlib import Path
 import aiohttp
 from prometheus_client.parser import text_string_to_metric_families
 
-from nutbridge.config import PubSubConfig
+from nutbridge.config_sections import PubSubConfig
 from nutbridge.devices.enphase.source import EnvoySource
 from nutbridge.devices.enphase.testmode import FixtureGateway
 from nutbridge.devices.enphase.token import TokenCache

@@ -183,8 +183,6 @@ class FakeProgress:
     """A poll loop whose progress the test decides."""
 
     def __init__(self) -> None:
-        self.clock: Callable[[], float] = time.monotonic
-        self.last_poll_end: float | None = None
         self.stall: str | None = None
 
     def stalled(self, excused: float = 0.0) -> str | None:
@@ -210,13 +208,12 @@ async def receive(sock: socket.socket, within: float) -> Message | None:
 async def test_the_watchdog_pings_only_while_the_loop_progresses(listener: Listener) -> None:
     listener.sock.setblocking(False)
     progress = FakeProgress()
-    systemd = Systemd(Notifier(listener.address, watchdog=0.2), progress)
-    task = asyncio.get_running_loop().create_task(systemd.watchdog())
+    systemd = Systemd(Notifier(listener.address, watchdog=0.2))
+    task = asyncio.get_running_loop().create_task(systemd.watchdog(progress))
     try:
         first = await receive(listener.sock, 5)
         assert first is not None and first["WATCHDOG"] == "1"
         assert first["EXTEND_TIMEOUT_USEC"] == "200000"  # not ready yet: the start timeout follows progress
-        progress.last_poll_end = time.monotonic()
         await systemd.update(Snapshot(seq=1, time=time.time(), comms=Comms.OK, variables={"ups.status": "OL"},
                                       reading=Reading(time=0.0, battery_charge=50)))  # fmt: skip
         got = [m for _ in range(20) if (m := await receive(listener.sock, 5))]

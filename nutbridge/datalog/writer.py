@@ -14,12 +14,14 @@ import os
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import ClassVar
 
 from nutbridge.datalog import retention
 from nutbridge.datalog.dayfiles import DataLogError, newest_time
 from nutbridge.datalog.format import HEADER, csv_line, day_file, day_name, encode, split_line
 from nutbridge.files import describe
 from nutbridge.model import Reading
+from nutbridge.sinks import Wants
 from nutbridge.snapshot import Comms, Snapshot
 
 log = logging.getLogger(__name__)
@@ -40,6 +42,8 @@ class DataLog:
     (the API, the v1 routes, the election: ``reader.DayCache``) add the held rows (``held_rows``) after the
     files', so they never lag it; anything else reading the files sees a row once it is flushed.
     """
+
+    wants: ClassVar[Wants] = Wants.EVERY  # a row per poll
 
     def __init__(
         self,

@@ -53,11 +53,12 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from types import TracebackType
-from typing import Any, Self
+from typing import Any, ClassVar, Self
 
-from nutbridge.config import LineSocketConfig
+from nutbridge.config_sections import LineSocketConfig
 from nutbridge.errors import NutbridgeError
 from nutbridge.feeds.lineprotocol import LineAnswers
+from nutbridge.sinks import Wants
 
 log = logging.getLogger(__name__)
 
@@ -106,6 +107,8 @@ class LineSocket(LineAnswers):
     ``port`` is the bound port once entered (0 in the configuration picks one). ``clock`` gives wall-clock
     time, for UpTime's reset at local midnight when no poll comes after it.
     """
+
+    wants: ClassVar[Wants] = Wants.NEWEST
 
     def __init__(
         self, config: LineSocketConfig, *, clock: Callable[[], float] = time.time, write_timeout: float = WRITE_TIMEOUT

@@ -34,11 +34,11 @@ import time
 import urllib.parse
 from dataclasses import dataclass
 from types import TracebackType
-from typing import Any, Self
+from typing import Any, ClassVar, Self
 
 import aiomqtt
 
-from nutbridge.config import MqttConfig
+from nutbridge.config_sections import MqttConfig
 from nutbridge.errors import ConfigError
 from nutbridge.feeds.mqtt_discovery import (
     ENTITIES,
@@ -49,6 +49,7 @@ from nutbridge.feeds.mqtt_discovery import (
     family_entities,
 )
 from nutbridge.redact import redact_url
+from nutbridge.sinks import Wants
 from nutbridge.snapshot import Comms, Snapshot
 from nutbridge.snapshot_json import reading_json
 from nutbridge.tasks import Background
@@ -101,6 +102,8 @@ class MqttFeed:
     nothing); ``await feed.update(snapshot)`` returns at once. Leaving the block publishes ``offline`` and
     disconnects.
     """
+
+    wants: ClassVar[Wants] = Wants.NEWEST
 
     def __init__(
         self,

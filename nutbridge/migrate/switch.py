@@ -16,7 +16,7 @@ import sys
 from pathlib import Path
 
 from nutbridge import setup_texts, v1node
-from nutbridge.config import is_loopback, parse_listen
+from nutbridge.config_keys import is_loopback, parse_listen
 from nutbridge.errors import ConfigError
 from nutbridge.files import replace_atomically
 from nutbridge.migrate.manifest import Manifest, state_dir

@@ -1,7 +1,9 @@
 """The port-file sink: what NUT's dummy-ups sees of each Snapshot, in the dialect of the NUT that reads it.
 
 All file work (read, fsync, rename) runs in a worker thread, so an SD card that takes hundreds of
-milliseconds to flush never stalls the event loop the sidecar shares.
+milliseconds to flush never stalls the event loop the sidecar shares. The driver restart after a comms loss
+runs in the sink's own TaskGroup (``tasks.Background``, held while the sink is entered), so its failure is
+never lost and leaving the sink cancels one still running.
 """
 
 from __future__ import annotations
@@ -10,12 +12,15 @@ import asyncio
 import logging
 import time
 from collections.abc import Callable, Iterable
-from typing import TypeVar
+from types import TracebackType
+from typing import ClassVar, Self, TypeVar
 
 from nutbridge.nut.portfile import PortFile, Write
 from nutbridge.nut.portfile_text import ALARM, hand_set
 from nutbridge.nut.version import Dialect
+from nutbridge.sinks import Wants
 from nutbridge.snapshot import Comms, Snapshot
+from nutbridge.tasks import Background
 
 log = logging.getLogger(__name__)
 
@@ -48,7 +53,11 @@ class PortFileSink:
     Settings (``settings``: battery.capacity, ups.model …) the file sets by hand stay as written; those
     nutbridge writes carry a marker, so a value read later from the device replaces them. A write with
     no free whole second for its mtime waits for the next second, so dummy-once never misses a change.
+    Enter it (``async with``) before its first update when it has a ``restart_command``: the restart runs in
+    its TaskGroup.
     """
+
+    wants: ClassVar[Wants] = Wants.NEWEST  # at sub-second polling, a write skipped is no loss
 
     def __init__(
         self,
@@ -63,9 +72,22 @@ class PortFileSink:
         self.settings = frozenset(settings)
         self.restart_command = restart_command
         self._restart: asyncio.Task[None] | None = None
+        self._background: Background | None = None
 
     def __str__(self) -> str:
         return f"port file {self.portfile}"
+
+    async def __aenter__(self) -> Self:
+        self._background = await Background().__aenter__()
+        return self
+
+    async def __aexit__(
+        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        """Cancel a driver restart still running (``drain`` first waits for it: ``-s`` does)."""
+        background, self._background = self._background, None
+        if background is not None:
+            await background.__aexit__(kind, exc, tb)
 
     async def update(self, snapshot: Snapshot) -> None:
         """Write the snapshot, hide the file when comms are lost, or leave it while comms are failing."""
@@ -110,7 +132,9 @@ class PortFileSink:
         if self._restart is not None and not self._restart.done():
             log.warning("driver restart still running from the last recovery; not started again")
             return
-        self._restart = asyncio.create_task(self._restart_driver(), name="nutbridge.driver-restart")
+        if self._background is None:
+            raise RuntimeError(f"{self} has a driver restart command but was not entered (async with)")
+        self._restart = self._background.start(self._restart_driver(), name="nutbridge.driver-restart")
 
     async def _restart_driver(self) -> None:
         """dummy-ups exited when its file vanished; start it again."""

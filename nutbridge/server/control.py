@@ -52,15 +52,13 @@ def token(request: web.Request, fields: Mapping[str, str]) -> str:
 
 
 class LoadControl:
-    """The two routes; ``attach`` hands it the source once the daemon has opened it."""
+    """The two routes over the source the daemon opened: one that can switch a load (a Tracer, the simulator)
+    is used; with any other, the routes answer 501."""
 
-    def __init__(self, secret: str) -> None:
+    def __init__(self, secret: str, source: object) -> None:
         self.secret = secret
-        self.switch: LoadSwitch | None = None
-
-    def attach(self, source: object) -> None:
-        """Use ``source`` when it can switch a load (a Tracer, the simulator); others answer 501."""
-        self.switch = source if callable(getattr(source, "load_output", None)) else None  # type: ignore[assignment]
+        can_switch = callable(getattr(source, "load_output", None))
+        self.switch: LoadSwitch | None = source if can_switch else None  # type: ignore[assignment]
 
     def routes(self, app: web.Application) -> None:
         app.router.add_get("/control/load", self.handle)

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from typing import ClassVar
 
+from nutbridge.sinks import Wants
 from nutbridge.snapshot import Snapshot
 
 
@@ -14,6 +16,8 @@ class LiveSnapshot:
     Ages are taken on the monotonic clock, when each snapshot arrives: a wall clock stepped by NTP (a Pi that
     booted days behind) makes no fresh reading stale and no stale one fresh.
     """
+
+    wants: ClassVar[Wants] = Wants.NEWEST
 
     def __init__(self, interval: float, *, clock: Callable[[], float] = time.monotonic) -> None:
         self.interval = interval  # the poll interval, to judge freshness

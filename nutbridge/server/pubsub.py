@@ -27,12 +27,12 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Iterable
-from typing import Any
+from typing import Any, ClassVar
 from urllib.parse import urlsplit
 
 from aiohttp import WSMsgType, web
 
-from nutbridge.config import PubSubConfig
+from nutbridge.config_sections import PubSubConfig
 from nutbridge.errors import NutbridgeError
 from nutbridge.server.legacy import key_matches
 from nutbridge.server.pubsub_connection import Connection, Kind
@@ -56,6 +56,7 @@ from nutbridge.server.pubsub_wire import (
     publication,
     text_error,
 )
+from nutbridge.sinks import Wants
 from nutbridge.snapshot import Comms, Snapshot
 from nutbridge.snapshot_json import snapshot_json
 from nutbridge.tasks import Background
@@ -81,6 +82,8 @@ class PubSubHub:
         heartbeat: seconds between pings.
         close_timeout: seconds a closing handshake may take.
     """
+
+    wants: ClassVar[Wants] = Wants.EVERY  # subscribers get every poll; the hub never waits for one
 
     def __init__(
         self, config: PubSubConfig, *, heartbeat: float = HEARTBEAT, close_timeout: float = CLOSE_TIMEOUT

@@ -11,7 +11,7 @@ from typing import Any
 
 from aiohttp import web
 
-from nutbridge.config import is_loopback
+from nutbridge.config_keys import is_loopback
 from nutbridge.errors import NutbridgeError
 
 HOST = re.compile(r"(?:\[(?P<v6>[0-9A-Fa-f:.]+)\]|(?P<name>[^:\[\]]+))(?::\d{1,5})?")  # a Host header

@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from nutbridge.config import LineSocketConfig
+from nutbridge.config_sections import LineSocketConfig
 from nutbridge.errors import NutbridgeError, SourceError
 from nutbridge.feeds.linesocket import LineSocket, set_keepalive
 from nutbridge.model import Reading

@@ -143,7 +143,7 @@ async def test_update_never_waits_for_the_broker(broker: Mosquitto, caplog: pyte
 async def test_last_will_when_the_process_dies(broker: Mosquitto) -> None:
     script = (
         "import asyncio, sys\n"
-        "from nutbridge.config import MqttConfig\n"
+        "from nutbridge.config_sections import MqttConfig\n"
         "from nutbridge.feeds.mqtt import MqttFeed\n"
         "async def main():\n"
         "    async with MqttFeed(MqttConfig(url=sys.argv[1], node_id='solar'), 'solar') as feed:\n"

@@ -16,7 +16,7 @@ from typing import Any
 
 import aiomqtt
 
-from nutbridge.config import MqttConfig
+from nutbridge.config_sections import MqttConfig
 from nutbridge.feeds.mqtt import MqttFeed
 from nutbridge.model import ChargeStage, DeviceInfo, Reading
 from nutbridge.power import PowerState

@@ -77,9 +77,8 @@ async def test_the_daemon_switches_the_load_with_the_token_only(tmp_path: Path) 
 async def test_a_token_in_the_url_is_refused_and_a_header_or_form_is_taken(tmp_path: Path) -> None:
     """A token in a query string lands in access logs, proxies' logs and browser history: it is refused, right or
     wrong, and the load is left as it was; the token goes in Authorization: Bearer or in a POST form."""
-    control = LoadControl(SECRET)
     async with SimulatedSource(timeout=0.5) as simulated:
-        control.attach(simulated)
+        control = LoadControl(SECRET, simulated)
         async with (
             Sidecar(make_app(tmp_path, control=control), "127.0.0.1", 0) as sidecar,
             aiohttp.ClientSession() as s,

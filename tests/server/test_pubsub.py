@@ -19,7 +19,7 @@ from urllib.parse import quote
 import aiohttp
 import pytest
 
-from nutbridge.config import PubSubConfig
+from nutbridge.config_sections import PubSubConfig
 from nutbridge.errors import SourceError
 from nutbridge.model import Reading
 from nutbridge.server import legacy, pubsub

@@ -1,0 +1,149 @@
+"""The consumers the daemon starts, in one ordered list (CONSUMERS): each entry builds its sink from the
+configuration, or answers None when its section is off. The daemon enters every sink that is an async context
+manager (a listener, a client loop, a task group), gives each a SinkRunner whose queue the sink's ``wants``
+sizes, and leaves them in reverse order when it stops. No part is changed after it is built: what a builder needs
+that is not in the configuration (the port file, NUT's dialect, systemd's socket) comes in the Wiring.
+
+Adding a consumer: its module (a sink: ``wants`` and ``update``), its section in config_sections.py with one
+field in Config, and one entry here.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator, Callable, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, TypeVar
+
+from nutbridge.config import Config
+from nutbridge.datalog.writer import DataLog
+from nutbridge.nut import upsconf
+from nutbridge.nut.driver import PortFileSink
+from nutbridge.nut.portfile import PortFile
+from nutbridge.nut.version import Dialect
+from nutbridge.printer import PollPrinter
+from nutbridge.sdnotify import Notifier, Systemd
+from nutbridge.server.live import LiveSnapshot
+from nutbridge.sinks import Sink
+
+if TYPE_CHECKING:
+    from nutbridge.feeds.linesocket import LineSocket
+    from nutbridge.feeds.mqtt import MqttFeed
+    from nutbridge.server.pubsub import PubSubHub
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Wiring:
+    """What a builder may take besides the configuration: what the daemon made before any consumer."""
+
+    config: Config
+    portfile: PortFile
+    dialect: Dialect  # the NUT that reads the port file
+    settings: frozenset[str]  # what the port file may set by hand (the source's NUT table names them)
+    verbose: bool = False  # -v: a line per poll on stdout
+    notifier: Notifier | None = None  # systemd's socket; None for -s, which never speaks to systemd
+
+
+@dataclass(frozen=True, slots=True)
+class Consumer:
+    """One entry of CONSUMERS: ``build`` makes the sink, or None when its section is off. ``one_shot``: it also
+    takes ``-s``'s one poll (else it runs only in a daemon that keeps polling)."""
+
+    build: Callable[[Wiring], Sink | None]
+    one_shot: bool = False
+
+
+def port_file(w: Wiring) -> PortFileSink:
+    """NUT's view, always: the port file dummy-ups reads, and the driver restart after a comms loss."""
+    assert w.config.nut.port_file is not None  # with_overrides refuses a daemon without one
+    restart = upsconf.restart_command(w.config.nut.port_file, w.config.nut.driver_restart_command)
+    return PortFileSink(w.portfile, dialect=w.dialect, settings=w.settings, restart_command=restart)
+
+
+def data_log(w: Wiring) -> DataLog | None:
+    """The daily CSV files, when ``[datalog] folder`` is set; the sidecar also reads the rows it holds."""
+    datalog = w.config.datalog
+    if datalog.folder is None:
+        return None
+    return DataLog(datalog.folder, retention_days=datalog.retention_days, flush_interval=datalog.flush_interval)
+
+
+def live_snapshot(w: Wiring) -> LiveSnapshot | None:
+    """The newest snapshot, for the API to answer from, when ``[api] listen`` is set."""
+    return LiveSnapshot(w.config.monitor.poll_interval) if w.config.api.listen is not None else None
+
+
+def pubsub(w: Wiring) -> PubSubHub | None:
+    """The pub/sub hub on the API, when ``[pubsub]`` is enabled or has a key (with_overrides: only with an API)."""
+    if w.config.api.listen is None or not (w.config.pubsub.enabled or w.config.pubsub.api_key is not None):
+        return None
+    from nutbridge.server.pubsub import PubSubHub  # imported when used, as every optional consumer
+
+    return PubSubHub(w.config.pubsub)
+
+
+def line_socket(w: Wiring) -> LineSocket | None:
+    """The line protocol's listener, when ``[linesocket] listen`` is set."""
+    if w.config.linesocket.listen is None:
+        return None
+    from nutbridge.feeds.linesocket import LineSocket
+
+    return LineSocket(w.config.linesocket)
+
+
+def mqtt(w: Wiring) -> MqttFeed | None:
+    """The MQTT client, when ``[mqtt] url`` is set; its node is named after the UPS, as a rule."""
+    if w.config.mqtt.url is None:
+        return None
+    from nutbridge.feeds.mqtt import MqttFeed
+
+    port_file = w.config.nut.port_file
+    return MqttFeed(w.config.mqtt, port_file.stem if port_file else "nutbridge")
+
+
+def systemd(w: Wiring) -> Systemd | None:
+    """READY, STATUS and the watchdog, when the daemon has systemd's socket (never for -s)."""
+    return Systemd(w.notifier) if w.notifier is not None else None
+
+
+def printer(w: Wiring) -> PollPrinter | None:
+    """-v: a line per poll on stdout."""
+    return PollPrinter() if w.verbose else None
+
+
+# The order they are built and entered in (and left in reverse); the port file first, as NUT's view of the poll.
+CONSUMERS: list[Consumer] = [
+    Consumer(port_file, one_shot=True),
+    Consumer(data_log, one_shot=True),
+    Consumer(live_snapshot),
+    Consumer(pubsub),
+    Consumer(line_socket),
+    Consumer(mqtt),
+    Consumer(systemd),
+    Consumer(printer, one_shot=True),
+]
+
+
+@contextlib.asynccontextmanager
+async def started(wiring: Wiring, *, one_shot: bool = False) -> AsyncIterator[list[Sink]]:
+    """The sinks CONSUMERS builds (for ``one_shot``, -s, only the entries that take it), each async context
+    manager among them entered until the block ends."""
+    async with contextlib.AsyncExitStack() as stack:
+        sinks: list[Sink] = []
+        for consumer in CONSUMERS:
+            if one_shot and not consumer.one_shot:
+                continue
+            sink = consumer.build(wiring)
+            if sink is None:
+                continue
+            if isinstance(sink, contextlib.AbstractAsyncContextManager):
+                await stack.enter_async_context(sink)
+            sinks.append(sink)
+        yield sinks
+
+
+def find(sinks: Sequence[Sink], kind: type[T]) -> T | None:
+    """The first of ``sinks`` that is a ``kind``, or None."""
+    return next((sink for sink in sinks if isinstance(sink, kind)), None)

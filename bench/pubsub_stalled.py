@@ -35,7 +35,8 @@ from pathlib import Path
 
 from nutbridge.config_sections import PubSubConfig
 from nutbridge.server.app import Sidecar, make_app
-from nutbridge.server.pubsub import CLOSE_TIMEOUT, PubSubHub, frame, go_time
+from nutbridge.server.pubsub import CLOSE_TIMEOUT, PubSubHub
+from nutbridge.server.pubsub_wire import frame, go_time
 
 KEY = "bench-key-0123456789"
 DATA = "<" * 65_000

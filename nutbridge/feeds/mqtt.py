@@ -42,7 +42,6 @@ from nutbridge.config_sections import MqttConfig
 from nutbridge.errors import ConfigError
 from nutbridge.feeds.mqtt_discovery import (
     ENTITIES,
-    Entity,
     device_block,
     discovery_configs,
     entities_present,
@@ -334,6 +333,3 @@ def _describe(exc: BaseException | None) -> str:
     text = str(exc) or type(exc).__name__
     cause = exc.__cause__
     return f"{text} ({cause})" if cause is not None and str(cause) else text
-
-
-__all__ = ["ENTITIES", "Broker", "Entity", "MqttFeed"]

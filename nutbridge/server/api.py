@@ -35,9 +35,6 @@ from nutbridge.server.openapi import MAX_DAYS, MAX_STEP, MIN_STEP, OPENAPI, OPEN
 from nutbridge.snapshot import Comms
 from nutbridge.snapshot_json import error_text, iso, reading_json
 
-# the OpenAPI document moved to openapi.py; it stays importable from here
-__all__ = ["OPENAPI"]
-
 STALE_AFTER = 3  # polls: an answer older than this many intervals is stale
 COMPRESS_OVER = 4096  # bytes: smaller answers go as they are
 DEVICE_FIELDS = ("mac", "ip", "stamp", "name", "tz", "log")

@@ -49,7 +49,6 @@ from nutbridge.server.pubsub_wire import (
     field,
     frame,
     go_json,
-    go_string,
     go_time,
     loopback_host,
     parse,
@@ -60,10 +59,6 @@ from nutbridge.sinks import Wants
 from nutbridge.snapshot import Comms, Snapshot
 from nutbridge.snapshot_json import snapshot_json
 from nutbridge.tasks import Background
-
-# the wire format moved to pubsub_wire.py, a socket to pubsub_connection.py, our events' data to
-# pubsub_events.py; these stay importable from here
-__all__ = ["frame", "go_json", "go_string", "go_time"]
 
 log = logging.getLogger(__name__)
 

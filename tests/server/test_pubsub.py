@@ -24,7 +24,8 @@ from nutbridge.errors import SourceError
 from nutbridge.model import Reading
 from nutbridge.server import legacy, pubsub
 from nutbridge.server.app import Sidecar, make_app
-from nutbridge.server.pubsub import MAX_EVENTS, PubSubHub, go_json, go_string, go_time
+from nutbridge.server.pubsub import MAX_EVENTS, PubSubHub
+from nutbridge.server.pubsub_wire import go_json, go_string, go_time
 from nutbridge.snapshot import Comms, Snapshot
 from tests.helpers import GUARD, until
 

@@ -33,9 +33,9 @@ from schemathesis.specs.openapi.checks import (
 from schemathesis.specs.openapi.schemas import OpenApiSchema
 
 from nutbridge.peers.devices import DeviceList
-from nutbridge.server.api import OPENAPI
 from nutbridge.server.app import make_app
 from nutbridge.server.live import LiveSnapshot
+from nutbridge.server.openapi import OPENAPI
 from nutbridge.snapshot import Comms
 from tests.conftest import TEST_POLICY
 from tests.helpers.api import CONTROL_SECRET, KEY, Ticks, snapshot

@@ -14,7 +14,7 @@ import enum
 import math
 from typing import Any
 
-from nutbridge.model import Reading
+from nutbridge.model import Measure, Reading, measures
 from nutbridge.snapshot import Snapshot
 
 # The base Reading's fields: what a consumer shows before any reading has told it the family's type.
@@ -42,16 +42,15 @@ def reading_json(reading: Reading | None) -> dict[str, Any]:
     return data
 
 
-def numbers(reading: Reading) -> dict[str, float]:
-    """The reading's numeric fields with a finite value, in its type's order (``time`` is no measurement; a
-    flag is no number, though Python's bool is an int)."""
-    found = {}
-    for f in dataclasses.fields(reading):
-        value = getattr(reading, f.name)
-        if f.name == "time" or isinstance(value, bool) or not isinstance(value, int | float):
-            continue
-        if math.isfinite(value):
-            found[f.name] = float(value)
+def measurements(reading: Reading) -> list[tuple[str, Measure, float]]:
+    """The reading's measured fields (those whose Measure its type declares) with a finite value, in its type's
+    order: what MQTT's sensors and /metrics' gauges show. A field without a Measure is no measurement (a
+    gateway's LOADKWH setting)."""
+    found = []
+    for name, measure in measures(type(reading)).items():
+        value = getattr(reading, name)
+        if not isinstance(value, bool) and isinstance(value, int | float) and math.isfinite(value):
+            found.append((name, measure, float(value)))
     return found
 
 

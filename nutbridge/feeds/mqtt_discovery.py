@@ -1,6 +1,7 @@
 """Home Assistant's MQTT discovery: the entities nutbridge announces (one row each: key, name, where its value
-comes from, device class, unit), one more for each numeric field a family's own reading adds (its device class
-and unit from the words of its name), which of them a poll has a value for, and the retained config documents."""
+comes from, device class, unit), one more for each measured field a family's own reading adds (its device class,
+unit, state class and precision from the Measure its model declares), which of them a poll has a value for, and
+the retained config documents."""
 
 from __future__ import annotations
 
@@ -10,9 +11,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from nutbridge import __version__
-from nutbridge.model import ChargeStage, DeviceInfo, Reading
+from nutbridge.model import ChargeStage, DeviceInfo, Measure, Period, Reading, measures
 from nutbridge.snapshot import Snapshot
-from nutbridge.snapshot_json import numbers
+from nutbridge.snapshot_json import measurements
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -41,39 +42,61 @@ class Entity:
         return f"{{{{ 'ON' if value_json.{self.flag} else 'OFF' }}}}"
 
 
-def _measure(key: str, name: str, device_class: str, unit: str, precision: int, **extra: Any) -> Entity:
+# How Home Assistant shows a quantity of the model (Measure.quantity): its device class and suggested digits
+SHOWN = {
+    "power": ("power", 0),
+    "voltage": ("voltage", 1),
+    "current": ("current", 2),
+    "temperature": ("temperature", 1),
+    "charge": ("battery", 0),
+    "energy": ("energy", 2),
+}
+# Only a lifetime counter feeds the statistics (total_increasing); a day's counter resets at midnight on the
+# device's clock, so it carries no state_class (one sensor per quantity, as HA asks).
+STATE_CLASSES = {Period.NOW: "measurement", Period.DAY: None, Period.LIFETIME: "total_increasing"}
+
+
+def sensor(
+    field: str, measure: Measure, name: str | None = None, *, precision: int | None = None, diagnostic: bool = False
+) -> Entity:
+    """The sensor of a measured reading field (``grid_power`` → "Grid power", power, W): a quantity HA has no
+    class for is shown with its unit alone."""
+    device_class, digits = SHOWN.get(measure.quantity, (None, None))
     return Entity(
-        key=key,
-        name=name,
-        reading=key,
+        key=field,
+        name=name or field.replace("_", " ").capitalize(),
+        reading=field,
         device_class=device_class,
-        state_class=extra.pop("state_class", "measurement"),
-        unit=unit,
-        precision=precision,
-        **extra,
+        state_class=STATE_CLASSES[measure.period],
+        unit=measure.unit,
+        precision=digits if precision is None else precision,
+        diagnostic=diagnostic,
     )
 
 
+def _shared(key: str, name: str, *, precision: int | None = None, diagnostic: bool = False) -> Entity:
+    """A shared Reading field's sensor, with the name and digits people know it by."""
+    return sensor(key, measures(Reading)[key], name, precision=precision, diagnostic=diagnostic)
+
+
 ENTITIES: tuple[Entity, ...] = (
-    _measure("pv_power", "PV power", "power", "W", 0),
-    _measure("pv_voltage", "PV voltage", "voltage", "V", 1),
-    _measure("pv_current", "PV current", "current", "A", 2),
-    _measure("battery_charge", "Battery charge", "battery", "%", 0),
-    _measure("battery_voltage", "Battery voltage", "voltage", "V", 2),
-    _measure("battery_current", "Battery current", "current", "A", 2),  # net: negative while discharging
-    _measure("battery_temperature", "Battery temperature", "temperature", "°C", 1, diagnostic=True),
-    _measure("load_power", "Load power", "power", "W", 0),
-    _measure("load_voltage", "Load voltage", "voltage", "V", 1),
-    _measure("load_current", "Load current", "current", "A", 2),
-    _measure("controller_temperature", "Controller temperature", "temperature", "°C", 1, diagnostic=True),
-    # Only the lifetime counters feed the statistics (total_increasing); the day's counters reset at midnight
-    # on the device's clock, so they carry no state_class (one sensor per quantity, as HA asks).
-    _measure("energy_generated_total", "Energy generated", "energy", "kWh", 2, state_class="total_increasing"),
-    _measure("energy_consumed_total", "Energy consumed", "energy", "kWh", 2, state_class="total_increasing"),
-    _measure("energy_generated_today", "Energy generated today", "energy", "kWh", 2, state_class=None),
-    _measure("energy_consumed_today", "Energy consumed today", "energy", "kWh", 2, state_class=None),
-    _measure("battery_voltage_max_today", "Battery voltage max today", "voltage", "V", 2, diagnostic=True),
-    _measure("battery_voltage_min_today", "Battery voltage min today", "voltage", "V", 2, diagnostic=True),
+    _shared("pv_power", "PV power"),
+    _shared("pv_voltage", "PV voltage"),
+    _shared("pv_current", "PV current"),
+    _shared("battery_charge", "Battery charge"),
+    _shared("battery_voltage", "Battery voltage", precision=2),
+    _shared("battery_current", "Battery current"),  # net: negative while discharging
+    _shared("battery_temperature", "Battery temperature", diagnostic=True),
+    _shared("load_power", "Load power"),
+    _shared("load_voltage", "Load voltage"),
+    _shared("load_current", "Load current"),
+    _shared("controller_temperature", "Controller temperature", diagnostic=True),
+    _shared("energy_generated_total", "Energy generated"),  # the lifetime counters feed HA's Energy dashboard
+    _shared("energy_consumed_total", "Energy consumed"),
+    _shared("energy_generated_today", "Energy generated today"),
+    _shared("energy_consumed_today", "Energy consumed today"),
+    _shared("battery_voltage_max_today", "Battery voltage max today", precision=2, diagnostic=True),
+    _shared("battery_voltage_min_today", "Battery voltage min today", precision=2, diagnostic=True),
     Entity(
         key="charge_stage",
         name="Charge stage",
@@ -109,35 +132,13 @@ ENTITIES: tuple[Entity, ...] = (
 )
 
 
-# A family field's quantity from a word of its name, as /metrics names its unit: (word, device class, unit, digits)
-QUANTITIES = (
-    ("voltage", "voltage", "V", 1),
-    ("current", "current", "A", 2),
-    ("power", "power", "W", 0),
-    ("temperature", "temperature", "°C", 1),
-    ("charge", "battery", "%", 0),
-)
-
-
-def family_entity(field: str) -> Entity:
-    """The entity of a numeric field a family's reading adds (``grid_power`` → "Grid power", power, W)."""
-    name = field.replace("_", " ").capitalize()
-    if field.startswith("energy_"):  # kWh; only a lifetime counter feeds the statistics, as in ENTITIES
-        total = "total_increasing" if field.endswith("_total") else None
-        return _measure(field, name, "energy", "kWh", 2, state_class=total)
-    for word, device_class, unit, precision in QUANTITIES:
-        if word in field:
-            return _measure(field, name, device_class, unit, precision)
-    return Entity(key=field, name=name, reading=field, state_class="measurement")  # a number of no known unit
-
-
 TAKEN = {e.key for e in ENTITIES} | {e.reading for e in ENTITIES if e.reading is not None}
 
 
 def family_entities(reading: Reading) -> tuple[Entity, ...]:
-    """An entity for each numeric field with a value that ``reading``'s own type adds to ENTITIES' (none for the
+    """A sensor for each measured field with a value that ``reading``'s own type adds to ENTITIES' (none for the
     base Reading). A field whose name an entity of ENTITIES already holds is left out: unique_ids stay stable."""
-    return tuple(family_entity(field) for field in numbers(reading) if field not in TAKEN)
+    return tuple(sensor(field, measure) for field, measure, _ in measurements(reading) if field not in TAKEN)
 
 
 def entities_present(snapshot: Snapshot) -> set[str]:

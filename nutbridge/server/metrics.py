@@ -22,22 +22,22 @@ from aiohttp.typedefs import Handler
 from yarl import URL
 
 from nutbridge.datalog.reader import DayCache
+from nutbridge.model import Measure
 from nutbridge.server.api import error
 from nutbridge.server.control import form, token
 from nutbridge.server.legacy import key_matches
 from nutbridge.server.live import LiveSnapshot
 from nutbridge.snapshot import Comms
-from nutbridge.snapshot_json import numbers
+from nutbridge.snapshot_json import measurements
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
-UNITS = {"voltage": "volts", "current": "amperes", "power": "watts", "temperature": "celsius", "charge": "percent"}
+# The model's units (Measure.unit) as Prometheus spells them at the end of a metric's name
+UNITS = {"W": "watts", "V": "volts", "A": "amperes", "°C": "celsius", "%": "percent", "kWh": "kwh"}
 
 
-def metric_name(field: str) -> str:
-    """``pv_power`` → ``nutbridge_pv_power_watts``; energies are kWh, charge is percent."""
-    if field.startswith("energy_"):
-        return f"nutbridge_{field}_kwh"
-    unit = next((u for word, u in UNITS.items() if word in field), None)
+def metric_name(field: str, measure: Measure) -> str:
+    """``pv_power`` (W) → ``nutbridge_pv_power_watts``; a unit Prometheus has no word for here adds none."""
+    unit = UNITS.get(measure.unit)
     return f"nutbridge_{field}" + (f"_{unit}" if unit else "")
 
 
@@ -176,9 +176,9 @@ class Stats:
         if good is not None:
             family("nutbridge_last_good_poll_timestamp_seconds", "gauge", "When the device last answered.",
                    [("", good.time)])  # fmt: skip
-            # every numeric field of the reading's own type: a family's own meters are gauges too
-            for field, value in ({} if good.reading is None else numbers(good.reading)).items():
-                family(metric_name(field), "gauge", f"The reading's {field.replace('_', ' ')}.", [("", value)])
+            # every measured field of the reading's own type: a family's own meters are gauges too
+            for field, measure, value in [] if good.reading is None else measurements(good.reading):
+                family(metric_name(field, measure), "gauge", f"The reading's {field.replace('_', ' ')}.", [("", value)])
             variables = [(k, finite_value(v)) for k, v in sorted(good.variables.items())]
             family("nutbridge_nut_variable", "gauge", "Each numeric NUT variable, as the port file holds it.",
                    [(f'{{variable="{label(k)}"}}', v) for k, v in variables if v is not None])  # fmt: skip

@@ -8,14 +8,14 @@ import asyncio
 import contextlib
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import ClassVar, Self
 
 from nutbridge.config_keys import key, seconds
 from nutbridge.devices import registry
 from nutbridge.devices.base import Family, Opened, Opening
 from nutbridge.errors import ProtocolError, SourceError
-from nutbridge.model import DeviceInfo, Reading
+from nutbridge.model import DeviceInfo, Reading, measure
 from nutbridge.nut.variables import COMMON, Inputs, Var, identity_rows
 
 KIND = "windstation"
@@ -23,9 +23,10 @@ KIND = "windstation"
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class WindReading(Reading):
-    """A Reading with the one field the shared Reading has not."""
+    """A Reading with the one field the shared Reading has not, and what it measures: a quantity no consumer
+    knows, so Home Assistant shows it by its unit and /metrics names no unit."""
 
-    wind_speed: float | None = None  # m/s
+    wind_speed: float | None = field(default=None, metadata=measure("wind speed", "m/s"))
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

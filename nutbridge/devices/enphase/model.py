@@ -23,7 +23,9 @@ class Meter:
 @dataclass(frozen=True, slots=True, kw_only=True)
 class GatewayReading(Reading):
     """A Reading with the gateway's meters: ``grid`` and ``load`` hold the cumulative row and then one row
-    per line of a 3-phase site; ``storage`` the battery meter's cumulative row. None: not read (meters off)."""
+    per line of a 3-phase site; ``storage`` the battery meter's cumulative row. None: not read (meters off).
+    No field here declares a Measure: the meters are rows the JSON view shows whole, ``phases`` and ``load_kwh``
+    describe the site (the wiring, the LOADKWH setting), so none is a sensor or a gauge of its own."""
 
     grid: tuple[Meter, ...] | None = None
     load: tuple[Meter, ...] | None = None

@@ -3,9 +3,9 @@ battery meters, and DeviceInfo with the installation's size. No I/O here."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
-from nutbridge.model import DeviceInfo, Reading
+from nutbridge.model import DeviceInfo, Reading, measure
 
 MFR = "Tesla"
 MODEL = "Powerwall"
@@ -19,8 +19,8 @@ IDLE_WATTS = 50.0
 class PowerwallReading(Reading):
     """A Reading with the two meters the shared Reading has no fields for (watts; None: not measured)."""
 
-    grid_power: float | None = None  # + importing, − exporting
-    battery_power: float | None = None  # + charging, − discharging
+    grid_power: float | None = field(default=None, metadata=measure("power", "W"))  # + importing, − exporting
+    battery_power: float | None = field(default=None, metadata=measure("power", "W"))  # + charging, − discharging
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import contextlib
+import datetime as dt
 import os
 import subprocess
+import time
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
@@ -103,3 +105,23 @@ def daemon_config(folder: Path, extra: str, poll_interval: float = 0.5) -> Path:
     )
     toml.chmod(0o600)
     return toml
+
+
+@pytest.fixture
+def midday_zone() -> Iterator[str]:
+    """A time zone where it is now about noon, made this process's local zone (and so its children's, a daemon's):
+    a test of today's day file that runs just after local midnight would otherwise see a day of a few minutes.
+    Etc/GMT's sign is the other way round: Etc/GMT-12 is twelve hours east of UTC."""
+    east = 12 - dt.datetime.now(dt.UTC).hour  # -11 .. +12 hours, every one an Etc/GMT zone
+    zone = f"Etc/GMT{-east:+d}" if east else "Etc/GMT"
+    before = os.environ.get("TZ")
+    os.environ["TZ"] = zone
+    time.tzset()
+    try:
+        yield zone
+    finally:
+        if before is None:
+            del os.environ["TZ"]
+        else:
+            os.environ["TZ"] = before
+        time.tzset()

@@ -367,7 +367,10 @@ def get(url: str) -> str:
         return str(answer.read().decode())
 
 
-def test_a_daemon_on_the_migrated_config_serves_v1s_day_files_and_appends_to_todays(node: Node) -> None:
+def test_a_daemon_on_the_migrated_config_serves_v1s_day_files_and_appends_to_todays(
+    midday_zone: str, node: Node
+) -> None:
+    # about noon (midday_zone, before the node is made): v1's rows of 07:40 are before the daemon's, as on a real node
     port = free_port()
     assert node.migrate("--yes", "--listen", f"127.0.0.1:{port}").returncode == 0
     began = node.today.read_bytes()

@@ -4,11 +4,9 @@ JSON API on loopback with its hand-moved clock."""
 from __future__ import annotations
 
 import datetime as dt
-import os
 import sys
-import time
 import types
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
@@ -43,26 +41,6 @@ def frozen_today(monkeypatch: pytest.MonkeyPatch) -> dt.date:
 
 
 # Outside nutbridge.server, the modules whose date.today() the routes take (the day cache's today()).
-@pytest.fixture
-def midday_zone() -> Iterator[str]:
-    """A time zone where it is now about noon, made this process's local zone (and so its children's, a daemon's):
-    a test of today's day file that runs just after local midnight would otherwise see a day of a few minutes.
-    Etc/GMT's sign is the other way round: Etc/GMT-12 is twelve hours east of UTC."""
-    east = 12 - dt.datetime.now(dt.UTC).hour  # -11 .. +12 hours, every one an Etc/GMT zone
-    zone = f"Etc/GMT{-east:+d}" if east else "Etc/GMT"
-    before = os.environ.get("TZ")
-    os.environ["TZ"] = zone
-    time.tzset()
-    try:
-        yield zone
-    finally:
-        if before is None:
-            del os.environ["TZ"]
-        else:
-            os.environ["TZ"] = before
-        time.tzset()
-
-
 TODAY_READERS = ("nutbridge.datalog.reader",)
 
 

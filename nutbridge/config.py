@@ -32,15 +32,11 @@ from nutbridge.config_sections import (
     PubSubConfig,
     TestModeConfig,
 )
-from nutbridge.devices.base import SourceConfig
-from nutbridge.devices.enphase.config import EnvoyConfig
-from nutbridge.devices.modbus import parse_modbus_url
-from nutbridge.devices.registry import FAMILIES
-from nutbridge.devices.tracer.config import TracerConfig
+from nutbridge.devices.base import NO_SOURCE, SourceConfig
+from nutbridge.devices.registry import DEFAULT_KIND, FAMILIES, from_command_line
 from nutbridge.errors import ConfigError
 from nutbridge.nut.version import parse_version
 from nutbridge.redact import has_password, redact_url
-from nutbridge.simulator.config import SimulatorConfig
 
 MAX_CONFIG_SIZE = 64 * 1024
 
@@ -80,7 +76,7 @@ def keys_of(cls: type) -> dict[str, Key]:
 def section_class(section: str, table: Mapping[str, Any], origin: str) -> type:
     """The dataclass that reads ``[section]``; for ``[source]``, the one its ``kind`` names."""
     if section == "source":
-        kind = table.get("kind", "tracer")
+        kind = table.get("kind", DEFAULT_KIND)
         if kind not in FAMILIES:
             raise ConfigError(f"{origin}: source.kind = {kind!r} is not allowed; use {', '.join(FAMILIES)}")
         return FAMILIES[kind].config
@@ -243,11 +239,7 @@ def with_overrides(
     """
     if source is not None and simulate:
         raise ConfigError("--source and --simulate exclude each other; pick one")
-    if source is not None:
-        config = replace(config, source=TracerConfig(url=parse_modbus_url(source, "--source")))
-    elif simulate and not isinstance(config.source, SimulatorConfig):
-        timeout = (config.source or SimulatorConfig()).timeout
-        config = replace(config, source=SimulatorConfig(timeout=timeout))
+    config = replace(config, source=from_command_line(config.source, url=source, simulate=simulate))
     if port_file is not None:
         config = replace(config, nut=replace(config.nut, port_file=Path(port_file).expanduser().absolute()))
     if nut_version is not None:
@@ -290,10 +282,9 @@ def with_overrides(
     if config.nut.port_file is None:
         raise ConfigError(f"{config.origin}: no port file; set nut.port_file or pass --port-file PATH")
     check_seed(config)
-    if config.source is None or (isinstance(config.source, TracerConfig) and config.source.url is None):
-        raise ConfigError(f"{config.origin}: no source; set source.url, or pass --source URL or --simulate")
-    if isinstance(config.source, EnvoyConfig):
-        missing = [k for k in ("serial", "username", "password") if getattr(config.source, k) is None]
-        if missing and not config.test.enabled:
-            raise ConfigError(f"{config.origin}: the Enphase gateway needs source.{', source.'.join(missing)}")
+    if config.source is None:
+        raise ConfigError(f"{config.origin}: {NO_SOURCE}")
+    missing = FAMILIES[config.source.kind].missing(config.source, config.test.enabled)  # the family says what
+    if missing is not None:
+        raise ConfigError(f"{config.origin}: {missing}")
     return config

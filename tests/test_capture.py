@@ -20,7 +20,7 @@ import pytest
 from aiohttp import web
 
 from nutbridge.capture.bundle import file_name
-from nutbridge.devices.tracer import registers as tmap
+from nutbridge.devices.modbus_map import Table
 from nutbridge.devices.tracer.source import INFO_PLAN, POLL_PLAN
 from nutbridge.redact import Redactor
 from nutbridge.server.app import Sidecar, tls_context
@@ -87,7 +87,7 @@ def assert_port_file_untouched(folder: Path) -> None:
 def assert_register_blocks(registers: dict[str, object]) -> None:
     """Every block the Tracer source reads at start-up and per poll, as {address: [words]} per table."""
     for req in (*INFO_PLAN, *POLL_PLAN):
-        table = registers["input_registers" if req.table == tmap.Table.INPUT else "holding_registers"]
+        table = registers["input_registers" if req.table == Table.INPUT else "holding_registers"]
         assert isinstance(table, dict)
         words = table[f"0x{req.address:04X}"]
         assert len(words) == req.count and all(isinstance(w, int) and 0 <= w < 65536 for w in words)

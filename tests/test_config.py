@@ -189,6 +189,16 @@ def test_override_errors(kw: dict[str, object], message: str) -> None:
         with_overrides(Config(), **kw)  # type: ignore[arg-type]
 
 
+def test_the_gateway_needs_its_serial_and_account_except_in_test_mode(tmp_path: Path) -> None:
+    text = '[source]\nkind = "envoy"\nusername = "me@example.org"\n[nut]\nport_file = "x.dev"\n'
+    with pytest.raises(ConfigError, match=r": the Enphase gateway needs source\.serial, source\.password$"):
+        with_overrides(load(write(tmp_path, text)))
+    with pytest.raises(ConfigError, match=r": no source; set source\.url, or pass --source URL or --simulate$"):
+        with_overrides(load(write(tmp_path, '[source]\nkind = "tracer"\n[nut]\nport_file = "x.dev"\n')))
+    test_mode = with_overrides(load(write(tmp_path, text + "[test]\nenabled = true\n")))
+    assert test_mode.test.enabled and test_mode.source is not None and test_mode.source.kind == "envoy"
+
+
 def test_seed_file_and_flush_interval(tmp_path: Path) -> None:
     text = '[nut]\nport_file = "/run/nut/solar.dev"\nseed_file = "solar.dev"\n[datalog]\nflush_interval = 60\n'
     config = with_overrides(load(write(tmp_path, text)), simulate=True)

@@ -21,8 +21,8 @@ from nutbridge import __version__
 from nutbridge.capture.take import Taken
 from nutbridge.config import Config
 from nutbridge.devices.enphase.config import EnvoyConfig
+from nutbridge.devices.modbus_map import Table
 from nutbridge.devices.powerwall.config import PowerwallConfig
-from nutbridge.devices.tracer import registers as tmap
 from nutbridge.redact import Redactor
 
 NOTHING_TO_REDACT = "a Tracer's registers hold measurements and settings: no serial number, address or secret"
@@ -93,10 +93,10 @@ def files_of(taken: Taken, redactor: Redactor) -> dict[str, str]:
     return files
 
 
-def registers_json(device: dict[str, Any], blocks: dict[tuple[tmap.Table, int], list[int]]) -> str:
+def registers_json(device: dict[str, Any], blocks: dict[tuple[Table, int], list[int]]) -> str:
     """{"device": …, "input_registers": {address: [words]}, "holding_registers": …}, a block a line."""
     tables = []
-    for table in (tmap.Table.INPUT, tmap.Table.HOLDING):
+    for table in (Table.INPUT, Table.HOLDING):
         rows = [f'    "0x{a:04X}": {json.dumps(words)}' for (t, a), words in sorted(blocks.items()) if t is table]
         tables.append(f'  "{table.name.lower()}_registers": {{\n' + ",\n".join(rows) + "\n  }")
     return "{\n" + f'  "device": {json.dumps(device)},\n' + ",\n".join(tables) + "\n}\n"

@@ -18,9 +18,9 @@ from nutbridge.devices.enphase.config import EnvoyConfig
 from nutbridge.devices.enphase.source import SOFTWARE, EnvoySource
 from nutbridge.devices.http import HttpSource
 from nutbridge.devices.modbus import ModbusTarget
+from nutbridge.devices.modbus_map import Request, Table
 from nutbridge.devices.powerwall.config import PowerwallConfig
 from nutbridge.devices.powerwall.source import PowerwallSource
-from nutbridge.devices.tracer import registers as tmap
 from nutbridge.devices.tracer.config import TracerConfig
 from nutbridge.devices.tracer.source import TracerSource
 from nutbridge.errors import SourceError
@@ -60,7 +60,7 @@ class Taken:
 
     kind: str
     answers: dict[str, Answer] = field(default_factory=dict)
-    registers: dict[tuple[tmap.Table, int], list[int]] = field(default_factory=dict)
+    registers: dict[tuple[Table, int], list[int]] = field(default_factory=dict)
     device: dict[str, Any] = field(default_factory=dict)  # what the source says about the device
     firmware: str | None = None
     problems: list[str] = field(default_factory=list)
@@ -102,9 +102,9 @@ class RecordingPowerwall(Recording, PowerwallSource):
 class RecordingTracer(TracerSource):
     """TracerSource keeping each register block it reads, at start-up and in the poll."""
 
-    blocks: dict[tuple[tmap.Table, int], list[int]]
+    blocks: dict[tuple[Table, int], list[int]]
 
-    async def _read(self, req: tmap.Request) -> list[int]:
+    async def _read(self, req: Request) -> list[int]:
         words = list(await super()._read(req))
         self.blocks[req.table, req.address] = words
         return words

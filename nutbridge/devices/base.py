@@ -62,6 +62,15 @@ class Opening:
     charge_low: Callable[[], float | None] = lambda: None  # battery.charge.low by hand: where TEST mode's lowbatt is
 
 
+# What the daemon says when no source is configured (or a Tracer's has no URL): the default family's key and flags.
+NO_SOURCE = "no source; set source.url, or pass --source URL or --simulate"
+
+
+def nothing_missing(_section: object, _test: bool) -> str | None:
+    """A section whose keys' defaults are enough to poll."""
+    return None
+
+
 # The source, and the background work it brings (the simulator's stdin commands), run by the daemon's TaskGroup.
 Opened = tuple[Source, list[Coroutine[Any, Any, None]]]
 C = TypeVar("C")
@@ -79,3 +88,6 @@ class Family(Generic[C]):
     info: type[DeviceInfo] = DeviceInfo  # what its source's ``info`` holds
     test_mode: bool = False  # False: it has no fixtures of its own, and TEST mode shows the simulator instead
     power: PowerRule = power_state  # its power state rule; the shared one unless its device needs its own
+    # What a daemon needs that its section leaves unset (the error's text after the file's name), or None; the
+    # second argument is TEST mode, which polls no real device.
+    missing: Callable[[C, bool], str | None] = nothing_missing

@@ -13,6 +13,7 @@ from pymodbus.constants import ExcCodes
 from pymodbus.server import ModbusSerialServer, ModbusTcpServer
 from pymodbus.simulator import DataType, SimData, SimDevice
 
+from nutbridge.devices.modbus_map import Table, encode
 from nutbridge.devices.tracer import registers as tmap
 from nutbridge.model import ChargeStage
 from nutbridge.simulator.physics import Mode, Plant
@@ -74,7 +75,7 @@ WRITE_COIL = 5
 LOAD_COIL = 2  # manual control of the load: 1 on, 0 off (the load starts on)
 
 
-def block_data(table: tmap.Table, words: dict[tuple[tmap.Table, int], int]) -> list[SimData]:
+def block_data(table: Table, words: dict[tuple[Table, int], int]) -> list[SimData]:
     """One SimData per defined block of ``table``; addresses outside them stay invalid (exception 02)."""
     return [
         SimData(
@@ -110,9 +111,9 @@ class SimulatedTracer:
         if fc == WRITE_COIL and address == LOAD_COIL and isinstance(set_values, list) and set_values:
             self._tick()
             self.plant.load_on = bool(set_values[0])
-        if fc == tmap.Table.INPUT:
+        if fc == Table.INPUT:
             self._tick()
-            words = tmap.encode(tmap.POLL_REGISTERS, live_values(self.plant))
+            words = encode(tmap.POLL_REGISTERS, live_values(self.plant))
             for (_, addr), word in words.items():
                 regs[addr - start] = word
         return None
@@ -127,17 +128,17 @@ class SimulatedTracer:
 
     def device(self) -> SimDevice:
         """The SimDevice: four separate tables, as on a real Tracer."""
-        static = tmap.encode(tmap.INFO_REGISTERS, STATIC)
-        static.update({(tmap.Table.HOLDING, 0x9000 + i): v for i, v in enumerate(SETTINGS_9000)})
-        static.update(tmap.encode(tmap.POLL_REGISTERS, live_values(self.plant)))
+        static = encode(tmap.INFO_REGISTERS, STATIC)
+        static.update({(Table.HOLDING, 0x9000 + i): v for i, v in enumerate(SETTINGS_9000)})
+        static.update(encode(tmap.POLL_REGISTERS, live_values(self.plant)))
         return SimDevice(
             id=self.device_id,
             action=self._on_access,
             simdata=(
                 [SimData(address=0, values=[i == LOAD_COIL for i in range(16)], datatype=DataType.BITS)],
                 [SimData(address=0x2000, values=[False] * 16, datatype=DataType.BITS)],
-                block_data(tmap.Table.HOLDING, static),
-                block_data(tmap.Table.INPUT, static),
+                block_data(Table.HOLDING, static),
+                block_data(Table.INPUT, static),
             ),
         )
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from nutbridge import daemon
-from nutbridge.config import load
+from nutbridge.config import load, with_overrides
 from nutbridge.devices import registry
 from nutbridge.errors import ConfigError
 from nutbridge.nut.portfile import PortFile
@@ -47,6 +47,16 @@ def test_an_unregistered_kind_is_a_config_error_naming_the_kinds(tmp_path: Path)
         with pytest.raises(ValueError, match="registered already"):
             registry.register(FAMILY)
     assert KIND not in registry.FAMILIES
+
+
+def test_the_family_says_what_its_section_lacks_and_the_daemon_refuses_to_start(tmp_path: Path) -> None:
+    config_file = tmp_path / "nutbridge.toml"
+    config_file.write_text(f'[source]\nkind = "{KIND}"\n[nut]\nport_file = "ups.dev"\n')
+    with registered():
+        with pytest.raises(ConfigError, match=r"nutbridge\.toml: the wind station needs source\.port$"):
+            with_overrides(load(config_file))
+        config_file.write_text(f'[source]\nkind = "{KIND}"\nport = 9\n[nut]\nport_file = "ups.dev"\n')
+        assert with_overrides(load(config_file)).source == FAMILY.config(port=9)
 
 
 def test_test_mode_shows_the_simulator_for_a_family_without_fixtures_of_its_own() -> None:

@@ -37,6 +37,10 @@ class WindConfig:
     port: int = key(0, types=int, check=lambda v: 1 <= v <= 65535, allowed="a TCP port on 127.0.0.1")
     timeout: float = key(1.0, **seconds(0.05, 30))
 
+    def missing(self, _test: bool) -> str | None:
+        """Its port has no default: the daemon refuses to start without one."""
+        return "the wind station needs source.port" if self.port == 0 else None
+
 
 def wind(x: Inputs[WindReading, DeviceInfo]) -> float | None:
     return x.reading.wind_speed  # the family's own field, typed: no downcast
@@ -102,7 +106,9 @@ async def open_station(config: WindConfig, _opening: Opening) -> AsyncIterator[O
         yield source, []
 
 
-FAMILY = Family(kind=KIND, config=WindConfig, open=open_station, table=TABLE, reading=WindReading)
+FAMILY = Family(
+    kind=KIND, config=WindConfig, open=open_station, table=TABLE, reading=WindReading, missing=WindConfig.missing
+)
 
 
 @contextlib.contextmanager

@@ -1,15 +1,15 @@
-"""Reading → NUT variables: status rules, derived values, names, respect for hand-set values."""
+"""Reading → NUT variables: ups.status from the power state (its rules: tests/test_power.py), derived values, names,
+respect for hand-set values."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
-import pytest
-
 from nutbridge.devices.tracer.nut import TABLE
-from nutbridge.model import ChargeStage, DeviceInfo, Reading
+from nutbridge.model import DeviceInfo, Reading
 from nutbridge.nut.variables import RUNTIME_CAP, charge_low, evaluate, setting_names
 from nutbridge.power import power_state
+from tests.helpers.readings import reading
 
 INFO = DeviceInfo(
     mfr="EPsolar Tech co., Ltd",
@@ -26,23 +26,6 @@ INFO = DeviceInfo(
 NAMES_FILE = Path(__file__).parents[2] / "test-fixtures" / "nut-names.txt"
 
 
-def reading(**kw: object) -> Reading:
-    """A sunny-noon reading, changed by ``kw``."""
-    base: dict[str, object] = {
-        "time": 0.0,
-        "battery_charge": 70,
-        "battery_voltage": 13.1,
-        "battery_current": 10.0,
-        "pv_voltage": 19.0,
-        "pv_power": 150.0,
-        "load_voltage": 13.1,
-        "load_current": 1.2,
-        "load_power": 15.0,
-        "charge_stage": ChargeStage.BOOST,
-    }
-    return Reading(**(base | kw))  # type: ignore[arg-type]
-
-
 def nut_values(r: Reading, info: DeviceInfo, by_hand: dict[str, str]) -> dict[str, str | None]:
     return evaluate(TABLE, r, info, by_hand, power_state(r, charge_low=charge_low(by_hand), previous=None))
 
@@ -51,22 +34,10 @@ def status(r: Reading, by_hand: dict[str, str] | None = None) -> str | None:
     return nut_values(r, INFO, by_hand or {})["ups.status"]
 
 
-@pytest.mark.parametrize(
-    ("kw", "expected"),
-    [
-        ({}, "OL CHRG"),  # the sun charges
-        ({"battery_current": 0.0, "charge_stage": ChargeStage.FLOAT}, "OL"),  # the sun carries the load, full
-        ({"pv_power": 0.0, "battery_current": -1.2, "charge_stage": ChargeStage.OFF}, "OB DISCHRG"),  # night
-        ({"pv_power": 5.0, "battery_current": -0.8, "charge_stage": ChargeStage.OFF}, "OB DISCHRG"),  # dusk
-        ({"pv_power": 0.0, "battery_current": -1.2, "battery_charge": 19}, "OB LB DISCHRG"),
-        ({"pv_power": 0.0, "battery_current": -1.2, "battery_charge": 20}, "OB DISCHRG"),  # strictly below
-        ({"battery_low": True}, "OL LB CHRG"),  # the controller's own under-voltage flag
-        ({"faults": ("load short circuit",)}, "OL CHRG ALARM"),
-        ({"on_line": False}, "OB CHRG"),  # a source that knows line power decides
-    ],
-)
-def test_status_rules(kw: dict[str, object], expected: str) -> None:
-    assert status(reading(**kw)) == expected
+def test_ups_status_spells_the_power_state() -> None:
+    night = reading(pv_power=0.0, battery_current=-1.2, battery_charge=19, faults=("load short circuit",))
+    state = power_state(night, charge_low=20, previous=None)
+    assert status(night) == " ".join(state.tokens()) == "OB LB DISCHRG ALARM"
 
 
 def test_hand_set_charge_low_decides_lb_and_is_not_overwritten() -> None:

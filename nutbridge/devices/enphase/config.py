@@ -34,6 +34,11 @@ class EnvoyConfig:
     login_url: str = key(ENLIGHTEN_LOGIN, types=str, check=_https, allowed="an https:// URL")
     token_url: str = key(ENTREZ_TOKENS, types=str, check=_https, allowed="an https:// URL")
 
+    def missing(self, test: bool) -> str | None:
+        """The gateway's serial and the Enlighten account its token comes from; TEST mode reads no gateway."""
+        lacking = [k for k in ("serial", "username", "password") if getattr(self, k) is None]
+        return f"the Enphase gateway needs source.{', source.'.join(lacking)}" if lacking and not test else None
+
     @property
     def timeout(self) -> float:
         """What one poll may take: the gateway's answers, plus a token renewal's login."""

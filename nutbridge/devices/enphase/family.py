@@ -63,5 +63,11 @@ async def open_gateway(envoy: EnvoyConfig, opening: Opening) -> AsyncIterator[Op
 
 
 FAMILY = Family(
-    kind=EnvoyConfig.kind, config=EnvoyConfig, open=open_gateway, table=TABLE, reading=GatewayReading, test_mode=True
+    kind=EnvoyConfig.kind,
+    config=EnvoyConfig,
+    open=open_gateway,
+    table=TABLE,
+    reading=GatewayReading,
+    test_mode=True,
+    missing=EnvoyConfig.missing,
 )

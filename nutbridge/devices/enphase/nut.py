@@ -112,8 +112,8 @@ def meter_rows(prefix: str, pick: Callable[[GatewayReading], tuple[Meter, ...] |
     def part(line: int, get: Callable[[Meter], str]) -> Callable[[Gateway], Value]:
         def value(x: Gateway) -> Value:
             r = x.reading
-            rows = None if r is None else pick(r)
-            if rows is None or len(rows) <= line or (line > 0 and r is not None and r.phases != 3):
+            rows = pick(r)
+            if rows is None or len(rows) <= line or (line > 0 and r.phases != 3):
                 return None
             return get(rows[line])
 
@@ -142,7 +142,7 @@ def battery_current(x: Gateway) -> Value:
     charges: the gateway's storage meter reads negative then (its production.json pairs a positive wNow with
     "discharging"), and nutbridge's battery.current, like CHRG/DISCHRG, is + charging."""
     r = x.reading
-    if r is None or r.storage is None or not r.battery:
+    if r.storage is None or not r.battery:
         return None
     return ratio(2, -hundredths(r.storage.watts), hundredths(r.storage.volts))
 
@@ -150,7 +150,7 @@ def battery_current(x: Gateway) -> Value:
 def battery_voltage(x: Gateway) -> Value:
     """Pack volts from the state of charge on a LiFePO4 curve, scaled so 100 % is battery.voltage.high."""
     r, high = x.reading, hand_set_number(setting(x, "battery.voltage.high"))
-    if r is None or r.battery_charge is None or high is None:
+    if r.battery_charge is None or high is None:
         return None
     soc = min(11000, max(0, hundredths(r.battery_charge)))
     i = 10 if soc > 10000 else soc // 1000
@@ -167,8 +167,8 @@ def runtime(x: Gateway) -> Value:
     """Seconds from the present charge down to battery.charge.restart at the present load; 2 days at most."""
     r, capacity = x.reading, hand_set_number(setting(x, "battery.capacity"))
     restart = hand_set_number(setting(x, "battery.charge.restart"))
-    watts = None if r is None else output_watts(r)
-    if r is None or r.battery_charge is None or capacity is None or watts is None or restart is None:
+    watts = output_watts(r)
+    if r.battery_charge is None or capacity is None or watts is None or restart is None:
         return None
     soc, floor = hundredths(r.battery_charge), hundredths(restart)
     if watts <= 0:
@@ -181,20 +181,18 @@ def runtime(x: Gateway) -> Value:
 def load_percent(x: Gateway) -> Value:
     """The load as a share of what the batteries' inverters can deliver: load_kwh W per kWh of storage."""
     r, capacity = x.reading, hand_set_number(setting(x, "battery.capacity"))
-    watts = None if r is None else output_watts(r)
-    if r is None or capacity is None or watts is None or r.load_kwh <= 0:
+    watts = output_watts(r)
+    if capacity is None or watts is None or r.load_kwh <= 0:
         return None
     return ratio(1, watts * 100, int(r.load_kwh) * (int(capacity) // 10))
 
 
 def phases(x: Gateway) -> Value:
-    r = x.reading
-    return "3" if r is not None and r.phases == 3 else None
+    return "3" if x.reading.phases == 3 else None
 
 
 def has_battery(x: Gateway) -> bool:
-    r = x.reading
-    return r is None or r.battery
+    return x.reading.battery
 
 
 def fixed(name: str) -> Row:
@@ -204,7 +202,7 @@ def fixed(name: str) -> Row:
 
 def charge(x: Gateway) -> Value:
     r = x.reading
-    return r.charge_text if r is not None and r.charge_text is not None else x.reading.battery_charge
+    return r.charge_text if r.charge_text is not None else r.battery_charge
 
 
 BY_NAME: Mapping[str, Row] = {v.name: v for v in COMMON}

@@ -31,8 +31,7 @@ Row = Var[PowerwallReading, PowerwallInfo]
 
 def runtime(x: Powerwall) -> Value:
     """Seconds until battery.charge.low at the present load; 2 days at most; None without the pack's energy."""
-    info, r = x.info, x.reading
-    energy = None if info is None else info.pack_energy
+    r, energy = x.reading, x.info.pack_energy
     if not energy or r.battery_charge is None or r.load_power is None:
         return None
     if r.load_power <= 0:
@@ -43,8 +42,7 @@ def runtime(x: Powerwall) -> Value:
 
 def charger_status(x: Powerwall) -> Value:
     """battery.charger.status from the battery's power, which is known even where its current is not."""
-    r = x.reading
-    watts = None if r is None else r.battery_power
+    watts = x.reading.battery_power
     if watts is None:
         return None
     if watts > IDLE_WATTS:
@@ -53,8 +51,7 @@ def charger_status(x: Powerwall) -> Value:
 
 
 def load_percent(x: Powerwall) -> Value:
-    info, watts = x.info, x.reading.load_power
-    rated = None if info is None else info.max_power
+    rated, watts = x.info.max_power, x.reading.load_power
     return None if not rated or watts is None else 100 * watts / rated
 
 
@@ -80,19 +77,15 @@ OWN: Mapping[str, Row] = {
 
 TABLE: tuple[Row, ...] = (
     *(OWN.get(v.name, v) for v in COMMON),
-    Var(name="battery.packs", value=lambda x: None if (i := x.info) is None else i.units),
+    Var(name="battery.packs", value=lambda x: x.info.units),
     # --- input: the grid meter; output: the home ---
-    Var(name="input.realpower", value=lambda x: None if (r := x.reading) is None else r.grid_power, fmt=W1),
+    Var(name="input.realpower", value=lambda x: x.reading.grid_power, fmt=W1),
     Var(name="output.realpower", value=lambda x: x.reading.load_power, fmt=W1),
     Var(name="ups.load", value=load_percent, fmt=P1),
-    Var(name="ups.realpower.nominal", value=lambda x: None if (i := x.info) is None else i.max_power, fmt="{:g}"),
+    Var(name="ups.realpower.nominal", value=lambda x: x.info.max_power, fmt="{:g}"),
     # --- the system ---
     *identity_rows(description),
     # --- meters NUT has no names for ---
     Var(name="experimental.pv.realpower", value=lambda x: x.reading.pv_power, fmt=W1),
-    Var(
-        name="experimental.battery.realpower",
-        value=lambda x: None if (r := x.reading) is None else r.battery_power,
-        fmt=W1,
-    ),
+    Var(name="experimental.battery.realpower", value=lambda x: x.reading.battery_power, fmt=W1),
 )

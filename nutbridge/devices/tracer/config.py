@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import ClassVar
 
 from nutbridge.config_keys import key, seconds
+from nutbridge.devices.base import NO_SOURCE
 from nutbridge.devices.modbus import ModbusTarget, parse_modbus_url
 
 
@@ -28,3 +29,7 @@ class TracerConfig:
     )
     device_id: int = key(1, types=int, check=lambda v: 1 <= v <= 247, allowed="an integer 1-247")
     timeout: float = key(1.0, **seconds(0.05, 30))
+
+    def missing(self, _test: bool) -> str | None:
+        """A Tracer needs its URL, from the file or ``--source`` (TEST mode too: it is checked before the mode)."""
+        return NO_SOURCE if self.url is None else None

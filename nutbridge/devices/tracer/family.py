@@ -21,4 +21,6 @@ async def open_tracer(config: TracerConfig, _opening: Opening) -> AsyncIterator[
         yield tracer, []
 
 
-FAMILY = Family(kind=TracerConfig.kind, config=TracerConfig, open=open_tracer, table=TABLE)
+FAMILY = Family(
+    kind=TracerConfig.kind, config=TracerConfig, open=open_tracer, table=TABLE, missing=TracerConfig.missing
+)

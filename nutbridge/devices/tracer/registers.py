@@ -1,55 +1,18 @@
-"""The EPEver Tracer A/B/AN/BN register map, declared as data, and the pure code that walks it.
+"""The EPEver Tracer A/B/AN/BN register map, as data in modbus_map.py's language: its blocks, the registers read
+every poll and at start-up, the battery types, the status bits and their decoding.
 
 Sources: EPEVER "B-Series MODBUS Specification V2.3", the LS-B V1.1 list, and replies captured from a
 Tracer2215BN (see shared/reference/ecosystem.md §1). Adding a register is adding a row. Nothing here
-does I/O: the Modbus client lives in tracer.py.
+does I/O: the link is devices/modbus_link.py, the source source.py.
 """
 
 from __future__ import annotations
 
-import enum
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 
+from nutbridge.devices.modbus_map import Block, Register, Table
 from nutbridge.model import ChargeStage
-
-
-class Table(enum.IntEnum):
-    """A Modbus register table, by the function code that reads it."""
-
-    HOLDING = 3
-    INPUT = 4
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class Register:
-    """One value: ``words`` 16-bit registers from ``address``, low word first, times ``scale``."""
-
-    field: str
-    address: int
-    table: Table = Table.INPUT
-    words: int = 1
-    scale: float = 0.01
-    signed: bool = False
-
-
-@dataclass(frozen=True, slots=True)
-class Block:
-    """A run of registers the device defines without gaps; a strict Tracer answers exception 02 past it."""
-
-    table: Table
-    address: int
-    count: int
-
-    def holds(self, reg: Register) -> bool:
-        """True when every word of ``reg`` lies inside this block."""
-        return reg.table == self.table and self.address <= reg.address <= self.end - reg.words
-
-    @property
-    def end(self) -> int:
-        """The first address after the block."""
-        return self.address + self.count
-
 
 # The blocks a Tracer defines. Reads never span two of them (the vendor's own software doesn't).
 BLOCKS: tuple[Block, ...] = (
@@ -179,50 +142,6 @@ CHARGE_STAGES: Mapping[int, ChargeStage] = {
 }
 
 
-@dataclass(frozen=True, slots=True)
-class Request:
-    """One read: ``count`` registers of ``table`` from ``address``."""
-
-    table: Table
-    address: int
-    count: int
-
-
-def block_of(reg: Register) -> Block:
-    """The block that holds ``reg``; a row outside every block is a bug in this table."""
-    for block in BLOCKS:
-        if block.holds(reg):
-            return block
-    raise ValueError(f"register {reg.field} at {reg.address:#06x} lies outside every defined block")
-
-
-def plan(registers: Iterable[Register]) -> tuple[Request, ...]:
-    """The fewest gap-free reads that cover ``registers``: one per block touched, spanning only it."""
-    spans: dict[Block, tuple[int, int]] = {}
-    for reg in registers:
-        block = block_of(reg)
-        lo, hi = spans.get(block, (reg.address, reg.address + reg.words))
-        spans[block] = (min(lo, reg.address), max(hi, reg.address + reg.words))
-    return tuple(
-        Request(block.table, lo, hi - lo)
-        for block, (lo, hi) in sorted(spans.items(), key=lambda kv: (kv[0].table, kv[0].address))
-    )
-
-
-def decode(registers: Iterable[Register], words: Mapping[tuple[Table, int], int]) -> dict[str, float]:
-    """Turn raw 16-bit words, keyed by (table, address), into scaled values keyed by field name."""
-    values: dict[str, float] = {}
-    for reg in registers:
-        raw = 0
-        for i in range(reg.words):  # low word first
-            raw |= words[reg.table, reg.address + i] << (16 * i)
-        bits = 16 * reg.words
-        if reg.signed and raw >= 1 << (bits - 1):
-            raw -= 1 << bits
-        values[reg.field] = round(raw * reg.scale, 6)
-    return values
-
-
 def decode_status(values: Mapping[str, float]) -> tuple[ChargeStage, bool, tuple[str, ...]]:
     """Charge stage, battery-low flag and fault texts from the three status registers."""
     faults = []
@@ -233,15 +152,3 @@ def decode_status(values: Mapping[str, float]) -> tuple[ChargeStage, bool, tuple
     battery_state = int(values["status_battery"]) & 0xF
     stage = CHARGE_STAGES[(int(values["status_charging"]) >> 2) & 3]
     return stage, battery_state in BATTERY_LOW_STATES, tuple(faults)
-
-
-def encode(registers: Iterable[Register], values: Mapping[str, float]) -> dict[tuple[Table, int], int]:
-    """The inverse of ``decode``: raw words for scaled values (used by the simulator)."""
-    words: dict[tuple[Table, int], int] = {}
-    for reg in registers:
-        if reg.field not in values:
-            continue
-        raw = round(values[reg.field] / reg.scale) & ((1 << (16 * reg.words)) - 1)
-        for i in range(reg.words):
-            words[reg.table, reg.address + i] = (raw >> (16 * i)) & 0xFFFF
-    return words

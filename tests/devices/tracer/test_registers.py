@@ -1,16 +1,16 @@
-"""The register map as data: request planning, decoding, status bits."""
+"""The Tracer's register map as data: the reads it plans (never past a block), its status bits."""
 
 from __future__ import annotations
 
 import pytest
 
+from nutbridge.devices.modbus_map import Register, block_of, decode, encode, plan
 from nutbridge.devices.tracer import registers as tmap
-from nutbridge.devices.tracer.registers import Register, Table
 from nutbridge.model import ChargeStage
 
 
 def test_full_poll_takes_at_most_seven_gap_free_requests() -> None:
-    requests = tmap.plan(tmap.POLL_REGISTERS)
+    requests = plan(tmap.POLL_REGISTERS, tmap.BLOCKS)
     assert len(requests) <= 7
     for req in requests:
         blocks = [b for b in tmap.BLOCKS if b.table == req.table and b.address <= req.address < b.end]
@@ -19,10 +19,10 @@ def test_full_poll_takes_at_most_seven_gap_free_requests() -> None:
 
 
 def test_poll_covers_realtime_status_statistics_and_battery_blocks() -> None:
-    touched = {tmap.block_of(r).address for r in tmap.POLL_REGISTERS}
+    touched = {block_of(r, tmap.BLOCKS).address for r in tmap.POLL_REGISTERS}
     assert touched == {0x3100, 0x310C, 0x311A, 0x3200, 0x3300, 0x331A}
-    assert len(tmap.plan(tmap.POLL_REGISTERS)) == len(touched)
-    status = next(r for r in tmap.plan(tmap.POLL_REGISTERS) if r.address == 0x3200)
+    assert len(plan(tmap.POLL_REGISTERS, tmap.BLOCKS)) == len(touched)
+    status = next(r for r in plan(tmap.POLL_REGISTERS, tmap.BLOCKS) if r.address == 0x3200)
     assert status.count == 3
 
 
@@ -35,49 +35,28 @@ def test_load_is_read_from_the_documented_registers_not_the_gap() -> None:
 
 def test_every_register_lies_inside_one_block() -> None:
     for reg in tmap.POLL_REGISTERS + tmap.INFO_REGISTERS:
-        tmap.block_of(reg)  # raises for a row outside every block
+        block_of(reg, tmap.BLOCKS)  # raises for a row outside every block
 
 
 def test_a_row_outside_every_block_is_refused() -> None:
     with pytest.raises(ValueError, match="outside every defined block"):
-        tmap.plan([Register(field="gap", address=0x3109)])
+        plan([Register(field="gap", address=0x3109)], tmap.BLOCKS)
 
 
 def test_32_bit_values_are_read_in_one_request() -> None:
     for reg in tmap.POLL_REGISTERS:
         if reg.words == 2:
-            req = next(q for q in tmap.plan(tmap.POLL_REGISTERS) if q.address <= reg.address < q.address + q.count)
+            req = next(
+                q for q in plan(tmap.POLL_REGISTERS, tmap.BLOCKS) if q.address <= reg.address < q.address + q.count
+            )
             assert reg.address + 2 <= req.address + req.count
-
-
-def test_decode_low_word_first_signed_and_soc_scale() -> None:
-    regs = [
-        Register(field="pv_power", address=0x3102, words=2),
-        Register(field="battery_current", address=0x331B, words=2, signed=True),
-        Register(field="battery_charge", address=0x311A, scale=1),
-        Register(field="battery_temperature", address=0x3110, signed=True),
-    ]
-    words = {
-        (Table.INPUT, 0x3102): 0x86A0,  # 100000 = 0x000186A0 → 1000.00 W
-        (Table.INPUT, 0x3103): 0x0001,
-        (Table.INPUT, 0x331B): 0xFFCE,  # -50 → -0.50 A
-        (Table.INPUT, 0x331C): 0xFFFF,
-        (Table.INPUT, 0x311A): 70,  # a plain percentage
-        (Table.INPUT, 0x3110): 61536,  # -40.00 °C
-    }
-    assert tmap.decode(regs, words) == {
-        "pv_power": 1000.0,
-        "battery_current": -0.5,
-        "battery_charge": 70,
-        "battery_temperature": -40.0,
-    }
 
 
 def test_encode_is_the_inverse_of_decode() -> None:
     values = {"pv_power": 462.5, "battery_current": -12.34, "battery_charge": 55, "battery_temperature": -3.5}
     regs = [r for r in tmap.POLL_REGISTERS if r.field in values]
     regs.append(Register(field="battery_temperature", address=0x3110, signed=True))
-    assert tmap.decode(regs, tmap.encode(regs, values)) == values
+    assert decode(regs, encode(regs, values)) == values
 
 
 @pytest.mark.parametrize(

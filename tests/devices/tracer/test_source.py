@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from nutbridge.devices.modbus import ModbusTarget, parse_modbus_url
-from nutbridge.devices.tracer import registers as tmap
+from nutbridge.devices.modbus_map import Request, Table
 from nutbridge.devices.tracer.source import TracerSource
 from nutbridge.errors import ProtocolError, SourceError
 from nutbridge.model import ChargeStage
@@ -59,7 +59,7 @@ async def test_night_and_fault_reach_the_reading(source: TracerSource, sim: Simu
 
 async def test_strict_device_answers_exception_02_outside_blocks(source: TracerSource) -> None:
     await source.connect()
-    client = source._client
+    client = source.link.client
     assert client is not None
     gap = await client.read_input_registers(0x3100, count=19, device_id=1)
     wrong_fc = await client.read_holding_registers(0x3100, count=1, device_id=1)
@@ -71,8 +71,8 @@ async def test_exception_reply_is_a_protocol_error_and_drops_the_link(source: Tr
     await source.read()
     assert source.connected
     with pytest.raises(ProtocolError, match=r"exception 2 reading 1 registers at 0x3108"):
-        await source._read(tmap.Request(tmap.Table.INPUT, 0x3108, 1))  # the undocumented gap
-    assert not source.connected and source._client is None  # dropped: the next read reconnects
+        await source._read(Request(Table.INPUT, 0x3108, 1))  # the undocumented gap
+    assert not source.connected and source.link.client is None  # dropped: the next read reconnects
     assert (await source.read()).battery_charge == 70
 
 

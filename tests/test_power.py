@@ -1,0 +1,68 @@
+"""The power state of a reading (power.py): OL/OB with its hysteresis, LB, CHRG/DISCHRG, ALARM, as the words NUT's
+ups.status shows."""
+
+from __future__ import annotations
+
+import pytest
+
+from nutbridge.model import ChargeStage, Reading
+from nutbridge.power import DEFAULT_CHARGE_LOW, PowerState, power_state
+from tests.helpers.readings import reading
+
+
+def words(r: Reading, *, charge_low: float = DEFAULT_CHARGE_LOW, previous: PowerState | None = None) -> str:
+    return " ".join(power_state(r, charge_low=charge_low, previous=previous).tokens())
+
+
+@pytest.mark.parametrize(
+    ("kw", "expected"),
+    [
+        ({}, "OL CHRG"),  # the sun charges
+        ({"battery_current": 0.0, "charge_stage": ChargeStage.FLOAT}, "OL"),  # the sun carries the load, full
+        ({"pv_power": 0.0, "battery_current": -1.2, "charge_stage": ChargeStage.OFF}, "OB DISCHRG"),  # night
+        ({"pv_power": 5.0, "battery_current": -0.8, "charge_stage": ChargeStage.OFF}, "OB DISCHRG"),  # dusk
+        ({"pv_power": 0.0, "battery_current": -1.2, "battery_charge": 19}, "OB LB DISCHRG"),
+        ({"pv_power": 0.0, "battery_current": -1.2, "battery_charge": 20}, "OB DISCHRG"),  # strictly below
+        ({"battery_low": True}, "OL LB CHRG"),  # the controller's own under-voltage flag
+        ({"faults": ("load short circuit",)}, "OL CHRG ALARM"),
+        ({"on_line": False}, "OB CHRG"),  # a source that knows line power decides
+    ],
+)
+def test_status_rules(kw: dict[str, object], expected: str) -> None:
+    assert words(reading(**kw)) == expected
+
+
+def test_a_hand_set_charge_low_decides_lb() -> None:
+    assert words(reading(pv_power=0.0, battery_current=-1.0, battery_charge=35), charge_low=40) == "OB LB DISCHRG"
+    assert words(reading(pv_power=0.0, battery_current=-1.0, battery_charge=35)) == "OB DISCHRG"
+
+
+@pytest.mark.parametrize(
+    ("was_on_line", "current", "on_line"),
+    [
+        (True, -0.1, True),  # a small draw under sun: OL holds
+        (True, -0.25, False),  # a clear drain: OB
+        (False, 0.03, False),  # a trickle in: OB holds
+        (False, 0.1, True),  # a clear charge: OL again
+        (None, -0.04, True),  # at start, idle within the noise is OL
+        (None, -0.1, False),
+    ],
+)
+def test_ol_ob_hysteresis(was_on_line: bool | None, current: float, on_line: bool) -> None:
+    previous = None
+    if was_on_line is not None:
+        previous = PowerState(on_line=was_on_line, low=False, charging=False, discharging=False, alarm=False)
+    state = power_state(reading(pv_power=12.0, battery_current=current), charge_low=20, previous=previous)
+    assert state.on_line is on_line
+
+
+def test_no_pv_is_ob_and_a_source_that_knows_line_power_decides() -> None:
+    on_line = PowerState(on_line=True, low=False, charging=True, discharging=False, alarm=False)
+    assert not power_state(reading(pv_power=0.0, battery_current=0.5), charge_low=20, previous=on_line).on_line
+    assert power_state(reading(pv_power=0.0, on_line=True), charge_low=20, previous=None).on_line
+    assert not power_state(reading(battery_current=5.0, on_line=False), charge_low=20, previous=on_line).on_line
+
+
+def test_without_a_current_the_charger_stage_says_whether_it_charges() -> None:
+    assert words(reading(battery_current=None)) == "OL CHRG"
+    assert words(reading(battery_current=None, charge_stage=ChargeStage.OFF)) == "OL"

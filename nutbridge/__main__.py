@@ -1,31 +1,22 @@
 """``python -m nutbridge`` and the ``nutbridge`` command.
 
-Signal handlers go in before anything heavy is imported, so a SIGTERM or SIGINT in the first milliseconds
-ends the process quietly (status 0) instead of with a traceback. The handler raises its own exception, not
+Signal handlers (early_stop.py) go in before anything heavy is imported, so a SIGTERM or SIGINT in the first
+milliseconds ends the process quietly (status 0) instead of with a traceback. The handler raises its own exception, not
 KeyboardInterrupt: CPython exits by re-raising SIGINT on itself after any KeyboardInterrupt it saw escape
 a frame, even one we catch, which would turn a clean stop into "killed by SIGINT".
 """
 
-import signal
 import sys
 import warnings
-from types import FrameType
 
-
-class EarlyStop(BaseException):
-    """SIGTERM or SIGINT arrived before the event loop took over the signals."""
-
-
-def _stop_early(signum: int, frame: FrameType | None) -> None:
-    raise EarlyStop
+from nutbridge import early_stop
+from nutbridge.early_stop import EarlyStop
 
 
 def main() -> int:
     """Run the command line; a stop before the event loop takes over the signals exits 0, quietly."""
     try:
-        # inside the try: a SIGTERM that lands while SIGINT's handler goes in already raises EarlyStop
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            signal.signal(sig, _stop_early)
+        early_stop.install()  # inside the try: a SIGTERM that lands while SIGINT's handler goes in raises EarlyStop
         from nutbridge.cli import main as cli_main
 
         return cli_main()

@@ -17,7 +17,7 @@ from collections.abc import AsyncIterator, Callable, Coroutine, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from nutbridge import __version__, consumers
+from nutbridge import __version__, consumers, early_stop
 from nutbridge.config import Config
 from nutbridge.consumers import Wiring, find
 from nutbridge.datalog.writer import DataLog
@@ -116,6 +116,8 @@ async def serve_only(config: Config) -> int:
     stop = asyncio.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
+    if early_stop.requested():  # a stop came while Python swallowed its EarlyStop (early_stop.py)
+        stop.set()
     systemd = Systemd(Notifier.from_environment())  # no polls: the watchdog pings while the loop runs
     try:
         async with sidecar(config), asyncio.TaskGroup() as tg:
@@ -242,6 +244,8 @@ async def serve(
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, on_stop, sig)
         loop.add_signal_handler(signal.SIGHUP, on_hangup)
+        if early_stop.requested():  # a stop came while Python swallowed its EarlyStop (early_stop.py)
+            on_stop(signal.SIGTERM)
         try:
             await asyncio.wait({poll})  # a swallowed cancel still ends it: the loop checks ``stop``
         finally:

@@ -30,7 +30,7 @@ that each one defined anywhere in the package is here and under the root).
      ├── devices/enphase/token.py _RateLimited      a 429 inside the retries, before TokenRateLimited
      └── devices/enphase/token.py _Transient        a failure worth retrying within the call
 
-Outside the tree on purpose: ``__main__.EarlyStop`` (a BaseException, as KeyboardInterrupt, so no
+Outside the tree on purpose: ``early_stop.EarlyStop`` (a BaseException, as KeyboardInterrupt, so no
 ``except Exception`` stops it). Programming errors stay built-in (TypeError, AssertionError...).
 
 Library errors (pymodbus, httpx, OSError) are translated at the boundary of the module that calls the

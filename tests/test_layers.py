@@ -34,6 +34,7 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
             "nutbridge",
             "nutbridge.errors",
             "nutbridge.model",
+            "nutbridge.early_stop",  # the signal handler the process starts with
             "nutbridge.power",  # the power state (OL/OB/LB/CHRG/DISCHRG) and its rules
             "nutbridge.files",
             "nutbridge.limits",
@@ -250,7 +251,7 @@ def test_every_allowed_import_still_exists() -> None:
 # Exceptions nutbridge defines that must not descend from NutbridgeError, with why.
 OUTSIDE_THE_TREE: dict[str, str] = {
     # A BaseException, like KeyboardInterrupt: it must pass every ``except Exception`` on its way out.
-    "nutbridge.__main__.EarlyStop": "SIGTERM before the loop runs: unwinds like KeyboardInterrupt",
+    "nutbridge.early_stop.EarlyStop": "SIGTERM before the loop runs: unwinds like KeyboardInterrupt",
 }
 
 

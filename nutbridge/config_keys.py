@@ -13,6 +13,7 @@ from typing import Any
 from nutbridge.errors import ConfigError
 from nutbridge.node import normal_address
 from nutbridge.nut.version import NutVersion, parse_version
+from nutbridge.redact import KINDS
 
 MIN_POLL_INTERVAL = 0.2
 
@@ -31,7 +32,9 @@ class Key:
     """How one TOML key is read: its types, a check, the words for what is allowed, and a conversion.
 
     ``secret`` marks a value that must never be printed and makes a group- or world-readable file refused;
-    ``url`` marks a URL, which counts as a secret when it carries a password.
+    ``url`` marks a URL, which counts as a secret when it carries a password. ``redact`` names what a value
+    that is no secret identifies (a kind of ``redact.KINDS``: "serial", "name"...): ``nutbridge capture``
+    replaces it wherever a device's answer holds it, as it replaces secrets and a URL's password.
     """
 
     types: type | tuple[type, ...]
@@ -40,6 +43,11 @@ class Key:
     convert: Callable[[Any, str, Path], Any] | None = None  # (value, where, base_dir) → field value
     secret: bool = False
     url: bool = False
+    redact: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.redact is not None and self.redact not in KINDS:
+            raise ValueError(f"redact={self.redact!r}: use one of {', '.join(KINDS)}")
 
 
 def key(default: Any = None, **spec: Any) -> Any:

@@ -19,6 +19,7 @@ that each one defined anywhere in the package is here and under the root).
      │    ├── peers/client.py RateLimited           a peer said 429
      │    └── peers/client.py AddressRefused        the address policy refuses the peer: no request made
      ├── setup_steps.py SetupError                  `nutbridge setup` (and migrate) cannot go on
+     ├── capture/take.py CaptureError               the source's device family has no capture hook
      ├── v1node.py V1Error                          a Solar Protocol v1 node's layout is not as expected
      │   signals that never leave their module (each caught there and turned into an answer or a retry):
      ├── server/api.py Busy                         the worker threads' line is full (HTTP 503)

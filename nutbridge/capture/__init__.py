@@ -9,8 +9,8 @@ what was taken, when, by which nutbridge. The daemon need not run, and the port 
 What must not leave the house is replaced before anything is written: the token and the passwords are never
 written; serial numbers (and the Powerwall's DIN and gateway id), site and user ids, site names, e-mail and MAC
 addresses become placeholders, each value always the same one, so the fixture stays consistent across files.
-Exit status 0 when something was saved, 1 when nothing answered (or OUT exists), 2 without a UPS or -c, 78 for
-a bad configuration.
+Exit status 0 when something was saved, 1 when nothing answered (or OUT exists, or the source's device family
+has no capture hook), 2 without a UPS or -c, 78 for a bad configuration.
 """
 
 from __future__ import annotations
@@ -31,8 +31,8 @@ from nutbridge.errors import ConfigError, NutbridgeError
 from nutbridge.redact import KINDS, Redactor
 from nutbridge.system import load_any, setup_logging
 
-# The package's modules: take (one connection per family, every answer recorded), bundle (redaction, the files,
-# the folder or archive); this module is the command (flags, the configuration, the report).
+# The package's modules: take (one connection through the family's capture hook, every answer recorded), bundle
+# (redaction, the files, the folder or archive); this module is the command (flags, the configuration, the report).
 
 EX_OK, EX_FAIL, EX_CONFIG = 0, 1, 78
 

@@ -18,11 +18,9 @@ from pathlib import Path
 from typing import Any
 
 from nutbridge import __version__
-from nutbridge.capture.take import Taken
-from nutbridge.config import Config
-from nutbridge.devices.enphase.config import EnvoyConfig
+from nutbridge.config import Config, keys_of
+from nutbridge.devices.capture import Taken
 from nutbridge.devices.modbus_map import Table
-from nutbridge.devices.powerwall.config import PowerwallConfig
 from nutbridge.redact import Redactor
 
 NOTHING_TO_REDACT = "a Tracer's registers hold measurements and settings: no serial number, address or secret"
@@ -34,17 +32,25 @@ def file_name(path: str) -> str:
 
 
 def known_secrets(config: Config) -> dict[str, str]:
-    """What the configuration says must not leave the house, by value: the kind of each."""
-    source = config.source
-    if isinstance(source, EnvoyConfig):
-        found = {source.serial: "serial", source.password: "secret"}
-        if source.username:
-            found[source.username] = "email" if "@" in source.username else "name"
-        return {value: kind for value, kind in found.items() if value}
-    if isinstance(source, PowerwallConfig):
-        password = urllib.parse.urlsplit(source.url).password
-        return {password: "secret"} if password else {}
-    return {}
+    """What the ``[source]`` section says must not leave the house, by value: the kind of each, as its keys
+    declare it (config_keys.Key): a secret, a URL's password, or what a value identifies (a user name that
+    holds an @ is an e-mail address)."""
+    section = config.source
+    if section is None:
+        return {}
+    found: dict[str, str] = {}
+    for name, spec in keys_of(type(section)).items():
+        value = getattr(section, name)
+        if not isinstance(value, str) or not value:
+            continue  # unset, or no text (a Tracer's URL is parsed, and holds no password)
+        if spec.secret:
+            found[value] = "secret"
+        elif spec.url:
+            if password := urllib.parse.urlsplit(value).password:
+                found[password] = "secret"
+        elif spec.redact is not None:
+            found[value] = "email" if spec.redact == "name" and "@" in value else spec.redact
+    return found
 
 
 class HiddenInLogs(logging.Filter):

@@ -1,20 +1,24 @@
 """What a device family is: the ``Source`` the monitor polls (the contract between devices/ and monitor.py, kept
 here so a source, and TEST mode's loop around any, needs nothing from the monitor above it), its ``[source]``
 section's shape, and the ``Family`` record the registry (registry.py) keeps for each. A source knows no NUT: its
-family's NUT table is in the record."""
+family's NUT table is in the record; nor does it know ``nutbridge capture``: its family's capture hook is there
+too (what a hook is handed and gives back: capture.py)."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Coroutine, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
-from typing import Any, ClassVar, Generic, Protocol, Self, TypeVar
+from typing import TYPE_CHECKING, Any, ClassVar, Generic, Protocol, Self, TypeVar
 
 from nutbridge.model import DeviceInfo, Reading
 from nutbridge.nut.variables import Var
 from nutbridge.power import PowerRule, power_state
+
+if TYPE_CHECKING:
+    from nutbridge.devices.capture import CaptureContext, Taken
 
 
 class Source(Protocol):
@@ -91,3 +95,6 @@ class Family(Generic[C]):
     # What a daemon needs that its section leaves unset (the error's text after the file's name), or None; the
     # second argument is TEST mode, which polls no real device.
     missing: Callable[[C, bool], str | None] = nothing_missing
+    # ``nutbridge capture``: one connection to the device with every answer recorded (its source, recorded, in
+    # the family's capture.py); None: the command says it cannot capture this kind, and captures nothing else.
+    capture: Callable[[C, CaptureContext], Awaitable[Taken]] | None = None

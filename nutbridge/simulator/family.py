@@ -1,15 +1,20 @@
 """The simulator as the registry lists it: ``[source] kind = "simulator"``, a simulated Tracer (so the Tracer's NUT
-table). It is also what TEST mode shows for a family without fixtures of its own, and what ``--demo`` runs fast."""
+table). It is also what TEST mode shows for a family without fixtures of its own, and what ``--demo`` runs fast.
+Captured by capture.py."""
 
 from __future__ import annotations
 
 import contextlib
 from collections.abc import AsyncIterator
+from typing import TYPE_CHECKING
 
 from nutbridge.devices.base import Family, Opened, Opening
 from nutbridge.devices.tracer.nut import TABLE
 from nutbridge.simulator.config import SimulatorConfig
 from nutbridge.testmode import StateCycle
+
+if TYPE_CHECKING:
+    from nutbridge.devices.capture import CaptureContext, Taken
 
 DEMO_SPEED = 600.0  # a simulated day in 2.4 minutes
 DEMO_START = 7 * 3600.0
@@ -32,4 +37,18 @@ async def open_simulator(config: SimulatorConfig, opening: Opening) -> AsyncIter
             yield simulated, [simulated.commands()]
 
 
-FAMILY = Family(kind=SimulatorConfig.kind, config=SimulatorConfig, open=open_simulator, table=TABLE, test_mode=True)
+async def capture_simulator(config: SimulatorConfig, context: CaptureContext) -> Taken:
+    """``nutbridge capture``: the simulated Tracer on loopback, read and recorded as a Tracer is."""
+    from nutbridge.simulator.capture import take  # the pymodbus server only when capturing
+
+    return await take(config, context)
+
+
+FAMILY = Family(
+    kind=SimulatorConfig.kind,
+    config=SimulatorConfig,
+    open=open_simulator,
+    table=TABLE,
+    test_mode=True,
+    capture=capture_simulator,
+)

@@ -1,6 +1,7 @@
 """A device family defined only in the tests, to prove the recipe "add a device family": a wind-and-battery
 station that answers one line over TCP (``READ`` → ``charge=73 wind=4.5``). Its own Reading subclass (the wind
-speed), its ``[source]`` section, its NUT table and its source; ``register`` adds it to the registry at run time."""
+speed), its ``[source]`` section (with a serial number a capture must not show), its NUT table, its source and
+its capture hook (the one answer, recorded); ``register`` adds it to the registry at run time."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from typing import ClassVar, Self
 from nutbridge.config_keys import key, seconds
 from nutbridge.devices import registry
 from nutbridge.devices.base import Family, Opened, Opening
+from nutbridge.devices.capture import Answer, CaptureContext, Taken
 from nutbridge.errors import ProtocolError, SourceError
 from nutbridge.model import DeviceInfo, Reading, measure
 from nutbridge.nut.variables import COMMON, Inputs, Var, identity_rows
@@ -35,6 +37,7 @@ class WindConfig:
 
     kind: ClassVar[str] = KIND
     port: int = key(0, types=int, check=lambda v: 1 <= v <= 65535, allowed="a TCP port on 127.0.0.1")
+    serial: str | None = key(types=str, check=str.isalnum, redact="serial", allowed="the station's serial number")
     timeout: float = key(1.0, **seconds(0.05, 30))
 
     def missing(self, _test: bool) -> str | None:
@@ -80,17 +83,21 @@ class WindSource:
     async def reset(self) -> None:
         self.info = None
 
-    async def read(self) -> WindReading:
+    async def ask(self) -> bytes:
+        """The station's one answer line, as it came."""
         try:
             reader, writer = await asyncio.open_connection("127.0.0.1", self.port)
         except OSError as exc:
             raise SourceError(f"{self}: {exc}") from exc
         try:
             writer.write(b"READ\n")
-            line = (await reader.readline()).decode()
+            return await reader.readline()
         finally:
             writer.close()
             await writer.wait_closed()
+
+    async def read(self) -> WindReading:
+        line = (await self.ask()).decode()
         try:
             fields = dict(part.split("=", 1) for part in line.split())
             charge, speed = float(fields["charge"]), float(fields["wind"])
@@ -106,8 +113,36 @@ async def open_station(config: WindConfig, _opening: Opening) -> AsyncIterator[O
         yield source, []
 
 
+class RecordingStation(WindSource):
+    """The station keeping its answer in ``answers``, as an HTTP source's capture keeps its (status 200:
+    it answered), under the request's name."""
+
+    answers: dict[str, Answer]
+
+    async def ask(self) -> bytes:
+        line = await super().ask()
+        self.answers["/READ"] = Answer(200, "text/plain", line)
+        return line
+
+
+async def capture_station(config: WindConfig, _context: CaptureContext) -> Taken:
+    """``nutbridge capture``: one read, its answer recorded."""
+    taken = Taken(KIND)
+    source = RecordingStation(config.port, config.timeout)
+    source.answers = taken.answers
+    async with source:
+        await taken.attempt(source.read())
+    return taken
+
+
 FAMILY = Family(
-    kind=KIND, config=WindConfig, open=open_station, table=TABLE, reading=WindReading, missing=WindConfig.missing
+    kind=KIND,
+    config=WindConfig,
+    open=open_station,
+    table=TABLE,
+    reading=WindReading,
+    missing=WindConfig.missing,
+    capture=capture_station,
 )
 
 

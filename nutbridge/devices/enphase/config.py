@@ -18,8 +18,10 @@ class EnvoyConfig:
 
     kind: ClassVar[str] = "envoy"
     host: str = key("envoy.local", types=str, check=lambda v: bool(HOST.match(v)), allowed="a host name or address")
-    serial: str | None = key(types=str, check=lambda v: v.isalnum(), allowed="the gateway's serial number")
-    username: str | None = key(types=str, check=bool, allowed="your Enlighten user name (e-mail)")
+    serial: str | None = key(
+        types=str, check=lambda v: v.isalnum(), redact="serial", allowed="the gateway's serial number"
+    )
+    username: str | None = key(types=str, check=bool, redact="name", allowed="your Enlighten user name (e-mail)")
     password: str | None = key(types=str, check=bool, secret=True, allowed="your Enlighten password")
     token_file: Path | None = key(
         types=str, check=bool, convert=_path, allowed="where the token is kept (default: the state folder)"

@@ -1,5 +1,5 @@
 """The Enphase gateway as the registry lists it: ``[source] kind = "envoy"``, with its token cache; in TEST mode
-answered from fixtures (testmode.py) through the state loop."""
+answered from fixtures (testmode.py) through the state loop; captured by capture.py."""
 
 from __future__ import annotations
 
@@ -17,6 +17,7 @@ from nutbridge.testmode import StateCycle
 if TYPE_CHECKING:
     import httpx
 
+    from nutbridge.devices.capture import CaptureContext, Taken
     from nutbridge.devices.enphase.token import TokenCache
 
 
@@ -62,6 +63,13 @@ async def open_gateway(envoy: EnvoyConfig, opening: Opening) -> AsyncIterator[Op
             yield StateCycle(source, fixtures.driver(cache), opening.charge_low), []
 
 
+async def capture_gateway(envoy: EnvoyConfig, context: CaptureContext) -> Taken:
+    """``nutbridge capture``: a poll and the extra endpoints, recorded, with the daemon's token cache."""
+    from nutbridge.devices.enphase.capture import take  # the recording source only when capturing
+
+    return await take(envoy, tokens(envoy, context.state_dir), context)
+
+
 FAMILY = Family(
     kind=EnvoyConfig.kind,
     config=EnvoyConfig,
@@ -70,4 +78,5 @@ FAMILY = Family(
     reading=GatewayReading,
     test_mode=True,
     missing=EnvoyConfig.missing,
+    capture=capture_gateway,
 )

@@ -25,8 +25,9 @@ from nutbridge.devices.tracer.source import INFO_PLAN, POLL_PLAN
 from nutbridge.redact import Redactor
 from nutbridge.server.app import Sidecar, tls_context
 from nutbridge.simulator.server import SimulatedTracer
+from tests.helpers.family import KIND, station
 
-ROOT = Path(__file__).parent.parent
+ROOT = Path(__file__).parent.parent.parent
 GATEWAY = ROOT / "test-fixtures" / "capture" / "envoy"  # answers by pyenphase's file names
 PROXY = ROOT / "test-fixtures" / "powerwall"
 SERIAL, BATTERY, ENPOWER = "202400000001", "482211001234", "482212005678"
@@ -296,6 +297,66 @@ async def test_a_powerwall_proxy_is_captured_route_by_route(tmp_path: Path, prox
     assert about["redacted"]["serial"]["values"] == 3 and about["redacted"]["name"]["values"] == 1
     assert_no_secret([*files.values(), out.encode(), err.encode()],
                      [PROXY_PASSWORD, SITE_NAME, DIN, *PACKS, SITE_ID, "owner@example.com"])  # fmt: skip
+    assert_port_file_untouched(tmp_path)
+
+
+# --- a family of the tests' own (tests/helpers/family.py), through the registry --------------------------------
+
+STATION_SERIAL = "WS0001234567"
+# A `nutbridge capture` process with the wind station registered first: with its capture hook ("hook") or not.
+WITH_THE_STATION = """
+import dataclasses, sys
+from nutbridge.capture import main
+from nutbridge.devices import registry
+from tests.helpers.family import FAMILY
+registry.register(FAMILY if sys.argv[1] == "hook" else dataclasses.replace(FAMILY, capture=None))
+sys.exit(main(sys.argv[2:]))
+"""
+
+
+async def capture_the_station(hook: bool, *args: str, cwd: Path) -> tuple[int, str, str]:
+    """``nutbridge capture ARGS`` in ``cwd`` where the wind station is a registered family: status, stdout, stderr."""
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-c", WITH_THE_STATION, "hook" if hook else "none", *args, cwd=cwd,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    out, err = await asyncio.wait_for(process.communicate(), 60)
+    assert process.returncode is not None
+    return process.returncode, out.decode(), err.decode()
+
+
+async def test_a_family_of_the_tests_is_captured_by_its_own_hook_with_its_serial_replaced(tmp_path: Path) -> None:
+    answer = f"charge=73 wind=4.5 serial={STATION_SERIAL}\n".encode()
+    async with station(lambda: answer) as port:
+        path = config(tmp_path, f'[source]\nkind = "{KIND}"\nport = {port}\nserial = "{STATION_SERIAL}"')
+        status, out, err = await capture_the_station(True, "-c", str(path), "-o", "cap", cwd=tmp_path)
+    assert status == 0, err
+    files = output_files(tmp_path / "cap")
+    assert files["READ"] == b"charge=73 wind=4.5 serial=SERIAL0001\n"  # its one answer, the serial replaced
+    about = json.loads(files["capture.json"])
+    assert about["source"] == KIND and about["problems"] == []
+    assert about["endpoints"] == {"/READ": {"status": 200, "file": "READ"}}
+    assert about["redacted"] == {"serial": {"values": 1, "places": 1}}
+    assert "serial numbers 1 (1 replacements)" in out
+    assert_no_secret([*files.values(), out.encode(), err.encode()], [STATION_SERIAL])
+    assert_port_file_untouched(tmp_path)
+
+
+async def test_a_family_without_a_capture_hook_is_refused_and_nothing_else_is_captured(tmp_path: Path) -> None:
+    asked: list[int] = []
+
+    def answer() -> bytes:
+        asked.append(1)
+        return b"charge=73 wind=4.5\n"
+
+    async with station(answer) as port:
+        path = config(tmp_path, f'[source]\nkind = "{KIND}"\nport = {port}')
+        status, out, err = await capture_the_station(False, "-c", str(path), "-o", "cap", cwd=tmp_path)
+    assert status == 1 and out == ""
+    assert "nutbridge capture: a 'windstation' source cannot be captured: its device family has no capture hook" in err
+    assert asked == [] and not (tmp_path / "cap").exists()  # no device asked, not the station nor another
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".nutbridge-capture")] == []
     assert_port_file_untouched(tmp_path)
 
 

@@ -103,7 +103,7 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
             "nutbridge.doctor.*",
             "nutbridge.status_cmd",
             "nutbridge.capture",
-            "nutbridge.capture.*",  # take (one connection per family, recorded), bundle (redacted files, the archive)
+            "nutbridge.capture.*",  # take (the family's capture hook), bundle (redacted files, the archive)
             "nutbridge.migrate",
             "nutbridge.migrate.*",  # switch (forward), manifest, undo, run (each step asked, done, recorded)
             "nutbridge.v1node",

@@ -32,8 +32,9 @@ from nutbridge.config_sections import (
     PubSubConfig,
     TestModeConfig,
 )
+from nutbridge.devices import registry
 from nutbridge.devices.base import NO_SOURCE, SourceConfig
-from nutbridge.devices.registry import DEFAULT_KIND, FAMILIES, from_command_line
+from nutbridge.devices.registry import DEFAULT_KIND, from_command_line
 from nutbridge.errors import ConfigError
 from nutbridge.nut.version import parse_version
 from nutbridge.redact import has_password, redact_url
@@ -77,9 +78,9 @@ def section_class(section: str, table: Mapping[str, Any], origin: str) -> type:
     """The dataclass that reads ``[section]``; for ``[source]``, the one its ``kind`` names."""
     if section == "source":
         kind = table.get("kind", DEFAULT_KIND)
-        if kind not in FAMILIES:
-            raise ConfigError(f"{origin}: source.kind = {kind!r} is not allowed; use {', '.join(FAMILIES)}")
-        return FAMILIES[kind].config
+        if kind not in registry.kinds():
+            raise ConfigError(f"{origin}: source.kind = {kind!r} is not allowed; use {', '.join(registry.kinds())}")
+        return registry.family(kind).config
     if section not in SECTIONS:
         raise ConfigError(f"{origin}: unknown section [{section}]; allowed: source, {', '.join(SECTIONS)}")
     return SECTIONS[section]
@@ -284,7 +285,7 @@ def with_overrides(
     check_seed(config)
     if config.source is None:
         raise ConfigError(f"{config.origin}: {NO_SOURCE}")
-    missing = FAMILIES[config.source.kind].missing(config.source, config.test.enabled)  # the family says what
+    missing = registry.family(config.source.kind).missing(config.source, config.test.enabled)  # the family says what
     if missing is not None:
         raise ConfigError(f"{config.origin}: {missing}")
     return config

@@ -7,9 +7,9 @@ problem to report, and what was taken before it stays (devices/capture.py's Take
 from __future__ import annotations
 
 from nutbridge.config import Config
+from nutbridge.devices import registry
 from nutbridge.devices.base import NO_SOURCE
 from nutbridge.devices.capture import CaptureContext, Taken
-from nutbridge.devices.registry import FAMILIES
 from nutbridge.errors import NutbridgeError
 from nutbridge.redact import Redactor
 
@@ -25,7 +25,7 @@ async def take(config: Config, redactor: Redactor) -> Taken:
     section = config.source
     if section is None:  # config.with_overrides refuses it first
         raise CaptureError(NO_SOURCE)
-    hook = FAMILIES[section.kind].capture
+    hook = registry.family(section.kind).capture
     if hook is None:
         raise CaptureError(f"a {section.kind!r} source cannot be captured: its device family has no capture hook")
     return await hook(section, CaptureContext(state_dir=state_dir(config), redactor=redactor))

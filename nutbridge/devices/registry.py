@@ -5,31 +5,55 @@ the daemon (``open``) take them from here. A test may ``register`` one of its ow
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Callable
 from typing import Any
 
 from nutbridge.devices.base import Family, SourceConfig
-from nutbridge.devices.enphase.family import FAMILY as ENVOY
 from nutbridge.devices.modbus import parse_modbus_url
-from nutbridge.devices.powerwall.family import FAMILY as POWERWALL
 from nutbridge.devices.tracer.config import TracerConfig
-from nutbridge.devices.tracer.family import FAMILY as TRACER
 from nutbridge.simulator.config import SimulatorConfig
-from nutbridge.simulator.family import FAMILY as SIMULATOR
 
-# By ``[source] kind``, in the order an error message lists them.
-FAMILIES: dict[str, Family[Any]] = {f.kind: f for f in (TRACER, SIMULATOR, ENVOY, POWERWALL)}
-DEFAULT_KIND = TRACER.kind  # a [source] without ``kind``
+# Each family's record by ``[source] kind``, in the order an error message lists them: the module that holds it,
+# imported when that kind is used, so a daemon loads its own family's code (a NUT table, a model) and no other's.
+MODULES: dict[str, str] = {
+    "tracer": "nutbridge.devices.tracer.family",
+    "simulator": "nutbridge.simulator.family",
+    "envoy": "nutbridge.devices.enphase.family",
+    "powerwall": "nutbridge.devices.powerwall.family",
+}
+DEFAULT_KIND = TracerConfig.kind  # a [source] without ``kind``
+_registered: dict[str, Family[Any]] = {}  # a test's own families
 
 
-def register(family: Family[Any]) -> Callable[[], None]:
-    """Add ``family`` (a test's own); returns the function that removes it again."""
-    if family.kind in FAMILIES:
-        raise ValueError(f"a device family named {family.kind!r} is registered already")
-    FAMILIES[family.kind] = family
+def kinds() -> list[str]:
+    """Every ``[source] kind`` there is."""
+    return [*MODULES, *_registered]
+
+
+def family(kind: str) -> Family[Any]:
+    """The family of ``kind`` (KeyError for none), its module imported on first use."""
+    if kind in _registered:
+        return _registered[kind]
+    record: Family[Any] = importlib.import_module(MODULES[kind]).FAMILY
+    if record.kind != kind:
+        raise AssertionError(f"{MODULES[kind]} holds the family {record.kind!r}, not {kind!r}")
+    return record
+
+
+def families() -> dict[str, Family[Any]]:
+    """Every family by kind (each module imported: for what lists them all, as the API's document)."""
+    return {kind: family(kind) for kind in kinds()}
+
+
+def register(record: Family[Any]) -> Callable[[], None]:
+    """Add ``record`` (a test's own); returns the function that removes it again."""
+    if record.kind in kinds():
+        raise ValueError(f"a device family named {record.kind!r} is registered already")
+    _registered[record.kind] = record
 
     def remove() -> None:
-        FAMILIES.pop(family.kind, None)
+        _registered.pop(record.kind, None)
 
     return remove
 
@@ -47,7 +71,7 @@ def from_command_line(section: SourceConfig | None, *, url: str | None, simulate
 def chosen(section: SourceConfig | None, *, test: bool) -> tuple[Family[Any], SourceConfig]:
     """The family that opens ``section``, and the section it opens: in TEST mode a family without fixtures of its
     own shows the simulator (with its default settings), and so does a configuration without a source."""
-    family = None if section is None else FAMILIES[section.kind]
-    if family is None or section is None or (test and not family.test_mode):
-        return SIMULATOR, SimulatorConfig()
-    return family, section
+    record = None if section is None else family(section.kind)
+    if record is None or section is None or (test and not record.test_mode):
+        return family(SimulatorConfig.kind), SimulatorConfig()
+    return record, section

@@ -59,7 +59,7 @@ READING_TYPES: dict[str, dict[str, Any]] = {
 def family_readings() -> dict[str, type[Reading]]:
     """Each registered family whose reading adds fields to Reading's, by ``[source] kind``: the JSON view shows
     them, so they are optional properties here (only that family's readings have them)."""
-    return {kind: family.reading for kind, family in registry.FAMILIES.items() if family.reading is not Reading}
+    return {kind: family.reading for kind, family in registry.families().items() if family.reading is not Reading}
 
 
 def family_fields() -> dict[str, dict[str, Any]]:

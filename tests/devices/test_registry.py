@@ -43,10 +43,10 @@ def test_an_unregistered_kind_is_a_config_error_naming_the_kinds(tmp_path: Path)
     ):
         load(config_file)
     with registered():
-        assert registry.FAMILIES[KIND] is FAMILY
+        assert registry.family(KIND) is FAMILY
         with pytest.raises(ValueError, match="registered already"):
             registry.register(FAMILY)
-    assert KIND not in registry.FAMILIES
+    assert KIND not in registry.kinds()
 
 
 def test_the_family_says_what_its_section_lacks_and_the_daemon_refuses_to_start(tmp_path: Path) -> None:
@@ -60,10 +60,16 @@ def test_the_family_says_what_its_section_lacks_and_the_daemon_refuses_to_start(
 
 
 def test_test_mode_shows_the_simulator_for_a_family_without_fixtures_of_its_own() -> None:
-    tracer = registry.FAMILIES["tracer"]
+    tracer = registry.family("tracer")
     section = tracer.config()
     assert registry.chosen(section, test=False) == (tracer, section)
     family, _ = registry.chosen(section, test=True)
     assert family.kind == "simulator"
-    envoy = registry.FAMILIES["envoy"]
+    envoy = registry.family("envoy")
     assert registry.chosen(envoy.config(), test=True)[0] is envoy  # its own fixture gateway
+
+
+def test_every_kind_opens_its_own_family_and_section() -> None:
+    for kind in registry.kinds():
+        family = registry.family(kind)
+        assert family.kind == family.config.kind == kind

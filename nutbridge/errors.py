@@ -10,6 +10,8 @@ that each one defined anywhere in the package is here and under the root).
      │    └── devices/enphase/token.py TokenError   no usable gateway token
      │         └── devices/enphase/token.py TokenRateLimited  Enphase's cloud said 429
      ├── PortFileError      the dummy-ups port file could not be read, written or renamed
+ ├── nut/driver_socket.py DriverSocketError     the NUT driver socket could not be set up
+ ├── nut/sock_wire.py WireError                 a driver-socket line that is not parseconf text, or too long
      ├── datalog/dayfiles.py DataLogError           the data log could not be written or read
      ├── peers/entry.py DeviceError                 a device entry is invalid, or the list is unusable
      │    ├── peers/devices.py DeviceListError      the list cannot be read or written (this node's trouble)

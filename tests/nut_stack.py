@@ -625,3 +625,37 @@ class Nutbridge:
             f"--- nutbridge {' '.join(self.args)} ({state})\n--- nutbridge stderr:\n{tail(self.stderr(), 30)}\n"
             f"--- nutbridge stdout (-v):\n{tail(self.stdout(), 8)}"
         )
+
+
+ADMIN_USER, ADMIN_PASSWORD = "admin", "adminpw"
+
+
+class DriverSocketStack(NutStack):
+    """upsd alone for a UPS whose ups.conf says ``driver = nutbridge``: the test serves that driver's socket itself,
+    at ``socket_path`` (where upsd looks for it); upsd.users adds an admin allowed every instant command and SET."""
+
+    @property
+    def socket_path(self) -> Path:
+        """``<statepath>/nutbridge-<UPS>``."""
+        return self.state / f"nutbridge-{UPS}"
+
+    def write_configs(self) -> None:
+        """NutStack's files, with the nutbridge driver in ups.conf and the admin in upsd.users."""
+        super().write_configs()
+        (self.etc / "ups.conf").write_text(f'[{UPS}]\n  driver = nutbridge\n  port = auto\n  desc = "driver socket"\n')
+        (self.etc / "upsd.users").write_text(
+            "[monuser]\n  password = secret\n  upsmon primary\n"
+            f"[{ADMIN_USER}]\n  password = {ADMIN_PASSWORD}\n  instcmds = ALL\n  actions = SET\n"
+        )
+        for name in ("ups.conf", "upsd.users"):
+            (self.etc / name).chmod(0o600)
+
+    def start(self) -> None:
+        """Write the configs and start upsd; the driver is the test's to serve."""
+        self.write_configs()
+        self.start_upsd()
+
+    def admin(self, program: str, *args: str) -> subprocess.CompletedProcess[str]:
+        """``upscmd``/``upsrw`` as the admin, with ``-w`` (wait for the driver's TRACKING answer)."""
+        path = shutil.which(program) or program
+        return self.run([path, "-u", ADMIN_USER, "-p", ADMIN_PASSWORD, "-w", *args])

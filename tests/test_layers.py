@@ -66,7 +66,7 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
     (
         "sinks",
         (
-            "nutbridge.nut.*",  # portfile_text (its text) and portfile (the file), seed, driver, upsconf
+            "nutbridge.nut.*",  # portfile_text, portfile, seed, driver, upsconf; sock_wire, driver_state, driver_socket
             "nutbridge.datalog.*",  # the data log, one store: format, writer, reader (the day cache), retention
             "nutbridge.sdnotify",
             "nutbridge.printer",

@@ -177,6 +177,8 @@ def main(argv: list[str] | None = None) -> int:
 
             served: int = asyncio.run(serve_only(config))
             return served
+        if config.nut.mode == "driver":
+            raise ConfigError(f'{config.origin}: nut.mode = "driver": NUT starts nutbridge-driver for this UPS')
         assert config.nut.port_file is not None  # with_overrides refuses a config without one
         portfile = PortFile(config.nut.port_file, seed=Seed(config.nut.seed_file) if config.nut.seed_file else None)
         portfile.locate()

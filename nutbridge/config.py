@@ -280,7 +280,7 @@ def with_overrides(
         if config.api.listen is None:
             raise ConfigError("--no-poll only serves the data log: set api.listen or pass --api-listen ADDR")
         return config
-    if config.nut.port_file is None:
+    if config.nut.port_file is None and config.nut.mode != "driver":  # a driver speaks on NUT's socket instead
         raise ConfigError(f"{config.origin}: no port file; set nut.port_file or pass --port-file PATH")
     check_seed(config)
     if config.source is None:

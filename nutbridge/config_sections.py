@@ -27,6 +27,7 @@ from nutbridge.config_keys import (
 from nutbridge.node import MAC
 from nutbridge.nut.version import NutVersion
 
+NUT_MODES = ("portfile", "driver")
 DEFAULT_FLUSH_INTERVAL = 300.0  # bench/flash_writes.py: what keeps a default install under 20 MB a day
 
 
@@ -46,8 +47,13 @@ class MonitorConfig:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class NutConfig:
-    """``[nut]``: the port file and the NUT that reads it."""
+    """``[nut]``: how NUT sees the polls (the port file, or the driver socket) and the NUT that reads them."""
 
+    # "portfile": dummy-ups reads the port file; "driver": nutbridge is NUT's driver itself (nutbridge-driver sets
+    # it, and takes the socket's place from NUT's state path; no port file).
+    mode: str = key(
+        "portfile", types=str, check=lambda v: v in NUT_MODES, allowed='"portfile" or "driver" (nutbridge-driver)'
+    )
     port_file: Path | None = key(types=str, check=bool, convert=_path, allowed="a path to the dummy-ups port file")
     # The persistent copy of the port file's hand-written lines: the port file may then live on tmpfs (/run/nut);
     # it is created from the seed when missing, and hand edits are copied back (nut/seed.py).

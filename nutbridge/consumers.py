@@ -11,12 +11,14 @@ field in Config, and one entry here.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import AsyncIterator, Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING, TypeVar
 
 from nutbridge.config import Config
 from nutbridge.datalog.writer import DataLog
+from nutbridge.errors import ConfigError
 from nutbridge.nut import upsconf
 from nutbridge.nut.driver import PortFileSink
 from nutbridge.nut.portfile import PortFile
@@ -29,9 +31,23 @@ from nutbridge.sinks import Sink
 if TYPE_CHECKING:
     from nutbridge.feeds.linesocket import LineSocket
     from nutbridge.feeds.mqtt import MqttFeed
+    from nutbridge.nut.driver_socket import DriverSocket  # type: ignore[import-not-found, unused-ignore]  # H9's
     from nutbridge.server.pubsub import PubSubHub
 
 T = TypeVar("T")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class DriverSide:
+    """Driver mode (``[nut] mode = "driver"``, nutbridge-driver): NUT's view is the driver socket upsd connects to.
+
+    ``settings`` stand for the port file's hand-written lines, which driver mode has no file for: the
+    ``override.<name>`` keys of the UPS's ups.conf section (NUT's own way to set a variable by hand)."""
+
+    ups: str  # the ups.conf section
+    socket: Path  # <statepath>/nutbridge-<UPS>, where upsd looks for a driver named nutbridge
+    static: Mapping[str, str] = field(default_factory=dict)  # driver.name, driver.version, driver.parameter.* …
+    settings: Mapping[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -39,11 +55,12 @@ class Wiring:
     """What a builder may take besides the configuration: what the daemon made before any consumer."""
 
     config: Config
-    portfile: PortFile
+    portfile: PortFile | None  # None in driver mode
     dialect: Dialect  # the NUT that reads the port file
     settings: frozenset[str]  # what the port file may set by hand (the source's NUT table names them)
     verbose: bool = False  # -v: a line per poll on stdout
     notifier: Notifier | None = None  # systemd's socket; None for -s, which never speaks to systemd
+    driver: DriverSide | None = None  # driver mode: the socket in place of the port file
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,9 +72,17 @@ class Consumer:
     one_shot: bool = False
 
 
-def port_file(w: Wiring) -> PortFileSink:
-    """NUT's view, always: the port file dummy-ups reads, and the driver restart after a comms loss."""
+def nut_view(w: Wiring) -> PortFileSink | DriverSocket:
+    """NUT's view, always: the driver socket upsd connects to in driver mode, else the port file dummy-ups reads
+    (with the driver restart after a comms loss)."""
+    if w.config.nut.mode == "driver":
+        if w.driver is None:
+            raise ConfigError(f'{w.config.origin}: nut.mode = "driver": NUT starts nutbridge-driver for this UPS')
+        from nutbridge.nut.driver_socket import DriverSocket  # type: ignore[import-not-found, unused-ignore]
+
+        return DriverSocket(w.driver.socket, static=w.driver.static, commands={}, settable={})
     assert w.config.nut.port_file is not None  # with_overrides refuses a daemon without one
+    assert w.portfile is not None
     restart = upsconf.restart_command(w.config.nut.port_file, w.config.nut.driver_restart_command)
     return PortFileSink(w.portfile, dialect=w.dialect, settings=w.settings, restart_command=restart)
 
@@ -100,7 +125,8 @@ def mqtt(w: Wiring) -> MqttFeed | None:
     from nutbridge.feeds.mqtt import MqttFeed
 
     port_file = w.config.nut.port_file
-    return MqttFeed(w.config.mqtt, port_file.stem if port_file else "nutbridge")
+    name = w.driver.ups if w.driver else port_file.stem if port_file else "nutbridge"
+    return MqttFeed(w.config.mqtt, name)
 
 
 def systemd(w: Wiring) -> Systemd | None:
@@ -113,9 +139,9 @@ def printer(w: Wiring) -> PollPrinter | None:
     return PollPrinter() if w.verbose else None
 
 
-# The order they are built and entered in (and left in reverse); the port file first, as NUT's view of the poll.
+# The order they are built and entered in (and left in reverse); NUT's view of the poll first.
 CONSUMERS: list[Consumer] = [
-    Consumer(port_file, one_shot=True),
+    Consumer(nut_view, one_shot=True),
     Consumer(data_log, one_shot=True),
     Consumer(live_snapshot),
     Consumer(pubsub),

@@ -13,13 +13,13 @@ import asyncio
 import contextlib
 import logging
 import signal
-from collections.abc import AsyncIterator, Callable, Coroutine, Sequence
+from collections.abc import AsyncIterator, Callable, Coroutine, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from nutbridge import __version__, consumers, early_stop
 from nutbridge.config import Config
-from nutbridge.consumers import Wiring, find
+from nutbridge.consumers import DriverSide, Wiring, find
 from nutbridge.datalog.writer import DataLog
 from nutbridge.devices import registry
 from nutbridge.devices.base import Family, Opening, Source
@@ -135,33 +135,48 @@ async def serve_only(config: Config) -> int:
     return EX_OK
 
 
-async def run(config: Config, portfile: PortFile, *, single: bool, verbose: bool, demo: bool) -> int:
-    """Poll once (-s) or until SIGTERM/SIGINT, with the consumers the config turns on."""
+async def run(
+    config: Config,
+    portfile: PortFile | None,
+    *,
+    single: bool,
+    verbose: bool,
+    demo: bool,
+    driver: DriverSide | None = None,
+    notifier: Notifier | None = None,
+) -> int:
+    """Poll once (-s) or until SIGTERM/SIGINT, with the consumers the config turns on. ``driver``: driver mode
+    (no port file; nutbridge-driver); ``notifier``: where READY goes, if not systemd's socket (a driver's parent
+    waiting for it to be ready)."""
     if single:
         return await poll(config, portfile, single=True, verbose=verbose, demo=demo)
-    notifier = Notifier.from_environment()  # first, so no child inherits it; -s never reads it
+    if notifier is None:
+        notifier = Notifier.from_environment()  # first, so no child inherits it; -s never reads it
     try:
         raise_open_files(
             (config.api.max_connections if config.api.listen else 0)
             + (config.linesocket.max_connections if config.linesocket.listen else 0)
         )
-        return await poll(config, portfile, single=False, verbose=verbose, demo=demo, notifier=notifier)
+        return await poll(config, portfile, single=False, verbose=verbose, demo=demo, notifier=notifier, driver=driver)
     finally:
         notifier.close()
 
 
 async def poll(
     config: Config,
-    portfile: PortFile,
+    portfile: PortFile | None,
     *,
     single: bool,
     verbose: bool,
     demo: bool,
     notifier: Notifier | None = None,
+    driver: DriverSide | None = None,
 ) -> int:
     """The source, the monitor and the consumers: one poll (-s) or polling until stopped."""
-    dialect = version.Dialect(config.nut.version or await asyncio.to_thread(version.detect))
-    by_hand = HandSettings(portfile, {"battery.charge.low"}).get
+    # the dialect is the port file's; a driver starting at boot runs no dummy-ups -V for it
+    detected = await asyncio.to_thread(version.detect) if portfile is not None and not config.nut.version else None
+    dialect = version.Dialect(config.nut.version or detected)
+    by_hand = hand_settings(portfile, driver, {"battery.charge.low"})
 
     def charge_low() -> float:
         return first(variables.hand_set_number(by_hand().get("battery.charge.low")), DEFAULT_CHARGE_LOW)
@@ -169,7 +184,7 @@ async def poll(
     async with open_source(config, demo=demo, charge_low=charge_low) as (source, background, family):
         settings = setting_names(family.table)
         wiring = Wiring(config=config, portfile=portfile, dialect=dialect, settings=settings, verbose=verbose,
-                        notifier=notifier)  # fmt: skip
+                        notifier=notifier, driver=driver)  # fmt: skip
         async with consumers.started(wiring, one_shot=single) as sinks:
             runners = [SinkRunner(sink) for sink in sinks]  # each queue as its sink wants
             monitor = Monitor(
@@ -180,23 +195,40 @@ async def poll(
                 # TEST mode shows each state, nocomms too, whatever the grace
                 grace=0.0 if single or config.test.enabled else config.monitor.nocomms_grace,
                 charge_low=charge_low,
-                variables=variables.view(family.table, HandSettings(portfile, settings).get),
+                variables=variables.view(family.table, hand_settings(portfile, driver, settings)),
                 power=family.power,
                 before_poll=source.advance if isinstance(source, StateCycle) else None,
                 retries=not config.test.enabled,
             )
-            port = find(sinks, PortFileSink)
-            assert port is not None  # the first consumer, always built
             if single:
+                port = find(sinks, PortFileSink)
+                assert port is not None  # the first consumer, always built (-s has a port file)
                 for job in background:
                     job.close()
                 return await poll_once(monitor, runners, port)
             every = monitor.interval
-            log.info("nutbridge %s: %s → %s every %g s, for %s", __version__, source, portfile.path, every, dialect)
+            if driver is not None:
+                log.info(
+                    "nutbridge %s: %s → NUT driver socket %s every %g s", __version__, source, driver.socket, every
+                )
+            else:
+                assert portfile is not None
+                log.info("nutbridge %s: %s → %s every %g s, for %s", __version__, source, portfile.path, every, dialect)
             async with sidecar(config, sinks, load_control(config, source)):
                 await serve(monitor, runners, background, find(sinks, Systemd))
             log.info("stopped after %d polls", monitor.polls)
     return EX_OK
+
+
+def hand_settings(
+    portfile: PortFile | None, driver: DriverSide | None, names: frozenset[str] | set[str]
+) -> Callable[[], Mapping[str, str]]:
+    """The settings ``names`` as set by hand: the port file's lines (read again when it changes), or in driver
+    mode the ``override.*`` keys of ups.conf, fixed for the run."""
+    if portfile is not None:
+        return HandSettings(portfile, names).get
+    fixed = {name: value for name, value in (driver.settings if driver else {}).items() if name in names}
+    return lambda: fixed
 
 
 async def poll_once(monitor: Monitor, runners: list[SinkRunner], sink: PortFileSink) -> int:

@@ -73,6 +73,20 @@ def parse_sections(text: str) -> dict[str, dict[str, str]]:
     return sections
 
 
+def parse_globals(text: str) -> dict[str, str]:
+    """ups.conf's global settings: the ``key = value`` entries before the first section (user, driverpath …)."""
+    found: dict[str, str] = {}
+    for line in text.splitlines():
+        if SECTION.match(line):
+            break
+        if match := ENTRY.match(line):
+            quoted, single, bare = match[2], match[3], match[4]
+            found[match[1]] = (
+                re.sub(r"\\(.)", r"\1", quoted) if quoted is not None else single if single is not None else bare
+            )
+    return found
+
+
 def port_path(port: str, confpath: Path) -> str:
     """The file a dummy-ups ``port`` names, resolved: a relative one is in NUT's configuration folder
     (dummy-ups(8): "the NUT sysconfig directory is prepended")."""

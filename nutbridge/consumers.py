@@ -31,7 +31,7 @@ from nutbridge.sinks import Sink
 if TYPE_CHECKING:
     from nutbridge.feeds.linesocket import LineSocket
     from nutbridge.feeds.mqtt import MqttFeed
-    from nutbridge.nut.driver_socket import DriverSocket  # type: ignore[import-not-found, unused-ignore]  # H9's
+    from nutbridge.nut.driver_socket import DriverSocket
     from nutbridge.server.pubsub import PubSubHub
 
 T = TypeVar("T")
@@ -78,7 +78,7 @@ def nut_view(w: Wiring) -> PortFileSink | DriverSocket:
     if w.config.nut.mode == "driver":
         if w.driver is None:
             raise ConfigError(f'{w.config.origin}: nut.mode = "driver": NUT starts nutbridge-driver for this UPS')
-        from nutbridge.nut.driver_socket import DriverSocket  # type: ignore[import-not-found, unused-ignore]
+        from nutbridge.nut.driver_socket import DriverSocket
 
         return DriverSocket(w.driver.socket, static=w.driver.static, commands={}, settable={})
     assert w.config.nut.port_file is not None  # with_overrides refuses a daemon without one

@@ -659,3 +659,31 @@ class DriverSocketStack(NutStack):
         """``upscmd``/``upsrw`` as the admin, with ``-w`` (wait for the driver's TRACKING answer)."""
         path = shutil.which(program) or program
         return self.run([path, "-u", ADMIN_USER, "-p", ADMIN_PASSWORD, "-w", *args])
+
+
+class DriverModeStack(NutStack):
+    """upsd and ``nutbridge-driver`` as NUT runs its own drivers: ups.conf says ``driver = nutbridge`` with
+    ``driverpath`` at a private folder holding a ``nutbridge`` link to the console script (NUT's driver folder is
+    never touched), and ``upsdrvctl`` starts and stops it. ``port = simulate``: the built-in simulator, from a
+    sunny morning at 600 times real speed (``config`` names its nutbridge file), so values move at every poll."""
+
+    @property
+    def driver_pidfile(self) -> Path:
+        """nutbridge-driver's PID file, where NUT's drivers keep theirs."""
+        return self.state / f"nutbridge-{UPS}.pid"
+
+    def write_configs(self) -> None:
+        """NutStack's files, with the nutbridge driver in ups.conf."""
+        super().write_configs()
+        drivers = self.root / "drivers"
+        drivers.mkdir(exist_ok=True)
+        link = drivers / "nutbridge"
+        if not link.exists():
+            link.symlink_to(Path(sys.executable).parent / "nutbridge-driver")
+        toml = self.etc / "nutbridge.toml"
+        toml.write_text('[source]\nkind = "simulator"\nspeed = 600\nstart = "09:00"\n')
+        (self.etc / "ups.conf").write_text(
+            f"driverpath = {drivers}\nmaxretry = 1\n"
+            f"[{UPS}]\n  driver = nutbridge\n  port = simulate\n  pollinterval = 1\n  config = {toml}\n"
+        )
+        (self.etc / "ups.conf").chmod(0o600)

@@ -1,9 +1,5 @@
 """nutbridge-driver: NUT's driver flags, the ups.conf section it reads, and a real start and stop through the
-machine's upsdrvctl (2.8.0) with a private ups.conf (NUT_CONFPATH, NUT_STATEPATH, NUT_ALTPIDPATH of its own).
-
-Until nutbridge.nut.driver_socket lands (another branch), the driver processes take a stand-in from
-tests/helpers/driver_socket_standin.py (tests/helpers/standin_site on PYTHONPATH; the real module wins once it is
-there). What upsd sees through the socket is tested with the real one."""
+machine's upsdrvctl (2.8.0) with a private ups.conf (NUT_CONFPATH, NUT_STATEPATH, NUT_ALTPIDPATH of its own)."""
 
 from __future__ import annotations
 
@@ -33,7 +29,6 @@ from nutbridge.errors import ConfigError
 from nutbridge.simulator.config import SimulatorConfig
 from tests.nut_stack import START_TIMEOUT, STOP_TIMEOUT, UPSDRVCTL, kill_pid, pid_alive, read_pid, wait_for
 
-STANDIN_SITE = Path(__file__).parent / "helpers" / "standin_site"
 DRIVER = Path(sys.executable).parent / "nutbridge-driver"
 
 
@@ -157,9 +152,8 @@ class Private:
             f"driverpath = {self.drivers}\nmaxretry = 1\n[solar]\n  driver = nutbridge\n  port = {port}\n"
             "  pollinterval = 1\n  override.battery.charge.low = 30\n"
         )
-        site = os.pathsep.join(filter(None, [str(STANDIN_SITE), os.environ.get("PYTHONPATH")]))
         self.env = {**os.environ, "NUT_CONFPATH": str(self.etc), "NUT_STATEPATH": str(self.state),
-                    "NUT_ALTPIDPATH": str(self.state), "PYTHONPATH": site}  # fmt: skip
+                    "NUT_ALTPIDPATH": str(self.state)}  # fmt: skip
         self.pidfile, self.socket = self.state / "nutbridge-solar.pid", self.state / "nutbridge-solar"
 
     def upsdrvctl(self, *args: str) -> subprocess.CompletedProcess[str]:

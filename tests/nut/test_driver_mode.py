@@ -1,0 +1,66 @@
+"""Driver mode end to end: NUT's own upsdrvctl starts nutbridge-driver on the built-in simulator, NUT's own upsd
+connects to its socket, and upsc reads what it publishes; a driver that stops or crashes is seen by upsd as gone,
+never as old values served on. Every process is private to the test (tests/nut_stack.py) and stopped by PID."""
+
+from __future__ import annotations
+
+import os
+import signal
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.nut_stack import START_TIMEOUT, DriverModeStack, kill_pid, pid_alive, wait_for, why_not_runnable
+
+pytestmark = pytest.mark.nut
+
+_reason = why_not_runnable()
+if _reason is not None:
+    if os.environ.get("CI") == "true":
+        pytest.fail(f"NUT end-to-end tests cannot run in CI: {_reason}", pytrace=False)
+    pytest.skip(_reason, allow_module_level=True)
+
+NOT_CONNECTED = "Error: Driver not connected"
+
+
+@pytest.fixture
+def stack(tmp_path: Path) -> Iterator[DriverModeStack]:
+    nut = DriverModeStack(tmp_path)
+    try:
+        nut.start()
+        yield nut
+    finally:
+        pid = nut.driver_pid()
+        if pid is not None:
+            kill_pid(pid)
+        nut.stop()
+
+
+def test_upsdrvctl_starts_the_driver_and_upsc_reads_it(stack: DriverModeStack) -> None:
+    status = wait_for(stack.status_words, lambda words: words[:1] in (["OL"], ["OB"]), timeout=START_TIMEOUT,
+                      what="ups.status from the driver", details=stack.describe)  # fmt: skip
+    assert set(status) <= {"OL", "OB", "LB", "CHRG", "DISCHRG", "ALARM"}
+    assert stack.upsc("driver.name") == "nutbridge"
+    assert stack.upsc("driver.parameter.port") == "simulate"
+    assert 0 <= int(stack.upsc("battery.charge")) <= 100
+    # the simulator's voltage moves with each poll: a later value reaches upsc without anything restarted
+    first = stack.upsc("battery.voltage")
+    wait_for(lambda: stack.upsc("battery.voltage"), lambda v: v != first, timeout=START_TIMEOUT,
+             what="a new battery.voltage from a later poll", details=stack.describe)  # fmt: skip
+    done = stack.run([str(stack.restart_command.split()[0]), "-u", "root", "stop", "solar"])
+    assert done.returncode == 0, done.stdout + done.stderr
+    wait_for(stack.upsc, lambda out: out == NOT_CONNECTED, timeout=START_TIMEOUT,
+             what="upsc to say the driver is gone after upsdrvctl stop", details=stack.describe)  # fmt: skip
+    assert not stack.driver_pidfile.exists()
+
+
+def test_a_crashed_driver_is_gone_for_upsd_not_old_values(stack: DriverModeStack) -> None:
+    wait_for(stack.status_words, lambda words: words[:1] in (["OL"], ["OB"]), timeout=START_TIMEOUT,
+             what="ups.status from the driver", details=stack.describe)  # fmt: skip
+    pid = stack.driver_pid()
+    assert pid is not None
+    os.kill(pid, signal.SIGKILL)  # no clean-up at all: the socket closes with the process
+    wait_for(stack.upsc, lambda out: out == NOT_CONNECTED, timeout=START_TIMEOUT,
+             what="upsc to say the driver is gone after a SIGKILL", details=stack.describe)  # fmt: skip
+    assert not pid_alive(pid)

@@ -29,8 +29,10 @@ from nutbridge.server.live import LiveSnapshot
 from nutbridge.sinks import Sink
 
 if TYPE_CHECKING:
+    from nutbridge.devices.load_switch import LoadSwitch
     from nutbridge.feeds.linesocket import LineSocket
     from nutbridge.feeds.mqtt import MqttFeed
+    from nutbridge.nut.driver_commands import DriverSettings
     from nutbridge.nut.driver_socket import DriverSocket
     from nutbridge.server.pubsub import PubSubHub
 
@@ -42,12 +44,14 @@ class DriverSide:
     """Driver mode (``[nut] mode = "driver"``, nutbridge-driver): NUT's view is the driver socket upsd connects to.
 
     ``settings`` stand for the port file's hand-written lines, which driver mode has no file for: the
-    ``override.<name>`` keys of the UPS's ups.conf section (NUT's own way to set a variable by hand)."""
+    ``override.<name>`` keys of the UPS's ups.conf section (NUT's own way to set a variable by hand). What
+    upsrw sets is kept in ``settings_file`` (nut/driver_commands.py), beneath them."""
 
     ups: str  # the ups.conf section
     socket: Path  # <statepath>/nutbridge-<UPS>, where upsd looks for a driver named nutbridge
     static: Mapping[str, str] = field(default_factory=dict)  # driver.name, driver.version, driver.parameter.* …
     settings: Mapping[str, str] = field(default_factory=dict)
+    settings_file: Path | None = None  # None: upsrw's values last until the driver stops
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -61,6 +65,8 @@ class Wiring:
     verbose: bool = False  # -v: a line per poll on stdout
     notifier: Notifier | None = None  # systemd's socket; None for -s, which never speaks to systemd
     driver: DriverSide | None = None  # driver mode: the socket in place of the port file
+    load: LoadSwitch | None = None  # the source's load output, if it has one (the API's and upscmd's path to it)
+    driver_settings: DriverSettings | None = None  # driver mode: what upsrw may set, and has set
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,14 +79,17 @@ class Consumer:
 
 
 def nut_view(w: Wiring) -> PortFileSink | DriverSocket:
-    """NUT's view, always: the driver socket upsd connects to in driver mode, else the port file dummy-ups reads
-    (with the driver restart after a comms loss)."""
+    """NUT's view, always: the driver socket upsd connects to in driver mode (with upscmd's load.off/load.on when
+    the source can switch its load, and upsrw's settings), else the port file dummy-ups reads (with the driver
+    restart after a comms loss)."""
     if w.config.nut.mode == "driver":
         if w.driver is None:
             raise ConfigError(f'{w.config.origin}: nut.mode = "driver": NUT starts nutbridge-driver for this UPS')
+        from nutbridge.nut.driver_commands import load_commands
         from nutbridge.nut.driver_socket import DriverSocket
 
-        return DriverSocket(w.driver.socket, static=w.driver.static, commands={}, settable={})
+        settable = w.driver_settings.setters(w.settings) if w.driver_settings else {}
+        return DriverSocket(w.driver.socket, static=w.driver.static, commands=load_commands(w.load), settable=settable)
     assert w.config.nut.port_file is not None  # with_overrides refuses a daemon without one
     assert w.portfile is not None
     restart = upsconf.restart_command(w.config.nut.port_file, w.config.nut.driver_restart_command)

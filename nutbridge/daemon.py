@@ -23,6 +23,7 @@ from nutbridge.consumers import DriverSide, Wiring, find
 from nutbridge.datalog.writer import DataLog
 from nutbridge.devices import registry
 from nutbridge.devices.base import Family, Opening, Source
+from nutbridge.devices.load_switch import LoadSwitch
 from nutbridge.limits import raise_open_files
 from nutbridge.monitor import Monitor
 from nutbridge.nut import variables, version
@@ -36,6 +37,7 @@ from nutbridge.sinks import Sink, SinkRunner
 from nutbridge.testmode import StateCycle
 
 if TYPE_CHECKING:
+    from nutbridge.nut.driver_commands import DriverSettings
     from nutbridge.server.control import LoadControl
 
 log = logging.getLogger("nutbridge")
@@ -101,13 +103,19 @@ async def sidecar(
         yield
 
 
-def load_control(config: Config, source: Source) -> LoadControl | None:
-    """Load control over ``source`` (the device's, in TEST mode) when ``[control] secret`` is set."""
+def load_switch(source: Source) -> LoadSwitch | None:
+    """The load output of ``source`` (the device's, in TEST mode), the one path the API and upscmd take to it;
+    None when the source has none."""
+    return LoadSwitch.of(source.source if isinstance(source, StateCycle) else source)
+
+
+def load_control(config: Config, switch: LoadSwitch | None) -> LoadControl | None:
+    """The API's load control over ``switch`` when ``[control] secret`` is set."""
     if config.control.secret is None:
         return None
     from nutbridge.server.control import LoadControl
 
-    return LoadControl(config.control.secret, source.source if isinstance(source, StateCycle) else source)
+    return LoadControl(config.control.secret, switch)
 
 
 async def serve_only(config: Config) -> int:
@@ -176,15 +184,17 @@ async def poll(
     # the dialect is the port file's; a driver starting at boot runs no dummy-ups -V for it
     detected = await asyncio.to_thread(version.detect) if portfile is not None and not config.nut.version else None
     dialect = version.Dialect(config.nut.version or detected)
-    by_hand = hand_settings(portfile, driver, {"battery.charge.low"})
+    stored = driver_settings(driver)
+    by_hand = hand_settings(portfile, stored, {"battery.charge.low"})
 
     def charge_low() -> float:
         return first(variables.hand_set_number(by_hand().get("battery.charge.low")), DEFAULT_CHARGE_LOW)
 
     async with open_source(config, demo=demo, charge_low=charge_low) as (source, background, family):
         settings = setting_names(family.table)
+        switch = load_switch(source)
         wiring = Wiring(config=config, portfile=portfile, dialect=dialect, settings=settings, verbose=verbose,
-                        notifier=notifier, driver=driver)  # fmt: skip
+                        notifier=notifier, driver=driver, load=switch, driver_settings=stored)  # fmt: skip
         async with consumers.started(wiring, one_shot=single) as sinks:
             runners = [SinkRunner(sink) for sink in sinks]  # each queue as its sink wants
             monitor = Monitor(
@@ -195,7 +205,7 @@ async def poll(
                 # TEST mode shows each state, nocomms too, whatever the grace
                 grace=0.0 if single or config.test.enabled else config.monitor.nocomms_grace,
                 charge_low=charge_low,
-                variables=variables.view(family.table, hand_settings(portfile, driver, settings)),
+                variables=variables.view(family.table, hand_settings(portfile, stored, settings)),
                 power=family.power,
                 before_poll=source.advance if isinstance(source, StateCycle) else None,
                 retries=not config.test.enabled,
@@ -214,21 +224,31 @@ async def poll(
             else:
                 assert portfile is not None
                 log.info("nutbridge %s: %s → %s every %g s, for %s", __version__, source, portfile.path, every, dialect)
-            async with sidecar(config, sinks, load_control(config, source)):
+            async with sidecar(config, sinks, load_control(config, switch)):
                 await serve(monitor, runners, background, find(sinks, Systemd))
             log.info("stopped after %d polls", monitor.polls)
     return EX_OK
 
 
+def driver_settings(driver: DriverSide | None) -> DriverSettings | None:
+    """Driver mode's settings: ups.conf's ``override.*`` keys over what upsrw set (kept in its file)."""
+    if driver is None:
+        return None
+    from nutbridge.nut.driver_commands import DriverSettings
+
+    return DriverSettings(driver.settings_file, driver.settings)
+
+
 def hand_settings(
-    portfile: PortFile | None, driver: DriverSide | None, names: frozenset[str] | set[str]
+    portfile: PortFile | None, stored: DriverSettings | None, names: frozenset[str] | set[str]
 ) -> Callable[[], Mapping[str, str]]:
     """The settings ``names`` as set by hand: the port file's lines (read again when it changes), or in driver
-    mode the ``override.*`` keys of ups.conf, fixed for the run."""
+    mode ups.conf's ``override.*`` keys over what upsrw set, read at each call (upsrw changes them)."""
     if portfile is not None:
         return HandSettings(portfile, names).get
-    fixed = {name: value for name, value in (driver.settings if driver else {}).items() if name in names}
-    return lambda: fixed
+    if stored is None:
+        return dict
+    return lambda: {name: value for name, value in stored.get().items() if name in names}
 
 
 async def poll_once(monitor: Monitor, runners: list[SinkRunner], sink: PortFileSink) -> int:

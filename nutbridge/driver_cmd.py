@@ -218,6 +218,8 @@ def driver_config(section: Section, paths: Paths, interval: int | None = None) -
     from nutbridge.config import Config, ups_config_file, with_overrides
     from nutbridge.consumers import DriverSide
     from nutbridge.errors import ConfigError
+    from nutbridge.nut import upsconf
+    from nutbridge.nut.driver_commands import settings_file
     from nutbridge.system import load_any
 
     entries = section.entries
@@ -237,8 +239,9 @@ def driver_config(section: Section, paths: Paths, interval: int | None = None) -
         simulate=port == SIMULATOR_PORT,
         poll_interval=seconds,
     )
+    kept = settings_file(upsconf.nut_statepath(), section.ups)  # upsrw's values: nut/driver_commands.py says why
     side = DriverSide(ups=section.ups, socket=paths.socket, static=static_variables(section),
-                      settings=hand_set(entries))  # fmt: skip
+                      settings=hand_set(entries), settings_file=kept)  # fmt: skip
     return config, side
 
 

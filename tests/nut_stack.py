@@ -304,6 +304,11 @@ class NutStack:
             argv, env=self.env, capture_output=True, text=True, timeout=timeout, check=False, cwd=self.root
         )
 
+    def admin(self, program: str, *args: str) -> subprocess.CompletedProcess[str]:
+        """``upscmd``/``upsrw`` as the admin (write_admin_users), with ``-w`` (wait for the driver's TRACKING)."""
+        path = shutil.which(program) or program
+        return self.run([path, "-u", ADMIN_USER, "-p", ADMIN_PASSWORD, "-w", *args])
+
     def start(self) -> None:
         """Write the configs, start the driver and upsd, and wait until upsc gets an answer."""
         self.write_configs()
@@ -630,6 +635,15 @@ class Nutbridge:
 ADMIN_USER, ADMIN_PASSWORD = "admin", "adminpw"
 
 
+def write_admin_users(etc: Path) -> None:
+    """upsd.users with upsmon's user and an admin allowed every instant command and SET."""
+    (etc / "upsd.users").write_text(
+        "[monuser]\n  password = secret\n  upsmon primary\n"
+        f"[{ADMIN_USER}]\n  password = {ADMIN_PASSWORD}\n  instcmds = ALL\n  actions = SET\n"
+    )
+    (etc / "upsd.users").chmod(0o600)
+
+
 class DriverSocketStack(NutStack):
     """upsd alone for a UPS whose ups.conf says ``driver = nutbridge``: the test serves that driver's socket itself,
     at ``socket_path`` (where upsd looks for it); upsd.users adds an admin allowed every instant command and SET."""
@@ -643,29 +657,34 @@ class DriverSocketStack(NutStack):
         """NutStack's files, with the nutbridge driver in ups.conf and the admin in upsd.users."""
         super().write_configs()
         (self.etc / "ups.conf").write_text(f'[{UPS}]\n  driver = nutbridge\n  port = auto\n  desc = "driver socket"\n')
-        (self.etc / "upsd.users").write_text(
-            "[monuser]\n  password = secret\n  upsmon primary\n"
-            f"[{ADMIN_USER}]\n  password = {ADMIN_PASSWORD}\n  instcmds = ALL\n  actions = SET\n"
-        )
-        for name in ("ups.conf", "upsd.users"):
-            (self.etc / name).chmod(0o600)
+        write_admin_users(self.etc)
+        (self.etc / "ups.conf").chmod(0o600)
 
     def start(self) -> None:
         """Write the configs and start upsd; the driver is the test's to serve."""
         self.write_configs()
         self.start_upsd()
 
-    def admin(self, program: str, *args: str) -> subprocess.CompletedProcess[str]:
-        """``upscmd``/``upsrw`` as the admin, with ``-w`` (wait for the driver's TRACKING answer)."""
-        path = shutil.which(program) or program
-        return self.run([path, "-u", ADMIN_USER, "-p", ADMIN_PASSWORD, "-w", *args])
-
 
 class DriverModeStack(NutStack):
     """upsd and ``nutbridge-driver`` as NUT runs its own drivers: ups.conf says ``driver = nutbridge`` with
     ``driverpath`` at a private folder holding a ``nutbridge`` link to the console script (NUT's driver folder is
     never touched), and ``upsdrvctl`` starts and stops it. ``port = simulate``: the built-in simulator, from a
-    sunny morning at 600 times real speed (``config`` names its nutbridge file), so values move at every poll."""
+    sunny morning at 600 times real speed (``config`` names its nutbridge file), so values move at every poll.
+    upsd.users has the admin (write_admin_users) for upscmd and upsrw; ``overrides`` go into the section as
+    ``override.<name> = value``."""
+
+    def __init__(
+        self,
+        root: Path,
+        *,
+        overrides: Mapping[str, str] | None = None,
+        deadtime: int = 6,
+        pollfreq: int = 1,
+        finaldelay: int = 0,
+    ) -> None:
+        super().__init__(root, deadtime=deadtime, pollfreq=pollfreq, finaldelay=finaldelay)
+        self.overrides = dict(overrides or {})
 
     @property
     def driver_pidfile(self) -> Path:
@@ -685,5 +704,7 @@ class DriverModeStack(NutStack):
         (self.etc / "ups.conf").write_text(
             f"driverpath = {drivers}\nmaxretry = 1\n"
             f"[{UPS}]\n  driver = nutbridge\n  port = simulate\n  pollinterval = 1\n  config = {toml}\n"
+            + "".join(f"  override.{name} = {value}\n" for name, value in self.overrides.items())
         )
         (self.etc / "ups.conf").chmod(0o600)
+        write_admin_users(self.etc)

@@ -4,28 +4,21 @@
 logs and browser history: a query string's token is refused with a 400). It is compared in constant time, the
 body is capped like every other, and each change is one audit line in the log (never the token).
 
-The request goes to the device through the same source the monitor polls, whose lock keeps it from landing
-in the middle of a poll's Modbus exchange.
+The request goes to the device through the daemon's LoadSwitch (devices/load_switch.py), the path NUT's
+``upscmd load.off|load.on`` takes too: the same source the monitor polls, whose lock keeps it from landing in
+the middle of a poll's Modbus exchange.
 """
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Mapping
-from typing import Protocol
 
 from aiohttp import web
 
+from nutbridge.devices.load_switch import LoadSwitch
 from nutbridge.errors import SourceError
 from nutbridge.server.api import bearer
 from nutbridge.server.legacy import key_matches
-
-log = logging.getLogger(__name__)
-
-
-class LoadSwitch(Protocol):
-    async def load_output(self, on: bool | None = None) -> bool: ...
-
 
 IN_URL = (
     "a token in the URL is refused (URLs land in logs and browser history): send it as Authorization: Bearer … "
@@ -52,13 +45,12 @@ def token(request: web.Request, fields: Mapping[str, str]) -> str:
 
 
 class LoadControl:
-    """The two routes over the source the daemon opened: one that can switch a load (a Tracer, the simulator)
-    is used; with any other, the routes answer 501."""
+    """The two routes over the load switch of the source the daemon opened (a Tracer, the simulator); without
+    one (any other source), the routes answer 501."""
 
-    def __init__(self, secret: str, source: object) -> None:
+    def __init__(self, secret: str, switch: LoadSwitch | None) -> None:
         self.secret = secret
-        can_switch = callable(getattr(source, "load_output", None))
-        self.switch: LoadSwitch | None = source if can_switch else None  # type: ignore[assignment]
+        self.switch = switch
 
     def routes(self, app: web.Application) -> None:
         app.router.add_get("/control/load", self.handle)
@@ -78,11 +70,10 @@ class LoadControl:
         if self.switch is None:
             return error(501, "this source has no load output to switch")
         try:
-            before = await self.switch.load_output()
-            now = before if value is None else await self.switch.load_output(value == "on")
+            if value is None:
+                now = await self.switch.read()
+            else:
+                now = await self.switch.switch(value == "on", by=str(request.remote))
         except SourceError as exc:
             return error(503, str(exc))
-        if value is not None:
-            log.warning("load control: %s asked for the load %s; it was %s, it is %s", request.remote, value,
-                        "on" if before else "off", "on" if now else "off")  # fmt: skip
         return web.json_response({"load": "on" if now else "off"})

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import aiohttp
 
+from nutbridge.devices.load_switch import LoadSwitch
 from nutbridge.server.app import Sidecar, make_app
 from nutbridge.server.control import LoadControl
 from nutbridge.simulator.source import SimulatedSource
@@ -78,7 +79,7 @@ async def test_a_token_in_the_url_is_refused_and_a_header_or_form_is_taken(tmp_p
     """A token in a query string lands in access logs, proxies' logs and browser history: it is refused, right or
     wrong, and the load is left as it was; the token goes in Authorization: Bearer or in a POST form."""
     async with SimulatedSource(timeout=0.5) as simulated:
-        control = LoadControl(SECRET, simulated)
+        control = LoadControl(SECRET, LoadSwitch(simulated))
         async with (
             Sidecar(make_app(tmp_path, control=control), "127.0.0.1", 0) as sidecar,
             aiohttp.ClientSession() as s,

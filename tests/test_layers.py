@@ -67,6 +67,7 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
         "sinks",
         (
             "nutbridge.nut.*",  # portfile_text, portfile, seed, driver, upsconf; sock_wire, driver_state, driver_socket
+            # and driver_commands (what upscmd and upsrw reach)
             "nutbridge.datalog.*",  # the data log, one store: format, writer, reader (the day cache), retention
             "nutbridge.sdnotify",
             "nutbridge.printer",

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Run the NUT end-to-end tests against other NUT versions, each in a Debian chroot made with debootstrap:
-# trixie ships NUT 2.8.1, sid the newest (2.8.5 at the time of writing). Not part of CI: run it by hand.
+# Run the NUT end-to-end tests (port-file and driver mode) against other NUT versions, each in a Debian chroot
+# made with debootstrap: trixie ships NUT 2.8.1, sid the newest (2.8.5 at the time of writing). By hand, not in CI.
 #
 #   sudo ./scripts/nut-matrix.sh [SUITE...] [-- PYTEST-ARGS...]      (default suites: trixie sid)
 #
@@ -294,13 +294,15 @@ nut_version() {  # "2.8.5 (nut-server 2.8.5-1)" for the table; the full lines ar
     echo "${v:-?} (nut-server ${pkg:-?})"
 }
 
-# The tests to run: the NUT end-to-end file plus any *nut_version* / *portfile* test file.
+# The tests to run: the NUT end-to-end file plus any *nut_version* / *portfile* test file, and driver mode's
+# (nutbridge-driver under that NUT's upsdrvctl, upsd and upsmon: tests/nut/test_driver_*.py, test_driver_cmd.py).
 test_files() {
     local dir=$1 f
     echo tests/nut/test_nut_e2e.py
     # in tests/ or, since the tests follow the package's folders, in tests/nut/
     for f in "$dir"/src/tests/test_*nut_version*.py "$dir"/src/tests/test_*portfile*.py \
-        "$dir"/src/tests/nut/test_*nut_version*.py "$dir"/src/tests/nut/test_*portfile*.py; do
+        "$dir"/src/tests/nut/test_*nut_version*.py "$dir"/src/tests/nut/test_*portfile*.py \
+        "$dir"/src/tests/nut/test_driver_*.py "$dir"/src/tests/test_driver_cmd.py; do
         [ -e "$f" ] && echo "${f#"$dir"/src/}"
     done | sort -u
 }

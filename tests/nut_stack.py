@@ -669,8 +669,11 @@ class DriverSocketStack(NutStack):
 class DriverModeStack(NutStack):
     """upsd and ``nutbridge-driver`` as NUT runs its own drivers: ups.conf says ``driver = nutbridge`` with
     ``driverpath`` at a private folder holding a ``nutbridge`` link to the console script (NUT's driver folder is
-    never touched), and ``upsdrvctl`` starts and stops it. ``port = simulate``: the built-in simulator, from a
-    sunny morning at 600 times real speed (``config`` names its nutbridge file), so values move at every poll.
+    never touched), and ``upsdrvctl`` starts and stops it. ``port = simulate`` by default: the built-in simulator,
+    from a sunny morning at 600 times real speed (``config`` names its nutbridge file), so values move at every
+    poll; or ``port`` a Tracer URL (a ``Simulator`` process the test steers), polled every second with
+    ``grace`` as ``nocomms_grace`` (nutbridge's default when None). ``maxage``: upsd.conf's MAXAGE (upsd's
+    default, 15 s, when None), how long upsd waits for a silent driver before it calls the data stale.
     upsd.users has the admin (write_admin_users) for upscmd and upsrw; ``overrides`` go into the section as
     ``override.<name> = value``."""
 
@@ -678,12 +681,18 @@ class DriverModeStack(NutStack):
         self,
         root: Path,
         *,
+        port: str = "simulate",
+        grace: float | None = None,
+        maxage: int | None = None,
         overrides: Mapping[str, str] | None = None,
         deadtime: int = 6,
         pollfreq: int = 1,
         finaldelay: int = 0,
     ) -> None:
         super().__init__(root, deadtime=deadtime, pollfreq=pollfreq, finaldelay=finaldelay)
+        self.source_port = port
+        self.grace = grace
+        self.maxage = maxage
         self.overrides = dict(overrides or {})
 
     @property
@@ -700,11 +709,22 @@ class DriverModeStack(NutStack):
         if not link.exists():
             link.symlink_to(Path(sys.executable).parent / "nutbridge-driver")
         toml = self.etc / "nutbridge.toml"
-        toml.write_text('[source]\nkind = "simulator"\nspeed = 600\nstart = "09:00"\n')
+        if self.source_port == "simulate":
+            toml.write_text('[source]\nkind = "simulator"\nspeed = 600\nstart = "09:00"\n')
+        else:
+            grace = f"nocomms_grace = {self.grace:g}\n" if self.grace is not None else ""
+            toml.write_text(f"[monitor]\npoll_interval = 1\n{grace}")
         (self.etc / "ups.conf").write_text(
             f"driverpath = {drivers}\nmaxretry = 1\n"
-            f"[{UPS}]\n  driver = nutbridge\n  port = simulate\n  pollinterval = 1\n  config = {toml}\n"
+            f"[{UPS}]\n  driver = nutbridge\n  port = {self.source_port}\n  pollinterval = 1\n  config = {toml}\n"
             + "".join(f"  override.{name} = {value}\n" for name, value in self.overrides.items())
         )
         (self.etc / "ups.conf").chmod(0o600)
         write_admin_users(self.etc)
+
+    def write_upsd_conf(self) -> None:
+        """NutStack's, with MAXAGE when one is given."""
+        super().write_upsd_conf()
+        if self.maxage is not None:
+            with (self.etc / "upsd.conf").open("a") as conf:
+                conf.write(f"MAXAGE {self.maxage}\n")

@@ -24,6 +24,7 @@ from nutbridge.config import Config, ups_config_file, with_overrides
 from nutbridge.doctor.context import FAIL, MOUNTINFO, OK, WARN, Context, Result
 from nutbridge.doctor.host import read_ups_conf
 from nutbridge.doctor.runner import run_checks
+from nutbridge.driver_cmd import Paths, Section, driver_config
 from nutbridge.errors import ConfigError
 from nutbridge.nut.upsconf import nut_confpath, nut_statepath, port_path
 from nutbridge.nut.version import detect, find_dummy_ups
@@ -65,7 +66,10 @@ def gather(args: argparse.Namespace) -> Context:
     config: Config | None = None
     error = None
     try:
-        config = with_overrides(load_any(config_file))
+        if section.get("driver") == "nutbridge":  # as nutbridge-driver reads it: port is the source, driver mode
+            config, _ = driver_config(Section(ups=ups, entries=section, globals={}), Paths.of(ups))
+        else:
+            config = with_overrides(load_any(config_file))
     except ConfigError as exc:
         error = str(exc)
     port_file = config.nut.port_file if config is not None else None

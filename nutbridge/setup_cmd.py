@@ -5,8 +5,11 @@ $NUT_STATEPATH/UPS.dev (owned by nut; an existing one is kept) of the port file 
 tmpfs, which nutbridge makes from it at each start (``--port-on-disk``: the port file itself in
 $NUT_STATEPATH, written to the disk at every poll), appends [UPS] to ups.conf (never twice; the
 rest stays byte for byte), installs the systemd unit and the driver's restart drop-in when they are missing,
-and enables and starts nut-driver@UPS and nutbridge@UPS. Exit status 0 done, 1 a step failed or was refused,
-2 usage, 78 a bad URL or configuration.
+and enables and starts nut-driver@UPS and nutbridge@UPS. With ``--driver`` nutbridge is NUT's driver instead
+(docs/nut.md): the configuration says ``mode = "driver"``, [UPS] names ``driver = nutbridge`` with the URL as its
+``port`` and the file as its ``config``, NUT's driver folder gets a ``nutbridge`` link to nutbridge-driver, and
+only nut-driver@UPS is enabled and started (no port file, no nutbridge@ unit). Exit status 0 done, 1 a step
+failed or was refused, 2 usage, 78 a bad URL or configuration.
 """
 
 from __future__ import annotations
@@ -58,6 +61,8 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--no-systemd", action="store_true", help="skip the systemd unit, drop-in and systemctl steps")
     on_disk = "the port file in $NUT_STATEPATH, written at every poll, not on tmpfs seeded from there"
     p.add_argument("--port-on-disk", action="store_true", help=on_disk)
+    driver = "nutbridge as NUT's driver (driver = nutbridge in ups.conf, started by upsdrvctl): no port file"
+    p.add_argument("--driver", action="store_true", help=driver)
     p.add_argument("--systemctl", metavar="CMD", help="the systemctl command (default: $NUTBRIDGE_SYSTEMCTL, PATH)")
     p.add_argument("--systemd-dir", metavar="DIR", default=SYSTEMD_DIR, help=f"where units go (default {SYSTEMD_DIR})")
     return p
@@ -65,6 +70,9 @@ def parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str]) -> int:
     args = parser().parse_args(argv)
+    if args.driver and args.port_on_disk:
+        print("nutbridge setup: --port-on-disk is for the port file; --driver has none", file=sys.stderr)
+        return EX_USAGE
     try:
         systemctl = None if args.no_systemd else systemctl_command(args.systemctl)
     except ValueError as exc:

@@ -1,5 +1,7 @@
 """The steps of `nutbridge setup`: Setup works out, from the flags and what is installed, a Plan of Steps (each
-change asked as a question, with the function that makes it), what is already in place, and notes."""
+change asked as a question, with the function that makes it), what is already in place, and notes. With
+``--driver`` the steps are driver mode's: the configuration, ups.conf's section for nutbridge-driver, the link in
+NUT's driver folder, and nut-driver@UPS (no port file, no nutbridge@ unit: NUT starts the driver)."""
 
 from __future__ import annotations
 
@@ -16,13 +18,16 @@ from nutbridge.devices.modbus import parse_modbus_url
 from nutbridge.devices.tracer.config import TracerConfig
 from nutbridge.errors import ConfigError, NutbridgeError
 from nutbridge.files import replace_atomically
-from nutbridge.nut.upsconf import nut_confpath, nut_runpath, nut_statepath, parse_sections, port_path
+from nutbridge.nut.upsconf import driver_folder, nut_confpath, nut_runpath, nut_statepath, parse_sections, port_path
 from nutbridge.redact import redact_url
 from nutbridge.setup_texts import (
     DROP_IN,
     SAMPLE_PORT_FILE,
     UNIT,
     data_text,
+    driver_mode,
+    driver_program,
+    driver_section,
     render_config,
     unit_text,
     ups_section,
@@ -68,6 +73,7 @@ class Setup:
         self.systemctl = systemctl
         self.no_systemd: bool = args.no_systemd
         self.port_on_disk: bool = args.port_on_disk
+        self.driver: bool = args.driver
         user = nut_user()
         self.owner = (user.pw_uid, user.pw_gid) if user is not None and os.geteuid() == 0 else None
         self.nut_gid = user.pw_gid if user is not None else None
@@ -89,7 +95,14 @@ class Setup:
                 f"'Moving from enphase-monitor'); run `nutbridge doctor {self.ups}` to check that install"
             )
         plan = Plan(steps=[], kept=[], notes=[])
+        if self.driver:
+            self.plan_config(plan)
+            self.plan_ups_conf(plan, None)
+            self.plan_driver_link(plan)
+            self.plan_systemd(plan)
+            return plan
         port_file, seed = self.plan_config(plan)
+        assert port_file is not None
         if seed is None:
             self.plan_port_file(plan, port_file)
         else:
@@ -98,8 +111,9 @@ class Setup:
         self.plan_systemd(plan)
         return plan
 
-    def plan_config(self, plan: Plan) -> tuple[Path, Path | None]:
-        """The config step, or what the existing config says; returns the port file it names and its seed."""
+    def plan_config(self, plan: Plan) -> tuple[Path | None, Path | None]:
+        """The config step, or what the existing config says; returns the port file it names and its seed (none
+        in driver mode)."""
         path = self.config_file
         if path.exists() or path.is_symlink():
             try:
@@ -117,15 +131,30 @@ class Setup:
                     f"{path} reads another source than --source {redact_url(self.url)}: edit its source.url to change "
                     "it; the other steps use the port file it names"
                 )
-            assert existing.nut.port_file is not None  # with_overrides refuses a config without one
+            if self.driver:
+                return None, None  # nutbridge-driver sets driver mode itself: the port file is not read
+            if existing.nut.port_file is None:
+                raise SetupError(
+                    f"{path} has no nut.port_file (driver mode): run `nutbridge setup {self.ups} --driver`, or "
+                    "docs/nut.md, 'Moving between the modes'"
+                )
             return existing.nut.port_file, existing.nut.seed_file
+        if self.driver:
+            text = driver_mode(render_config(self.ups, self.url, nut_statepath() / f"{self.ups}.dev", None), self.ups)
+            self.plan_write_config(plan, text)
+            return None, None
         port_file, seed = self.where()
         if seed is None and not self.port_on_disk:
             plan.notes.append(
                 f"{nut_runpath()} (NUT's runtime folder, a tmpfs) does not exist: the port file is on the disk, "
                 "rewritten at every poll; README, 'Flash writes'"
             )
-        text = render_config(self.ups, self.url, port_file, seed)
+        self.plan_write_config(plan, render_config(self.ups, self.url, port_file, seed))
+        return port_file, seed
+
+    def plan_write_config(self, plan: Plan, text: str) -> None:
+        """The step that writes a new configuration, checked first as the daemon will read it."""
+        path = self.config_file
         validate(text, path)
 
         def write() -> None:
@@ -134,7 +163,6 @@ class Setup:
             replace_atomically(path, text.encode(), 0o600, owner=self.owner)
 
         plan.steps.append(Step(f"Write {path} (0600{self.owned})", write, f"source.url = {redact_url(self.url)}"))
-        return port_file, seed
 
     def where(self) -> tuple[Path, Path | None]:
         """A new install's port file and seed: the port file on tmpfs seeded from the state folder, or (with
@@ -179,7 +207,8 @@ class Setup:
 
         plan.steps.append(Step(title, create))
 
-    def plan_ups_conf(self, plan: Plan, port_file: Path) -> None:
+    def plan_ups_conf(self, plan: Plan, port_file: Path | None) -> None:
+        """Append [UPS] to ups.conf (for dummy-ups reading ``port_file``, or for nutbridge-driver when None)."""
         path = self.confpath / "ups.conf"
         try:
             old = path.read_bytes() if path.exists() else b""
@@ -188,10 +217,17 @@ class Setup:
             raise SetupError(f"cannot read {path}: {exc.strerror}{root}") from exc
         existing = parse_sections(old.decode("utf-8", "surrogateescape")).get(self.ups)
         if existing is not None:
+            if port_file is None:
+                self.compare_driver_section(path, existing)
+                plan.kept.append(f"{path} has [{self.ups}] already, with driver = nutbridge and this source")
+                return
             self.compare_section(path, existing, port_file)
             plan.kept.append(f"{path} has [{self.ups}] already, with this port file and mode = dummy-once")
             return
-        section = ups_section(self.ups, port_file)
+        if port_file is None:
+            section = driver_section(self.ups, self.url, self.config_file)
+        else:
+            section = ups_section(self.ups, port_file)
 
         def append() -> None:
             current = path.read_bytes() if path.exists() else b""
@@ -224,7 +260,69 @@ class Setup:
                 f"it did not write: fix that section by hand, or pick another UPS name"
             )
 
+    def compare_driver_section(self, path: Path, entries: dict[str, str]) -> None:
+        """An existing [UPS] for driver mode must be the one setup would write; else SetupError naming what differs."""
+        differs = []
+        if entries.get("driver") != "nutbridge":
+            differs.append(f"driver = {entries.get('driver', '(none)')} (setup wants nutbridge)")
+        port = entries.get("port")
+        try:
+            same = port is not None and parse_modbus_url(port, "port") == parse_modbus_url(self.url, "--source")
+        except ConfigError:
+            same = False
+        if not same:
+            differs.append(f"port = {redact_url(port) if port else '(none)'} (setup wants {redact_url(self.url)})")
+        config = entries.get("config")
+        if config is not None and os.path.realpath(config) != os.path.realpath(self.config_file):
+            differs.append(f"config = {config} (setup wants {self.config_file})")
+        if differs:
+            raise SetupError(
+                f"{path} has a section [{self.ups}] already, with {'; '.join(differs)}. setup changes no section "
+                f"it did not write: fix that section by hand (docs/nut.md, 'Moving between the modes'), or pick "
+                "another UPS name"
+            )
+
+    def plan_driver_link(self, plan: Plan) -> None:
+        """The link ``nutbridge`` → nutbridge-driver in NUT's driver folder, where upsdrvctl looks for it."""
+        folder = driver_folder(self.confpath)
+        if folder is None or not folder.is_dir():
+            where = (
+                f"{folder}, ups.conf's driverpath,"
+                if folder is not None
+                else "(/lib/nut, /usr/lib/nut, /usr/libexec/nut)"
+            )
+            raise SetupError(
+                f"NUT's driver folder {where} does not exist: is NUT installed? (sudo apt install nut-server) "
+                "Or set driverpath in ups.conf."
+            )
+        program = driver_program()
+        if program is None:
+            raise SetupError("nutbridge-driver is neither beside this nutbridge nor on $PATH: reinstall nutbridge")
+        link = folder / "nutbridge"
+        if link.exists() or link.is_symlink():
+            if os.path.realpath(link) == os.path.realpath(program):
+                plan.kept.append(f"{link} exists: it runs {program}")
+                return
+            plan.refused = True
+            shown = f"links to {os.readlink(link)}" if link.is_symlink() else "is not a link"
+            plan.notes.append(
+                f"{link} {shown}, not to {program}: setup never replaces it; remove it or link it by hand "
+                f"(sudo ln -sf {program} {link}), then `nutbridge doctor {self.ups}`"
+            )
+            return
+
+        def make() -> None:
+            try:
+                link.symlink_to(program)
+            except FileExistsError:
+                raise SetupError(f"{link} appeared meanwhile; it is kept") from None
+
+        plan.steps.append(Step(f"Link {link} to {program} (the driver upsdrvctl starts)", make))
+
     def plan_systemd(self, plan: Plan) -> None:
+        if self.driver:
+            self.plan_systemd_driver(plan)
+            return
         if self.systemctl is None:
             why = "--no-systemd" if self.no_systemd else "no systemctl on $PATH"
             plan.notes.append(
@@ -266,6 +364,34 @@ class Setup:
                 start,
             )
         )
+
+    def plan_systemd_driver(self, plan: Plan) -> None:
+        """Driver mode: Debian's nut-driver@UPS starts nutbridge-driver as it starts NUT's drivers (no unit of ours)."""
+        if self.systemctl is None:
+            why = "--no-systemd" if self.no_systemd else "no systemctl on $PATH"
+            plan.notes.append(f"{why}: nothing enabled; start the driver with `sudo upsdrvctl start {self.ups}`")
+            return
+        unit_name = f"nut-driver@{self.ups}"
+        plan.steps.append(
+            Step(f"Run `systemctl enable {unit_name}`", functools.partial(self.run_systemctl, "enable", unit_name))
+        )
+
+        def start() -> None:
+            self.run_systemctl("restart", unit_name)
+            self.run_systemctl("try-reload-or-restart", "nut-server.service")
+
+        plan.steps.append(
+            Step(
+                f"Start {unit_name} now, and have upsd read ups.conf again (`systemctl restart`, "
+                "`systemctl try-reload-or-restart nut-server`)",
+                start,
+            )
+        )
+        if (self.systemd_dir / UNIT).exists():
+            plan.notes.append(
+                f"nutbridge@{self.ups} is for the port-file mode: `sudo systemctl disable --now nutbridge@{self.ups}` "
+                "if it runs (docs/nut.md, 'Moving between the modes')"
+            )
 
     def run_systemctl(self, *args: str) -> None:
         assert self.systemctl is not None

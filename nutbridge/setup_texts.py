@@ -1,11 +1,13 @@
 """What `nutbridge setup` writes, as text: the files shipped in nutbridge/data, the configuration rendered from
-the sample, ups.conf's section for our UPS, and the unit with this install's binary."""
+the sample (for driver mode too), ups.conf's section for our UPS (for dummy-ups or for nutbridge-driver), the
+driver program to link, and the unit with this install's binary."""
 
 from __future__ import annotations
 
 import json
 import os
 import re
+import shutil
 import sys
 import tomllib
 from importlib import resources
@@ -63,6 +65,13 @@ def render_config(ups: str, url: str, port_file: Path, seed: Path | None) -> str
     return f"# Written by `nutbridge setup {ups}`.\n{text}"
 
 
+def driver_mode(text: str, ups: str) -> str:
+    """A rendered configuration for driver mode: ``mode = "driver"`` in [nut], and no port file."""
+    note = f"# Set by `nutbridge setup {ups} --driver`: nutbridge is NUT's driver (ups.conf's [{ups}]); no port file.\n"
+    text = text.replace("\n[nut]\n", f'\n[nut]\n{note}mode = "driver"\n', 1)
+    return re.sub(r"^port_file = ", "# port_file = ", text, count=1, flags=re.MULTILINE)
+
+
 def validate(text: str, path: Path) -> Config:
     """The configuration ``text`` would be at ``path``, checked by the loader as the daemon will read it."""
     try:
@@ -74,12 +83,35 @@ def validate(text: str, path: Path) -> Config:
 
 def ups_section(ups: str, port_file: Path) -> str:
     """The ups.conf section for ``ups``, as etc/ups.conf.sample has it."""
-    port = str(port_file)
-    if not PLAIN_PORT.match(port):
-        port = '"' + port.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    port = conf_value(str(port_file))
     return (
         f'[{ups}]\n\tdriver = dummy-ups\n\tport = {port}\n\tmode = dummy-once\n\tdesc = "EPEver Tracer via nutbridge"\n'
     )
+
+
+def driver_section(ups: str, url: str, config_file: Path) -> str:
+    """The ups.conf section that has upsdrvctl start nutbridge-driver for ``ups`` (docs/nut.md, driver mode)."""
+    return (
+        f"[{ups}]\n\tdriver = nutbridge\n\tport = {conf_value(url)}\n\tconfig = {conf_value(str(config_file))}\n"
+        f'\tdesc = "EPEver Tracer via nutbridge"\n'
+    )
+
+
+def conf_value(value: str) -> str:
+    """``value`` as ups.conf takes it: bare when plain, else in double quotes with \\ and \" escaped."""
+    if PLAIN_PORT.match(value):
+        return value
+    return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def driver_program() -> Path | None:
+    """The ``nutbridge-driver`` console script to link into NUT's driver folder: beside this interpreter, else
+    on $PATH."""
+    here = Path(sys.executable).parent / "nutbridge-driver"
+    if os.access(here, os.X_OK):
+        return here
+    found = shutil.which("nutbridge-driver")
+    return Path(found) if found else None
 
 
 def unit_text() -> tuple[str, str | None]:

@@ -1,14 +1,16 @@
 """``nutbridge status [UPS] [--api URL] [--json]``: one screen about a running daemon, for a terminal or a script.
 
 It asks the daemon's API (found from the UPS's config file, or given with ``--api``); with the API off it reads
-the port file itself (what dummy-ups reads) and its age. Exit status 0 when the last good poll is fresh, 3 when
-it is stale or the device is in nocomms, 1 when nothing can be asked; 78 for a bad configuration.
+the port file itself (what dummy-ups reads) and its age, or in driver mode (``driver = nutbridge`` in ups.conf,
+``mode = "driver"`` in [nut]) asks the driver on its socket, as upsd does. Exit status 0 when the last good poll
+is fresh, 3 when it is stale or the device is in nocomms, 1 when nothing can be asked; 78 for a bad configuration.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import time
 import urllib.error
@@ -18,7 +20,10 @@ from typing import Any
 
 from nutbridge.config import Config, config_path, load
 from nutbridge.errors import ConfigError
+from nutbridge.nut.driver_client import read_driver, socket_path
 from nutbridge.nut.portfile_text import parse_values
+from nutbridge.nut.sock_wire import WireError
+from nutbridge.nut.upsconf import MAX_UPS_CONF, nut_confpath, parse_sections
 
 EX_FRESH, EX_UNREACHABLE, EX_STALE, EX_CONFIG = 0, 1, 3, 78
 TIMEOUT = 5.0
@@ -116,6 +121,33 @@ def from_port_file(path: Path, interval: float) -> dict[str, Any]:
     }
 
 
+def from_driver(path: Path) -> dict[str, Any]:
+    """Driver mode without the API: what the driver publishes on its socket, and whether it calls it stale."""
+    try:
+        dump = read_driver(path, TIMEOUT)
+    except WireError as exc:
+        raise ValueError(str(exc)) from exc
+    return {
+        "source": str(path),
+        "fresh": not dump.stale,
+        "reason": "the driver says the data is stale: the device does not answer" if dump.stale else None,
+        "comms": "lost" if dump.stale else "ok",
+        "age": None,
+        "variables": dump.values,
+        "today": {"pv_watts": [], "charge_percent": []},
+    }
+
+
+def driver_section(ups: str) -> dict[str, str] | None:
+    """[UPS] of ups.conf when it runs nutbridge as NUT's driver (``driver = nutbridge``), else None."""
+    try:
+        text = (nut_confpath() / "ups.conf").read_text(errors="replace")[:MAX_UPS_CONF]
+    except OSError:
+        return None
+    section = parse_sections(text).get(ups)
+    return section if section is not None and section.get("driver") == "nutbridge" else None
+
+
 def words(status: str) -> str:
     """ups.status in words."""
     flags = status.split()
@@ -158,23 +190,33 @@ def screen(name: str, info: dict[str, Any]) -> str:
 
 def main(argv: list[str]) -> int:
     args = parser().parse_args(argv)
+    section = driver_section(args.ups) if args.ups else None
+    file = Path(args.config) if args.config else None
+    if file is None and args.ups:
+        named = section.get("config") if section is not None else None
+        file = Path(named) if named else config_path(args.ups)  # nutbridge-driver reads what its section names
     try:
-        config = load(Path(args.config)) if args.config else load(config_path(args.ups)) if args.ups else Config()
+        config = load(file) if file is not None and (section is None or file.exists()) else Config()
     except ConfigError as exc:
         print(f"nutbridge status: {exc}", file=sys.stderr)
         return EX_CONFIG
     name = args.ups or (Path(args.config).stem if args.config else "nutbridge")
     url = args.api or api_url(config)
+    driver = section is not None or config.nut.mode == "driver"
+    sock = socket_path(args.ups, Path(os.environ.get("NUT_STATEPATH") or "/run/nut")) if args.ups else None
     try:
         if url:
             info = from_api(url.rstrip("/"))
+        elif driver and sock is not None:
+            info = from_driver(sock)
         elif config.nut.port_file is not None:
             info = from_port_file(config.nut.port_file, config.monitor.poll_interval)
         else:
             print("nutbridge status: no API and no port file: give UPS, -c FILE or --api URL", file=sys.stderr)
             return EX_UNREACHABLE
     except (OSError, ValueError) as exc:
-        print(f"nutbridge status: cannot ask {url or config.nut.port_file}: {exc}", file=sys.stderr)
+        asked = url or (sock if driver else None) or config.nut.port_file
+        print(f"nutbridge status: cannot ask {asked}: {exc}", file=sys.stderr)
         return EX_UNREACHABLE
     print(json.dumps({"ups": name, **info}) if args.json else screen(name, info))
     return EX_FRESH if info["fresh"] else EX_STALE

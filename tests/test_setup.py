@@ -376,3 +376,92 @@ def test_the_ups_conf_sample_names_the_port_file_not_its_seed(monkeypatch: pytes
     sample = parse_sections((REPO / "etc" / "ups.conf.sample").read_text())["solar"]
     assert sample["port"] == str(port_file) != str(seed)
     assert parse_sections(ups_section("solar", port_file))["solar"] == sample
+
+
+# ------------------------------------------------------------------ --driver: nutbridge as NUT's driver
+
+
+def driver_layout(nut: Install) -> Path:
+    """NUT's driver folder inside the sandbox, named by ups.conf's driverpath as upsdrvctl reads it."""
+    drivers = nut.root / "drivers"
+    drivers.mkdir()
+    nut.ups_conf.write_bytes(f"driverpath = {drivers}\n".encode() + UPS_CONF)
+    return drivers
+
+
+def test_driver_mode_writes_the_section_the_link_and_starts_only_nuts_driver(nut: Install) -> None:
+    drivers = driver_layout(nut)
+    before = nut.ups_conf.read_bytes()
+    done = nut.setup("--driver", "--yes")
+    assert done.returncode == 0, done.stdout + done.stderr
+
+    # the section nutbridge-driver reads: the URL as port, the configuration named; the rest byte for byte
+    text = nut.ups_conf.read_text()
+    assert nut.ups_conf.read_bytes().startswith(before)
+    assert parse_sections(text)["solar"] == {
+        "driver": "nutbridge",
+        "port": URL,
+        "config": str(nut.config),
+        "desc": "EPEver Tracer via nutbridge",
+    }
+    # upsdrvctl finds `nutbridge` in its driver folder, and it is this install's nutbridge-driver
+    link = drivers / "nutbridge"
+    assert link.is_symlink() and os.path.realpath(link) == os.path.realpath(
+        Path(sys.executable).parent / "nutbridge-driver"
+    )
+    # the configuration is driver mode's, with the source; no port file, no seed, no unit of ours
+    config = load(nut.config)
+    assert config.nut.mode == "driver" and config.nut.port_file is None
+    assert isinstance(config.source, TracerConfig) and config.source.url == parse_modbus_url(URL, "url")
+    assert stat.S_IMODE(nut.config.stat().st_mode) == 0o600
+    assert list(nut.state.iterdir()) == [] and list(nut.run.iterdir()) == []
+    assert not nut.systemd.exists()
+    assert nut.systemctl_calls() == ["enable nut-driver@solar", "restart nut-driver@solar",
+                                     "try-reload-or-restart nut-server.service"]  # fmt: skip
+    # a second run finds everything in place and changes no file
+    files = snapshot(nut.root / "etc"), snapshot(drivers)
+    again = nut.setup("--driver", "--yes")
+    assert again.returncode == 0, again.stdout + again.stderr
+    assert (snapshot(nut.root / "etc"), snapshot(drivers)) == files
+    assert "already there" in again.stdout and "with driver = nutbridge and this source" in again.stdout
+
+
+def test_driver_mode_never_replaces_another_nutbridge_in_the_driver_folder(nut: Install) -> None:
+    drivers = driver_layout(nut)
+    (drivers / "nutbridge").symlink_to("/opt/old/nutbridge-driver")
+    done = nut.setup("--driver", "--yes")
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert os.readlink(drivers / "nutbridge") == "/opt/old/nutbridge-driver"
+    assert "setup never replaces it" in done.stdout and "links to /opt/old/nutbridge-driver" in done.stdout
+
+
+def test_driver_mode_refuses_a_port_file_section_and_changes_nothing(nut: Install) -> None:
+    drivers = driver_layout(nut)
+    assert nut.setup("--yes", "--no-systemd").returncode == 0  # the port-file mode first
+    nut.config.unlink()
+    before = snapshot(nut.root / "etc"), snapshot(drivers)
+    done = nut.setup("--driver", "--yes", "--no-systemd")
+    assert done.returncode == 1
+    assert "driver = dummy-ups (setup wants nutbridge)" in done.stderr and "Nothing was changed" in done.stderr
+    assert (snapshot(nut.root / "etc"), snapshot(drivers)) == before
+
+
+def test_driver_mode_dry_run_and_usage(nut: Install) -> None:
+    driver_layout(nut)
+    before = snapshot(nut.root)
+    done = nut.setup("--driver", "--dry-run")
+    assert done.returncode == 0, done.stderr
+    assert "would: Link " in done.stdout and "\tdriver = nutbridge" in done.stdout
+    assert "nutbridge@" not in done.stdout
+    assert snapshot(nut.root) == before
+    usage = nut.setup("--driver", "--port-on-disk")
+    assert usage.returncode == 2 and "--driver has none" in usage.stderr
+
+
+def test_driver_mode_without_nuts_driver_folder_is_a_clear_error(nut: Install) -> None:
+    nut.ups_conf.write_bytes(f"driverpath = {nut.root / 'nowhere'}\n".encode() + UPS_CONF)
+    before = snapshot(nut.root)
+    done = nut.setup("--driver", "--yes")
+    assert done.returncode == 1
+    assert "NUT's driver folder" in done.stderr and "Nothing was changed" in done.stderr
+    assert snapshot(nut.root) == before

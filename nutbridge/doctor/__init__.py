@@ -3,7 +3,9 @@
 One line per check (ok, warn or FAIL), with the fix, the exact command where there is one: the configuration,
 the port file (present, writable by nutbridge's user, off tmpfs or seeded from a file that is), ups.conf's
 section, the driver, what upsc answers and how fresh it is, upsmon's MONITOR line, and the quirks of the
-installed NUT. Exit status 0 when nothing failed, 1 otherwise, 2 for usage.
+installed NUT. In driver mode (``driver = nutbridge`` in ups.conf, or ``mode = "driver"`` in [nut]): ups.conf's
+section, the link in NUT's driver folder, the driver, its socket (PING, fresh data), upsd connected to it, upsmon.
+Exit status 0 when nothing failed, 1 otherwise, 2 for usage.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from nutbridge.config import Config, ups_config_file, with_overrides
 from nutbridge.doctor.context import FAIL, MOUNTINFO, OK, WARN, Context, Result
 from nutbridge.doctor.host import read_ups_conf
 from nutbridge.doctor.runner import run_checks
+from nutbridge.driver_cmd import Paths, Section, driver_config
 from nutbridge.errors import ConfigError
 from nutbridge.nut.upsconf import nut_confpath, nut_statepath, port_path
 from nutbridge.nut.version import detect, find_dummy_ups
@@ -53,19 +56,26 @@ def gather(args: argparse.Namespace) -> Context:
     """The context from the environment and flags; ConfigError for a bad UPS name, ValueError for a bad CMD."""
     ups: str = args.ups
     confpath = nut_confpath()
+    try:
+        section = read_ups_conf(confpath).get(ups, {})
+    except OSError:
+        section = {}
     config_file = ups_config_file(ups)  # enphase-UPS.conf when only that one exists, as the daemon reads it
+    if section.get("driver") == "nutbridge" and section.get("config"):
+        config_file = Path(section["config"])  # nutbridge-driver reads the file its section names
     config: Config | None = None
     error = None
     try:
-        config = with_overrides(load_any(config_file))
+        if section.get("driver") == "nutbridge":  # as nutbridge-driver reads it: port is the source, driver mode
+            config, _ = driver_config(Section(ups=ups, entries=section, globals={}), Paths.of(ups))
+        else:
+            config = with_overrides(load_any(config_file))
     except ConfigError as exc:
         error = str(exc)
     port_file = config.nut.port_file if config is not None else None
+    driver_mode = section.get("driver") == "nutbridge" or (config is not None and config.nut.mode == "driver")
     if port_file is None:
-        try:
-            port = read_ups_conf(confpath).get(ups, {}).get("port")
-        except OSError:
-            port = None
+        port = None if driver_mode else section.get("port")
         port_file = Path(port_path(port, confpath)) if port else nut_statepath() / f"{ups}.dev"
     explicit = args.systemctl or os.environ.get("NUTBRIDGE_SYSTEMCTL")
     use_systemd = not args.no_systemd and (explicit or Path(SYSTEMD_RUN).is_dir())
@@ -91,7 +101,8 @@ def gather(args: argparse.Namespace) -> Context:
         upsd=upsd,
         mounts=Path(os.environ.get("NUTBRIDGE_MOUNTS") or MOUNTINFO),
         dummy_ups=dummy_ups,
-        nut_version=detect() if dummy_ups else None,
+        nut_version=detect() if dummy_ups and not driver_mode else None,
+        driver_mode=driver_mode,
     )
 
 

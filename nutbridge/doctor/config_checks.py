@@ -28,8 +28,9 @@ def check_config(ctx: Context) -> Result:
     return Result(
         name,
         OK,
-        f"{path} is valid: source {kind}, port file {config.nut.port_file}, "
-        f"a poll every {config.monitor.poll_interval:g} s",
+        f"{path} is valid: source {kind}, "
+        + ("NUT's driver (driver mode), " if ctx.driver_mode else f"port file {config.nut.port_file}, ")
+        + f"a poll every {config.monitor.poll_interval:g} s",
     )
 
 

@@ -57,6 +57,7 @@ class Context:
     nut_version: NutVersion | None = None  # what `dummy-ups -V` says
     timeout: float = TIMEOUT
     upsc_answer: UpscAnswer | None = None  # asked once, by the first check that needs it
+    driver_mode: bool = False  # nutbridge is NUT's driver (driver = nutbridge): no port file, no dummy-ups
 
     @property
     def nocomms_file(self) -> Path:
@@ -78,6 +79,8 @@ class Context:
 
     def restart_daemon(self) -> str:
         """The command that starts nutbridge again."""
+        if self.driver_mode:
+            return self.restart_driver()
         return f"sudo systemctl restart nutbridge@{self.ups}" if self.systemctl else f"restart `nutbridge {self.ups}`"
 
     def systemctl_says(self, *args: str) -> str:

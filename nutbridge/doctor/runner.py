@@ -1,4 +1,5 @@
-"""The list of checks in the order they run, and the runner that turns a check's file error or timeout into its FAIL."""
+"""The lists of checks in the order they run (the port file's, driver mode's), and the runner that turns a
+check's file error or timeout into its FAIL."""
 
 from __future__ import annotations
 
@@ -7,6 +8,13 @@ from collections.abc import Callable
 
 from nutbridge.doctor.config_checks import check_config, check_config_private
 from nutbridge.doctor.context import FAIL, Context, Result
+from nutbridge.doctor.driver_checks import (
+    check_driver_link,
+    check_driver_process,
+    check_driver_socket,
+    check_driver_ups_conf,
+    check_driver_upsc,
+)
 from nutbridge.doctor.nut_checks import (
     check_daemon,
     check_driver,
@@ -34,16 +42,30 @@ CHECKS: tuple[Callable[[Context], Result], ...] = (
     check_nut_quirks,
 )
 
+# Driver mode: no port file, no dummy-ups, no nutbridge@ unit; the version's quirks are the port file's.
+DRIVER_CHECKS: tuple[Callable[[Context], Result], ...] = (
+    check_config,
+    check_config_private,
+    check_driver_ups_conf,
+    check_driver_link,
+    check_driver_process,
+    check_driver_socket,
+    check_driver_upsc,
+    check_upsmon,
+)
+
 
 def check_name(check: Callable[[Context], Result]) -> str:
-    """``check_port_file`` → ``port-file``: the name its results carry."""
-    return check.__name__.removeprefix("check_").replace("_", "-")
+    """``check_port_file`` → ``port-file``: the name its results carry (``check_driver_process``: driver)."""
+    return {"check_driver_process": "driver", "check_driver_upsc": "upsc"}.get(check.__name__) or (
+        check.__name__.removeprefix("check_").replace("_", "-")
+    )
 
 
 def run_checks(ctx: Context) -> list[Result]:
     """Every check that applies (the daemon's only under systemd); a file error is that check's FAIL."""
     results = []
-    for check in CHECKS:
+    for check in DRIVER_CHECKS if ctx.driver_mode else CHECKS:
         if check is check_daemon and not ctx.systemctl:
             continue
         try:

@@ -19,6 +19,8 @@ SECTION = re.compile(r"^\s*\[([^\]]+)\]\s*(?:#.*)?$")
 # key = value; a value in double quotes may hold \" and \\, an unquoted one ends at a # (a comment)
 ENTRY = re.compile(r"""^\s*([A-Za-z0-9_.-]+)\s*=\s*(?:"((?:[^"\\]|\\.)*)"|'([^']*)'|([^#]*?))\s*(?:#.*)?$""")
 UPSDRVCTL_FOLDERS = ("/sbin", "/usr/sbin", "/lib/nut", "/usr/lib/nut", "/usr/libexec/nut", "/usr/local/ups/sbin")
+# upsdrvctl's compiled-in driver folder by build: Debian up to 2.8.4 (/lib/nut), others, Debian from 2.8.5
+DRIVER_PATHS = ("/lib/nut", "/usr/lib/nut", "/usr/libexec/nut")
 SYSTEMD_UNIT_FOLDERS = ("/etc/systemd/system", "/lib/systemd/system", "/usr/lib/systemd/system")
 MAX_UPS_CONF = 1024 * 1024
 
@@ -85,6 +87,20 @@ def parse_globals(text: str) -> dict[str, str]:
                 re.sub(r"\\(.)", r"\1", quoted) if quoted is not None else single if single is not None else bare
             )
     return found
+
+
+def driver_folder(confpath: Path | None = None) -> Path | None:
+    """NUT's driver folder, where upsdrvctl looks for ``driver = NAME``: ups.conf's ``driverpath`` (relative to
+    NUT's folder), else the first of DRIVER_PATHS that exists; None when neither."""
+    folder = confpath or nut_confpath()
+    try:
+        text = (folder / "ups.conf").read_text(errors="replace")[:MAX_UPS_CONF]
+    except OSError:
+        text = ""
+    configured = parse_globals(text).get("driverpath")
+    if configured:
+        return folder / configured
+    return next((Path(p) for p in DRIVER_PATHS if Path(p).is_dir()), None)
 
 
 def port_path(port: str, confpath: Path) -> str:

@@ -1,0 +1,175 @@
+"""``nutbridge doctor`` and ``nutbridge status`` in driver mode: against a real nutbridge-driver that NUT's own
+upsdrvctl starts and NUT's own upsd reads (tests/nut_stack.py), and against a driver socket that says its data is
+stale. Every process is private to the test and stopped by PID."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import pwd
+import socket
+import subprocess
+import sys
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from nutbridge.config import Config
+from nutbridge.doctor.context import FAIL, OK, WARN, Context
+from nutbridge.doctor.driver_checks import check_driver_socket
+from nutbridge.system import nut_user
+from tests.nut_stack import (
+    START_TIMEOUT,
+    UPS,
+    UPSDRVCTL,
+    DriverModeStack,
+    kill_pid,
+    wait_for,
+    why_not_runnable,
+)
+
+GOOD = ["config", "config-private", "driver-ups-conf", "driver-link", "driver", "driver-socket", "upsc", "upsmon"]
+
+
+def nutbridge(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "nutbridge", *args], capture_output=True, text=True, env=env,
+                          timeout=60, check=False)  # fmt: skip
+
+
+def doctor(stack: DriverModeStack) -> tuple[int, dict[str, dict[str, str]]]:
+    """``nutbridge doctor solar --no-systemd --json``: exit status and the checks by name."""
+    done = nutbridge("doctor", UPS, "--no-systemd", "--json", env=stack.env)
+    assert done.returncode in (0, 1), done.stderr
+    return done.returncode, {c["name"]: c for c in json.loads(done.stdout)["checks"]}
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DriverModeStack]:
+    reason = why_not_runnable()
+    if reason is not None:
+        pytest.skip(reason)
+    nut = DriverModeStack(tmp_path_factory.mktemp("drv"))  # short: the socket's path must stay under 108 bytes
+    try:
+        nut.start()
+        # as `nutbridge setup --driver` leaves the configuration: 0600, owned by NUT's user
+        toml = nut.etc / "nutbridge.toml"
+        toml.chmod(0o600)
+        user = nut_user()
+        if user is not None and os.geteuid() == 0:
+            os.chown(toml, user.pw_uid, user.pw_gid)
+        wait_for(nut.status_words, lambda words: words[:1] in (["OL"], ["OB"]), timeout=START_TIMEOUT,
+                 what="ups.status from the driver", details=nut.describe)  # fmt: skip
+        yield nut
+    finally:
+        pid = nut.driver_pid()
+        if pid is not None:
+            kill_pid(pid)
+        nut.stop()
+
+
+@pytest.mark.nut
+def test_a_running_driver_is_all_ok_and_status_reads_its_socket(stack: DriverModeStack) -> None:
+    status, checks = doctor(stack)
+    assert status == 0, checks
+    assert {name: c["level"] for name, c in checks.items()} == dict.fromkeys(GOOD, OK), checks
+    assert checks["driver-socket"]["message"].endswith("data fresh")
+    assert "driver.name nutbridge" in checks["upsc"]["message"]
+    human = nutbridge("doctor", UPS, "--no-systemd", env=stack.env)
+    assert human.returncode == 0 and human.stdout.rstrip().endswith(f"{UPS}: all ok ({len(GOOD)} checks)")
+
+    said = nutbridge("status", UPS, "--json", env=stack.env)
+    assert said.returncode == 0, said.stderr
+    info = json.loads(said.stdout)
+    assert info["fresh"] is True and info["comms"] == "ok" and info["source"] == str(stack.state / f"nutbridge-{UPS}")
+    assert info["variables"]["driver.name"] == "nutbridge"
+    assert info["variables"]["ups.status"].split()[0] in ("OL", "OB")
+    screen = nutbridge("status", UPS, env=stack.env)
+    assert screen.returncode == 0 and screen.stdout.startswith(f"{UPS}: O"), screen.stdout
+
+
+@pytest.mark.nut
+def test_a_link_to_another_program_is_a_warning_of_the_link_check_only(stack: DriverModeStack) -> None:
+    link = stack.root / "drivers" / "nutbridge"
+    target = os.readlink(link)
+    link.unlink()
+    link.symlink_to("/bin/true")
+    try:
+        status, checks = doctor(stack)
+    finally:
+        link.unlink()
+        link.symlink_to(target)
+    assert status == 0  # a warning: upsdrvctl still starts a program, only not this nutbridge
+    assert checks["driver-link"]["level"] == WARN and "/bin/true" in checks["driver-link"]["message"]
+    assert {name: c["level"] for name, c in checks.items() if name != "driver-link"} == dict.fromkeys(
+        [n for n in GOOD if n != "driver-link"], OK
+    )
+
+
+@pytest.mark.nut
+def test_a_stopped_driver_fails_the_driver_socket_and_upsc(stack: DriverModeStack) -> None:
+    # the module's last test: it stops the driver
+    done = stack.run([str(UPSDRVCTL), "-u", "root", "stop", UPS])
+    assert done.returncode == 0, done.stdout + done.stderr
+    wait_for(stack.upsc, lambda out: "Driver not connected" in out, timeout=START_TIMEOUT,
+             what="upsd to lose the driver", details=stack.describe)  # fmt: skip
+    status, checks = doctor(stack)
+    assert status == 1
+    for name in ("driver", "driver-socket", "upsc"):
+        assert checks[name]["level"] == FAIL and checks[name]["fix"] == f"sudo upsdrvctl start {UPS}", checks[name]
+    assert "Driver not connected" in checks["upsc"]["message"]
+    assert checks["driver-link"]["level"] == OK and checks["driver-ups-conf"]["level"] == OK
+    said = nutbridge("status", UPS, env=stack.env)
+    assert said.returncode == 1 and "cannot ask" in said.stderr
+
+
+# ------------------------------------------------------------------ a driver that says its data is stale
+
+
+@contextlib.contextmanager
+def stale_driver(path: Path) -> Iterator[None]:
+    """A driver socket at ``path`` that answers PING and dumps its values as stale, as dstate.c does."""
+    server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    server.bind(str(path))
+    server.listen()
+
+    def serve() -> None:
+        with contextlib.suppress(OSError):
+            conn, _ = server.accept()
+            with conn, conn.makefile("rb") as lines:
+                for line in lines:
+                    if line == b"PING\n":
+                        conn.sendall(b"PONG\n")
+                    elif line == b"DUMPALL\n":
+                        conn.sendall(b'DATASTALE\nSETINFO ups.status "OB"\nSETINFO driver.name "nutbridge"\nDUMPDONE\n')
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        with contextlib.suppress(OSError), socket.socket(socket.AF_UNIX) as waker:
+            waker.connect(str(path))  # wakes an accept() still waiting: no client came
+        thread.join(timeout=5)
+        server.close()
+
+
+def test_stale_data_on_the_socket_is_a_fail_and_a_stale_status(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("NUT_STATEPATH", str(tmp_path))
+    monkeypatch.setenv("NUT_CONFPATH", str(tmp_path))
+    (tmp_path / "ups.conf").write_text(f"[{UPS}]\n\tdriver = nutbridge\n\tport = simulate\n")
+    ctx = Context(ups=UPS, confpath=tmp_path, config_file=tmp_path / "x.toml", config=Config(), config_error=None,
+                  port_file=tmp_path / "none", user=pwd.getpwuid(os.geteuid()), driver_mode=True)  # fmt: skip
+    missing = check_driver_socket(ctx)
+    assert missing.level == FAIL and "no driver socket" in missing.message
+    with stale_driver(tmp_path / f"nutbridge-{UPS}"):
+        result = check_driver_socket(ctx)
+    assert result.level == FAIL and "ups.status OB" in result.message and "stale" in result.message
+    (tmp_path / f"nutbridge-{UPS}").unlink()
+    with stale_driver(tmp_path / f"nutbridge-{UPS}"):
+        said = nutbridge("status", UPS, "--json", env={**os.environ})
+    assert said.returncode == 3, said.stderr
+    info = json.loads(said.stdout)
+    assert info["fresh"] is False and info["comms"] == "lost" and info["variables"]["ups.status"] == "OB"

@@ -17,23 +17,22 @@ from pathlib import Path
 from typing import TYPE_CHECKING, TypeVar
 
 from nutbridge.config import Config
-from nutbridge.datalog.writer import DataLog
 from nutbridge.errors import ConfigError
-from nutbridge.nut import upsconf
-from nutbridge.nut.driver import PortFileSink
-from nutbridge.nut.portfile import PortFile
-from nutbridge.nut.version import Dialect
 from nutbridge.printer import PollPrinter
 from nutbridge.sdnotify import Notifier, Systemd
 from nutbridge.server.live import LiveSnapshot
 from nutbridge.sinks import Sink
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # each imported where it is built: a start-up imports only the parts its config turns on
+    from nutbridge.datalog.writer import DataLog
     from nutbridge.devices.load_switch import LoadSwitch
     from nutbridge.feeds.linesocket import LineSocket
     from nutbridge.feeds.mqtt import MqttFeed
+    from nutbridge.nut.driver import PortFileSink
     from nutbridge.nut.driver_commands import DriverSettings
     from nutbridge.nut.driver_socket import DriverSocket
+    from nutbridge.nut.portfile import PortFile
+    from nutbridge.nut.version import Dialect
     from nutbridge.server.pubsub import PubSubHub
 
 T = TypeVar("T")
@@ -90,6 +89,9 @@ def nut_view(w: Wiring) -> PortFileSink | DriverSocket:
 
         settable = w.driver_settings.setters(w.settings) if w.driver_settings else {}
         return DriverSocket(w.driver.socket, static=w.driver.static, commands=load_commands(w.load), settable=settable)
+    from nutbridge.nut import upsconf
+    from nutbridge.nut.driver import PortFileSink
+
     assert w.config.nut.port_file is not None  # with_overrides refuses a daemon without one
     assert w.portfile is not None
     restart = upsconf.restart_command(w.config.nut.port_file, w.config.nut.driver_restart_command)
@@ -101,6 +103,8 @@ def data_log(w: Wiring) -> DataLog | None:
     datalog = w.config.datalog
     if datalog.folder is None:
         return None
+    from nutbridge.datalog.writer import DataLog
+
     return DataLog(datalog.folder, retention_days=datalog.retention_days, flush_interval=datalog.flush_interval)
 
 

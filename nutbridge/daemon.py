@@ -20,15 +20,12 @@ from typing import TYPE_CHECKING, Any
 from nutbridge import __version__, consumers, early_stop
 from nutbridge.config import Config
 from nutbridge.consumers import DriverSide, Wiring, find
-from nutbridge.datalog.writer import DataLog
 from nutbridge.devices import registry
 from nutbridge.devices.base import Family, Opening, Source
 from nutbridge.devices.load_switch import LoadSwitch
 from nutbridge.limits import raise_open_files
 from nutbridge.monitor import Monitor
 from nutbridge.nut import variables, version
-from nutbridge.nut.driver import PortFileSink
-from nutbridge.nut.portfile import HandSettings, PortFile
 from nutbridge.nut.variables import first, setting_names
 from nutbridge.power import DEFAULT_CHARGE_LOW
 from nutbridge.sdnotify import Notifier, Systemd
@@ -36,8 +33,10 @@ from nutbridge.server.live import LiveSnapshot
 from nutbridge.sinks import Sink, SinkRunner
 from nutbridge.testmode import StateCycle
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # the port file's and the data log's modules are imported where used: not in driver mode
+    from nutbridge.nut.driver import PortFileSink
     from nutbridge.nut.driver_commands import DriverSettings
+    from nutbridge.nut.portfile import PortFile
     from nutbridge.server.control import LoadControl
 
 log = logging.getLogger("nutbridge")
@@ -82,6 +81,7 @@ async def sidecar(
     if config.api.listen is None or config.datalog.folder is None:
         yield
         return
+    from nutbridge.datalog.writer import DataLog
     from nutbridge.peers.devices import written_when_due
     from nutbridge.server.app import ApiLimits, Parts, Sidecar, tls_context
     from nutbridge.server.pubsub import PubSubHub
@@ -211,6 +211,8 @@ async def poll(
                 retries=not config.test.enabled,
             )
             if single:
+                from nutbridge.nut.driver import PortFileSink
+
                 port = find(sinks, PortFileSink)
                 assert port is not None  # the first consumer, always built (-s has a port file)
                 for job in background:
@@ -245,6 +247,8 @@ def hand_settings(
     """The settings ``names`` as set by hand: the port file's lines (read again when it changes), or in driver
     mode ups.conf's ``override.*`` keys over what upsrw set, read at each call (upsrw changes them)."""
     if portfile is not None:
+        from nutbridge.nut.portfile import HandSettings
+
         return HandSettings(portfile, names).get
     if stored is None:
         return dict

@@ -14,17 +14,8 @@ import pytest
 
 from nutbridge.config_sections import NutConfig
 from nutbridge.devices.tracer.config import TracerConfig
-from nutbridge.driver_cmd import (
-    Flags,
-    Paths,
-    Section,
-    UsageError,
-    driver_config,
-    hand_set,
-    parse_flags,
-    read_section,
-    static_variables,
-)
+from nutbridge.driver_cmd import Flags, UsageError, parse_flags
+from nutbridge.driver_section import Paths, Section, driver_config, hand_set, read_section, static_variables
 from nutbridge.errors import ConfigError
 from nutbridge.simulator.config import SimulatorConfig
 from tests.nut_stack import START_TIMEOUT, STOP_TIMEOUT, UPSDRVCTL, kill_pid, pid_alive, read_pid, wait_for

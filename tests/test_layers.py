@@ -109,6 +109,7 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
             "nutbridge.migrate.*",  # switch (forward), manifest, undo, run (each step asked, done, recorded)
             "nutbridge.v1node",
             "nutbridge.driver_cmd",  # nutbridge-driver: the daemon as one of NUT's drivers
+            "nutbridge.driver_section",  # its ups.conf section, paths, driver.* variables and configuration
         ),
     ),
     # The entry point: flags, then the command or the daemon.

@@ -24,7 +24,7 @@ from nutbridge.config import Config, ups_config_file, with_overrides
 from nutbridge.doctor.context import FAIL, MOUNTINFO, OK, WARN, Context, Result
 from nutbridge.doctor.host import read_ups_conf
 from nutbridge.doctor.runner import run_checks
-from nutbridge.driver_cmd import Paths, Section, driver_config
+from nutbridge.driver_section import Paths, Section, driver_config
 from nutbridge.errors import ConfigError
 from nutbridge.nut.upsconf import nut_confpath, nut_statepath, port_path
 from nutbridge.nut.version import detect, find_dummy_ups

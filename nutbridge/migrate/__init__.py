@@ -43,7 +43,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--dry-run", action="store_true", help="print every step and change nothing")
     p.add_argument("--systemctl", metavar="CMD", help="the systemctl command (default: $NUTBRIDGE_SYSTEMCTL, PATH)")
     p.add_argument("--systemd-dir", metavar="DIR", help="where units go (default V1_ROOT/etc/systemd/system)")
-    p.set_defaults(no_systemd=False, port_on_disk=False)
+    p.set_defaults(no_systemd=False, port_on_disk=False, driver=False)  # a v1 node keeps the port file
     return p
 
 

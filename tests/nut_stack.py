@@ -14,7 +14,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from pathlib import Path
 from types import TracebackType
 from typing import IO, Self, TypeVar
@@ -721,6 +721,21 @@ class DriverModeStack(NutStack):
         )
         (self.etc / "ups.conf").chmod(0o600)
         write_admin_users(self.etc)
+
+    @contextlib.contextmanager
+    def running(self) -> Iterator[Self]:
+        """Started, with the driver's first ups.status in upsc, until the block ends; then the driver (by its PID
+        file, whatever state the test left it in) and upsd are stopped."""
+        try:
+            self.start()
+            wait_for(self.status_words, lambda words: words[:1] in (["OL"], ["OB"]), timeout=START_TIMEOUT,
+                     what="ups.status from the driver", details=self.describe)  # fmt: skip
+            yield self
+        finally:
+            pid = self.driver_pid()
+            if pid is not None:
+                kill_pid(pid)
+            self.stop()
 
     def write_upsd_conf(self) -> None:
         """NutStack's, with MAXAGE when one is given."""

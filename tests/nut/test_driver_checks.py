@@ -26,7 +26,6 @@ from tests.nut_stack import (
     UPS,
     UPSDRVCTL,
     DriverModeStack,
-    kill_pid,
     wait_for,
     why_not_runnable,
 )
@@ -52,22 +51,14 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DriverModeStack]
     if reason is not None:
         pytest.skip(reason)
     nut = DriverModeStack(tmp_path_factory.mktemp("drv"))  # short: the socket's path must stay under 108 bytes
-    try:
-        nut.start()
+    with nut.running():
         # as `nutbridge setup --driver` leaves the configuration: 0600, owned by NUT's user
         toml = nut.etc / "nutbridge.toml"
         toml.chmod(0o600)
         user = nut_user()
         if user is not None and os.geteuid() == 0:
             os.chown(toml, user.pw_uid, user.pw_gid)
-        wait_for(nut.status_words, lambda words: words[:1] in (["OL"], ["OB"]), timeout=START_TIMEOUT,
-                 what="ups.status from the driver", details=nut.describe)  # fmt: skip
         yield nut
-    finally:
-        pid = nut.driver_pid()
-        if pid is not None:
-            kill_pid(pid)
-        nut.stop()
 
 
 @pytest.mark.nut

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.nut_stack import START_TIMEOUT, DriverModeStack, kill_pid, pid_alive, wait_for, why_not_runnable
+from tests.nut_stack import START_TIMEOUT, DriverModeStack, pid_alive, wait_for, why_not_runnable
 
 pytestmark = pytest.mark.nut
 
@@ -26,20 +26,12 @@ NOT_CONNECTED = "Error: Driver not connected"
 
 @pytest.fixture
 def stack(tmp_path: Path) -> Iterator[DriverModeStack]:
-    nut = DriverModeStack(tmp_path)
-    try:
-        nut.start()
+    with DriverModeStack(tmp_path).running() as nut:
         yield nut
-    finally:
-        pid = nut.driver_pid()
-        if pid is not None:
-            kill_pid(pid)
-        nut.stop()
 
 
 def test_upsdrvctl_starts_the_driver_and_upsc_reads_it(stack: DriverModeStack) -> None:
-    status = wait_for(stack.status_words, lambda words: words[:1] in (["OL"], ["OB"]), timeout=START_TIMEOUT,
-                      what="ups.status from the driver", details=stack.describe)  # fmt: skip
+    status = stack.status_words()
     assert set(status) <= {"OL", "OB", "LB", "CHRG", "DISCHRG", "ALARM"}
     assert stack.upsc("driver.name") == "nutbridge"
     assert stack.upsc("driver.parameter.port") == "simulate"
@@ -56,8 +48,6 @@ def test_upsdrvctl_starts_the_driver_and_upsc_reads_it(stack: DriverModeStack) -
 
 
 def test_a_crashed_driver_is_gone_for_upsd_not_old_values(stack: DriverModeStack) -> None:
-    wait_for(stack.status_words, lambda words: words[:1] in (["OL"], ["OB"]), timeout=START_TIMEOUT,
-             what="ups.status from the driver", details=stack.describe)  # fmt: skip
     pid = stack.driver_pid()
     assert pid is not None
     os.kill(pid, signal.SIGKILL)  # no clean-up at all: the socket closes with the process

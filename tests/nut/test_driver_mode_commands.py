@@ -4,14 +4,13 @@ load and set battery.charge.low, which a restarted driver still has; ups.conf's 
 
 from __future__ import annotations
 
-import contextlib
 import os
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from tests.nut_stack import START_TIMEOUT, UPS, UPSDRVCTL, DriverModeStack, kill_pid, wait_for, why_not_runnable
+from tests.nut_stack import START_TIMEOUT, UPS, UPSDRVCTL, DriverModeStack, wait_for, why_not_runnable
 
 pytestmark = pytest.mark.nut
 
@@ -22,24 +21,9 @@ if _reason is not None:
     pytest.skip(_reason, allow_module_level=True)
 
 
-@contextlib.contextmanager
-def running(nut: DriverModeStack) -> Iterator[DriverModeStack]:
-    """``nut`` started until the test ends, then its driver and upsd stopped."""
-    try:
-        nut.start()
-        wait_for(nut.status_words, lambda words: words[:1] in (["OL"], ["OB"]), timeout=START_TIMEOUT,
-                 what="ups.status from the driver", details=nut.describe)  # fmt: skip
-        yield nut
-    finally:
-        pid = nut.driver_pid()
-        if pid is not None:
-            kill_pid(pid)
-        nut.stop()
-
-
 @pytest.fixture
 def stack(tmp_path: Path) -> Iterator[DriverModeStack]:
-    with running(DriverModeStack(tmp_path)) as nut:
+    with DriverModeStack(tmp_path).running() as nut:
         yield nut
 
 
@@ -74,7 +58,7 @@ def test_upsrw_sets_charge_low_and_a_restarted_driver_keeps_it(stack: DriverMode
 
 
 def test_an_override_in_ups_conf_wins_over_upsrw(tmp_path: Path) -> None:
-    with running(DriverModeStack(tmp_path, overrides={"battery.charge.low": "25"})) as stack:
+    with DriverModeStack(tmp_path, overrides={"battery.charge.low": "25"}).running() as stack:
         assert stack.upsc("battery.charge.low") == "25"
         assert "battery.charge.low" not in stack.run(["upsrw", stack.address]).stdout
         done = stack.admin("upsrw", "-s", "battery.charge.low=35", stack.address)

@@ -12,7 +12,6 @@ from __future__ import annotations
 import dataclasses
 import os
 import stat
-import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -158,6 +157,8 @@ def load(path: Path) -> Config:
         raw = path.read_bytes()
     except OSError as exc:
         raise ConfigError(f"{path}: cannot read: {exc.strerror}") from exc
+    import tomllib  # here: nutbridge-driver without a config file (the usual ups.conf section) never parses TOML
+
     try:
         data = tomllib.loads(raw.decode("utf-8"))
     except (UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:

@@ -14,11 +14,11 @@ from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, ClassVar, Generic, Protocol, Self, TypeVar
 
 from nutbridge.model import DeviceInfo, Reading
-from nutbridge.nut.variables import Var
 from nutbridge.power import PowerRule, power_state
 
 if TYPE_CHECKING:
     from nutbridge.devices.capture import CaptureContext, Taken
+    from nutbridge.nut.variables import Var  # a type only: the config imports this module, not the NUT tables
 
 
 class Source(Protocol):

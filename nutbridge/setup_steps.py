@@ -18,8 +18,9 @@ from nutbridge.devices.modbus import parse_modbus_url
 from nutbridge.devices.tracer.config import TracerConfig
 from nutbridge.errors import ConfigError, NutbridgeError
 from nutbridge.files import replace_atomically
-from nutbridge.nut.upsconf import driver_folder, nut_confpath, nut_runpath, nut_statepath, parse_sections, port_path
+from nutbridge.nut.upsconf import driver_folder, nut_confpath, nut_runpath, nut_statepath, parse_sections
 from nutbridge.redact import redact_url
+from nutbridge.setup_sections import driver_differences, port_file_differences
 from nutbridge.setup_texts import (
     DROP_IN,
     SAMPLE_PORT_FILE,
@@ -218,10 +219,15 @@ class Setup:
         existing = parse_sections(old.decode("utf-8", "surrogateescape")).get(self.ups)
         if existing is not None:
             if port_file is None:
-                self.compare_driver_section(path, existing)
+                differs = driver_differences(existing, self.url, self.config_file)
+                self.refuse_differing(
+                    path, differs, "fix that section by hand (docs/nut.md, 'Moving between the modes')"
+                )
                 plan.kept.append(f"{path} has [{self.ups}] already, with driver = nutbridge and this source")
                 return
-            self.compare_section(path, existing, port_file)
+            self.refuse_differing(
+                path, port_file_differences(existing, port_file, self.confpath), "fix that section by hand"
+            )
             plan.kept.append(f"{path} has [{self.ups}] already, with this port file and mode = dummy-once")
             return
         if port_file is None:
@@ -244,42 +250,12 @@ class Setup:
 
         plan.steps.append(Step(f"Append [{self.ups}] to {path}", append, section))
 
-    def compare_section(self, path: Path, entries: dict[str, str], port_file: Path) -> None:
-        """An existing [UPS] must be the one setup would write; else SetupError naming what differs."""
-        differs = []
-        if entries.get("driver") != "dummy-ups":
-            differs.append(f"driver = {entries.get('driver', '(none)')} (setup wants dummy-ups)")
-        port = entries.get("port")
-        if port is None or port_path(port, self.confpath) != os.path.realpath(port_file):
-            differs.append(f"port = {port or '(none)'} (setup wants {port_file})")
-        if entries.get("mode") != "dummy-once":
-            differs.append(f"mode = {entries.get('mode', '(none)')} (setup wants dummy-once)")
+    def refuse_differing(self, path: Path, differs: list[str], fix: str) -> None:
+        """SetupError naming what an existing [UPS] has that setup would not write (setup_sections.py finds it)."""
         if differs:
             raise SetupError(
                 f"{path} has a section [{self.ups}] already, with {'; '.join(differs)}. setup changes no section "
-                f"it did not write: fix that section by hand, or pick another UPS name"
-            )
-
-    def compare_driver_section(self, path: Path, entries: dict[str, str]) -> None:
-        """An existing [UPS] for driver mode must be the one setup would write; else SetupError naming what differs."""
-        differs = []
-        if entries.get("driver") != "nutbridge":
-            differs.append(f"driver = {entries.get('driver', '(none)')} (setup wants nutbridge)")
-        port = entries.get("port")
-        try:
-            same = port is not None and parse_modbus_url(port, "port") == parse_modbus_url(self.url, "--source")
-        except ConfigError:
-            same = False
-        if not same:
-            differs.append(f"port = {redact_url(port) if port else '(none)'} (setup wants {redact_url(self.url)})")
-        config = entries.get("config")
-        if config is not None and os.path.realpath(config) != os.path.realpath(self.config_file):
-            differs.append(f"config = {config} (setup wants {self.config_file})")
-        if differs:
-            raise SetupError(
-                f"{path} has a section [{self.ups}] already, with {'; '.join(differs)}. setup changes no section "
-                f"it did not write: fix that section by hand (docs/nut.md, 'Moving between the modes'), or pick "
-                "another UPS name"
+                f"it did not write: {fix}, or pick another UPS name"
             )
 
     def plan_driver_link(self, plan: Plan) -> None:

@@ -99,6 +99,7 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
             "nutbridge.system",  # what the commands share: the config's loader, NUT's user, systemctl
             "nutbridge.setup_cmd",
             "nutbridge.setup_steps",
+            "nutbridge.setup_sections",  # an existing [UPS] beside the one setup would write
             "nutbridge.setup_texts",
             "nutbridge.doctor",
             "nutbridge.doctor.*",

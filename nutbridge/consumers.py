@@ -88,7 +88,10 @@ def nut_view(w: Wiring) -> PortFileSink | DriverSocket:
         from nutbridge.nut.driver_socket import DriverSocket
 
         settable = w.driver_settings.setters(w.settings) if w.driver_settings else {}
-        return DriverSocket(w.driver.socket, static=w.driver.static, commands=load_commands(w.load), settable=settable)
+        version = w.config.nut.version  # driver.state came with NUT 2.8.1; an older upsd is told nothing of it
+        states = version is None or (version.major, version.minor, version.patch) >= (2, 8, 1)
+        return DriverSocket(w.driver.socket, static=w.driver.static, commands=load_commands(w.load),
+                            settable=settable, states=states)  # fmt: skip
     from nutbridge.nut import upsconf
     from nutbridge.nut.driver import PortFileSink
 

@@ -88,6 +88,9 @@ class DriverSocket:
             CmdStatus code.
         settable: variables clients may set (SETFLAGS RW) → their handler, given the new value, answering a
             SetStatus code; the value is published at once when it answers HANDLED.
+        states: publish ``driver.state`` as NUT's drivers do from 2.8.1 (main.c): ``init.info`` until the first
+            good poll, ``quiet`` while polling, ``reconnect.trying`` while the device is lost, ``cleanup.exit`` as
+            the driver stops. (``updateinfo`` during each poll is left out: two broadcasts a poll for nothing.)
     """
 
     wants: ClassVar[Wants] = Wants.NEWEST
@@ -99,11 +102,14 @@ class DriverSocket:
         static: Mapping[str, str] = {},
         commands: Mapping[str, Command] = {},
         settable: Mapping[str, Setter] = {},
+        states: bool = True,
     ) -> None:
         self.path = path
         self.commands = dict(commands)
         self.settable = dict(settable)
         self.state = DriverState(static=static, commands=self.commands, settable=self.settable)
+        self.states = states
+        self._driver_state("init.info")
         self._connections: set[_Connection] = set()
         self._count = 0
         self._server: asyncio.Server | None = None
@@ -176,6 +182,7 @@ class DriverSocket:
     ) -> None:
         server, self._server = self._server, None
         tasks, self._tasks = self._tasks, None
+        self._broadcast(self._driver_state("cleanup.exit"))
         if server is not None:
             server.close()
         self._remove()
@@ -189,12 +196,16 @@ class DriverSocket:
     async def update(self, snapshot: Snapshot) -> None:
         """A good poll's changes (and DATAOK after stale data); DATASTALE once when the device is lost."""
         if snapshot.ok:
-            lines = self.state.apply(snapshot.variables) + self.state.mark_ok()
+            lines = self.state.apply(snapshot.variables) + self._driver_state("quiet") + self.state.mark_ok()
         elif snapshot.comms is Comms.LOST:
-            lines = self.state.mark_stale()
+            lines = self._driver_state("reconnect.trying") + self.state.mark_stale()
         else:
             return  # failing within the grace: NUT keeps seeing the last values as good
         self._broadcast(lines)
+
+    def _driver_state(self, value: str) -> list[str]:
+        """driver.state's change, if this NUT has it."""
+        return self.state.own("driver.state", value) if self.states else []
 
     def _broadcast(self, lines: list[str]) -> None:
         for connection in list(self._connections):

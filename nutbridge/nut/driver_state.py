@@ -116,6 +116,15 @@ class DriverState:
                 out += meta.lines(name)
         return out
 
+    def own(self, name: str, value: str) -> list[str]:
+        """Set a variable the driver keeps about itself (such as driver.state), which no poll may change: its
+        SETINFO if the value changed."""
+        self.static = self.static | {name}
+        if self.values.get(name) == value:
+            return []
+        self.values[name] = value
+        return [f"SETINFO {name} {quote(value)}"]
+
     def mark_ok(self) -> list[str]:
         """The data is good again: DATAOK if it was stale."""
         if not self.stale:

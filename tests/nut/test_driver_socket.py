@@ -132,6 +132,7 @@ async def test_the_dump_and_each_change_reach_upsc(
     assert seen["ups.status"] == "OL CHRG"  # a multi-word value, quoted on the wire
     assert seen["driver.parameter.desc"] == ODD  # escaped by us, unescaped by upsd
     assert seen["driver.name"] == "nutbridge"
+    assert seen["driver.state"] == "quiet"  # polled, between polls (NUT 2.8.1+'s words; 2.8.0's upsd passes it on)
 
     later = next_of(first, variables={**first.variables, "battery.charge": "42", "ups.status": "OB DISCHRG"})
     await driver.update(later)

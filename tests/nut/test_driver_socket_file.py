@@ -4,6 +4,7 @@ connection cap, and the TRACKING answers for commands it does not have or that f
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import socket
 import stat
 import tempfile
@@ -12,9 +13,14 @@ from pathlib import Path
 
 import pytest
 
+from nutbridge.devices.tracer.nut import TABLE
+from nutbridge.devices.tracer.source import TracerSource
+from nutbridge.monitor import Monitor
 from nutbridge.nut import driver_socket
 from nutbridge.nut.driver_socket import DriverSocket
 from nutbridge.nut.driver_state import CmdStatus
+from nutbridge.snapshot import Comms, Snapshot
+from tests.helpers.monitor import nut_view
 
 TIMEOUT = 10.0  # a guard against hanging, not a timing assertion
 
@@ -24,6 +30,12 @@ def path() -> Iterator[Path]:
     """A socket path short enough for sun_path."""
     with tempfile.TemporaryDirectory(prefix="nb-") as folder:
         yield Path(folder) / "nutbridge-solar"
+
+
+@pytest.fixture
+async def snapshot(source: TracerSource) -> Snapshot:
+    """One real poll of the simulated Tracer, as the daemon's monitor makes it."""
+    return await Monitor(source, interval=1.0, **nut_view(TABLE)).poll()
 
 
 async def ask(path: Path, request: bytes, lines: int) -> list[bytes]:
@@ -49,9 +61,10 @@ async def test_a_stale_socket_file_is_replaced_the_new_one_is_0660_and_removed_a
 
 async def test_getpid_and_dumpall(path: Path) -> None:
     async with DriverSocket(path, static={"driver.name": "nutbridge"}, commands={"load.off": stop}):
-        got = await ask(path, b"GETPID\nDUMPALL\n", 5)
+        got = await ask(path, b"GETPID\nDUMPALL\n", 6)
     assert got[0].startswith(b"PID ") and int(got[0].split()[1]) > 0
-    assert got[1:] == [b"DATASTALE\n", b'SETINFO driver.name "nutbridge"\n', b"ADDCMD load.off\n", b"DUMPDONE\n"]
+    assert got[1:] == [b"DATASTALE\n", b'SETINFO driver.name "nutbridge"\n', b'SETINFO driver.state "init.info"\n',
+                       b"ADDCMD load.off\n", b"DUMPDONE\n"]  # fmt: skip
 
 
 async def stop(param: str | None) -> int:
@@ -86,3 +99,51 @@ async def test_past_the_cap_a_new_connection_is_closed_and_the_others_keep_worki
         assert await asyncio.wait_for(held[0][0].readline(), TIMEOUT) == b"PONG\n"
         for _, writer in held:
             writer.close()
+
+
+async def test_driver_state_follows_the_device_as_nuts_drivers_say_it(path: Path, snapshot: Snapshot) -> None:
+    """NUT 2.8.1's main.c: init.* until the first update, quiet between polls, reconnect.trying while the device is
+    lost, cleanup.exit as the driver ends; each change broadcast once, a dump gives the present one."""
+    lost = dataclasses.replace(snapshot, seq=snapshot.seq + 1, comms=Comms.LOST, variables={})
+    async with DriverSocket(path, static={"driver.name": "nutbridge"}) as driver:
+        reader, writer = await asyncio.open_unix_connection(path)
+        writer.write(b"DUMPALL\n")
+        dump = await read_until(reader, b"DUMPDONE\n")
+        assert b'SETINFO driver.state "init.info"\n' in dump and dump[0] == b"DATASTALE\n"
+        await driver.update(snapshot)
+        polled = await read_until(reader, b"DATAOK\n")
+        assert polled.count(b'SETINFO driver.state "quiet"\n') == 1
+        await driver.update(snapshot)  # nothing changed: nothing sent
+        await driver.update(lost)
+        assert await read_until(reader, b"DATASTALE\n") == [
+            b'SETINFO driver.state "reconnect.trying"\n',
+            b"DATASTALE\n",
+        ]
+        await driver.update(dataclasses.replace(snapshot, seq=snapshot.seq + 2))
+        assert await read_until(reader, b"DATAOK\n") == [b'SETINFO driver.state "quiet"\n', b"DATAOK\n"]
+    assert await read_until(reader, b"") == [b'SETINFO driver.state "cleanup.exit"\n']  # then the end
+    writer.close()
+
+
+async def test_no_driver_state_for_a_nut_older_than_2_8_1(path: Path, snapshot: Snapshot) -> None:
+    async with DriverSocket(path, static={"driver.name": "nutbridge"}, states=False) as driver:
+        await driver.update(snapshot)
+        reader, writer = await asyncio.open_unix_connection(path)
+        writer.write(b"DUMPALL\n")
+        dump = await read_until(reader, b"DUMPDONE\n")
+        writer.close()
+    assert b"DATAOK\n" in dump and not any(b"driver.state" in line for line in dump)
+
+
+async def read_until(reader: asyncio.StreamReader, last: bytes) -> list[bytes]:
+    """Lines up to and with ``last`` (b"": up to the end of the stream, the empty read not included)."""
+    lines = []
+    while True:
+        line = await asyncio.wait_for(reader.readline(), TIMEOUT)
+        if line == b"" and last:
+            raise AssertionError(f"the stream ended before {last!r}; got {lines}")
+        if line == b"":
+            return lines
+        lines.append(line)
+        if line == last:
+            return lines

@@ -5,6 +5,7 @@ never as old values served on. Every process is private to the test (tests/nut_s
 from __future__ import annotations
 
 import os
+import shlex
 import signal
 from collections.abc import Iterator
 from pathlib import Path
@@ -22,6 +23,7 @@ if _reason is not None:
     pytest.skip(_reason, allow_module_level=True)
 
 NOT_CONNECTED = "Error: Driver not connected"
+UNIT_FOLDERS = (Path("/lib/systemd/system/nut-driver@.service"), Path("/usr/lib/systemd/system/nut-driver@.service"))
 
 
 @pytest.fixture
@@ -54,3 +56,42 @@ def test_a_crashed_driver_is_gone_for_upsd_not_old_values(stack: DriverModeStack
     wait_for(stack.upsc, lambda out: out == NOT_CONNECTED, timeout=START_TIMEOUT,
              what="upsc to say the driver is gone after a SIGKILL", details=stack.describe)  # fmt: skip
     assert not pid_alive(pid)
+
+
+def unit_commands(unit: Path, instance: str) -> dict[str, list[str]]:
+    """ExecStart and ExecStop of a systemd unit file, split as systemd splits them, with %i the instance."""
+    found: dict[str, list[str]] = {}
+    for line in unit.read_text().splitlines():
+        key, sep, value = line.partition("=")
+        if sep and key in ("ExecStart", "ExecStop"):
+            found[key] = [word.replace("%i", instance) for word in shlex.split(value)]
+    return found
+
+
+def test_nut_driver_unit_starts_and_stops_it_as_systemd_would(tmp_path: Path) -> None:
+    """Debian's nut-driver@.service (Type=forking) runs NUT's driver enumerator and upsdrvctl without -u: its
+    ExecStart must return once the driver is ready and leave it running, as root dropped to ups.conf's user;
+    ExecStop must stop it. (No systemd here: the unit's own command lines, run as systemd runs them.)"""
+    unit = next((p for p in UNIT_FOLDERS if p.exists()), None)
+    assert unit is not None, f"nut-server installs nut-driver@.service in one of {UNIT_FOLDERS}"
+    commands = unit_commands(unit, "solar")
+    stack = DriverModeStack(tmp_path)
+    try:
+        stack.write_configs()
+        conf = stack.etc / "ups.conf"
+        conf.write_text("user = root\n" + conf.read_text())  # the test's folders are root's: no drop to nut
+        stack.start_upsd()
+        started = stack.run(commands["ExecStart"])
+        assert started.returncode == 0, started.stdout + started.stderr
+        pid = stack.driver_pid()  # Type=forking: the driver runs on after ExecStart returned
+        assert pid is not None and pid_alive(pid)
+        wait_for(stack.status_words, lambda words: words[:1] in (["OL"], ["OB"]), timeout=START_TIMEOUT,
+                 what="ups.status after ExecStart", details=stack.describe)  # fmt: skip
+        stopped = stack.run(commands["ExecStop"])
+        assert stopped.returncode == 0, stopped.stdout + stopped.stderr
+        wait_for(stack.upsc, lambda out: out == NOT_CONNECTED, timeout=START_TIMEOUT,
+                 what="upsc to say the driver is gone after ExecStop", details=stack.describe)  # fmt: skip
+        wait_for(lambda: pid_alive(pid), lambda alive: not alive, timeout=START_TIMEOUT,
+                 what="the driver's process to end after ExecStop", details=stack.describe)  # fmt: skip
+    finally:
+        stack.stop()

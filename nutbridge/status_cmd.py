@@ -2,8 +2,10 @@
 
 It asks the daemon's API (found from the UPS's config file, or given with ``--api``); with the API off it reads
 the port file itself (what dummy-ups reads) and its age, or in driver mode (``driver = nutbridge`` in ups.conf,
-``mode = "driver"`` in [nut]) asks the driver on its socket, as upsd does. Exit status 0 when the last good poll
-is fresh, 3 when it is stale or the device is in nocomms, 1 when nothing can be asked; 78 for a bad configuration.
+``mode = "driver"`` in [nut]) asks the driver on its socket, as upsd does. A user who may read neither the
+configuration nor the socket (both are NUT's group's) gets what upsd answers anyone, through ``upsc``. Exit status
+0 when the last good poll is fresh, 3 when it is stale or the device is in nocomms, 1 when nothing can be asked;
+78 for a bad configuration.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +26,7 @@ from nutbridge.errors import ConfigError
 from nutbridge.nut.driver_client import read_driver, socket_path
 from nutbridge.nut.portfile_text import parse_values
 from nutbridge.nut.sock_wire import WireError
+from nutbridge.nut.upsc import STALE, run_upsc
 from nutbridge.nut.upsconf import MAX_UPS_CONF, nut_confpath, parse_sections
 
 EX_FRESH, EX_UNREACHABLE, EX_STALE, EX_CONFIG = 0, 1, 3, 78
@@ -37,6 +41,12 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("-c", dest="config", metavar="FILE", help="the configuration file instead")
     p.add_argument("--api", metavar="URL", help="the daemon's API, e.g. http://127.0.0.1:8080")
     p.add_argument("--json", action="store_true", help="print one JSON object instead of the screen")
+    p.add_argument(
+        "--upsd",
+        metavar="HOST[:PORT]",
+        default="localhost",
+        help="where upsc asks when the configuration or the socket may not be read (default: localhost)",
+    )
     return p
 
 
@@ -138,6 +148,23 @@ def from_driver(path: Path) -> dict[str, Any]:
     }
 
 
+def from_upsd(ups: str, upsd: str) -> dict[str, Any]:
+    """What upsd says of ``ups`` (``upsc UPS@HOST``): the view any user may have; OSError when it cannot tell."""
+    answer = run_upsc([os.environ.get("NUTBRIDGE_UPSC") or "upsc", f"{ups}@{upsd}"], TIMEOUT)
+    if answer.error is not None and answer.error != STALE:
+        raise OSError(answer.error)
+    stale = answer.error == STALE
+    return {
+        "source": f"upsc {ups}@{upsd}",
+        "fresh": not stale,
+        "reason": "upsd says the data is stale" if stale else None,
+        "comms": "lost" if stale else "ok",
+        "age": None,
+        "variables": answer.values,
+        "today": {"pv_watts": [], "charge_percent": []},
+    }
+
+
 def driver_section(ups: str) -> dict[str, str] | None:
     """[UPS] of ups.conf when it runs nutbridge as NUT's driver (``driver = nutbridge``), else None."""
     try:
@@ -198,24 +225,44 @@ def main(argv: list[str]) -> int:
     try:
         config = load(file) if file is not None and (section is None or file.exists()) else Config()
     except ConfigError as exc:
+        if (
+            args.ups
+            and not (args.config or args.api)
+            and isinstance(exc.__cause__, PermissionError | FileNotFoundError)
+        ):
+            # NUT's folder and nutbridge's file are NUT's user's: upsd answers anyone with the same variables
+            print(f"nutbridge status: {exc}; asking upsd", file=sys.stderr)
+            return show(args, args.ups, lambda: from_upsd(args.ups, args.upsd), f"upsc {args.ups}@{args.upsd}")
         print(f"nutbridge status: {exc}", file=sys.stderr)
         return EX_CONFIG
     name = args.ups or (Path(args.config).stem if args.config else "nutbridge")
     url = args.api or api_url(config)
     driver = section is not None or config.nut.mode == "driver"
     sock = socket_path(args.ups, Path(os.environ.get("NUT_STATEPATH") or "/run/nut")) if args.ups else None
+    if url:
+        return show(args, name, lambda: from_api(url.rstrip("/")), url)
+    if driver and sock is not None:
+        return show(args, name, lambda: from_driver_or_upsd(sock, name, args.upsd), str(sock))
+    if config.nut.port_file is not None:
+        port_file, interval = config.nut.port_file, config.monitor.poll_interval
+        return show(args, name, lambda: from_port_file(port_file, interval), str(port_file))
+    print("nutbridge status: no API and no port file: give UPS, -c FILE or --api URL", file=sys.stderr)
+    return EX_UNREACHABLE
+
+
+def from_driver_or_upsd(sock: Path, ups: str, upsd: str) -> dict[str, Any]:
+    """The driver on its socket; upsd, which relays the same, when this user may not open the socket."""
     try:
-        if url:
-            info = from_api(url.rstrip("/"))
-        elif driver and sock is not None:
-            info = from_driver(sock)
-        elif config.nut.port_file is not None:
-            info = from_port_file(config.nut.port_file, config.monitor.poll_interval)
-        else:
-            print("nutbridge status: no API and no port file: give UPS, -c FILE or --api URL", file=sys.stderr)
-            return EX_UNREACHABLE
+        return from_driver(sock)
+    except PermissionError:
+        return from_upsd(ups, upsd)
+
+
+def show(args: argparse.Namespace, name: str, ask: Callable[[], dict[str, Any]], asked: str) -> int:
+    """Ask, print the screen (or JSON), and the exit status."""
+    try:
+        info = ask()
     except (OSError, ValueError) as exc:
-        asked = url or (sock if driver else None) or config.nut.port_file
         print(f"nutbridge status: cannot ask {asked}: {exc}", file=sys.stderr)
         return EX_UNREACHABLE
     print(json.dumps({"ups": name, **info}) if args.json else screen(name, info))

@@ -24,7 +24,7 @@ import pytest
 
 from nutbridge.doctor import gather, parser
 from nutbridge.doctor.config_checks import check_config, check_config_private
-from nutbridge.doctor.context import FAIL, OK, WARN, Context, Result, UpscAnswer
+from nutbridge.doctor.context import FAIL, OK, WARN, Context, Result
 from nutbridge.doctor.host import filesystem_of
 from nutbridge.doctor.nut_checks import (
     check_daemon,
@@ -37,6 +37,7 @@ from nutbridge.doctor.nut_checks import (
 )
 from nutbridge.doctor.port_file_checks import check_port_file, check_port_file_disk, check_port_file_owner
 from nutbridge.doctor.runner import CHECKS, check_name
+from nutbridge.nut.upsc import UpscAnswer
 from nutbridge.nut.version import NutVersion
 from nutbridge.system import nut_user
 from tests.conftest import need

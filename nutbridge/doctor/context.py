@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from nutbridge.config import Config
+from nutbridge.nut.upsc import UpscAnswer, run_upsc
 from nutbridge.nut.version import NutVersion
 
 OK, WARN, FAIL = "ok", "warn", "FAIL"
@@ -28,14 +29,6 @@ class Result:
     level: str
     message: str
     fix: str | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class UpscAnswer:
-    """upsc's variables, or the error it printed."""
-
-    values: dict[str, str]
-    error: str | None
 
 
 @dataclass
@@ -90,23 +83,3 @@ class Context:
             [*self.systemctl, *args], capture_output=True, text=True, timeout=self.timeout, check=False
         )
         return done.stdout.strip() or done.stderr.strip() or f"exit status {done.returncode}"
-
-
-def run_upsc(argv: list[str], timeout: float) -> UpscAnswer:
-    """upsc's ``name: value`` lines, or its ``Error: …`` line."""
-    try:
-        done = subprocess.run(argv, capture_output=True, text=True, timeout=timeout, check=False)
-    except OSError as exc:
-        return UpscAnswer({}, f"cannot run {argv[0]}: {exc.strerror}")
-    except subprocess.TimeoutExpired:
-        return UpscAnswer({}, f"no answer within {timeout:g} s")
-    if done.returncode != 0:
-        said = [line for line in (done.stderr + done.stdout).splitlines() if line.strip()]
-        error = next((line for line in said if line.startswith("Error")), said[-1] if said else "")
-        return UpscAnswer({}, error or f"exit status {done.returncode}")
-    values = {}
-    for line in done.stdout.splitlines():
-        name, sep, value = line.partition(": ")
-        if sep:
-            values[name] = value
-    return UpscAnswer(values, None)

@@ -81,6 +81,52 @@ def test_a_running_driver_is_all_ok_and_status_reads_its_socket(stack: DriverMod
     assert screen.returncode == 0 and screen.stdout.startswith(f"{UPS}: O"), screen.stdout
 
 
+def status_as(user: str, argv: list[str], env: dict[str, str]) -> tuple[int, str, str]:
+    """``nutbridge status ARGV`` run by ``user`` (a forked child that drops root: the venv need not be readable by
+    that user, as the code is loaded already): exit status, stdout, stderr."""
+    from nutbridge.status_cmd import main
+
+    entry = pwd.getpwnam(user)
+    out_r, out_w = os.pipe()
+    err_r, err_w = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: never returns into pytest
+        code = 70
+        try:
+            sys.stdout = os.fdopen(out_w, "w")  # not pytest's capture, which the parent keeps
+            sys.stderr = os.fdopen(err_w, "w")
+            os.setgroups([])
+            os.setgid(entry.pw_gid)
+            os.setuid(entry.pw_uid)
+            os.environ.clear()
+            os.environ.update(env)
+            code = main(argv)
+            sys.stdout.flush()
+            sys.stderr.flush()
+        finally:
+            os._exit(code)
+    os.close(out_w)
+    os.close(err_w)
+    with os.fdopen(out_r) as out, os.fdopen(err_r) as err:
+        said, complained = out.read(), err.read()
+    _, waited = os.waitpid(pid, 0)
+    return os.waitstatus_to_exitcode(waited), said, complained
+
+
+@pytest.mark.nut
+@pytest.mark.skipif(os.geteuid() != 0, reason="drops root for another user")
+def test_a_user_outside_nuts_group_gets_status_from_upsd(stack: DriverModeStack) -> None:
+    """The config folder and the socket are NUT's (here root's, 0700): status asks upsd through upsc instead."""
+    env = {**stack.env, "PATH": os.environ["PATH"]}
+    code, out, err = status_as("nobody", [UPS, "--json", "--upsd", stack.address.split("@")[1]], env)
+    assert code == 0, out + err
+    assert "Permission denied" in err and "asking upsd" in err  # says why it took the other way
+    info = json.loads(out)
+    assert info["source"] == f"upsc {stack.address}" and info["fresh"] is True
+    assert info["variables"]["driver.name"] == "nutbridge"  # what upsd relays from the driver
+    assert info["variables"]["ups.status"].split()[0] in ("OL", "OB")
+
+
 @pytest.mark.nut
 def test_a_link_to_another_program_is_a_warning_of_the_link_check_only(stack: DriverModeStack) -> None:
     link = stack.root / "drivers" / "nutbridge"

@@ -715,7 +715,7 @@ class DriverModeStack(NutStack):
             grace = f"nocomms_grace = {self.grace:g}\n" if self.grace is not None else ""
             toml.write_text(f"[monitor]\npoll_interval = 1\n{grace}")
         (self.etc / "ups.conf").write_text(
-            f"driverpath = {drivers}\nmaxretry = 1\n"
+            f"user = root\ndriverpath = {drivers}\nmaxretry = 1\n"  # root: the test's folders are root's
             f"[{UPS}]\n  driver = nutbridge\n  port = {self.source_port}\n  pollinterval = 1\n  config = {toml}\n"
             + "".join(f"  override.{name} = {value}\n" for name, value in self.overrides.items())
         )

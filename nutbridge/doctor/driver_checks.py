@@ -4,16 +4,21 @@ and upsd connected to it (upsc answers with ``driver.name`` nutbridge, not "Data
 
 from __future__ import annotations
 
+import contextlib
 import os
+import pwd
+from pathlib import Path
 
+import nutbridge
 from nutbridge.doctor.context import FAIL, OK, WARN, Context, Result
-from nutbridge.doctor.host import nut_pid_folders, nut_state_folders, pid_alive, read_ups_conf
+from nutbridge.doctor.host import closed_to, nut_pid_folders, nut_state_folders, owner_text, pid_alive, read_ups_conf
 from nutbridge.doctor.nut_checks import upsc_failure
 from nutbridge.files import describe
 from nutbridge.nut.driver_client import read_driver, socket_path
 from nutbridge.nut.sock_wire import WireError
-from nutbridge.nut.upsconf import driver_folder
+from nutbridge.nut.upsconf import MAX_UPS_CONF, driver_folder, parse_globals, parse_sections
 from nutbridge.setup_texts import driver_program
+from nutbridge.system import nut_user
 
 DRIVER = "nutbridge"  # ups.conf's driver name; its socket and PID file are nutbridge-UPS
 
@@ -60,7 +65,47 @@ def check_driver_link(ctx: Context) -> Result:
         return Result(name, WARN, f"{link} exists, but no nutbridge-driver beside this nutbridge to compare it with")
     if os.path.realpath(link) != os.path.realpath(program):
         return Result(name, WARN, f"{link} runs {os.path.realpath(link)}, not this nutbridge's {program}", fix)
+    user = driver_user(ctx)
+    if user is None:  # root: it reads what root reads
+        return Result(name, OK, f"{link} runs {program}")
+    for path, bits in driver_files(program):
+        blocked = closed_to(path, user, bits)
+        if blocked is not None:
+            return Result(
+                name,
+                FAIL,
+                f"the driver runs as {user.pw_name}, who may not read {blocked} ({owner_text(blocked.stat())}): "
+                "it would fail at its start, once it has left root",
+                f"install nutbridge where {user.pw_name} can read it (e.g. a venv in /opt), or open {blocked} to it",
+            )
     return Result(name, OK, f"{link} runs {program}")
+
+
+def driver_user(ctx: Context) -> pwd.struct_passwd | None:
+    """Who nutbridge-driver becomes when NUT starts it as root: ups.conf's ``user`` (the section's, else the
+    global one), else NUT's user; None for root or a user that does not exist (the driver says so itself)."""
+    try:
+        text = (ctx.confpath / "ups.conf").read_text(errors="replace")[:MAX_UPS_CONF]
+    except OSError:
+        return None
+    entries = parse_sections(text).get(ctx.ups) or {}
+    name = entries.get("user") or parse_globals(text).get("user")
+    try:
+        user = pwd.getpwnam(name) if name else nut_user()
+    except KeyError:
+        return None
+    return user if user is not None and user.pw_uid != 0 else None
+
+
+def driver_files(program: Path) -> list[tuple[Path, int]]:
+    """What the driver reads after it left root: its script, the interpreter its first line names, and this
+    package's folder (its modules are imported as they are needed)."""
+    files = [(program, 4 | 1), (Path(nutbridge.__file__).parent, 4 | 1)]
+    with contextlib.suppress(OSError), program.open("rb") as script:
+        first = script.readline(4096)
+        if first.startswith(b"#!"):
+            files.append((Path(os.fsdecode(first[2:].split()[0])), 1))
+    return files
 
 
 def check_driver_process(ctx: Context) -> Result:

@@ -41,6 +41,19 @@ def may(st: os.stat_result, user: pwd.struct_passwd, bits: int) -> bool:
     return (st.st_mode >> shift) & bits == bits
 
 
+def closed_to(path: Path, user: pwd.struct_passwd, bits: int) -> Path | None:
+    """The first of ``path``'s folders that ``user`` may not search, or ``path`` itself if it lacks ``bits``;
+    None when the user gets through (or when something is missing: other checks say that)."""
+    target = path.resolve()
+    try:
+        for folder in reversed(target.parents):
+            if not may(folder.stat(), user, 1):
+                return folder
+        return None if may(target.stat(), user, bits) else target
+    except OSError:
+        return None
+
+
 def owner_text(st: os.stat_result) -> str:
     return f"owner {user_name(st.st_uid)}:{group_name(st.st_gid)}, mode {st.st_mode & 0o7777:04o}"
 

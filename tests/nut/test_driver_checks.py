@@ -8,9 +8,11 @@ import contextlib
 import json
 import os
 import pwd
+import shutil
 import socket
 import subprocess
 import sys
+import tempfile
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -18,8 +20,9 @@ from pathlib import Path
 import pytest
 
 from nutbridge.config import Config
-from nutbridge.doctor.context import FAIL, OK, WARN, Context
-from nutbridge.doctor.driver_checks import check_driver_socket
+from nutbridge.doctor import driver_checks
+from nutbridge.doctor.context import FAIL, OK, WARN, Context, Result
+from nutbridge.doctor.driver_checks import check_driver_link, check_driver_socket
 from nutbridge.system import nut_user
 from tests.nut_stack import (
     START_TIMEOUT,
@@ -210,3 +213,36 @@ def test_stale_data_on_the_socket_is_a_fail_and_a_stale_status(tmp_path: Path, m
     assert said.returncode == 3, said.stderr
     info = json.loads(said.stdout)
     assert info["fresh"] is False and info["comms"] == "lost" and info["variables"]["ups.status"] == "OB"
+
+
+@pytest.mark.nut
+@pytest.mark.skipif(os.geteuid() != 0, reason="makes a folder closed to another user")
+def test_a_driver_user_who_cannot_read_nutbridge_fails_the_link_check(
+    stack: DriverModeStack, monkeypatch: pytest.MonkeyPatch, request: pytest.FixtureRequest
+) -> None:
+    """A venv in root's home: NUT starts the driver as root, it drops to ups.conf's user, then cannot import the
+    rest of nutbridge. The doctor names the folder that stops it; a readable install, or root, passes."""
+    tmp_path = Path(tempfile.mkdtemp(prefix="nb-"))  # in /tmp itself: pytest's own folder is closed to others
+    request.addfinalizer(lambda: shutil.rmtree(tmp_path, ignore_errors=True))
+    closed = tmp_path / "root-only"
+    (closed / "venv").mkdir(parents=True)
+    closed.chmod(0o700)
+    opened = tmp_path / "open"
+    opened.mkdir()
+    tmp_path.chmod(0o755)
+    conf = tmp_path / "etc"
+    conf.mkdir()
+    text = (stack.etc / "ups.conf").read_text()
+
+    def check(user_line: str, folder: Path) -> Result:
+        (conf / "ups.conf").write_text(text.replace("user = root\n", user_line))
+        monkeypatch.setattr(driver_checks, "driver_files", lambda program: [(folder, 5)])
+        ctx = Context(ups=UPS, confpath=conf, config_file=stack.etc / "nutbridge.toml", config=Config(),
+                      config_error=None, port_file=tmp_path / "unused", user=pwd.getpwnam("nobody"))  # fmt: skip
+        return check_driver_link(ctx)
+
+    result = check("user = nobody\n", closed / "venv")
+    assert result.level == FAIL, result
+    assert f"nobody, who may not read {closed} (owner root:root, mode 0700)" in result.message
+    assert check("user = nobody\n", opened).level == OK
+    assert check("user = root\n", closed / "venv").level == OK

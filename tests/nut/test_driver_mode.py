@@ -77,9 +77,7 @@ def test_nut_driver_unit_starts_and_stops_it_as_systemd_would(tmp_path: Path) ->
     commands = unit_commands(unit, "solar")
     stack = DriverModeStack(tmp_path)
     try:
-        stack.write_configs()
-        conf = stack.etc / "ups.conf"
-        conf.write_text("user = root\n" + conf.read_text())  # the test's folders are root's: no drop to nut
+        stack.write_configs()  # ups.conf's user = root: the test's folders are root's, closed to NUT's user
         stack.start_upsd()
         started = stack.run(commands["ExecStart"])
         assert started.returncode == 0, started.stdout + started.stderr

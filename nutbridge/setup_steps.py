@@ -22,6 +22,7 @@ from nutbridge.nut.upsconf import driver_folder, nut_confpath, nut_runpath, nut_
 from nutbridge.redact import redact_url
 from nutbridge.setup_sections import driver_differences, port_file_differences
 from nutbridge.setup_texts import (
+    DRIVER_DROP_IN,
     DROP_IN,
     SAMPLE_PORT_FILE,
     UNIT,
@@ -348,6 +349,20 @@ class Setup:
             plan.notes.append(f"{why}: nothing enabled; start the driver with `sudo upsdrvctl start {self.ups}`")
             return
         unit_name = f"nut-driver@{self.ups}"
+        drop_in = self.systemd_dir / f"{unit_name}.service.d" / "nutbridge-driver.conf"
+        text = data_text(DRIVER_DROP_IN).encode()
+        if drop_in.exists():
+            differs = "" if drop_in.read_bytes() == text else " (it differs from the shipped one)"
+            plan.kept.append(f"{drop_in} exists: kept{differs}")
+        else:
+            plan.steps.append(
+                Step(
+                    f"Install the driver's drop-in {drop_in} (NUT_IGNORE_CHECKPROCNAME: upsdrvctl may stop a Python "
+                    "driver)",
+                    functools.partial(replace_atomically, drop_in, text, 0o644),
+                )
+            )
+            plan.steps.append(Step("Run `systemctl daemon-reload`", lambda: self.run_systemctl("daemon-reload")))
         plan.steps.append(
             Step(f"Run `systemctl enable {unit_name}`", functools.partial(self.run_systemctl, "enable", unit_name))
         )

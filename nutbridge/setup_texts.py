@@ -20,6 +20,7 @@ UNIT = "nutbridge@.service"
 
 
 DROP_IN = "nut-driver-restart.conf"
+DRIVER_DROP_IN = "nut-driver-nutbridge.conf"  # driver mode: upsdrvctl may stop a Python driver
 
 
 SAMPLE_CONFIG = "nutbridge-solar.toml"

@@ -690,6 +690,9 @@ class DriverModeStack(NutStack):
         finaldelay: int = 0,
     ) -> None:
         super().__init__(root, deadtime=deadtime, pollfreq=pollfreq, finaldelay=finaldelay)
+        # what the drop-in of `nutbridge setup --driver` gives nut-driver@UPS: NUT 2.8.3+'s upsdrvctl stops a
+        # driver only if its process runs a program named after it, and nutbridge-driver's runs python3
+        self.env["NUT_IGNORE_CHECKPROCNAME"] = "true"
         self.source_port = port
         self.grace = grace
         self.maxage = maxage

@@ -143,8 +143,9 @@ class Private:
             f"driverpath = {self.drivers}\nmaxretry = 1\n[solar]\n  driver = nutbridge\n  port = {port}\n"
             "  pollinterval = 1\n  override.battery.charge.low = 30\n"
         )
+        # NUT_IGNORE_CHECKPROCNAME as setup's drop-in gives: NUT 2.8.3+'s upsdrvctl checks the program's name
         self.env = {**os.environ, "NUT_CONFPATH": str(self.etc), "NUT_STATEPATH": str(self.state),
-                    "NUT_ALTPIDPATH": str(self.state)}  # fmt: skip
+                    "NUT_ALTPIDPATH": str(self.state), "NUT_IGNORE_CHECKPROCNAME": "true"}  # fmt: skip
         self.pidfile, self.socket = self.state / "nutbridge-solar.pid", self.state / "nutbridge-solar"
 
     def upsdrvctl(self, *args: str) -> subprocess.CompletedProcess[str]:

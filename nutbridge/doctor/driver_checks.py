@@ -113,6 +113,14 @@ def check_driver_process(ctx: Context) -> Result:
     name, ups = "driver", ctx.ups
     if ctx.systemctl:
         state = ctx.systemctl_says("is-active", f"nut-driver@{ups}")
+        if state == "active" and not ignores_program_name(ctx):
+            return Result(
+                name,
+                WARN,
+                f"nut-driver@{ups} is active, but NUT 2.8.3 and later will not stop it: upsdrvctl signals a driver "
+                "only if its process runs a program named after it, and nutbridge-driver's runs python3",
+                f"sudo nutbridge setup {ups} --driver (it installs the drop-in that sets NUT_IGNORE_CHECKPROCNAME)",
+            )
         if state == "active":
             return Result(name, OK, f"nut-driver@{ups} is active")
         fix = f"{ctx.restart_driver()}; `journalctl -u nut-driver@{ups}` says why it stopped"
@@ -130,6 +138,19 @@ def check_driver_process(ctx: Context) -> Result:
     if pid <= 0 or not pid_alive(pid):
         return Result(name, FAIL, f"{pidfile} names pid {pid}, which does not run", ctx.restart_driver())
     return Result(name, OK, f"nutbridge-driver runs (pid {pid})")
+
+
+def ignores_program_name(ctx: Context) -> bool:
+    """Whether nut-driver@UPS runs upsdrvctl with NUT_IGNORE_CHECKPROCNAME (setup's drop-in, or nut.conf, which the
+    unit reads as its environment)."""
+    said = ctx.systemctl_says("show", "--property=Environment", f"nut-driver@{ctx.ups}")
+    if "NUT_IGNORE_CHECKPROCNAME=true" in said.split():
+        return True
+    try:
+        nut_conf = (ctx.confpath / "nut.conf").read_text(errors="replace")[:MAX_UPS_CONF]
+    except OSError:
+        return False
+    return any(line.strip().replace('"', "") == "NUT_IGNORE_CHECKPROCNAME=true" for line in nut_conf.splitlines())
 
 
 def check_driver_socket(ctx: Context) -> Result:

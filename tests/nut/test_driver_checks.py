@@ -22,7 +22,7 @@ import pytest
 from nutbridge.config import Config
 from nutbridge.doctor import driver_checks
 from nutbridge.doctor.context import FAIL, OK, WARN, Context, Result
-from nutbridge.doctor.driver_checks import check_driver_link, check_driver_socket
+from nutbridge.doctor.driver_checks import check_driver_link, check_driver_process, check_driver_socket
 from nutbridge.system import nut_user
 from tests.nut_stack import (
     START_TIMEOUT,
@@ -246,3 +246,29 @@ def test_a_driver_user_who_cannot_read_nutbridge_fails_the_link_check(
     assert f"nobody, who may not read {closed} (owner root:root, mode 0700)" in result.message
     assert check("user = nobody\n", opened).level == OK
     assert check("user = root\n", closed / "venv").level == OK
+
+
+def test_an_active_unit_without_the_drop_in_is_a_warning(tmp_path: Path) -> None:
+    """systemd runs nut-driver@solar; without NUT_IGNORE_CHECKPROCNAME in its environment (setup's drop-in or
+    nut.conf), a NUT 2.8.3+ upsdrvctl could not stop the Python driver: a warning that says how to fix it."""
+    systemctl = tmp_path / "systemctl"
+    environment = tmp_path / "environment"
+    systemctl.write_text(
+        '#!/bin/sh\ncase "$1" in is-active) echo active ;; show) cat "$(dirname "$0")/environment" ;; esac\n'
+    )
+    systemctl.chmod(0o755)
+
+    def check(said: str, nut_conf: str | None = None) -> Result:
+        environment.write_text(said)
+        if nut_conf is not None:
+            (tmp_path / "nut.conf").write_text(nut_conf)
+        ctx = Context(ups=UPS, confpath=tmp_path, config_file=tmp_path / "nutbridge.toml", config=Config(),
+                      config_error=None, port_file=tmp_path / "unused", user=pwd.getpwuid(os.geteuid()),
+                      systemctl=[str(systemctl)])  # fmt: skip
+        return check_driver_process(ctx)
+
+    bare = check("Environment=NUT_IGNORE_NOWAIT=true\n")
+    assert bare.level == WARN and "NUT 2.8.3 and later will not stop it" in bare.message
+    assert bare.fix is not None and f"nutbridge setup {UPS} --driver" in bare.fix
+    assert check("Environment=NUT_IGNORE_NOWAIT=true NUT_IGNORE_CHECKPROCNAME=true\n").level == OK
+    assert check("Environment=\n", nut_conf="MODE=standalone\nNUT_IGNORE_CHECKPROCNAME=true\n").level == OK

@@ -426,6 +426,15 @@ def gateway_in_a_thread(gw: Gateway, certificate: tuple[Path, Path]) -> Iterator
         loop.close()
 
 
+def ours(words: list[str]) -> list[str]:
+    """ups.status as nutbridge wrote it: NUT 2.8.5's dummy-ups adds DISCHRG itself when battery.charge fell since
+    its last read and the file says neither CHRG nor DISCHRG (drivers/dstate.c), and keeps it until the file
+    changes again."""
+    installed = version.detect()
+    adds = installed is not None and installed >= NutVersion(2, 8, 5)
+    return [word for word in words if not (adds and word == "DISCHRG")]
+
+
 def test_an_enphase_gateway_reaches_upsc_on_grid_islanded_and_low(rig: Rig, certificate: tuple[Path, Path]) -> None:
     gw = Gateway()
     with gateway_in_a_thread(gw, certificate) as port:
@@ -451,9 +460,9 @@ def test_an_enphase_gateway_reaches_upsc_on_grid_islanded_and_low(rig: Rig, cert
                            ("device.serial", SERIAL)):  # fmt: skip
             rig.wait_upsc(var, value)
         gw.relay, gw.soc = "open", "50"
-        rig.wait_status(lambda w: w == ["OB"], "to be OB (the grid is gone)")
+        rig.wait_status(lambda w: ours(w) == ["OB"], "to be OB (the grid is gone)")
         rig.wait_upsc("battery.charge", "50")
         gw.soc = "12"
-        rig.wait_status(lambda w: w == ["OB", "LB"], "to be OB LB (12 % is below 20 %)")
+        rig.wait_status(lambda w: ours(w) == ["OB", "LB"], "to be OB LB (12 % is below 20 %)")
         rig.assert_bridge_running()
         rig.bridge.stop()  # before the gateway goes: its connection closes from nutbridge's side

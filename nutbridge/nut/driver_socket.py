@@ -4,8 +4,9 @@ that upsd (and upsdrvctl, or a person with socat) connects to at ``<statepath>/<
 Each poll's changed variables go to every connection that did not ask for NOBROADCAST, as SETINFO/DELINFO with
 DATAOK when the data was stale; a lost device sends DATASTALE once and keeps the values, as NUT's drivers do (a
 failing one within the grace changes nothing). Requests: PING, DUMPALL (DUMPSTATUS, DUMPVALUE), GETPID, LOGOUT,
-NOBROADCAST/BROADCAST, INSTCMD and SET with their TRACKING answers. The words and the dump are sock_wire.py's and
-driver_state.py's; this module owns the socket file and the connections.
+NOBROADCAST/BROADCAST, INSTCMD and SET with their TRACKING answers (with NUT's own driver.exit and driver.reload).
+The words and the dump are sock_wire.py's and driver_state.py's; this module owns the socket file and the
+connections.
 
 Limits: MAX_CONNECTIONS at once (past it a new one is closed at once), MAX_LINE bytes a request line (upsd's are
 under 512), MAX_BACKLOG bytes unread by a client before it is dropped (the poll never waits for a reader); a
@@ -19,6 +20,7 @@ import asyncio
 import contextlib
 import logging
 import os
+import signal
 import socket
 from collections.abc import Awaitable, Callable, Mapping
 from pathlib import Path
@@ -41,6 +43,10 @@ MAX_BACKLOG = 256 * 1024  # bytes written to a client and not yet read by it
 HANDLER_TIMEOUT = 10.0  # s; under a third of upsd's MAXAGE (15 s): its PINGs on that connection wait meanwhile
 SOCKET_MODE = 0o660  # dstate.c's: upsd may run as another user of the same group
 SUN_PATH_MAX = 107  # sockaddr_un.sun_path on Linux, less its NUL
+
+# What NUT's drivers do for any driver, unlisted (main.c main_instcmd): NUT 2.8.5's upsdrvctl stops a driver
+# with driver.exit when it has no PID file, and a new driver asks the one it replaces to leave with it.
+OWN_COMMANDS = {"driver.exit": signal.SIGTERM, "driver.reload": signal.SIGHUP}
 
 Command = Callable[[str | None], Awaitable[int]]
 Setter = Callable[[str], Awaitable[int]]
@@ -294,7 +300,11 @@ class DriverSocket:
             log.info("%s: %s: malformed INSTCMD %s", self, connection, " ".join(args)[:200])
             return
         handler = self.commands.get(name)
-        if handler is None:
+        if name in OWN_COMMANDS:  # drivers/main.c handles these for every driver; a signal takes our usual path
+            log.info("%s: INSTCMD %s: %s", self, name, OWN_COMMANDS[name].name)
+            os.kill(os.getpid(), OWN_COMMANDS[name])
+            status = int(CmdStatus.HANDLED)
+        elif handler is None:
             log.info("%s: INSTCMD %s: no such command", self, name)
             status = int(CmdStatus.UNKNOWN)
         else:

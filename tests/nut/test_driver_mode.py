@@ -7,6 +7,7 @@ from __future__ import annotations
 import os
 import shlex
 import signal
+import socket
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -93,3 +94,25 @@ def test_nut_driver_unit_starts_and_stops_it_as_systemd_would(tmp_path: Path) ->
                  what="the driver's process to end after ExecStop", details=stack.describe)  # fmt: skip
     finally:
         stack.stop()
+
+
+def test_nuts_own_driver_exit_on_the_socket_stops_it(stack: DriverModeStack) -> None:
+    """What NUT 2.8.5's upsdrvctl sends a driver without a PID file, and a new driver to the one it replaces:
+    ``INSTCMD driver.exit``, answered with its TRACKING status; then the driver leaves as on SIGTERM."""
+    pid = stack.driver_pid()
+    assert pid is not None
+    with socket.socket(socket.AF_UNIX) as conn:
+        conn.settimeout(START_TIMEOUT)
+        conn.connect(str(stack.state / "nutbridge-solar"))
+        conn.sendall(b"NOBROADCAST\nINSTCMD driver.exit TRACKING x1\n")
+        said = b""
+        while b"TRACKING x1" not in said:
+            chunk = conn.recv(4096)
+            assert chunk, f"closed before the answer: {said!r}"
+            said += chunk
+    assert b"TRACKING x1 0\n" in said  # STAT_INSTCMD_HANDLED
+    wait_for(stack.upsc, lambda out: out == NOT_CONNECTED, timeout=START_TIMEOUT,
+             what="upsc to say the driver is gone after driver.exit", details=stack.describe)  # fmt: skip
+    wait_for(lambda: pid_alive(pid), lambda alive: not alive, timeout=START_TIMEOUT,
+             what="the driver's process to end", details=stack.describe)  # fmt: skip
+    assert not stack.driver_pidfile.exists()  # it left as it leaves on SIGTERM: its files removed

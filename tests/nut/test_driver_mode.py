@@ -6,8 +6,11 @@ from __future__ import annotations
 
 import os
 import shlex
+import shutil
 import signal
 import socket
+import subprocess
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -59,40 +62,63 @@ def test_a_crashed_driver_is_gone_for_upsd_not_old_values(stack: DriverModeStack
     assert not pid_alive(pid)
 
 
-def unit_commands(unit: Path, instance: str) -> dict[str, list[str]]:
-    """ExecStart and ExecStop of a systemd unit file, split as systemd splits them, with %i the instance."""
+def unit_settings(unit: Path, instance: str) -> dict[str, list[str]]:
+    """Type, ExecStart and ExecStop of a systemd unit file, split as systemd splits them, %i the instance."""
     found: dict[str, list[str]] = {}
     for line in unit.read_text().splitlines():
         key, sep, value = line.partition("=")
-        if sep and key in ("ExecStart", "ExecStop"):
+        if sep and key in ("Type", "ExecStart", "ExecStop"):
             found[key] = [word.replace("%i", instance) for word in shlex.split(value)]
     return found
 
 
 def test_nut_driver_unit_starts_and_stops_it_as_systemd_would(tmp_path: Path) -> None:
-    """Debian's nut-driver@.service (Type=forking) runs NUT's driver enumerator and upsdrvctl without -u: its
-    ExecStart must return once the driver is ready and leave it running, as root dropped to ups.conf's user;
-    ExecStop must stop it. (No systemd here: the unit's own command lines, run as systemd runs them.)"""
+    """Debian's nut-driver@.service runs NUT's driver enumerator and upsdrvctl without -u: up to NUT 2.8.1 as
+    Type=forking (ExecStart returns once the driver is ready and leaves it running), from 2.8.5 as
+    Type=notify-reload with upsdrvctl -FF (ExecStart stays, and systemd waits for READY=1 from any process of
+    the unit: the driver's). ExecStop must stop it. No systemd here: the unit's own command lines, run as
+    systemd runs them, with a notify socket of the test's own for the notify types."""
     unit = next((p for p in UNIT_FOLDERS if p.exists()), None)
     assert unit is not None, f"nut-server installs nut-driver@.service in one of {UNIT_FOLDERS}"
-    commands = unit_commands(unit, "solar")
+    settings = unit_settings(unit, "solar")
+    kind = settings.get("Type", ["simple"])[0]
+    assert kind in ("forking", "notify", "notify-reload"), f"{unit}: Type={kind}, which this test does not know"
     stack = DriverModeStack(tmp_path)
+    service: subprocess.Popen[str] | None = None
+    notify = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    notify_path = Path(tempfile.mkdtemp(prefix="nb-")) / "notify"
     try:
         stack.write_configs()  # ups.conf's user = root: the test's folders are root's, closed to NUT's user
         stack.start_upsd()
-        started = stack.run(commands["ExecStart"])
-        assert started.returncode == 0, started.stdout + started.stderr
-        pid = stack.driver_pid()  # Type=forking: the driver runs on after ExecStart returned
+        if kind == "forking":
+            started = stack.run(settings["ExecStart"])
+            assert started.returncode == 0, started.stdout + started.stderr
+        else:
+            notify.bind(str(notify_path))
+            notify.settimeout(START_TIMEOUT)
+            service = subprocess.Popen(settings["ExecStart"], env={**stack.env, "NOTIFY_SOCKET": str(notify_path)},
+                                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, text=True)  # fmt: skip
+            said = notify.recv(4096)  # what systemd waits for before it calls the unit started
+            assert b"READY=1" in said.split(b"\n"), said
+            assert service.poll() is None  # ExecStart is the service: it runs on
+        pid = stack.driver_pid()
         assert pid is not None and pid_alive(pid)
         wait_for(stack.status_words, lambda words: words[:1] in (["OL"], ["OB"]), timeout=START_TIMEOUT,
                  what="ups.status after ExecStart", details=stack.describe)  # fmt: skip
-        stopped = stack.run(commands["ExecStop"])
+        stopped = stack.run(settings["ExecStop"])
         assert stopped.returncode == 0, stopped.stdout + stopped.stderr
         wait_for(stack.upsc, lambda out: out == NOT_CONNECTED, timeout=START_TIMEOUT,
                  what="upsc to say the driver is gone after ExecStop", details=stack.describe)  # fmt: skip
         wait_for(lambda: pid_alive(pid), lambda alive: not alive, timeout=START_TIMEOUT,
                  what="the driver's process to end after ExecStop", details=stack.describe)  # fmt: skip
+        if service is not None:
+            assert service.wait(timeout=START_TIMEOUT) is not None  # upsdrvctl -FF leaves with its driver
     finally:
+        if service is not None and service.poll() is None:
+            service.kill()
+            service.wait()
+        notify.close()
+        shutil.rmtree(notify_path.parent, ignore_errors=True)
         stack.stop()
 
 

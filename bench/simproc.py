@@ -14,10 +14,10 @@ from tests.helpers.tracer import start_socat
 
 
 @contextlib.contextmanager
-def simulator(*args: str) -> Iterator[int]:
-    """Start ``python -m nutbridge.simulator`` on an ephemeral loopback port; yield the port."""
+def started(*args: str) -> Iterator[str]:
+    """Start ``python -m nutbridge.simulator ARGS``; yield the first line it prints, once it serves."""
     proc = subprocess.Popen(
-        [sys.executable, "-m", "nutbridge.simulator", "--listen", "127.0.0.1:0", *args],
+        [sys.executable, "-m", "nutbridge.simulator", *args],
         stdout=subprocess.PIPE,
         stderr=subprocess.DEVNULL,
         stdin=subprocess.DEVNULL,
@@ -25,31 +25,28 @@ def simulator(*args: str) -> Iterator[int]:
     )
     try:
         assert proc.stdout is not None
-        yield int(proc.stdout.readline().split(":")[1].split()[0])  # "listening on 127.0.0.1:PORT (...)"
+        yield proc.stdout.readline()
     finally:
         proc.terminate()
         proc.wait(timeout=10)
 
 
 @contextlib.contextmanager
+def simulator(*args: str) -> Iterator[int]:
+    """The simulator on an ephemeral loopback port; yield the port."""
+    with started("--listen", "127.0.0.1:0", *args) as line:
+        yield int(line.split(":")[1].split()[0])  # "listening on 127.0.0.1:PORT (...)"
+
+
+@contextlib.contextmanager
 def serial_simulator(*args: str) -> Iterator[Path]:
-    """Start ``python -m nutbridge.simulator --serial`` on one end of a socat pty pair; yield the other end."""
+    """The simulator on one end of a socat pty pair; yield the other end."""
     with tempfile.TemporaryDirectory() as folder:
         ours, its = Path(folder) / "ttyA", Path(folder) / "ttyB"
         socat = start_socat(ours, its)
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "nutbridge.simulator", "--serial", str(its), *args],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.DEVNULL,
-            stdin=subprocess.DEVNULL,
-            text=True,
-        )
         try:
-            assert proc.stdout is not None
-            proc.stdout.readline()  # "serving Modbus RTU on ...": it has the port open
-            yield ours
+            with started("--serial", str(its), *args):  # once it has printed, it has the pty open
+                yield ours
         finally:
-            proc.terminate()
-            proc.wait(timeout=10)
             socat.terminate()
             socat.wait(timeout=10)

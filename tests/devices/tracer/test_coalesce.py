@@ -89,7 +89,7 @@ async def test_auto_on_a_lenient_unit_reads_three_times_with_the_gap_free_values
         await coalescing.reset()  # a new connection probes again, and passes
         assert (await polled(coalescing, unit))[1] == COALESCED
         same, reads = await polled(gap_free, unit)
-        assert reads == GAP_FREE  # false never reads across a gap, even on a unit that would answer
+        assert reads == GAP_FREE
     assert_the_units_values(reading, unit)
     assert {f.name: getattr(reading, f.name) for f in fields(Reading) if f.name != "time"} == {
         f.name: getattr(same, f.name) for f in fields(Reading) if f.name != "time"
@@ -97,18 +97,18 @@ async def test_auto_on_a_lenient_unit_reads_three_times_with_the_gap_free_values
     assert fallbacks(caplog) == []
 
 
-async def test_false_reads_the_six_gap_free_blocks(unit: SimulatedTracer) -> None:
-    async with tracer(unit, False) as source:
+@pytest.mark.parametrize(
+    ("unit", "coalesce", "expected"),
+    [(False, False, GAP_FREE), (True, False, GAP_FREE), (True, True, COALESCED)],
+    indirect=["unit"],
+    ids=["strict-false", "lenient-false", "lenient-true"],
+)
+async def test_false_reads_gap_free_and_true_across_the_gaps_on_a_unit_that_answers(
+    unit: SimulatedTracer, coalesce: bool, expected: list[tuple[int, int, int]]
+) -> None:
+    async with tracer(unit, coalesce) as source:
         reading, reads = await polled(source, unit)
-    assert reads == GAP_FREE
-    assert_the_units_values(reading, unit)
-
-
-@pytest.mark.parametrize("unit", [True], indirect=True, ids=["lenient"])
-async def test_true_on_a_lenient_unit_reads_three_times(unit: SimulatedTracer) -> None:
-    async with tracer(unit, True) as source:
-        reading, reads = await polled(source, unit)
-    assert reads == COALESCED
+    assert reads == expected  # false never reads across a gap, even on a unit that would answer
     assert_the_units_values(reading, unit)
 
 
@@ -124,32 +124,23 @@ async def test_true_on_a_strict_unit_is_a_failed_poll_that_says_why(unit: Simula
 
 
 @pytest.mark.parametrize("unit", [True], indirect=True, ids=["lenient"])
-async def test_a_probe_with_no_answer_falls_back_too(unit: SimulatedTracer, caplog: pytest.LogCaptureFixture) -> None:
-    caplog.set_level(logging.INFO)
-    async with tracer(unit, None) as source:
-        await source.connect()
-        unit.plant.set_mode(Mode.SILENT)  # the unit answered its rated data, then nothing
-        with pytest.raises(SourceError, match="no answer"):
-            await source.read()
-        unit.plant.set_mode(Mode.SUN)
-        assert (await polled(source, unit))[1] == GAP_FREE
-    [line] = fallbacks(caplog)
-    assert "no answer reading 0x3100" in line
-
-
-@pytest.mark.parametrize("unit", [True], indirect=True, ids=["lenient"])
-async def test_a_probe_cut_short_by_the_polls_deadline_falls_back(
-    unit: SimulatedTracer, caplog: pytest.LogCaptureFixture
+@pytest.mark.parametrize(
+    ("deadline", "said"),
+    [(None, "no answer reading 0x3100"), (0.1, "no answer to a coalesced read before the poll's deadline")],
+    ids=["the link's timeout", "the poll's deadline first"],
+)
+async def test_a_probe_with_no_answer_falls_back_too(
+    unit: SimulatedTracer, caplog: pytest.LogCaptureFixture, deadline: float | None, said: str
 ) -> None:
     caplog.set_level(logging.INFO)
     async with tracer(unit, None) as source:
         await source.connect()
-        unit.plant.set_mode(Mode.SILENT)
-        with pytest.raises(TimeoutError):
-            async with asyncio.timeout(0.1):  # the monitor's deadline, shorter than the link's timeout
+        unit.plant.set_mode(Mode.SILENT)  # the unit answered its rated data, then nothing
+        with pytest.raises((SourceError, TimeoutError)):
+            async with asyncio.timeout(deadline):  # the monitor's, when shorter than the link's timeout (0.3 s)
                 await source.read()
         unit.plant.set_mode(Mode.SUN)
-        await source.reset()  # what the monitor does after a cancelled attempt
+        await source.reset()  # what the monitor does after a failed attempt
         assert (await polled(source, unit))[1] == GAP_FREE
     [line] = fallbacks(caplog)
-    assert "no answer to a coalesced read before the poll's deadline" in line
+    assert said in line

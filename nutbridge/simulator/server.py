@@ -91,8 +91,9 @@ def block_data(table: Table, words: dict[tuple[Table, int], int], *, lenient: bo
 
 class SimulatedTracer:
     """A pymodbus server backed by a Plant. ``speed`` runs the simulated clock faster than real time; ``lenient``
-    answers reads across the gaps between blocks. ``reads`` lists every register read asked of it, answered or
-    refused, as (function code, address, count): what a test counts a poll's requests by."""
+    answers reads across the gaps between blocks. Given a list, ``reads`` gets every register read asked of it,
+    answered or refused, as (function code, address, count): what a test counts a poll's requests by (None, the
+    default, keeps none: a simulator may serve for days)."""
 
     def __init__(
         self, plant: Plant | None = None, *, speed: float = 1.0, device_id: int = 1, lenient: bool = False
@@ -101,7 +102,7 @@ class SimulatedTracer:
         self.speed = speed
         self.device_id = device_id
         self.lenient = lenient
-        self.reads: list[tuple[int, int, int]] = []
+        self.reads: list[tuple[int, int, int]] | None = None
         self._last = time.monotonic()
         self._server: ModbusTcpServer | ModbusSerialServer | None = None
         self.port = 0  # the TCP port, once listening
@@ -134,8 +135,8 @@ class SimulatedTracer:
         return data
 
     def _on_pdu(self, sending: bool, pdu: ModbusPDU) -> ModbusPDU:
-        """Each register read received goes in ``reads``."""
-        if not sending and pdu.function_code in (Table.HOLDING, Table.INPUT):
+        """Each register read received goes in ``reads``, if it is a list."""
+        if self.reads is not None and not sending and pdu.function_code in (Table.HOLDING, Table.INPUT):
             self.reads.append((pdu.function_code, pdu.address, pdu.count))
         return pdu
 

@@ -30,6 +30,7 @@ COALESCED = [(FC04, 0x3100, 27), (FC04, 0x3200, 3), (FC04, 0x3302, 27)]  # 0x310
 async def unit(request: pytest.FixtureRequest) -> AsyncIterator[SimulatedTracer]:
     """A simulated Tracer whose clock stands still (speed 0), so every poll reads the same values."""
     async with SimulatedTracer(Plant(mode=Mode.SUN, soc=70), speed=0, lenient=request.param) as sim:
+        sim.reads = []
         await sim.start_tcp("127.0.0.1", 0)
         yield sim
 
@@ -42,6 +43,7 @@ async def polled(source: TracerSource, sim: SimulatedTracer) -> tuple[Reading, l
     """One poll (connecting first if need be, rated data not counted) and the reads the unit was asked."""
     if not source.connected:
         await source.connect()
+    assert sim.reads is not None
     before = len(sim.reads)
     reading = await source.read()
     return reading, sim.reads[before:]

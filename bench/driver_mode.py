@@ -5,11 +5,14 @@ and the bytes each mode writes to the disk per poll.
 the first dump that holds a poll (ups.status), reading a Tracer (the simulator, its own process) over Modbus
 TCP; with the imports -X importtime counts. (2) CPU per poll cycle as bench/poll_cost.py counts it (poll, NUT
 variables, the sink), with the DriverSocket as the sink and a client in another process reading every line it
-sends, as upsd does. (3) Bytes written: ``write_bytes`` of /proc/<pid>/io over POLLS polls, for
-``nutbridge-driver`` and for the daemon writing its port file (in NUTBRIDGE_BENCH_DIR, default /var/tmp: on the
-disk, not tmpfs), both reading the simulator at 600x speed, so every poll changes values.
-Usage: .venv/bin/python -m bench.driver_mode  (needs no root and no NUT daemons: the state path is a temporary
-folder, NUT's environment variables point there)
+sends, as upsd does: against a lenient simulator (it answers reads across the register map's gaps), gap-free (6
+requests a poll, ``coalesce = false``) and coalesced (3, ``"auto"`` once its probe passed), over Modbus TCP and
+over RTU on a socat pty pair, the four alternated ROUNDS times. (3) Bytes written: ``write_bytes`` of
+/proc/<pid>/io over POLLS polls, for ``nutbridge-driver`` and for the daemon writing its port file (in
+NUTBRIDGE_BENCH_DIR, default /var/tmp: on the disk, not tmpfs), both reading the simulator at 600x speed, so every
+poll changes values.
+Usage: .venv/bin/python -m bench.driver_mode [cpu]  (needs no root and no NUT daemons: the state path is a
+temporary folder, NUT's environment variables point there; the RTU line needs socat; ``cpu``: part 2 only)
 """
 
 from __future__ import annotations
@@ -27,7 +30,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from bench.simproc import simulator
+from bench.simproc import serial_simulator, simulator
 from nutbridge.devices.modbus import parse_modbus_url
 from nutbridge.devices.tracer.nut import TABLE
 from nutbridge.devices.tracer.source import TracerSource
@@ -38,6 +41,7 @@ from nutbridge.sinks import SinkRunner
 
 RUNS = 15  # start-ups
 CYCLES = 30  # polls for the CPU figure, one per second
+ROUNDS = 2  # of the four CPU figures, alternated: this VM's speed drifts by the hour
 POLLS = 20  # polls for the bytes written, one per second
 UPS = "UPS"
 DRIVER = Path(sys.executable).parent / "nutbridge-driver"
@@ -122,9 +126,10 @@ def import_ms(state: Path, env: dict[str, str]) -> tuple[float, list[str]]:
     return sum(us for us, _ in top) / 1000, slowest
 
 
-async def cycles(port: int, folder: Path) -> list[float]:
-    """CPU seconds of each poll cycle with the driver socket as the sink, a reader connected."""
-    async with TracerSource(parse_modbus_url(f"tcp://127.0.0.1:{port}", "bench"), timeout=1.0) as source:
+async def cycles(url: str, folder: Path, coalesce: bool | None = False) -> tuple[list[float], int]:
+    """CPU seconds of each poll cycle with the driver socket as the sink, a reader connected; Modbus requests a
+    poll."""
+    async with TracerSource(parse_modbus_url(url, "bench"), timeout=1.0, coalesce=coalesce) as source:
         path = folder / f"nutbridge-{UPS}"
         async with DriverSocket(path, static={"driver.name": "nutbridge"}) as sink:
             runner = SinkRunner(sink)
@@ -137,9 +142,10 @@ async def cycles(port: int, folder: Path) -> list[float]:
                 monitor.publish(snapshot)
                 await runner.handled(snapshot.seq)
 
-            await cycle()  # connect and read rated data: not part of a poll cycle
+            await cycle()  # connect, read rated data and probe: not part of a poll cycle
+            assert source.connected, f"{source} did not answer"
             await asyncio.sleep(1.0)
-            cpu = []
+            cpu, before = [], source.requests
             for _ in range(CYCLES):
                 start = time.monotonic()
                 t0 = time.process_time()
@@ -150,7 +156,28 @@ async def cycles(port: int, folder: Path) -> list[float]:
             await reader.wait()
             runner.close()
             await task
-    return cpu
+    return cpu, (source.requests - before) // CYCLES
+
+
+def cpu_figures() -> None:
+    """Part 2: the median CPU per cycle, gap-free and coalesced, over TCP and RTU, the four alternated."""
+    runs: dict[tuple[str, str], list[float]] = {}
+    requests: dict[str, int] = {}
+    with (
+        simulator("--speed", "600", "--time", "10:00", "--lenient") as port,
+        serial_simulator("--speed", "600", "--time", "10:00", "--lenient") as tty,
+        tempfile.TemporaryDirectory() as folder,
+    ):
+        links = {"Modbus TCP": f"tcp://127.0.0.1:{port}", "RTU (socat pty)": f"rtu://{tty}?baudrate=115200"}
+        for _ in range(ROUNDS):
+            for link, url in links.items():
+                for reads, coalesce in (("gap-free", False), ("coalesced", None)):
+                    cpu, requests[reads] = asyncio.run(cycles(url, Path(folder), coalesce))
+                    runs.setdefault((link, reads), []).append(statistics.median(cpu) * 1000)
+    for (link, reads), medians in runs.items():
+        shown = ", ".join(f"{m:.2f}" for m in medians)
+        print(f"driver socket, whole cycle, {link}, {reads} ({requests[reads]} requests): CPU median {shown} ms "
+              f"({ROUNDS} rounds of {CYCLES} cycles, a reader connected)")  # fmt: skip
 
 
 def written(pid: int) -> int:
@@ -192,11 +219,7 @@ def main() -> None:
         )
         total, slowest = import_ms(state, env)
         print(f"  of which imports: {total:.0f} ms (-X importtime); slowest: {', '.join(slowest)}")
-        cpu = asyncio.run(cycles(port, state))
-        print(
-            f"driver socket, whole cycle: CPU median {statistics.median(cpu) * 1000:.2f} ms, "
-            f"max {max(cpu) * 1000:.2f} ms ({CYCLES} cycles, a reader connected)"
-        )
+        cpu_figures()
         driver = bytes_per_poll(
             [str(DRIVER), "-a", UPS, "-FF", "-u", "root"],
             env,
@@ -214,4 +237,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    cpu_figures() if sys.argv[1:] == ["cpu"] else main()

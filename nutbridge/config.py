@@ -107,7 +107,8 @@ def read_section(cls: type, section: str, table: Mapping[str, Any], origin: str,
         if name not in keys:
             raise ConfigError(f"{origin}: unknown key {section}.{name}; allowed in [{section}]: {', '.join(keys)}")
         spec = keys[name]
-        stray_bool = isinstance(value, bool) and spec.types is not bool  # TOML's true is no number
+        types = spec.types if isinstance(spec.types, tuple) else (spec.types,)
+        stray_bool = isinstance(value, bool) and bool not in types  # TOML's true is no number
         if stray_bool or not isinstance(value, spec.types) or (spec.check and not spec.check(value)):
             raise ConfigError(f"{where} = {shown(spec, value)} is not allowed; use {spec.allowed}")
         values[name] = spec.convert(value, where, base_dir) if spec.convert else value

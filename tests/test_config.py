@@ -62,6 +62,13 @@ def test_defaults_ride_out_a_glitch() -> None:
     assert Config().nut == NutConfig()
 
 
+@pytest.mark.parametrize(("written", "coalesce"), [("", None), ('coalesce = "auto"', None), ("coalesce = true", True),
+                                                  ("coalesce = false", False)])  # fmt: skip
+def test_tracer_coalesce_is_auto_unless_set(written: str, coalesce: bool | None) -> None:
+    config = load_text(f"[source]\nurl = 'tcp://h'\n{written}\n")
+    assert isinstance(config.source, TracerConfig) and config.source.coalesce is coalesce
+
+
 def test_simulator_kind(tmp_path: Path) -> None:
     config = load(write(tmp_path, '[source]\nkind = "simulator"\nspeed = 60\n'))
     assert config.source == SimulatorConfig(speed=60)
@@ -100,6 +107,8 @@ def load_text(text: str) -> Config:
         ("[source]\nurl = 'rtu:///dev/ttyUSB0?baudrate=-1'\n", r"baudrate=-1 in .* is not allowed; use 50-4000000"),
         ("[source]\nurl = 'rtu:///dev/ttyUSB0?parity=X'\n", r"parity=X in .* is not allowed; use N, E or O"),
         ('[nut]\ndriver_restart_command = "upsdrvctl start \'solar"\n', r"is not a valid command line \(No closing"),
+        ("[source]\ncoalesce = 'yes'\n", r"source\.coalesce = 'yes' is not allowed; use \"auto\", true"),
+        ("[source]\ncoalesce = 1\n", r"source\.coalesce = 1 is not allowed"),
         ("[nut]\nversion = 'latest'\n", r"nut\.version: 'latest' is not a NUT version"),
         ("[source\nurl=", r"not valid TOML"),
     ],

@@ -1,8 +1,9 @@
 """The register-map language every Modbus family writes its map in, and the pure code that walks it: a register is a
 row (table, address, words, scale, sign), a device's blocks are the runs of addresses it defines, and ``plan`` makes
 the fewest reads that cover a set of registers without a read ever spanning two blocks (a strict device answers
-exception 02 past a block's end). Nothing here does I/O: the link is modbus_link.py, a family's map is data in its
-own folder (devices/tracer/registers.py).
+exception 02 past a block's end); ``coalesced`` merges such reads across the gaps, for a device that tolerates
+them (the caller probes it and falls back). Nothing here does I/O: the link is modbus_link.py, a family's map is
+data in its own folder (devices/tracer/registers.py).
 """
 
 from __future__ import annotations
@@ -58,6 +59,9 @@ class Request:
     count: int
 
 
+# The most registers one read may ask for (Modbus: 125 for FC03/FC04).
+MAX_READ = 125
+
 # Raw 16-bit words as read, by (table, address): what ``decode`` takes and ``encode`` gives.
 Words = Mapping[tuple[Table, int], int]
 
@@ -81,6 +85,21 @@ def plan(registers: Iterable[Register], blocks: Sequence[Block]) -> tuple[Reques
         Request(block.table, lo, hi - lo)
         for block, (lo, hi) in sorted(spans.items(), key=lambda kv: (kv[0].table, kv[0].address))
     )
+
+
+def coalesced(requests: Iterable[Request], limit: int = MAX_READ) -> tuple[Request, ...]:
+    """``requests`` merged, in address order, into as few reads as keep each within ``limit`` registers: a read
+    of one table may then span addresses no block defines. Only for a device that answers those (zeros or
+    anything: ``decode`` takes named registers only); a strict one refuses them with exception 02."""
+    merged: list[Request] = []
+    for req in sorted(requests, key=lambda r: (r.table, r.address)):
+        last = merged[-1] if merged else None
+        end = req.address + req.count
+        if last is not None and last.table == req.table and end - last.address <= limit:
+            merged[-1] = Request(last.table, last.address, max(end, last.address + last.count) - last.address)
+        else:
+            merged.append(req)
+    return tuple(merged)
 
 
 def decode(registers: Iterable[Register], words: Words) -> dict[str, float]:

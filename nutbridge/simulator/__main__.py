@@ -37,6 +37,12 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--time", default=None, metavar="HH:MM", help="simulated time of day to start at (default: now)")
     p.add_argument("--soc", type=float, default=70.0, help="battery charge to start at, percent")
     p.add_argument("--device-id", type=int, default=1, help="Modbus device id (default 1)")
+    p.add_argument(
+        "--lenient",
+        action="store_true",
+        help="answer reads across the gaps between register blocks (zeros there), as some units do; "
+        "the default refuses them with exception 02, as EPEver documents",
+    )
     return p
 
 
@@ -51,7 +57,7 @@ async def serve(args: argparse.Namespace) -> None:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
-    async with SimulatedTracer(plant, speed=args.speed, device_id=args.device_id) as sim:
+    async with SimulatedTracer(plant, speed=args.speed, device_id=args.device_id, lenient=args.lenient) as sim:
         if args.serial:
             await sim.start_serial(args.serial)
             print(f"serving Modbus RTU on {args.serial}", flush=True)

@@ -1,4 +1,6 @@
-"""The simulated Tracer as a pymodbus server: the blocks of devices/tracer/registers.py, exception 02 elsewhere."""
+"""The simulated Tracer as a pymodbus server: the blocks of devices/tracer/registers.py, exception 02 elsewhere
+(strict, as EPEver's documentation draws a Tracer); a lenient one also answers the gaps between a table's blocks,
+with zeros, as some units answer reads across them."""
 
 from __future__ import annotations
 
@@ -10,6 +12,7 @@ from typing import Self, cast
 
 from pymodbus import FramerType, ModbusDeviceIdentification
 from pymodbus.constants import ExcCodes
+from pymodbus.pdu import ModbusPDU
 from pymodbus.server import ModbusSerialServer, ModbusTcpServer
 from pymodbus.simulator import DataType, SimData, SimDevice
 
@@ -75,26 +78,31 @@ WRITE_COIL = 5
 LOAD_COIL = 2  # manual control of the load: 1 on, 0 off (the load starts on)
 
 
-def block_data(table: Table, words: dict[tuple[Table, int], int]) -> list[SimData]:
-    """One SimData per defined block of ``table``; addresses outside them stay invalid (exception 02)."""
+def block_data(table: Table, words: dict[tuple[Table, int], int], *, lenient: bool = False) -> list[SimData]:
+    """One SimData per defined block of ``table``; addresses outside them stay invalid (exception 02). Lenient:
+    one SimData from the table's first block to its last, the gaps between them reading zero."""
+    blocks = [b for b in tmap.BLOCKS if b.table == table]
+    spans = [(blocks[0].address, max(b.end for b in blocks))] if lenient else [(b.address, b.end) for b in blocks]
     return [
-        SimData(
-            address=b.address,
-            values=[words.get((table, a), 0) for a in range(b.address, b.end)],
-            datatype=DataType.REGISTERS,
-        )
-        for b in tmap.BLOCKS
-        if b.table == table
+        SimData(address=lo, values=[words.get((table, a), 0) for a in range(lo, hi)], datatype=DataType.REGISTERS)
+        for lo, hi in spans
     ]
 
 
 class SimulatedTracer:
-    """A pymodbus server backed by a Plant. ``speed`` runs the simulated clock faster than real time."""
+    """A pymodbus server backed by a Plant. ``speed`` runs the simulated clock faster than real time; ``lenient``
+    answers reads across the gaps between blocks. Given a list, ``reads`` gets every register read asked of it,
+    answered or refused, as (function code, address, count): what a test counts a poll's requests by (None, the
+    default, keeps none: a simulator may serve for days)."""
 
-    def __init__(self, plant: Plant | None = None, *, speed: float = 1.0, device_id: int = 1) -> None:
+    def __init__(
+        self, plant: Plant | None = None, *, speed: float = 1.0, device_id: int = 1, lenient: bool = False
+    ) -> None:
         self.plant = plant or Plant()
         self.speed = speed
         self.device_id = device_id
+        self.lenient = lenient
+        self.reads: list[tuple[int, int, int]] | None = None
         self._last = time.monotonic()
         self._server: ModbusTcpServer | ModbusSerialServer | None = None
         self.port = 0  # the TCP port, once listening
@@ -126,6 +134,12 @@ class SimulatedTracer:
             return os.urandom(len(data))
         return data
 
+    def _on_pdu(self, sending: bool, pdu: ModbusPDU) -> ModbusPDU:
+        """Each register read received goes in ``reads``, if it is a list."""
+        if self.reads is not None and not sending and pdu.function_code in (Table.HOLDING, Table.INPUT):
+            self.reads.append((pdu.function_code, pdu.address, pdu.count))
+        return pdu
+
     def device(self) -> SimDevice:
         """The SimDevice: four separate tables, as on a real Tracer."""
         static = encode(tmap.INFO_REGISTERS, STATIC)
@@ -137,8 +151,8 @@ class SimulatedTracer:
             simdata=(
                 [SimData(address=0, values=[i == LOAD_COIL for i in range(16)], datatype=DataType.BITS)],
                 [SimData(address=0x2000, values=[False] * 16, datatype=DataType.BITS)],
-                block_data(Table.HOLDING, static),
-                block_data(Table.INPUT, static),
+                block_data(Table.HOLDING, static, lenient=self.lenient),
+                block_data(Table.INPUT, static, lenient=self.lenient),
             ),
         )
 
@@ -153,6 +167,7 @@ class SimulatedTracer:
             framer=FramerType.RTU if rtu else FramerType.SOCKET,
             identity=self._identity(),
             trace_packet=self._on_packet,
+            trace_pdu=self._on_pdu,
         )
         await self._server.serve_forever(background=True)
         listener = cast(asyncio.Server, self._server.transport)  # pymodbus listens through an asyncio.Server
@@ -168,6 +183,7 @@ class SimulatedTracer:
             baudrate=baudrate,
             identity=self._identity(),
             trace_packet=self._on_packet,
+            trace_pdu=self._on_pdu,
         )
         await self._server.serve_forever(background=True)
 

@@ -121,6 +121,18 @@ async def test_a_tracer_over_modbus_tcp_as_an_archive(tmp_path: Path, sim: Simul
     assert_port_file_untouched(tmp_path)
 
 
+async def test_a_tracer_answering_across_the_gaps_is_captured_as_it_is_read(tmp_path: Path) -> None:
+    async with SimulatedTracer(lenient=True) as lenient:  # coalesce = auto by default: its probe passes
+        port = await lenient.start_tcp()
+        path = config(tmp_path, f'[source]\nkind = "tracer"\nurl = "tcp://127.0.0.1:{port}"')
+        status, _, err = await capture("-c", str(path), "-o", "cap", cwd=tmp_path)
+    assert status == 0, err
+    polled = json.loads((tmp_path / "cap" / "registers.json").read_text())["input_registers"]
+    assert {a: len(polled[a]) for a in ("0x3100", "0x3200", "0x3302")} == {"0x3100": 27, "0x3200": 3, "0x3302": 27}
+    assert polled["0x3100"][0x311A - 0x3100] == 70 and polled["0x3100"][8:12] == [0, 0, 0, 0]  # SOC; the gap
+    assert "0x310C" not in polled and "0x331A" not in polled  # within the coalesced reads
+
+
 async def test_nothing_answering_saves_nothing_and_an_existing_output_is_kept(tmp_path: Path) -> None:
     import socket
 

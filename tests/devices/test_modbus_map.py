@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from nutbridge.devices.modbus_map import Block, Register, Request, Table, decode, encode, plan
+from nutbridge.devices.modbus_map import MAX_READ, Block, Register, Request, Table, coalesced, decode, encode, plan
 
 # A device of another family: two input blocks with a gap between them, and one holding block.
 BLOCKS = (Block(Table.INPUT, 0x0000, 4), Block(Table.INPUT, 0x0010, 6), Block(Table.HOLDING, 0x0000, 2))
@@ -24,6 +24,31 @@ def test_one_read_per_block_touched_spanning_only_the_registers_asked() -> None:
         Request(Table.INPUT, 0x0001, 2),
         Request(Table.INPUT, 0x0012, 3),  # not from 0x0002 across the gap: a strict device answers exception 02
     )
+
+
+def test_coalesced_merges_reads_of_a_table_across_its_gaps_within_the_limit() -> None:
+    gap_free = (
+        Request(Table.INPUT, 0x0010, 3),
+        Request(Table.HOLDING, 0x0001, 1),
+        Request(Table.INPUT, 0x0001, 2),
+        Request(Table.INPUT, 0x0070, 2),
+        Request(Table.HOLDING, 0x0003, 1),
+    )
+    assert coalesced(gap_free) == (
+        Request(Table.HOLDING, 0x0001, 3),
+        Request(Table.INPUT, 0x0001, 0x0072 - 0x0001),  # never across tables: they are other function codes
+    )
+    assert coalesced(gap_free, limit=0x20) == (
+        Request(Table.HOLDING, 0x0001, 3),
+        Request(Table.INPUT, 0x0001, 0x0013 - 0x0001),
+        Request(Table.INPUT, 0x0070, 2),  # 0x0001 to 0x0071 would be more than 0x20 registers
+    )
+
+
+def test_coalesced_stays_within_what_one_modbus_read_may_ask() -> None:
+    apart = (Request(Table.INPUT, 0, 1), Request(Table.INPUT, MAX_READ - 1, 1), Request(Table.INPUT, MAX_READ, 1))
+    assert MAX_READ == 125  # FC03/FC04's largest count in the Modbus specification
+    assert coalesced(apart) == (Request(Table.INPUT, 0, MAX_READ), Request(Table.INPUT, MAX_READ, 1))
 
 
 @pytest.mark.parametrize(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import signal
 import subprocess
 import sys
@@ -18,8 +19,15 @@ from nutbridge.simulator.physics import Mode, Plant
 
 @pytest.fixture
 def simulator() -> Iterator[tuple[subprocess.Popen[str], int]]:
+    with started() as running:
+        yield running
+
+
+@contextlib.contextmanager
+def started(*args: str) -> Iterator[tuple[subprocess.Popen[str], int]]:
+    """``python -m nutbridge.simulator`` in full sun on an ephemeral port, with ``args``: the process and port."""
     proc = subprocess.Popen(
-        [sys.executable, "-m", "nutbridge.simulator", "--listen", "127.0.0.1:0", "--mode", "sun"],
+        [sys.executable, "-m", "nutbridge.simulator", "--listen", "127.0.0.1:0", "--mode", "sun", *args],
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
@@ -68,6 +76,16 @@ async def test_standalone_simulator_is_steered_from_stdin(simulator: tuple[subpr
         command(proc, "day")
         assert (await tracer.read()).battery_charge == 10
     assert command(proc, "explode").startswith("unknown command 'explode'")
+
+
+async def test_lenient_answers_reads_across_the_gaps_with_zeros() -> None:
+    with started("--lenient") as (_, port):
+        target = parse_modbus_url(f"tcp://127.0.0.1:{port}", "t")
+        async with TracerSource(target, timeout=0.5, coalesce=True) as tracer:
+            assert (await tracer.read()).battery_charge == 70  # 3 reads, two of them across gaps
+            assert tracer.link.client is not None
+            gap = await tracer.link.client.read_input_registers(0x3108, count=4, device_id=1)
+    assert not gap.isError() and gap.registers == [0, 0, 0, 0]
 
 
 def test_a_dead_simulator_fails_the_command_instead_of_hanging(

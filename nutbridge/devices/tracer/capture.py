@@ -41,5 +41,6 @@ async def take(tracer: TracerConfig, _context: CaptureContext) -> Taken:
     """The Tracer at the configured URL."""
     assert tracer.url is not None  # config.with_overrides refuses a tracer without a URL
     return await take_registers(
-        tracer.kind, RecordingTracer(tracer.url, device_id=tracer.device_id, timeout=tracer.timeout)
+        tracer.kind,
+        RecordingTracer(tracer.url, device_id=tracer.device_id, timeout=tracer.timeout, coalesce=tracer.coalesce),
     )

@@ -1,4 +1,5 @@
-"""``[source] kind = "tracer"``: where the Tracer is (a Modbus URL), its device id and how long it may take."""
+"""``[source] kind = "tracer"``: where the Tracer is (a Modbus URL), its device id, how long it may take, and
+whether a poll reads across the register map's gaps."""
 
 from __future__ import annotations
 
@@ -16,6 +17,11 @@ def modbus_url(value: str, where: str, _base: Path) -> ModbusTarget:
     return parse_modbus_url(value, where)
 
 
+def coalesce_mode(value: bool | str, _where: str, _base: Path) -> bool | None:
+    """The key's conversion: true or false as written, ``"auto"`` as None (probe the unit)."""
+    return None if value == "auto" else bool(value)
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class TracerConfig:
     """``[source] kind = "tracer"``: an EPEver Tracer over Modbus."""
@@ -29,6 +35,13 @@ class TracerConfig:
     )
     device_id: int = key(1, types=int, check=lambda v: 1 <= v <= 247, allowed="an integer 1-247")
     timeout: float = key(1.0, **seconds(0.05, 30))
+    # None (auto): 3 reads a poll across the map's gaps if the unit answers them, else the 6 gap-free ones.
+    coalesce: bool | None = key(
+        types=(bool, str),
+        check=lambda v: v in ("auto", True, False),
+        convert=coalesce_mode,
+        allowed='"auto", true (reads across the register map\'s gaps) or false (never)',
+    )
 
     def missing(self, _test: bool) -> str | None:
         """A Tracer needs its URL, from the file or ``--source`` (TEST mode too: it is checked before the mode)."""

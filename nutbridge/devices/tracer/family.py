@@ -21,7 +21,9 @@ async def open_tracer(config: TracerConfig, _opening: Opening) -> AsyncIterator[
     from nutbridge.devices.tracer.source import TracerSource  # pymodbus only where a Tracer is polled
 
     assert config.url is not None  # config.with_overrides refuses a tracer without a URL
-    async with TracerSource(config.url, device_id=config.device_id, timeout=config.timeout) as tracer:
+    async with TracerSource(
+        config.url, device_id=config.device_id, timeout=config.timeout, coalesce=config.coalesce
+    ) as tracer:
         yield tracer, []
 
 

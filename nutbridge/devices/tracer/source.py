@@ -10,7 +10,7 @@ from typing import Any
 
 from nutbridge.devices.modbus import ModbusTarget
 from nutbridge.devices.modbus_link import ModbusLink
-from nutbridge.devices.modbus_map import Register, Request, Table, decode, plan
+from nutbridge.devices.modbus_map import Register, Request, Table, coalesced, decode, plan
 from nutbridge.devices.tracer import registers as tmap
 from nutbridge.errors import ProtocolError, SourceError
 from nutbridge.model import DeviceInfo, Reading
@@ -20,6 +20,7 @@ log = logging.getLogger(__name__)
 LOAD_COIL = 2  # manual control of the load output
 
 POLL_PLAN = plan(tmap.POLL_REGISTERS, tmap.BLOCKS)
+COALESCED_PLAN = coalesced(POLL_PLAN)  # across the undocumented gaps: fewer reads, if the unit answers them
 INFO_PLAN = plan(tmap.INFO_REGISTERS, tmap.BLOCKS)
 DEFAULT_MFR = "EPEVER"
 DEFAULT_MODEL = "Tracer"
@@ -29,11 +30,18 @@ class TracerSource:
     """Reads a Tracer. ``connect`` (re)opens the link and reads rated data; ``read`` polls it.
 
     Any failure closes the link (the link's rule), so the next attempt starts clean and reads rated data again.
+    ``coalesce``: True reads the poll in COALESCED_PLAN's reads, False in POLL_PLAN's gap-free ones; None (auto)
+    tries COALESCED_PLAN on the first poll of each connection and, if any of its reads fails, reads POLL_PLAN in
+    the same poll and from then on.
     """
 
-    def __init__(self, target: ModbusTarget, *, device_id: int = 1, timeout: float = 1.0) -> None:
+    def __init__(
+        self, target: ModbusTarget, *, device_id: int = 1, timeout: float = 1.0, coalesce: bool | None = False
+    ) -> None:
         self.link = ModbusLink(target, device_id=target.device_id or device_id, timeout=timeout, name="Tracer")
         self.timeout = timeout
+        self.coalesce = coalesce
+        self._probed = False  # auto: the coalesced reads were answered on this connection
         self._exchange = asyncio.Lock()  # a poll and a load switch never interleave on the line
         self._info: DeviceInfo | None = None
 
@@ -83,6 +91,7 @@ class TracerSource:
         """Open the link and read rated data and battery settings."""
         self.close()
         await self.link.connect()
+        self._probed = False
         try:
             values = await self._read_plan(INFO_PLAN, tmap.INFO_REGISTERS)
             mfr, model, firmware = await self.link.identify()
@@ -120,7 +129,7 @@ class TracerSource:
         if not self.connected:
             await self.connect()
         try:
-            values = await self._read_plan(POLL_PLAN, tmap.POLL_REGISTERS)
+            values = await self._read_poll()
         except SourceError:
             self.close()
             raise
@@ -143,6 +152,47 @@ class TracerSource:
             if not self.connected:
                 await self.connect()
             return await self.link.coil(LOAD_COIL, on, name="load")
+
+    async def _read_poll(self) -> dict[str, float]:
+        """The poll's registers, in the reads ``coalesce`` and the probe decided."""
+        if self.coalesce is False:
+            return await self._read_plan(POLL_PLAN, tmap.POLL_REGISTERS)
+        if self.coalesce is None and not self._probed:
+            return await self._probe()
+        try:
+            return await self._read_plan(COALESCED_PLAN, tmap.POLL_REGISTERS)
+        except ProtocolError as exc:
+            if self.coalesce is None:
+                raise  # this connection's probe passed: a failure now is the link's, not the span's
+            hint = "coalesce = true reads across the register map's gaps, which this unit refuses"
+            raise ProtocolError(f"{exc}: {hint}; set coalesce = auto or false in [source]") from exc
+
+    async def _probe(self) -> dict[str, float]:
+        """Auto, on a connection's first poll: the coalesced reads, or, if any fails, the gap-free ones from now
+        on, starting with this poll (a refused probe costs no poll)."""
+        try:
+            values = await self._read_plan(COALESCED_PLAN, tmap.POLL_REGISTERS)
+        except SourceError as exc:
+            self._fall_back(str(exc))
+        except asyncio.CancelledError:  # the poll's deadline came first: a unit that never answers the span
+            self._fall_back(f"{self}: no answer to a coalesced read before the poll's deadline")
+            raise
+        else:
+            self._probed = True
+            return values
+        await self.link.connect()  # the failed read dropped it; the rated data read moments ago still holds
+        return await self._read_plan(POLL_PLAN, tmap.POLL_REGISTERS)
+
+    def _fall_back(self, why: str) -> None:
+        """Gap-free reads for the rest of the process, said once."""
+        self.coalesce = False
+        log.info(
+            "%s; reading the %d gap-free blocks instead of %d coalesced reads from now on "
+            "(coalesce = false in [source] skips this probe)",
+            why,
+            len(POLL_PLAN),
+            len(COALESCED_PLAN),
+        )
 
     async def _read_plan(self, requests: Sequence[Request], registers: Sequence[Register]) -> dict[str, float]:
         words: dict[tuple[Table, int], int] = {}

@@ -137,7 +137,7 @@ async def test_no_driver_state_for_a_nut_older_than_2_8_1(path: Path, snapshot: 
 
 async def read_until(reader: asyncio.StreamReader, last: bytes) -> list[bytes]:
     """Lines up to and with ``last`` (b"": up to the end of the stream, the empty read not included)."""
-    lines = []
+    lines: list[bytes] = []
     while True:
         line = await asyncio.wait_for(reader.readline(), TIMEOUT)
         if line == b"" and last:

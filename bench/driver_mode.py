@@ -8,12 +8,14 @@ variables, the sink), with the DriverSocket as the sink and a client in another 
 sends, as upsd does. (3) Bytes written: ``write_bytes`` of /proc/<pid>/io over POLLS polls, for
 ``nutbridge-driver`` and for the daemon writing its port file (in NUTBRIDGE_BENCH_DIR, default /var/tmp: on the
 disk, not tmpfs), both reading the simulator at 600x speed, so every poll changes values.
-Usage: .venv/bin/python -m bench.driver_mode  (needs no root and no NUT daemons: the state path is a temporary
-folder, NUT's environment variables point there)
+Usage: .venv/bin/python -m bench.driver_mode [--startup-only] [--against OLD_TREE] [--no-bytecode]  (needs no root
+and no NUT daemons: the state path is a temporary folder, NUT's environment variables point there). The start-ups
+alternate between this tree and OLD_TREE when given; bench/startup.py says what the bytecode options mean.
 """
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import os
 import re
@@ -28,6 +30,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from bench.simproc import simulator
+from bench.startup import Tree, add_arguments, bytecode_note, trees
 from nutbridge.devices.modbus import parse_modbus_url
 from nutbridge.devices.tracer.nut import TABLE
 from nutbridge.devices.tracer.source import TracerSource
@@ -36,7 +39,8 @@ from nutbridge.nut.driver_socket import DriverSocket
 from nutbridge.nut.variables import view
 from nutbridge.sinks import SinkRunner
 
-RUNS = 15  # start-ups
+RUNS = 15  # start-ups (of each tree)
+IMPORT_RUNS = 3  # -X importtime runs (of each tree)
 CYCLES = 30  # polls for the CPU figure, one per second
 POLLS = 20  # polls for the bytes written, one per second
 UPS = "UPS"
@@ -81,11 +85,12 @@ def dump(path: Path) -> bytes | None:
         return answer
 
 
-def start_once(state: Path, env: dict[str, str]) -> tuple[float, float]:
+def start_once(state: Path, env: dict[str, str], tree: Tree) -> tuple[float, float]:
     """Seconds from the exec to the first DUMPDONE, and to the first dump with a poll in it."""
     sock = state / f"nutbridge-{UPS}"
     start = time.perf_counter()
-    proc = subprocess.Popen([DRIVER, "-a", UPS, "-FF", "-u", "root"], env=env, stderr=subprocess.DEVNULL)
+    argv = [DRIVER, "-a", UPS, "-FF", "-u", "root"]
+    proc = subprocess.Popen(argv, env=env, cwd=tree.path, stderr=subprocess.DEVNULL)
     try:
         first = None
         while True:
@@ -104,15 +109,15 @@ def start_once(state: Path, env: dict[str, str]) -> tuple[float, float]:
         proc.wait(timeout=10)
 
 
-def import_ms(state: Path, env: dict[str, str]) -> tuple[float, list[str]]:
+def import_ms(state: Path, env: dict[str, str], tree: Tree) -> tuple[float, list[str]]:
     """nutbridge-driver's imports up to its first poll, from -X importtime: total and the slowest top levels."""
     code = f"import sys; sys.argv = ['nutbridge-driver', '-a', '{UPS}', '-FF', '-u', 'root']; " + (
         "from nutbridge.driver_cmd import entry; entry()"
     )
     proc = subprocess.Popen(
-        [sys.executable, "-X", "importtime", "-c", code], env=env, stderr=subprocess.PIPE, text=True
+        [sys.executable, "-X", "importtime", "-c", code], env=env, cwd=tree.path, stderr=subprocess.PIPE, text=True
     )
-    while dump(state / f"nutbridge-{UPS}") is None:
+    while b"ups.status" not in (dump(state / f"nutbridge-{UPS}") or b""):
         time.sleep(0.01)
     proc.terminate()
     _, err = proc.communicate(timeout=10)
@@ -120,6 +125,28 @@ def import_ms(state: Path, env: dict[str, str]) -> tuple[float, list[str]]:
     top = [(int(m[2]), m[4]) for m in rows if m and len(m[3]) == 1]
     slowest = [f"{name} {us / 1000:.0f} ms" for us, name in sorted(top, reverse=True)[:5]]
     return sum(us for us, _ in top) / 1000, slowest
+
+
+def startup(state: Path, env: dict[str, str], args: argparse.Namespace) -> None:
+    """(1): RUNS start-ups of each tree, alternated, and its imports (the median of IMPORT_RUNS)."""
+    measured = trees(args)
+    bytecode = not args.no_bytecode
+    for tree in measured:
+        start_once(state, tree.env(env, bytecode=bytecode), tree)  # warm the page cache, as a second boot would be
+    times: dict[Tree, list[tuple[float, float]]] = {tree: [] for tree in measured}
+    for _ in range(RUNS):
+        for tree in measured:
+            times[tree].append(start_once(state, tree.env(env, bytecode=bytecode), tree))
+    print(f"nutbridge-driver -FF start-up ({bytecode_note(args)}; {RUNS} runs each, alternated):")
+    for tree in measured:
+        first, polled = ([t[i] * 1000 for t in times[tree]] for i in (0, 1))
+        imports = [import_ms(state, tree.env(env, bytecode=bytecode), tree) for _ in range(IMPORT_RUNS)]
+        total = statistics.median(ms for ms, _ in imports)
+        print(
+            f"  {tree.label}: first DUMPDONE median {statistics.median(first):.0f} ms (min {min(first):.0f}), "
+            f"first poll in the dump median {statistics.median(polled):.0f} ms (min {min(polled):.0f}); "
+            f"imports {total:.0f} ms (-X importtime, median of {IMPORT_RUNS}); slowest: {', '.join(imports[0][1])}"
+        )
 
 
 async def cycles(port: int, folder: Path) -> list[float]:
@@ -181,17 +208,14 @@ def bytes_per_poll(argv: list[str], env: dict[str, str], ready: Path, reader: Pa
 
 
 def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--startup-only", action="store_true", help="only (1), the start-up")
+    add_arguments(parser)
+    args = parser.parse_args()
     with simulator("--speed", "600", "--time", "10:00") as port, nut_folder(port) as (state, env):
-        start_once(state, env)  # warm the page cache, as a second boot would be
-        times = [start_once(state, env) for _ in range(RUNS)]
-        first, polled = ([t[i] * 1000 for t in times] for i in (0, 1))
-        print(
-            f"nutbridge-driver -FF start-up: first DUMPDONE median {statistics.median(first):.0f} ms "
-            f"(min {min(first):.0f}), first poll in the dump median {statistics.median(polled):.0f} ms "
-            f"(min {min(polled):.0f}), {RUNS} runs"
-        )
-        total, slowest = import_ms(state, env)
-        print(f"  of which imports: {total:.0f} ms (-X importtime); slowest: {', '.join(slowest)}")
+        startup(state, env, args)
+        if args.startup_only:
+            return
         cpu = asyncio.run(cycles(port, state))
         print(
             f"driver socket, whole cycle: CPU median {statistics.median(cpu) * 1000:.2f} ms, "

@@ -4,7 +4,6 @@ secrecy), `key()` for a section's field, and the checks and conversions the sect
 from __future__ import annotations
 
 import re
-import shlex
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -155,6 +154,8 @@ def parse_listen(value: str, where: str) -> tuple[str, int]:
 
 def parse_command(value: str, where: str) -> tuple[str, ...]:
     """A command line split as a shell would (no shell runs it); ``""`` means none."""
+    import shlex  # here: only [nut] driver_restart_command is split
+
     try:
         return tuple(shlex.split(value))
     except ValueError as exc:

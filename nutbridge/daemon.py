@@ -29,7 +29,6 @@ from nutbridge.nut import variables, version
 from nutbridge.nut.variables import first, setting_names
 from nutbridge.power import DEFAULT_CHARGE_LOW
 from nutbridge.sdnotify import Notifier, Systemd
-from nutbridge.server.live import LiveSnapshot
 from nutbridge.sinks import Sink, SinkRunner
 from nutbridge.testmode import StateCycle
 
@@ -84,6 +83,7 @@ async def sidecar(
     from nutbridge.datalog.writer import DataLog
     from nutbridge.peers.devices import written_when_due
     from nutbridge.server.app import ApiLimits, Parts, Sidecar, tls_context
+    from nutbridge.server.live import LiveSnapshot
     from nutbridge.server.pubsub import PubSubHub
 
     parts = Parts.from_config(config, held=find(sinks, DataLog))

@@ -12,7 +12,6 @@ from typing import Any
 from nutbridge.devices.base import Family, SourceConfig
 from nutbridge.devices.modbus import parse_modbus_url
 from nutbridge.devices.tracer.config import TracerConfig
-from nutbridge.simulator.config import SimulatorConfig
 
 # Each family's record by ``[source] kind``, in the order an error message lists them: the module that holds it,
 # imported when that kind is used, so a daemon loads its own family's code (a NUT table, a model) and no other's.
@@ -63,9 +62,13 @@ def from_command_line(section: SourceConfig | None, *, url: str | None, simulate
     the simulator (with the section's timeout); the caller refuses both at once."""
     if url is not None:
         return TracerConfig(url=parse_modbus_url(url, "--source"))
-    if simulate and not isinstance(section, SimulatorConfig):
-        return SimulatorConfig(timeout=(section or SimulatorConfig()).timeout)
-    return section
+    if not simulate:
+        return section
+    from nutbridge.simulator.config import SimulatorConfig  # here and in chosen: only where the simulator runs
+
+    if isinstance(section, SimulatorConfig):
+        return section
+    return SimulatorConfig(timeout=(section or SimulatorConfig()).timeout)
 
 
 def chosen(section: SourceConfig | None, *, test: bool) -> tuple[Family[Any], SourceConfig]:
@@ -73,5 +76,7 @@ def chosen(section: SourceConfig | None, *, test: bool) -> tuple[Family[Any], So
     own shows the simulator (with its default settings), and so does a configuration without a source."""
     record = None if section is None else family(section.kind)
     if record is None or section is None or (test and not record.test_mode):
+        from nutbridge.simulator.config import SimulatorConfig
+
         return family(SimulatorConfig.kind), SimulatorConfig()
     return record, section

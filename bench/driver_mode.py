@@ -89,7 +89,7 @@ def start_once(state: Path, env: dict[str, str], tree: Tree) -> tuple[float, flo
     """Seconds from the exec to the first DUMPDONE, and to the first dump with a poll in it."""
     sock = state / f"nutbridge-{UPS}"
     start = time.perf_counter()
-    argv = [DRIVER, "-a", UPS, "-FF", "-u", "root"]
+    argv = [str(DRIVER), "-a", UPS, "-FF", "-u", "root"]
     proc = subprocess.Popen(argv, env=env, cwd=tree.path, stderr=subprocess.DEVNULL)
     try:
         first = None

@@ -7,12 +7,14 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from nutbridge.errors import ConfigError
 from nutbridge.node import normal_address
-from nutbridge.nut.version import NutVersion, parse_version
 from nutbridge.redact import KINDS
+
+if TYPE_CHECKING:  # imported where a version is parsed: nutbridge-driver has no port file, and no dialect
+    from nutbridge.nut.version import NutVersion
 
 MIN_POLL_INTERVAL = 0.2
 
@@ -68,6 +70,8 @@ def _command(value: str, where: str, _base: Path) -> tuple[str, ...]:
 
 
 def _version(value: str, where: str, _base: Path) -> NutVersion:
+    from nutbridge.nut.version import parse_version
+
     return parse_version(value, where)
 
 

@@ -59,7 +59,7 @@ class Wiring:
 
     config: Config
     portfile: PortFile | None  # None in driver mode
-    dialect: Dialect  # the NUT that reads the port file
+    dialect: Dialect | None  # the NUT that reads the port file; None in driver mode
     settings: frozenset[str]  # what the port file may set by hand (the source's NUT table names them)
     verbose: bool = False  # -v: a line per poll on stdout
     notifier: Notifier | None = None  # systemd's socket; None for -s, which never speaks to systemd
@@ -94,6 +94,7 @@ def nut_view(w: Wiring) -> PortFileSink | DriverSocket:
 
     assert w.config.nut.port_file is not None  # with_overrides refuses a daemon without one
     assert w.portfile is not None
+    assert w.dialect is not None  # daemon.poll finds it whenever there is a port file
     restart = upsconf.restart_command(w.config.nut.port_file, w.config.nut.driver_restart_command)
     return PortFileSink(w.portfile, dialect=w.dialect, settings=w.settings, restart_command=restart)
 

@@ -22,7 +22,7 @@ from bench.simproc import simulator
 from bench.startup import Tree, add_arguments, bytecode_note, trees
 
 RUNS = 15  # of each tree
-IMPORT_RUNS = 3  # -X importtime runs (of each tree)
+IMPORT_RUNS = 5  # -X importtime runs (of each tree), alternated
 
 
 def once(args: list[str], port_file: Path, tree: Tree, env: dict[str, str]) -> float:
@@ -83,12 +83,14 @@ def main() -> None:
                 median, best = statistics.median(times[tree]) * 1000, min(times[tree]) * 1000
                 print(f"  {tree.label}, {label}: median {median:.0f} ms, min {best:.0f} ms")
         given = ["--source", f"tcp://127.0.0.1:{port}", "--nut-version", "2.8.0"]
+        imports: dict[Tree, list[tuple[float, list[str]]]] = {tree: [] for tree in measured}
+        for _ in range(IMPORT_RUNS):
+            for tree in measured:
+                imports[tree].append(import_ms(given, port_file, tree, envs[tree]))
         for tree in measured:
-            imports = [import_ms(given, port_file, tree, envs[tree]) for _ in range(IMPORT_RUNS)]
-            total = statistics.median(ms for ms, _ in imports)
-            print(
-                f"  {tree.label}: imports {total:.0f} ms (median of {IMPORT_RUNS}); slowest: {', '.join(imports[0][1])}"
-            )
+            total = statistics.median(ms for ms, _ in imports[tree])
+            slowest = ", ".join(imports[tree][0][1])
+            print(f"  {tree.label}: imports {total:.0f} ms (median of {IMPORT_RUNS}); slowest: {slowest}")
 
 
 if __name__ == "__main__":

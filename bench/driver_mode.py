@@ -40,7 +40,7 @@ from nutbridge.nut.variables import view
 from nutbridge.sinks import SinkRunner
 
 RUNS = 15  # start-ups (of each tree)
-IMPORT_RUNS = 3  # -X importtime runs (of each tree)
+IMPORT_RUNS = 5  # -X importtime runs (of each tree)
 CYCLES = 30  # polls for the CPU figure, one per second
 POLLS = 20  # polls for the bytes written, one per second
 UPS = "UPS"
@@ -128,24 +128,27 @@ def import_ms(state: Path, env: dict[str, str], tree: Tree) -> tuple[float, list
 
 
 def startup(state: Path, env: dict[str, str], args: argparse.Namespace) -> None:
-    """(1): RUNS start-ups of each tree, alternated, and its imports (the median of IMPORT_RUNS)."""
+    """(1): RUNS start-ups of each tree, and IMPORT_RUNS under -X importtime (the median), alternated."""
     measured = trees(args)
-    bytecode = not args.no_bytecode
+    envs = {tree: tree.env(env, bytecode=not args.no_bytecode) for tree in measured}
     for tree in measured:
-        start_once(state, tree.env(env, bytecode=bytecode), tree)  # warm the page cache, as a second boot would be
+        start_once(state, envs[tree], tree)  # warm the page cache, as a second boot would be
     times: dict[Tree, list[tuple[float, float]]] = {tree: [] for tree in measured}
     for _ in range(RUNS):
         for tree in measured:
-            times[tree].append(start_once(state, tree.env(env, bytecode=bytecode), tree))
+            times[tree].append(start_once(state, envs[tree], tree))
+    imports: dict[Tree, list[tuple[float, list[str]]]] = {tree: [] for tree in measured}
+    for _ in range(IMPORT_RUNS):
+        for tree in measured:
+            imports[tree].append(import_ms(state, envs[tree], tree))
     print(f"nutbridge-driver -FF start-up ({bytecode_note(args)}; {RUNS} runs each, alternated):")
     for tree in measured:
         first, polled = ([t[i] * 1000 for t in times[tree]] for i in (0, 1))
-        imports = [import_ms(state, tree.env(env, bytecode=bytecode), tree) for _ in range(IMPORT_RUNS)]
-        total = statistics.median(ms for ms, _ in imports)
+        total = statistics.median(ms for ms, _ in imports[tree])
         print(
             f"  {tree.label}: first DUMPDONE median {statistics.median(first):.0f} ms (min {min(first):.0f}), "
-            f"first poll in the dump median {statistics.median(polled):.0f} ms (min {min(polled):.0f}); "
-            f"imports {total:.0f} ms (-X importtime, median of {IMPORT_RUNS}); slowest: {', '.join(imports[0][1])}"
+            f"first poll in the dump median {statistics.median(polled):.0f} ms (min {min(polled):.0f}); imports "
+            f"{total:.0f} ms (-X importtime, median of {IMPORT_RUNS}); slowest: {', '.join(imports[tree][0][1])}"
         )
 
 

@@ -1,7 +1,7 @@
 """Cold start of `nutbridge -s` (the unit's ExecStartPre, at every boot): from exec to exit, with the file
 written, reading a Tracer over Modbus TCP. Also the time Python spends importing, from -X importtime.
 
-The simulator runs in its own process. Usage: .venv/bin/python -m bench.cold_start [--against OLD_TREE]
+The simulator runs in its own process. Usage: .venv/bin/python -m bench.cold_start [--against OLD_TREE] [--runs N]
 [--no-bytecode]: the start-ups alternate between this tree and OLD_TREE when given; bench/startup.py says what the
 bytecode options mean.
 """
@@ -21,7 +21,7 @@ from pathlib import Path
 from bench.simproc import simulator
 from bench.startup import Tree, add_arguments, bytecode_note, trees
 
-RUNS = 15  # of each tree
+RUNS = 15  # start-ups of each tree (--runs)
 IMPORT_RUNS = 5  # -X importtime runs (of each tree), alternated
 
 
@@ -62,13 +62,13 @@ def import_ms(args: list[str], port_file: Path, tree: Tree, env: dict[str, str])
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    add_arguments(parser)
+    add_arguments(parser, RUNS)
     options = parser.parse_args()
     measured = trees(options)
     envs = {tree: tree.env(dict(os.environ), bytecode=not options.no_bytecode) for tree in measured}
     with simulator() as port, tempfile.TemporaryDirectory() as folder:
         port_file = Path(folder) / "solar.dev"
-        print(f"nutbridge -s ({bytecode_note(options)}; {RUNS} runs each, alternated):")
+        print(f"nutbridge -s ({bytecode_note(options)}; {options.runs} runs each, alternated):")
         for label, args in (
             ("NUT version given", ["--source", f"tcp://127.0.0.1:{port}", "--nut-version", "2.8.0"]),
             ("NUT version from dummy-ups -V", ["--source", f"tcp://127.0.0.1:{port}"]),
@@ -76,7 +76,7 @@ def main() -> None:
             for tree in measured:
                 once(args, port_file, tree, envs[tree])  # warm the page cache, as a second boot would be
             times: dict[Tree, list[float]] = {tree: [] for tree in measured}
-            for _ in range(RUNS):
+            for _ in range(options.runs):
                 for tree in measured:
                     times[tree].append(once(args, port_file, tree, envs[tree]))
             for tree in measured:

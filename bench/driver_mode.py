@@ -8,9 +8,10 @@ variables, the sink), with the DriverSocket as the sink and a client in another 
 sends, as upsd does. (3) Bytes written: ``write_bytes`` of /proc/<pid>/io over POLLS polls, for
 ``nutbridge-driver`` and for the daemon writing its port file (in NUTBRIDGE_BENCH_DIR, default /var/tmp: on the
 disk, not tmpfs), both reading the simulator at 600x speed, so every poll changes values.
-Usage: .venv/bin/python -m bench.driver_mode [--startup-only] [--against OLD_TREE] [--no-bytecode]  (needs no root
-and no NUT daemons: the state path is a temporary folder, NUT's environment variables point there). The start-ups
-alternate between this tree and OLD_TREE when given; bench/startup.py says what the bytecode options mean.
+Usage: .venv/bin/python -m bench.driver_mode [--startup-only] [--against OLD_TREE] [--runs N] [--no-bytecode]
+(needs no root and no NUT daemons: the state path is a temporary folder, NUT's environment variables point there).
+The start-ups alternate between this tree and OLD_TREE when given; bench/startup.py says what the bytecode options
+mean.
 """
 
 from __future__ import annotations
@@ -39,7 +40,7 @@ from nutbridge.nut.driver_socket import DriverSocket
 from nutbridge.nut.variables import view
 from nutbridge.sinks import SinkRunner
 
-RUNS = 15  # start-ups (of each tree)
+RUNS = 15  # start-ups of each tree (--runs)
 IMPORT_RUNS = 5  # -X importtime runs (of each tree)
 CYCLES = 30  # polls for the CPU figure, one per second
 POLLS = 20  # polls for the bytes written, one per second
@@ -128,20 +129,20 @@ def import_ms(state: Path, env: dict[str, str], tree: Tree) -> tuple[float, list
 
 
 def startup(state: Path, env: dict[str, str], args: argparse.Namespace) -> None:
-    """(1): RUNS start-ups of each tree, and IMPORT_RUNS under -X importtime (the median), alternated."""
+    """(1): --runs start-ups of each tree, and IMPORT_RUNS under -X importtime (the median), alternated."""
     measured = trees(args)
     envs = {tree: tree.env(env, bytecode=not args.no_bytecode) for tree in measured}
     for tree in measured:
         start_once(state, envs[tree], tree)  # warm the page cache, as a second boot would be
     times: dict[Tree, list[tuple[float, float]]] = {tree: [] for tree in measured}
-    for _ in range(RUNS):
+    for _ in range(args.runs):
         for tree in measured:
             times[tree].append(start_once(state, envs[tree], tree))
     imports: dict[Tree, list[tuple[float, list[str]]]] = {tree: [] for tree in measured}
     for _ in range(IMPORT_RUNS):
         for tree in measured:
             imports[tree].append(import_ms(state, envs[tree], tree))
-    print(f"nutbridge-driver -FF start-up ({bytecode_note(args)}; {RUNS} runs each, alternated):")
+    print(f"nutbridge-driver -FF start-up ({bytecode_note(args)}; {args.runs} runs each, alternated):")
     for tree in measured:
         first, polled = ([t[i] * 1000 for t in times[tree]] for i in (0, 1))
         total = statistics.median(ms for ms, _ in imports[tree])
@@ -213,7 +214,7 @@ def bytes_per_poll(argv: list[str], env: dict[str, str], ready: Path, reader: Pa
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--startup-only", action="store_true", help="only (1), the start-up")
-    add_arguments(parser)
+    add_arguments(parser, RUNS)
     args = parser.parse_args()
     with simulator("--speed", "600", "--time", "10:00") as port, nut_folder(port) as (state, env):
         startup(state, env, args)

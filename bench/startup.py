@@ -49,8 +49,9 @@ class Tree:
                 shutil.rmtree(folder)
 
 
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """The options every start-up bench takes."""
+def add_arguments(parser: argparse.ArgumentParser, runs: int) -> None:
+    """The options every start-up bench takes (``runs``: start-ups of each tree unless --runs says)."""
+    parser.add_argument("--runs", type=int, default=runs, help=f"start-ups of each tree (default {runs})")
     parser.add_argument("--against", metavar="TREE", type=Path, help="alternate with another tree's start-ups")
     parser.add_argument("--no-bytecode", action="store_true", help="no .pyc for nutbridge: compiled at each start")
 

@@ -11,12 +11,15 @@ over RTU on a socat pty pair, the four alternated ROUNDS times. (3) Bytes writte
 /proc/<pid>/io over POLLS polls, for ``nutbridge-driver`` and for the daemon writing its port file (in
 NUTBRIDGE_BENCH_DIR, default /var/tmp: on the disk, not tmpfs), both reading the simulator at 600x speed, so every
 poll changes values.
-Usage: .venv/bin/python -m bench.driver_mode [cpu]  (needs no root and no NUT daemons: the state path is a
-temporary folder, NUT's environment variables point there; the RTU line needs socat; ``cpu``: part 2 only)
+Usage: .venv/bin/python -m bench.driver_mode [--startup-only | --cpu-only] [--against OLD_TREE] [--runs N]
+[--no-bytecode] (needs no root and no NUT daemons: the state path is a temporary folder, NUT's environment
+variables point there; the RTU line needs socat). The start-ups alternate between this tree and OLD_TREE when
+given; bench/startup.py says what the bytecode options mean.
 """
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import os
 import re
@@ -31,6 +34,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from bench.simproc import serial_simulator, simulator
+from bench.startup import Tree, add_arguments, bytecode_note, trees
 from nutbridge.devices.modbus import parse_modbus_url
 from nutbridge.devices.tracer.nut import TABLE
 from nutbridge.devices.tracer.source import TracerSource
@@ -39,7 +43,8 @@ from nutbridge.nut.driver_socket import DriverSocket
 from nutbridge.nut.variables import view
 from nutbridge.sinks import SinkRunner
 
-RUNS = 15  # start-ups
+RUNS = 15  # start-ups of each tree (--runs)
+IMPORT_RUNS = 5  # -X importtime runs (of each tree)
 CYCLES = 30  # polls for the CPU figure, one per second
 ROUNDS = 2  # of the four CPU figures, alternated: this VM's speed drifts by the hour
 POLLS = 20  # polls for the bytes written, one per second
@@ -85,11 +90,12 @@ def dump(path: Path) -> bytes | None:
         return answer
 
 
-def start_once(state: Path, env: dict[str, str]) -> tuple[float, float]:
+def start_once(state: Path, env: dict[str, str], tree: Tree) -> tuple[float, float]:
     """Seconds from the exec to the first DUMPDONE, and to the first dump with a poll in it."""
     sock = state / f"nutbridge-{UPS}"
     start = time.perf_counter()
-    proc = subprocess.Popen([DRIVER, "-a", UPS, "-FF", "-u", "root"], env=env, stderr=subprocess.DEVNULL)
+    argv = [str(DRIVER), "-a", UPS, "-FF", "-u", "root"]
+    proc = subprocess.Popen(argv, env=env, cwd=tree.path, stderr=subprocess.DEVNULL)
     try:
         first = None
         while True:
@@ -108,15 +114,15 @@ def start_once(state: Path, env: dict[str, str]) -> tuple[float, float]:
         proc.wait(timeout=10)
 
 
-def import_ms(state: Path, env: dict[str, str]) -> tuple[float, list[str]]:
+def import_ms(state: Path, env: dict[str, str], tree: Tree) -> tuple[float, list[str]]:
     """nutbridge-driver's imports up to its first poll, from -X importtime: total and the slowest top levels."""
     code = f"import sys; sys.argv = ['nutbridge-driver', '-a', '{UPS}', '-FF', '-u', 'root']; " + (
         "from nutbridge.driver_cmd import entry; entry()"
     )
     proc = subprocess.Popen(
-        [sys.executable, "-X", "importtime", "-c", code], env=env, stderr=subprocess.PIPE, text=True
+        [sys.executable, "-X", "importtime", "-c", code], env=env, cwd=tree.path, stderr=subprocess.PIPE, text=True
     )
-    while dump(state / f"nutbridge-{UPS}") is None:
+    while b"ups.status" not in (dump(state / f"nutbridge-{UPS}") or b""):
         time.sleep(0.01)
     proc.terminate()
     _, err = proc.communicate(timeout=10)
@@ -124,6 +130,31 @@ def import_ms(state: Path, env: dict[str, str]) -> tuple[float, list[str]]:
     top = [(int(m[2]), m[4]) for m in rows if m and len(m[3]) == 1]
     slowest = [f"{name} {us / 1000:.0f} ms" for us, name in sorted(top, reverse=True)[:5]]
     return sum(us for us, _ in top) / 1000, slowest
+
+
+def startup(state: Path, env: dict[str, str], args: argparse.Namespace) -> None:
+    """(1): --runs start-ups of each tree, and IMPORT_RUNS under -X importtime (the median), alternated."""
+    measured = trees(args)
+    envs = {tree: tree.env(env, bytecode=not args.no_bytecode) for tree in measured}
+    for tree in measured:
+        start_once(state, envs[tree], tree)  # warm the page cache, as a second boot would be
+    times: dict[Tree, list[tuple[float, float]]] = {tree: [] for tree in measured}
+    for _ in range(args.runs):
+        for tree in measured:
+            times[tree].append(start_once(state, envs[tree], tree))
+    imports: dict[Tree, list[tuple[float, list[str]]]] = {tree: [] for tree in measured}
+    for _ in range(IMPORT_RUNS):
+        for tree in measured:
+            imports[tree].append(import_ms(state, envs[tree], tree))
+    print(f"nutbridge-driver -FF start-up ({bytecode_note(args)}; {args.runs} runs each, alternated):")
+    for tree in measured:
+        first, polled = ([t[i] * 1000 for t in times[tree]] for i in (0, 1))
+        total = statistics.median(ms for ms, _ in imports[tree])
+        print(
+            f"  {tree.label}: first DUMPDONE median {statistics.median(first):.0f} ms (min {min(first):.0f}), "
+            f"first poll in the dump median {statistics.median(polled):.0f} ms (min {min(polled):.0f}); imports "
+            f"{total:.0f} ms (-X importtime, median of {IMPORT_RUNS}); slowest: {', '.join(imports[tree][0][1])}"
+        )
 
 
 async def cycles(url: str, folder: Path, coalesce: bool | None = False) -> tuple[list[float], int]:
@@ -208,17 +239,18 @@ def bytes_per_poll(argv: list[str], env: dict[str, str], ready: Path, reader: Pa
 
 
 def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--startup-only", action="store_true", help="only (1), the start-up")
+    parser.add_argument("--cpu-only", action="store_true", help="only (2), the CPU per poll cycle")
+    add_arguments(parser, RUNS)
+    args = parser.parse_args()
+    if args.cpu_only:
+        cpu_figures()
+        return
     with simulator("--speed", "600", "--time", "10:00") as port, nut_folder(port) as (state, env):
-        start_once(state, env)  # warm the page cache, as a second boot would be
-        times = [start_once(state, env) for _ in range(RUNS)]
-        first, polled = ([t[i] * 1000 for t in times] for i in (0, 1))
-        print(
-            f"nutbridge-driver -FF start-up: first DUMPDONE median {statistics.median(first):.0f} ms "
-            f"(min {min(first):.0f}), first poll in the dump median {statistics.median(polled):.0f} ms "
-            f"(min {min(polled):.0f}), {RUNS} runs"
-        )
-        total, slowest = import_ms(state, env)
-        print(f"  of which imports: {total:.0f} ms (-X importtime); slowest: {', '.join(slowest)}")
+        startup(state, env, args)
+        if args.startup_only:
+            return
         cpu_figures()
         driver = bytes_per_poll(
             [str(DRIVER), "-a", UPS, "-FF", "-u", "root"],
@@ -237,4 +269,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    cpu_figures() if sys.argv[1:] == ["cpu"] else main()
+    main()

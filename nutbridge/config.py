@@ -35,7 +35,6 @@ from nutbridge.devices import registry
 from nutbridge.devices.base import NO_SOURCE, SourceConfig
 from nutbridge.devices.registry import DEFAULT_KIND, from_command_line
 from nutbridge.errors import ConfigError
-from nutbridge.nut.version import parse_version
 from nutbridge.redact import has_password, redact_url
 
 MAX_CONFIG_SIZE = 64 * 1024
@@ -246,6 +245,8 @@ def with_overrides(
     if port_file is not None:
         config = replace(config, nut=replace(config.nut, port_file=Path(port_file).expanduser().absolute()))
     if nut_version is not None:
+        from nutbridge.nut.version import parse_version  # here: nutbridge-driver never parses one
+
         config = replace(config, nut=replace(config.nut, version=parse_version(nut_version, "--nut-version")))
     config = replace(config, datalog=datalog_overrides(config.datalog, data_dir, flush_interval))
     if poll_interval is not None:

@@ -4,16 +4,17 @@ secrecy), `key()` for a section's field, and the checks and conversions the sect
 from __future__ import annotations
 
 import re
-import shlex
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from nutbridge.errors import ConfigError
 from nutbridge.node import normal_address
-from nutbridge.nut.version import NutVersion, parse_version
 from nutbridge.redact import KINDS
+
+if TYPE_CHECKING:  # imported where a version is parsed: nutbridge-driver has no port file, and no dialect
+    from nutbridge.nut.version import NutVersion
 
 MIN_POLL_INTERVAL = 0.2
 
@@ -69,6 +70,8 @@ def _command(value: str, where: str, _base: Path) -> tuple[str, ...]:
 
 
 def _version(value: str, where: str, _base: Path) -> NutVersion:
+    from nutbridge.nut.version import parse_version
+
     return parse_version(value, where)
 
 
@@ -155,6 +158,8 @@ def parse_listen(value: str, where: str) -> tuple[str, int]:
 
 def parse_command(value: str, where: str) -> tuple[str, ...]:
     """A command line split as a shell would (no shell runs it); ``""`` means none."""
+    import shlex  # here: only [nut] driver_restart_command is split
+
     try:
         return tuple(shlex.split(value))
     except ValueError as exc:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from nutbridge.config_keys import (
     MIN_POLL_INTERVAL,
@@ -25,7 +25,9 @@ from nutbridge.config_keys import (
     seconds,
 )
 from nutbridge.node import MAC
-from nutbridge.nut.version import NutVersion
+
+if TYPE_CHECKING:
+    from nutbridge.nut.version import NutVersion
 
 NUT_MODES = ("portfile", "driver")
 DEFAULT_FLUSH_INTERVAL = 300.0  # bench/flash_writes.py: what keeps a default install under 20 MB a day

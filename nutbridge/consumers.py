@@ -18,9 +18,7 @@ from typing import TYPE_CHECKING, TypeVar
 
 from nutbridge.config import Config
 from nutbridge.errors import ConfigError
-from nutbridge.printer import PollPrinter
 from nutbridge.sdnotify import Notifier, Systemd
-from nutbridge.server.live import LiveSnapshot
 from nutbridge.sinks import Sink
 
 if TYPE_CHECKING:  # each imported where it is built: a start-up imports only the parts its config turns on
@@ -33,6 +31,8 @@ if TYPE_CHECKING:  # each imported where it is built: a start-up imports only th
     from nutbridge.nut.driver_socket import DriverSocket
     from nutbridge.nut.portfile import PortFile
     from nutbridge.nut.version import Dialect
+    from nutbridge.printer import PollPrinter
+    from nutbridge.server.live import LiveSnapshot
     from nutbridge.server.pubsub import PubSubHub
 
 T = TypeVar("T")
@@ -59,7 +59,7 @@ class Wiring:
 
     config: Config
     portfile: PortFile | None  # None in driver mode
-    dialect: Dialect  # the NUT that reads the port file
+    dialect: Dialect | None  # the NUT that reads the port file; None in driver mode
     settings: frozenset[str]  # what the port file may set by hand (the source's NUT table names them)
     verbose: bool = False  # -v: a line per poll on stdout
     notifier: Notifier | None = None  # systemd's socket; None for -s, which never speaks to systemd
@@ -97,6 +97,7 @@ def nut_view(w: Wiring) -> PortFileSink | DriverSocket:
 
     assert w.config.nut.port_file is not None  # with_overrides refuses a daemon without one
     assert w.portfile is not None
+    assert w.dialect is not None  # daemon.poll finds it whenever there is a port file
     restart = upsconf.restart_command(w.config.nut.port_file, w.config.nut.driver_restart_command)
     return PortFileSink(w.portfile, dialect=w.dialect, settings=w.settings, restart_command=restart)
 
@@ -113,7 +114,11 @@ def data_log(w: Wiring) -> DataLog | None:
 
 def live_snapshot(w: Wiring) -> LiveSnapshot | None:
     """The newest snapshot, for the API to answer from, when ``[api] listen`` is set."""
-    return LiveSnapshot(w.config.monitor.poll_interval) if w.config.api.listen is not None else None
+    if w.config.api.listen is None:
+        return None
+    from nutbridge.server.live import LiveSnapshot
+
+    return LiveSnapshot(w.config.monitor.poll_interval)
 
 
 def pubsub(w: Wiring) -> PubSubHub | None:
@@ -152,7 +157,11 @@ def systemd(w: Wiring) -> Systemd | None:
 
 def printer(w: Wiring) -> PollPrinter | None:
     """-v: a line per poll on stdout."""
-    return PollPrinter() if w.verbose else None
+    if not w.verbose:
+        return None
+    from nutbridge.printer import PollPrinter
+
+    return PollPrinter()
 
 
 # The order they are built and entered in (and left in reverse); NUT's view of the poll first.

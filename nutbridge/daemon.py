@@ -25,11 +25,10 @@ from nutbridge.devices.base import Family, Opening, Source
 from nutbridge.devices.load_switch import LoadSwitch
 from nutbridge.limits import raise_open_files
 from nutbridge.monitor import Monitor
-from nutbridge.nut import variables, version
+from nutbridge.nut import variables
 from nutbridge.nut.variables import first, setting_names
 from nutbridge.power import DEFAULT_CHARGE_LOW
 from nutbridge.sdnotify import Notifier, Systemd
-from nutbridge.server.live import LiveSnapshot
 from nutbridge.sinks import Sink, SinkRunner
 from nutbridge.testmode import StateCycle
 
@@ -37,6 +36,7 @@ if TYPE_CHECKING:  # the port file's and the data log's modules are imported whe
     from nutbridge.nut.driver import PortFileSink
     from nutbridge.nut.driver_commands import DriverSettings
     from nutbridge.nut.portfile import PortFile
+    from nutbridge.nut.version import Dialect
     from nutbridge.server.control import LoadControl
 
 log = logging.getLogger("nutbridge")
@@ -84,6 +84,7 @@ async def sidecar(
     from nutbridge.datalog.writer import DataLog
     from nutbridge.peers.devices import written_when_due
     from nutbridge.server.app import ApiLimits, Parts, Sidecar, tls_context
+    from nutbridge.server.live import LiveSnapshot
     from nutbridge.server.pubsub import PubSubHub
 
     parts = Parts.from_config(config, held=find(sinks, DataLog))
@@ -181,9 +182,7 @@ async def poll(
     driver: DriverSide | None = None,
 ) -> int:
     """The source, the monitor and the consumers: one poll (-s) or polling until stopped."""
-    # the dialect is the port file's; a driver starting at boot runs no dummy-ups -V for it
-    detected = await asyncio.to_thread(version.detect) if portfile is not None and not config.nut.version else None
-    dialect = version.Dialect(config.nut.version or detected)
+    dialect = await port_file_dialect(config, portfile)
     stored = driver_settings(driver)
     by_hand = hand_settings(portfile, stored, {"battery.charge.low"})
 
@@ -230,6 +229,17 @@ async def poll(
                 await serve(monitor, runners, background, find(sinks, Systemd))
             log.info("stopped after %d polls", monitor.polls)
     return EX_OK
+
+
+async def port_file_dialect(config: Config, portfile: PortFile | None) -> Dialect | None:
+    """The NUT that reads the port file: ``[nut] version``, else what ``dummy-ups -V`` says. None without a port
+    file: driver mode has no dialect, and a driver starting at boot runs no dummy-ups -V."""
+    if portfile is None:
+        return None
+    from nutbridge.nut import version  # here: nutbridge-driver never loads it
+
+    detected = await asyncio.to_thread(version.detect) if not config.nut.version else None
+    return version.Dialect(config.nut.version or detected)
 
 
 def driver_settings(driver: DriverSide | None) -> DriverSettings | None:

@@ -5,7 +5,6 @@ the configuration, the v1 routes and the peer network all need of a node: its ti
 from __future__ import annotations
 
 import ipaddress
-import json
 import os
 import re
 from collections.abc import Mapping
@@ -21,6 +20,8 @@ MAX_LOCAL_JSON = 256 * 1024
 
 def load_local_json(path: Path) -> dict[str, Any]:
     """An existing node's local.json, as a JSON object (other keys kept: v1 files hold more)."""
+    import json  # here: the configuration imports this module; only [node] local_json reads JSON
+
     try:
         raw = path.read_bytes()[: MAX_LOCAL_JSON + 1]
     except OSError as exc:

@@ -3,7 +3,6 @@ device's answers (``nutbridge capture``) has its serials, addresses and ids repl
 
 from __future__ import annotations
 
-import json
 import re
 import urllib.parse
 from collections import Counter
@@ -84,6 +83,8 @@ class Redactor:
     places: Counter[str] = field(default_factory=Counter)  # kind → replacements made
 
     def add(self, kind: str, value: object) -> None:
+        import json  # here and in learn: only a capture redacts, and the configuration imports this module
+
         if isinstance(value, bool) or not isinstance(value, str | int):
             return
         text = str(value).strip()
@@ -100,6 +101,8 @@ class Redactor:
 
     def learn(self, text: str) -> None:
         """Everything in ``text`` to replace: values under telling keys (JSON) or tags (XML), e-mails and MACs."""
+        import json
+
         try:
             self._walk(json.loads(text))
         except ValueError:

@@ -7,8 +7,6 @@ from __future__ import annotations
 import logging
 import os
 import pwd
-import shlex
-import shutil
 from pathlib import Path
 
 from nutbridge.config import Config, load
@@ -27,6 +25,9 @@ def nut_user() -> pwd.struct_passwd | None:
 def systemctl_command(flag: str | None) -> list[str] | None:
     """``--systemctl CMD``, else $NUTBRIDGE_SYSTEMCTL, else systemctl from $PATH; None when there is none.
     ValueError for a command line with an unbalanced quote."""
+    import shlex  # here and below: nutbridge-driver, which imports this module, never splits or searches
+    import shutil
+
     text = flag or os.environ.get("NUTBRIDGE_SYSTEMCTL")
     if text:
         return shlex.split(text)
@@ -37,6 +38,8 @@ def systemctl_command(flag: str | None) -> list[str] | None:
 def find_monitor(ups: str, upsmon_conf: Path) -> list[str] | None:
     """The words of upsmon.conf's MONITOR line for ``ups`` (``MONITOR ups@host POWER USER PASSWORD TYPE``),
     or None. OSError when the file cannot be read."""
+    import shlex
+
     for line in upsmon_conf.read_text(errors="replace").splitlines():
         try:
             words = shlex.split(line, comments=True)

@@ -10,19 +10,17 @@ from collections.abc import Callable
 from typing import Any
 
 from nutbridge.devices.base import Family, SourceConfig
-from nutbridge.devices.modbus import parse_modbus_url
-from nutbridge.devices.tracer.config import TracerConfig
-from nutbridge.simulator.config import SimulatorConfig
 
 # Each family's record by ``[source] kind``, in the order an error message lists them: the module that holds it,
-# imported when that kind is used, so a daemon loads its own family's code (a NUT table, a model) and no other's.
+# imported when that kind is used, so a daemon loads its own family's code (its section, a NUT table, a model) and
+# no other's.
 MODULES: dict[str, str] = {
     "tracer": "nutbridge.devices.tracer.family",
     "simulator": "nutbridge.simulator.family",
     "envoy": "nutbridge.devices.enphase.family",
     "powerwall": "nutbridge.devices.powerwall.family",
 }
-DEFAULT_KIND = TracerConfig.kind  # a [source] without ``kind``
+DEFAULT_KIND = "tracer"  # a [source] without ``kind``
 _registered: dict[str, Family[Any]] = {}  # a test's own families
 
 
@@ -62,10 +60,17 @@ def from_command_line(section: SourceConfig | None, *, url: str | None, simulate
     """``[source]`` as the command line changes it: ``--source URL`` is a Tracer at that Modbus URL, ``--simulate``
     the simulator (with the section's timeout); the caller refuses both at once."""
     if url is not None:
+        from nutbridge.devices.modbus import parse_modbus_url  # here: only where the Tracer is read
+        from nutbridge.devices.tracer.config import TracerConfig
+
         return TracerConfig(url=parse_modbus_url(url, "--source"))
-    if simulate and not isinstance(section, SimulatorConfig):
-        return SimulatorConfig(timeout=(section or SimulatorConfig()).timeout)
-    return section
+    if not simulate:
+        return section
+    from nutbridge.simulator.config import SimulatorConfig  # here and in chosen: only where the simulator runs
+
+    if isinstance(section, SimulatorConfig):
+        return section
+    return SimulatorConfig(timeout=(section or SimulatorConfig()).timeout)
 
 
 def chosen(section: SourceConfig | None, *, test: bool) -> tuple[Family[Any], SourceConfig]:
@@ -73,5 +78,7 @@ def chosen(section: SourceConfig | None, *, test: bool) -> tuple[Family[Any], So
     own shows the simulator (with its default settings), and so does a configuration without a source."""
     record = None if section is None else family(section.kind)
     if record is None or section is None or (test and not record.test_mode):
+        from nutbridge.simulator.config import SimulatorConfig
+
         return family(SimulatorConfig.kind), SimulatorConfig()
     return record, section

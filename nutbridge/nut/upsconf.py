@@ -10,7 +10,6 @@ from __future__ import annotations
 import logging
 import os
 import re
-import shutil
 from pathlib import Path
 
 log = logging.getLogger(__name__)
@@ -119,6 +118,8 @@ def systemd_runs(ups: str) -> bool:
 
 def find_upsdrvctl() -> str | None:
     """upsdrvctl from $PATH first, then where distributions put it."""
+    import shutil  # here: only the port file's driver restart looks for it, never nutbridge-driver
+
     found = shutil.which("upsdrvctl")
     if found:
         return found

@@ -12,7 +12,6 @@ from __future__ import annotations
 import logging
 import os
 import re
-import shutil
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
@@ -79,6 +78,8 @@ class Dialect:
 
 def find_dummy_ups() -> Path | None:
     """dummy-ups from $PATH first, then NUT's driver folders."""
+    import shutil  # here: only the port file's dialect looks for it, never nutbridge-driver
+
     found = shutil.which("dummy-ups")
     if found:
         return Path(found)

@@ -28,6 +28,7 @@ from nutbridge.config_sections import (
     NodeConfig,
     NutConfig,
     PeersConfig,
+    PowerConfig,
     PubSubConfig,
     TestModeConfig,
 )
@@ -48,6 +49,7 @@ class Config:
     source: SourceConfig | None = None
     monitor: MonitorConfig = MonitorConfig()
     nut: NutConfig = NutConfig()
+    power: PowerConfig = PowerConfig()
     datalog: DataLogConfig = DataLogConfig()
     api: ApiConfig = ApiConfig()
     peers: PeersConfig = PeersConfig()

@@ -1,5 +1,5 @@
-"""The configuration's other sections, one frozen dataclass each: monitor, nut, datalog, api, peers, node,
-pubsub, linesocket, mqtt, control and TEST mode."""
+"""The configuration's other sections, one frozen dataclass each: monitor, nut, power, datalog, api, peers,
+node, pubsub, linesocket, mqtt, control and TEST mode."""
 
 from __future__ import annotations
 
@@ -67,6 +67,19 @@ class NutConfig:
     driver_restart_command: tuple[str, ...] | None = key(
         types=str, convert=_command, allowed="a command line, e.g. 'upsdrvctl start solar', or '' for none"
     )
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class PowerConfig:
+    """``[power]``: when the host is told to shut down, so the device's own low-voltage disconnect never cuts it
+    first (power.py LowVoltage)."""
+
+    # volts above the disconnect, for each 12 V of the battery's nominal voltage (0: only the drain's part)
+    disconnect_margin: float = key(
+        0.3, types=(int, float), check=lambda v: 0 <= v <= 3, allowed="volts per 12 V of battery, 0-3"
+    )
+    # what the host needs from LB to halted (upsmon's FINALDELAY, then the OS's shutdown)
+    shutdown_seconds: float = key(180.0, **seconds(0, 3600))
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -27,7 +27,7 @@ from nutbridge.limits import raise_open_files
 from nutbridge.monitor import Monitor
 from nutbridge.nut import variables
 from nutbridge.nut.variables import first, setting_names
-from nutbridge.power import DEFAULT_CHARGE_LOW
+from nutbridge.power import DEFAULT_CHARGE_LOW, LowVoltage
 from nutbridge.sdnotify import Notifier, Systemd
 from nutbridge.sinks import Sink, SinkRunner
 from nutbridge.testmode import StateCycle
@@ -204,6 +204,9 @@ async def poll(
                 # TEST mode shows each state, nocomms too, whatever the grace
                 grace=0.0 if single or config.test.enabled else config.monitor.nocomms_grace,
                 charge_low=charge_low,
+                low_voltage=LowVoltage(
+                    margin=config.power.disconnect_margin, shutdown_seconds=config.power.shutdown_seconds
+                ),
                 variables=variables.view(family.table, hand_settings(portfile, stored, settings)),
                 power=family.power,
                 before_poll=source.advance if isinstance(source, StateCycle) else None,

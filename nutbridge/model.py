@@ -105,3 +105,10 @@ class DeviceInfo:
     serial: str | None = None
     battery_energy: float | None = None  # Wh, where a gateway gives energy rather than ampere-hours
     battery_charge_restart: float | None = None  # %: where a gateway's battery starts again after a shutdown
+    # A charge controller's own load terminal (a host may be powered from it): where the controller cuts the load
+    # (its low-voltage disconnect), where it switches it back on (reconnect), where its under-voltage warning
+    # clears, and how it switches the load otherwise ("manual", "light", "light+timer", "timer").
+    battery_voltage_disconnect: float | None = None
+    battery_voltage_reconnect: float | None = None
+    battery_voltage_low_recover: float | None = None
+    load_control: str | None = None

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING
 from nutbridge.devices.base import Source
 from nutbridge.errors import ProtocolError, Refused, SourceError
 from nutbridge.model import Reading
-from nutbridge.power import DEFAULT_CHARGE_LOW, PowerRule, PowerState, power_state
+from nutbridge.power import DEFAULT_CHARGE_LOW, LowVoltage, PowerRule, PowerState, power_state
 from nutbridge.sinks import SinkRunner
 from nutbridge.snapshot import Comms, Snapshot, View
 
@@ -45,8 +45,9 @@ class Monitor:
     """Polls ``source`` every ``interval`` seconds and offers each Snapshot to every runner.
 
     Each answered poll gets its power state from ``power`` (the shared rules of power.py unless a family brings
-    its own), with ``charge_low`` (battery.charge.low, as the port file sets it by hand) and the previous state
-    for the hysteresis, and its ``variables`` from the view it is handed (the daemon's: NUT's).
+    its own), with ``charge_low`` (battery.charge.low, as the port file sets it by hand), ``low_voltage`` (how
+    close to the device's own low-voltage disconnect LB comes; None: not at all) and the previous state for the
+    hysteresis, and its ``variables`` from the view it is handed (the daemon's: NUT's).
     """
 
     def __init__(
@@ -58,6 +59,7 @@ class Monitor:
         interval_on_battery: float | None = None,
         grace: float = 10.0,
         charge_low: Callable[[], float] = lambda: DEFAULT_CHARGE_LOW,
+        low_voltage: LowVoltage | None = None,
         variables: View | None = None,
         power: PowerRule = power_state,
         clock: Callable[[], float] = time.monotonic,
@@ -72,6 +74,7 @@ class Monitor:
         self.interval_on_battery = interval_on_battery or interval
         self.grace = grace
         self.charge_low = charge_low
+        self.low_voltage = low_voltage
         self.variables = variables
         self.power = power
         self.clock = clock
@@ -206,7 +209,9 @@ class Monitor:
                 self.clock() - self._failing_since,
             )
         self.failures, self._failing_since, self.comms = 0, None, Comms.OK
-        self._power = self.power(reading, charge_low=self.charge_low(), previous=self._power)
+        self._power = self.power(
+            reading, charge_low=self.charge_low(), previous=self._power, info=info, low_voltage=self.low_voltage
+        )
         variables = (
             NO_VARIABLES
             if self.variables is None

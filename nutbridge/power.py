@@ -8,7 +8,10 @@ Rules (also in the README):
   drains. With hysteresis, so marginal PV with a battery current around zero does not flap: an OL system
   goes OB only when the battery drains more than ``OB_BELOW`` amperes (or PV is gone), and an OB system
   goes back OL only when PV charges it by more than ``OL_ABOVE``. Between the two it keeps its state.
-- LB when battery.charge < battery.charge.low, or when the controller reports under-voltage itself.
+- LB when battery.charge < battery.charge.low, or when the controller reports under-voltage itself, or when
+  the battery is close enough to the device's own low-voltage disconnect (``DeviceInfo.battery_voltage_disconnect``,
+  where a charge controller cuts its load terminal) that the host could not finish its shutdown first at the
+  present drain: ``LowVoltage`` says how close (README: docs/nut.md, "Before the controller cuts").
 - CHRG while the net battery current flows in, DISCHRG while it flows out (beyond ``IDLE_CURRENT``).
 - ALARM when the device reports a fault.
 """
@@ -18,12 +21,52 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Protocol
 
-from nutbridge.model import ChargeStage, Reading
+from nutbridge.model import ChargeStage, DeviceInfo, Reading
 
 DEFAULT_CHARGE_LOW = 20.0  # %: LB below this unless the port file sets battery.charge.low by hand
 IDLE_CURRENT = 0.05  # A: below this the battery counts as idle; sensors read a few 10 mA of noise
 OB_BELOW = -0.20  # A: an OL system goes OB when the battery drains more than this
 OL_ABOVE = 0.05  # A: an OB system goes OL when PV charges the battery by more than this
+
+
+# Near empty, a 12 V lead-acid battery under a light load falls from about 11.9 V at 20 % to the 11.1 V of EPEver's
+# default disconnect at 0 %: some 0.04 V for each 1 % of its capacity drawn. The drop a shutdown's drain causes.
+VOLTS_PER_PERCENT_12V = 0.04
+NOMINAL_12V = 12.0
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class LowVoltage:
+    """How close to the device's low-voltage disconnect LB is raised ([power] in the config).
+
+    LB when the battery voltage is at or below the disconnect + ``margin`` (volts for each 12 V of the battery's
+    nominal voltage: 0.3 V on 12 V, 0.6 V on 24 V) + what ``shutdown_seconds`` at the present net drain would
+    take off it (VOLTS_PER_PERCENT_12V for each percent of the capacity drawn). It stays until the voltage is
+    ``margin`` / 3 above that again, so a battery resting back up under the threshold does not flap."""
+
+    margin: float = 0.3
+    shutdown_seconds: float = 180.0
+
+    def threshold(self, r: Reading, info: DeviceInfo) -> float | None:
+        """The voltage at or below which LB is raised now; None when the device has no disconnect to guard."""
+        disconnect = info.battery_voltage_disconnect
+        if disconnect is None:
+            return None
+        scale = (info.battery_voltage_nominal or NOMINAL_12V) / NOMINAL_12V
+        drain = max(0.0, -(r.battery_current or 0.0))  # amperes out of the battery, net of what PV gives
+        drop = 0.0
+        if drain and info.battery_capacity:
+            drawn = 100.0 * drain * self.shutdown_seconds / 3600.0 / info.battery_capacity  # percent of capacity
+            drop = VOLTS_PER_PERCENT_12V * scale * drawn
+        return disconnect + self.margin * scale + drop
+
+    def low(self, r: Reading, info: DeviceInfo, was_low: bool) -> bool:
+        """Whether the voltage says LB now (``was_low``: it said so at the last poll)."""
+        threshold = self.threshold(r, info)
+        if threshold is None or r.battery_voltage is None:
+            return False
+        scale = (info.battery_voltage_nominal or NOMINAL_12V) / NOMINAL_12V
+        return r.battery_voltage <= threshold + (self.margin * scale / 3 if was_low else 0.0)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -76,11 +119,23 @@ def on_line(r: Reading, previous: bool | None) -> bool:
     return current >= OB_BELOW if previous else current > OL_ABOVE
 
 
-def power_state(r: Reading, *, charge_low: float, previous: PowerState | None) -> PowerState:
-    """The status flags of one reading."""
+def power_state(
+    r: Reading,
+    *,
+    charge_low: float,
+    previous: PowerState | None,
+    info: DeviceInfo | None = None,
+    low_voltage: LowVoltage | None = None,
+) -> PowerState:
+    """The status flags of one reading; with ``info`` and ``low_voltage``, LB near the device's disconnect too."""
+    near_disconnect = (
+        info is not None
+        and low_voltage is not None
+        and low_voltage.low(r, info, was_low=previous is not None and previous.low)
+    )
     return PowerState(
         on_line=on_line(r, None if previous is None else previous.on_line),
-        low=r.battery_low or (r.battery_charge is not None and r.battery_charge < charge_low),
+        low=r.battery_low or (r.battery_charge is not None and r.battery_charge < charge_low) or near_disconnect,
         charging=charging(r),
         discharging=discharging(r),
         alarm=bool(r.faults),
@@ -90,4 +145,12 @@ def power_state(r: Reading, *, charge_low: float, previous: PowerState | None) -
 class PowerRule(Protocol):
     """How a family turns a reading into its power state (``power_state`` unless the family brings its own)."""
 
-    def __call__(self, r: Reading, *, charge_low: float, previous: PowerState | None) -> PowerState: ...
+    def __call__(
+        self,
+        r: Reading,
+        *,
+        charge_low: float,
+        previous: PowerState | None,
+        info: DeviceInfo | None = None,
+        low_voltage: LowVoltage | None = None,
+    ) -> PowerState: ...

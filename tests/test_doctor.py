@@ -26,6 +26,7 @@ from nutbridge.doctor import gather, parser
 from nutbridge.doctor.config_checks import check_config, check_config_private
 from nutbridge.doctor.context import FAIL, OK, WARN, Context, Result
 from nutbridge.doctor.host import filesystem_of
+from nutbridge.doctor.load_checks import check_load_terminal
 from nutbridge.doctor.nut_checks import (
     check_daemon,
     check_driver,
@@ -118,7 +119,9 @@ def need_nut_user() -> pwd.struct_passwd:
 
 def test_every_check_is_named_after_its_function(layout: Layout) -> None:
     ctx = layout.context()
-    ctx.upsc_answer = UpscAnswer({"ups.status": "OL"}, None)
+    # a charge controller's answer: its load terminal's settings too (a device without one skips that check)
+    ctx.upsc_answer = UpscAnswer({"ups.status": "OL", "experimental.battery.voltage.disconnect": "11.10",
+                                  "experimental.output.control": "manual"}, None)  # fmt: skip
     ctx.systemctl = ["true"]  # prints nothing: "exit status 0", never "active"
     for check in CHECKS:
         result = check(ctx)
@@ -521,10 +524,10 @@ def test_a_good_install_is_all_ok(real_nut: RealNut) -> None:
     assert status == 0
     assert {name: c["level"] for name, c in checks.items()} == dict.fromkeys(
         ["config", "config-private", "port-file", "port-file-owner", "port-file-disk", "ups-conf", "driver", "upsc",
-         "upsmon", "nut-version", "nut-quirks"], OK), checks  # fmt: skip
+         "load-terminal", "upsmon", "nut-version", "nut-quirks"], OK), checks  # fmt: skip
     assert checks["upsc"]["message"].startswith(f"upsc {real_nut.nut.address}: ups.status OL")
     human = nutbridge("doctor", UPS, "--no-systemd", env=real_nut.env)
-    assert human.returncode == 0 and human.stdout.rstrip().endswith("solar: all ok (11 checks)"), human.stdout
+    assert human.returncode == 0 and human.stdout.rstrip().endswith("solar: all ok (12 checks)"), human.stdout
 
 
 @contextlib.contextmanager
@@ -649,3 +652,36 @@ def test_a_driver_that_stopped(tmp_path_factory: pytest.TempPathFactory) -> None
     assert done.returncode == 1
     assert checks["driver"]["level"] == FAIL and checks["driver"]["fix"] == f"sudo upsdrvctl start {UPS}"
     assert checks["upsc"]["level"] == FAIL and "Driver not connected" in checks["upsc"]["message"]
+
+
+# ------------------------------------------------------------------ the controller's load terminal
+
+
+def load_terminal(layout: Layout, **values: str) -> Result | None:
+    ctx = layout.context()
+    ctx.upsc_answer = UpscAnswer({"ups.status": "OL", "battery.voltage.nominal": "12", **values}, None)
+    return check_load_terminal(ctx)
+
+
+def test_a_load_terminal_switched_by_light_or_clock_fails_naming_the_register(layout: Layout) -> None:
+    for control, register in (("light", 1), ("light+timer", 2), ("timer", 3)):  # 0x903D's codes (the reference, (c))
+        result = load_terminal(layout, **{"experimental.output.control": control,
+                                           "experimental.battery.voltage.disconnect": "11.10"})  # fmt: skip
+        assert result is not None and result.level == FAIL, result
+        assert f"0x903D = {register}" in result.message and result.fix and "0x903D" in result.fix
+        assert "to 0, manual" in result.fix
+
+
+def test_a_disconnect_that_would_make_lb_all_the_time_fails(layout: Layout) -> None:
+    # 12.40 V + 0.30 V margin = 12.70 V: above a full 12 V battery at rest (12.6 V)
+    result = load_terminal(layout, **{"experimental.output.control": "manual",
+                                       "experimental.battery.voltage.disconnect": "12.40"})  # fmt: skip
+    assert result is not None and result.level == FAIL, result
+    assert "LB from 12.70 V" in result.message and result.fix and "0x900D" in result.fix and "11.10 V" in result.fix
+    good = load_terminal(layout, **{"experimental.output.control": "manual",
+                                     "experimental.battery.voltage.disconnect": "11.10"})  # fmt: skip
+    assert good is not None and good.level == OK and "LB at 11.40 V or earlier" in good.message
+
+
+def test_a_device_without_a_load_terminal_skips_the_check(layout: Layout) -> None:
+    assert load_terminal(layout) is None  # an Envoy, a Powerwall: nothing of the kind published

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import pytest
 
-from nutbridge.model import ChargeStage, Reading
-from nutbridge.power import DEFAULT_CHARGE_LOW, PowerState, power_state
+from nutbridge.model import ChargeStage, DeviceInfo, Reading
+from nutbridge.power import DEFAULT_CHARGE_LOW, LowVoltage, PowerState, power_state
 from tests.helpers.readings import reading
 
 
@@ -66,3 +66,48 @@ def test_no_pv_is_ob_and_a_source_that_knows_line_power_decides() -> None:
 def test_without_a_current_the_charger_stage_says_whether_it_charges() -> None:
     assert words(reading(battery_current=None)) == "OL CHRG"
     assert words(reading(battery_current=None, charge_stage=ChargeStage.OFF)) == "OL"
+
+
+# EPEver's 12 V defaults (epever-load-control.md [TD]): the controller cuts its load terminal at 11.10 V.
+TRACER_12V = DeviceInfo(mfr="EPEVER", model="Tracer", battery_voltage_disconnect=11.10, battery_voltage_nominal=12.0,
+                        battery_capacity=100.0)  # fmt: skip
+GUARD = LowVoltage(margin=0.3, shutdown_seconds=180.0)
+
+
+def near(volts: float, amps: float, info: DeviceInfo = TRACER_12V, previous: PowerState | None = None) -> bool:
+    """LB from the voltage alone: a charge well above battery.charge.low, no flag from the controller."""
+    r = reading(pv_power=0.0, battery_voltage=volts, battery_current=amps, battery_charge=60)
+    return power_state(r, charge_low=20, previous=previous, info=info, low_voltage=GUARD).low
+
+
+@pytest.mark.parametrize(
+    ("volts", "amps", "low"),
+    [
+        # a Pi's 0.5 A for 180 s is 0.025 Ah, 0.025 % of 100 Ah: 0.001 V; LB at 11.10 + 0.30 + 0.001 = 11.401 V
+        (11.45, -0.5, False),
+        (11.40, -0.5, True),
+        # 20 A for 180 s is 1 Ah, 1 %: 0.04 V; LB at 11.44 V
+        (11.43, -20.0, True),
+        (11.45, -20.0, False),
+        # charging: no drain, LB at 11.40 V
+        (11.41, 2.0, False),
+        (11.40, 2.0, True),
+    ],
+)
+def test_lb_comes_before_the_controllers_own_disconnect(volts: float, amps: float, low: bool) -> None:
+    assert near(volts, amps) is low
+
+
+def test_the_margin_scales_with_the_battery_and_holds_until_the_voltage_is_back() -> None:
+    info_24 = DeviceInfo(mfr="EPEVER", model="Tracer", battery_voltage_disconnect=22.20, battery_voltage_nominal=24.0)
+    assert near(22.80, 0.0, info_24) and not near(22.81, 0.0, info_24)  # 22.20 + 2 x 0.30, no capacity: no drop
+    was_low = PowerState(on_line=False, low=True, charging=False, discharging=True, alarm=False)
+    assert near(11.45, 0.0, previous=was_low)  # rested back up a little: still LB (until 11.40 + 0.10)
+    assert not near(11.51, 0.0, previous=was_low)
+
+
+def test_no_disconnect_no_guard() -> None:
+    gateway = DeviceInfo(mfr="Enphase", model="IQ Gateway", battery_voltage_nominal=12.0)
+    assert not near(10.0, -5.0, gateway)  # a device that cuts nothing at a voltage: only the charge says LB
+    r = reading(pv_power=0.0, battery_voltage=10.0, battery_current=-5.0, battery_charge=60)
+    assert not power_state(r, charge_low=20, previous=None).low  # and the guard is off unless asked for

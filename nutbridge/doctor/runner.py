@@ -15,6 +15,7 @@ from nutbridge.doctor.driver_checks import (
     check_driver_ups_conf,
     check_driver_upsc,
 )
+from nutbridge.doctor.load_checks import check_load_terminal
 from nutbridge.doctor.nut_checks import (
     check_daemon,
     check_driver,
@@ -27,7 +28,7 @@ from nutbridge.doctor.nut_checks import (
 from nutbridge.doctor.port_file_checks import check_port_file, check_port_file_disk, check_port_file_owner
 from nutbridge.files import describe
 
-CHECKS: tuple[Callable[[Context], Result], ...] = (
+CHECKS: tuple[Callable[[Context], Result | None], ...] = (
     check_config,
     check_config_private,
     check_port_file,
@@ -37,13 +38,14 @@ CHECKS: tuple[Callable[[Context], Result], ...] = (
     check_driver,
     check_daemon,
     check_upsc,
+    check_load_terminal,
     check_upsmon,
     check_nut_version,
     check_nut_quirks,
 )
 
 # Driver mode: no port file, no dummy-ups, no nutbridge@ unit; the version's quirks are the port file's.
-DRIVER_CHECKS: tuple[Callable[[Context], Result], ...] = (
+DRIVER_CHECKS: tuple[Callable[[Context], Result | None], ...] = (
     check_config,
     check_config_private,
     check_driver_ups_conf,
@@ -51,11 +53,12 @@ DRIVER_CHECKS: tuple[Callable[[Context], Result], ...] = (
     check_driver_process,
     check_driver_socket,
     check_driver_upsc,
+    check_load_terminal,
     check_upsmon,
 )
 
 
-def check_name(check: Callable[[Context], Result]) -> str:
+def check_name(check: Callable[[Context], Result | None]) -> str:
     """``check_port_file`` → ``port-file``: the name its results carry (``check_driver_process``: driver)."""
     return {"check_driver_process": "driver", "check_driver_upsc": "upsc"}.get(check.__name__) or (
         check.__name__.removeprefix("check_").replace("_", "-")
@@ -69,7 +72,7 @@ def run_checks(ctx: Context) -> list[Result]:
         if check is check_daemon and not ctx.systemctl:
             continue
         try:
-            results.append(check(ctx))
+            result = check(ctx)
         except OSError as exc:
             where = f" ({exc.filename})" if exc.filename else ""
             results.append(
@@ -77,4 +80,7 @@ def run_checks(ctx: Context) -> list[Result]:
             )
         except subprocess.TimeoutExpired as exc:
             results.append(Result(check_name(check), FAIL, f"`{' '.join(map(str, exc.cmd))}` did not answer"))
+        else:
+            if result is not None:  # None: the check does not apply to this device
+                results.append(result)
     return results

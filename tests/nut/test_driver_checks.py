@@ -33,7 +33,8 @@ from tests.nut_stack import (
     why_not_runnable,
 )
 
-GOOD = ["config", "config-private", "driver-ups-conf", "driver-link", "driver", "driver-socket", "upsc", "upsmon"]
+GOOD = ["config", "config-private", "driver-ups-conf", "driver-link", "driver", "driver-socket", "upsc",
+        "load-terminal", "upsmon"]  # fmt: skip
 
 
 def nutbridge(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:

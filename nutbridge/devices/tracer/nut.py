@@ -48,4 +48,8 @@ TABLE: tuple[Var[Reading, DeviceInfo], ...] = (
     Var(name="experimental.load.energy.total", value=lambda x: x.reading.energy_consumed_total, fmt=KWH),
     Var(name="experimental.battery.voltage.max.today", value=lambda x: x.reading.battery_voltage_max_today, fmt=V2),
     Var(name="experimental.battery.voltage.min.today", value=lambda x: x.reading.battery_voltage_min_today, fmt=V2),
+    # --- the load terminal's own settings (a host powered from it is cut at the disconnect) ---
+    Var(name="experimental.battery.voltage.disconnect", value=lambda x: x.info.battery_voltage_disconnect, fmt=V2),
+    Var(name="experimental.battery.voltage.reconnect", value=lambda x: x.info.battery_voltage_reconnect, fmt=V2),
+    Var(name="experimental.output.control", value=lambda x: x.info.load_control),
 )

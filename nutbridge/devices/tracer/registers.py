@@ -26,6 +26,7 @@ BLOCKS: tuple[Block, ...] = (
     Block(Table.INPUT, 0x3300, 20),  # statistics (0x3314/15 CO2 is missing on older units)
     Block(Table.INPUT, 0x331A, 5),  # battery: voltage, net current, temperatures
     Block(Table.HOLDING, 0x9000, 15),  # battery settings
+    Block(Table.HOLDING, 0x903D, 1),  # load controlling mode
 )
 
 # Read every poll.
@@ -69,8 +70,16 @@ INFO_REGISTERS: tuple[Register, ...] = (
     Register(field="battery_type", address=0x9000, table=Table.HOLDING, scale=1),
     Register(field="battery_capacity", address=0x9001, table=Table.HOLDING, scale=1),
     Register(field="battery_voltage_high", address=0x9004, table=Table.HOLDING),  # charging limit
+    Register(field="battery_voltage_reconnect", address=0x900A, table=Table.HOLDING),  # low-voltage reconnect
+    Register(field="battery_voltage_low_recover", address=0x900B, table=Table.HOLDING),  # under-voltage recover
     Register(field="battery_voltage_low", address=0x900C, table=Table.HOLDING),  # under-voltage warning
+    Register(field="battery_voltage_disconnect", address=0x900D, table=Table.HOLDING),  # low-voltage disconnect
+    Register(field="load_control", address=0x903D, table=Table.HOLDING, scale=1),
 )
+
+# 0x903D: how the controller switches its load terminal (epever-load-control.md (c)); only "manual" leaves it on
+# until it is told otherwise or the low-voltage disconnect cuts it.
+LOAD_CONTROL_MODES: Mapping[int, str] = {0: "manual", 1: "light", 2: "light+timer", 3: "timer"}
 
 # 0x9000 codes; newer AN firmware adds lithium codes 4-12.
 BATTERY_TYPES: Mapping[int, str] = {

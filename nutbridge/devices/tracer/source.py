@@ -112,6 +112,10 @@ class TracerSource:
             pv_current_rated=values["pv_current_rated"] or None,
             pv_power_rated=values["pv_power_rated"] or None,
             load_current_rated=values["load_current_rated"] or None,
+            battery_voltage_disconnect=values["battery_voltage_disconnect"] or None,
+            battery_voltage_reconnect=values["battery_voltage_reconnect"] or None,
+            battery_voltage_low_recover=values["battery_voltage_low_recover"] or None,
+            load_control=tmap.LOAD_CONTROL_MODES.get(int(values["load_control"]), "other"),
         )
         return self._info
 

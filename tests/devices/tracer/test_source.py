@@ -29,7 +29,12 @@ async def test_reads_rated_data_and_identification_once(source: TracerSource) ->
     assert info.battery_type == "PbAc sealed"
     assert info.battery_voltage_nominal == 12.0
     assert info.pv_power_rated == 260.0
-    assert source.requests == 5  # 4 register reads + device identification
+    # the load terminal's settings, EPEver's 12 V defaults as a real Tracer2215BN reads them (epever-load-control.md
+    # [TD]): LVD 11.10 V, LVR 12.60 V, under-voltage warning 12.00 V and its recover 12.20 V, manual load control
+    assert (info.battery_voltage_disconnect, info.battery_voltage_reconnect) == (11.10, 12.60)
+    assert (info.battery_voltage_low, info.battery_voltage_low_recover) == (12.00, 12.20)
+    assert info.load_control == "manual"
+    assert source.requests == 6  # 5 register reads (0x903D on its own) + device identification
 
 
 async def test_full_poll_is_six_requests_and_decodes(source: TracerSource, sim: SimulatedTracer) -> None:
@@ -167,7 +172,7 @@ async def test_rtu_over_a_real_serial_line(pty_pair: tuple[Path, Path, list[subp
         async with TracerSource(target, timeout=1.0) as tracer:
             info = await tracer.connect()
             reading = await tracer.read()
-            assert tracer.requests == 11
+            assert tracer.requests == 12  # connect 6, a poll 6
     assert info.model == "Tracer2210AN"
     assert reading.pv_power == 0
 

@@ -474,6 +474,9 @@ class NutStack:
         self.stop()
 
 
+LOG_LEVELS = ("DEBUG ", "INFO ", "WARNING ", "ERROR ", "CRITICAL ")  # the simulator's log lines, on stderr too
+
+
 class Simulator:
     """``python -m nutbridge.simulator --listen 127.0.0.1:PORT``, steered through its stdin."""
 
@@ -533,14 +536,14 @@ class Simulator:
         before = len(self.answers())
         self.stdin.write(text.encode() + b"\n")
         self.stdin.flush()
-        answers = wait_for(
-            self.answers,
-            lambda lines: len(lines) > before,
+        answers = wait_for(  # its log's lines (a refused settings write, say) are no answer
+            lambda: [line for line in self.answers()[before:] if not line.startswith(LOG_LEVELS)],
+            bool,
             timeout=START_TIMEOUT,
             what=f"the simulator to answer {text!r}",
             details=self.describe,
         )
-        answer = answers[before]
+        answer = answers[0]
         if not answer.startswith("simulator:"):
             raise AssertionError(f"the simulator refused {text!r}: {answer}")
         return answer

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import datetime as dt
 import logging
 import signal
 import sys
@@ -12,6 +13,7 @@ import time
 from nutbridge.simulator.control import HELP, apply, read_commands, status
 from nutbridge.simulator.physics import Mode, Plant
 from nutbridge.simulator.server import SimulatedTracer
+from nutbridge.simulator.settings import Settings
 
 
 def listen_address(text: str) -> tuple[str, int]:
@@ -49,7 +51,9 @@ def parser() -> argparse.ArgumentParser:
 async def serve(args: argparse.Namespace) -> None:
     """Serve until SIGTERM or SIGINT; stdin only steers the plant."""
     now = time.localtime()
-    plant = Plant(seconds=now.tm_hour * 3600 + now.tm_min * 60 + now.tm_sec, soc=args.soc)
+    midnight = dt.datetime.combine(dt.date.today(), dt.time())  # the controller's clock: today, local time
+    plant = Plant(seconds=now.tm_hour * 3600 + now.tm_min * 60 + now.tm_sec, soc=args.soc,
+                  settings=Settings(rtc_base=midnight))  # fmt: skip
     if args.time and apply(plant, f"time {args.time}").startswith(("bad", "unknown")):
         raise SystemExit(f"--time {args.time!r}: use HH:MM")
     plant.set_mode(Mode(args.mode))

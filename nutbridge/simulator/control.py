@@ -1,4 +1,4 @@
-"""Text commands that steer a simulated Tracer, typed on stdin: ``night``, ``lowbatt``, ``fault``, ..."""
+"""Text commands that steer a simulated Tracer, typed on stdin: ``night``, ``lowbatt``, ``fault``, ``restart``, ..."""
 
 from __future__ import annotations
 
@@ -8,11 +8,12 @@ import stat
 import sys
 import time
 
+from nutbridge.simulator import holding as h
 from nutbridge.simulator.physics import Mode, Plant
 
 HELP = (
     "commands: day | sun | night | lowbatt | fault | silent | garbage | hang | "
-    "soc PERCENT | load WATTS | time HH:MM | freeze SECONDS | status | help"
+    "soc PERCENT | volts RESTING-VOLTS | load WATTS | time HH:MM | freeze SECONDS | restart | settings | status | help"
 )
 MAX_LINE = 200
 MAX_FREEZE = 600.0  # seconds
@@ -33,7 +34,13 @@ def apply(plant: Plant, line: str) -> str:
         if cmd in {m.value for m in Mode} and not args:
             plant.set_mode(Mode(cmd))
         elif cmd == "soc" and len(args) == 1:
-            plant.soc = min(100.0, max(0.0, float(args[0])))
+            plant.set_charge(float(args[0]))
+        elif cmd == "volts" and len(args) == 1:
+            plant.set_resting_voltage(float(args[0]))
+        elif cmd == "restart" and not args:
+            plant.restart()
+        elif cmd == "settings" and not args:
+            return settings(plant)
         elif cmd == "load" and len(args) == 1:
             plant.load_w = max(0.0, float(args[0]))
         elif cmd == "time" and len(args) == 1:
@@ -56,9 +63,23 @@ def apply(plant: Plant, line: str) -> str:
 def status(plant: Plant) -> str:
     """One line describing the plant."""
     hours, rest = divmod(int(plant.seconds % 86400), 3600)
+    terminal = "on" if plant.output_on() else "off (low-voltage disconnect)" if plant.terminal.cut else "off"
     return (
         f"simulator: mode {plant.mode.value}, {hours:02d}:{rest // 60:02d}, battery {plant.soc:.1f} %, "
-        f"PV {plant.pv_power():.0f} W, load {plant.load_on_w():.0f} W"
+        f"{plant.battery_voltage():.2f} V, PV {plant.pv_power():.0f} W, load {plant.load_on_w():.0f} W, "
+        f"load terminal {terminal}"
+    )
+
+
+def settings(plant: Plant) -> str:
+    """One line with the controller's load-related settings and its non-volatile write count."""
+    s = plant.settings
+    return (
+        f"simulator: battery type {s.words[h.BATTERY_TYPE]}, rated voltage code {s.words[h.RATED_VOLTAGE]}, "
+        f"LVD {s.volts(h.LVD):.2f} V, LVR {s.volts(h.LVR):.2f} V, UVW {s.volts(h.UVW):.2f} V, "
+        f"UVWR {s.volts(h.UVWR):.2f} V, load mode {s.load_mode}, manual default {int(s.manual_default_on)}, "
+        f"coil 2 {int(plant.load_on)}, clock {s.rtc(plant.seconds):%Y-%m-%d %H:%M:%S}, "
+        f"{s.nv_writes} non-volatile writes"
     )
 
 

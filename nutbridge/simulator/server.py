@@ -1,6 +1,8 @@
-"""The simulated Tracer as a pymodbus server: the blocks of devices/tracer/registers.py, exception 02 elsewhere
-(strict, as EPEver's documentation draws a Tracer); a lenient one also answers the gaps between a table's blocks,
-with zeros, as some units answer reads across them."""
+"""The simulated Tracer as a pymodbus server: the input blocks of devices/tracer/registers.py and the holding
+blocks of holding.py, exception 02 elsewhere (strict, as EPEver's documentation draws a Tracer); a lenient one
+also answers the gaps between a table's blocks, with zeros, as some units answer reads across them. Settings
+writes (FC10, and FC06 as a one-register FC10) follow EPEver's rules (rules.py): a refusal is exception 04 (02
+for an address that is no setting), the registers unchanged, and a warning in the log naming the rule."""
 
 from __future__ import annotations
 
@@ -16,37 +18,32 @@ from pymodbus.pdu import ModbusPDU
 from pymodbus.server import ModbusSerialServer, ModbusTcpServer
 from pymodbus.simulator import DataType, SimData, SimDevice
 
-from nutbridge.devices.modbus_map import Table, encode
+from nutbridge.devices.modbus_map import Block, Table, encode
 from nutbridge.devices.tracer import registers as tmap
 from nutbridge.model import ChargeStage
+from nutbridge.simulator import holding
 from nutbridge.simulator.physics import Mode, Plant
 
 log = logging.getLogger(__name__)
 
 IDENTITY = {"VendorName": "EPsolar Tech co., Ltd", "ProductCode": "Tracer2210AN", "MajorMinorRevision": "V02.13+V07.21"}
-# Rated data and settings of a Tracer2210AN with a 12 V 100 Ah sealed battery.
+# Rated data of a Tracer2210AN with a 12 V battery; its settings are the plant's (settings.py).
 STATIC = {
     "pv_voltage_rated": 100.0,
     "pv_current_rated": 20.0,
     "pv_power_rated": 260.0,
     "load_current_rated": 20.0,
     "battery_voltage_nominal": 12.0,
-    "battery_type": 1,
-    "battery_capacity": 100,
-    "battery_voltage_high": 15.0,
-    "battery_voltage_low": 12.0,
 }
-SETTINGS_9000 = [1, 100, 300, 1600, 1500, 1500, 1460, 1440, 1380, 1320, 1260, 1220, 1200, 1110, 1060]
 STAGE_BITS = {ChargeStage.OFF: 0, ChargeStage.FLOAT: 1, ChargeStage.BOOST: 2, ChargeStage.EQUALIZE: 3}
 LOAD_SHORT = 1 << 8  # 0x3201 D8
 
 
 def live_values(plant: Plant) -> dict[str, float]:
     """The polled registers' values for the plant's present state."""
-    pv_w, volts = plant.pv_power(), plant.battery_voltage()
+    pv_w, volts, output = plant.pv_power(), plant.battery_voltage(), plant.output_on()
     load_w = plant.load_on_w()
-    pv_v = 18.0 + 2.0 * plant.sun() if pv_w > 0 else 0.4
-    battery_state = 3 if plant.soc <= 1 else 2 if plant.soc < 15 else 0
+    pv_v = plant.pv_voltage()
     charging = (STAGE_BITS[plant.stage()] << 2) | 1 | (0 if pv_w > 0 else 1 << 14)
     if plant.mode is Mode.FAULT:
         charging |= LOAD_SHORT | 0b10
@@ -54,15 +51,15 @@ def live_values(plant: Plant) -> dict[str, float]:
         "pv_voltage": pv_v,
         "pv_current": pv_w / pv_v,
         "pv_power": pv_w,
-        "load_voltage": volts if load_w else 0.0,
+        "load_voltage": volts if output else 0.0,  # the load registers read 0 while the terminal is off
         "load_current": load_w / volts,
         "load_power": load_w,
         "battery_temperature": 25.0,
         "controller_temperature": 28.0 + 8 * plant.sun(),
         "battery_charge": round(plant.soc),
-        "status_battery": battery_state,
+        "status_battery": plant.battery_state(),
         "status_charging": charging,
-        "status_discharging": 1 if load_w else 0,
+        "status_discharging": 1 if output else 0,  # 0x3202 D0: the load runs
         "battery_voltage_max_today": 13.9,
         "battery_voltage_min_today": 12.3,
         "energy_consumed_today": plant.energy_out_today / 1000,
@@ -74,19 +71,30 @@ def live_values(plant: Plant) -> dict[str, float]:
     }
 
 
-WRITE_COIL = 5
-LOAD_COIL = 2  # manual control of the load: 1 on, 0 off (the load starts on)
+READ_COILS, READ_DISCRETE, WRITE_COIL, WRITE_REGISTER, WRITE_COILS, WRITE_REGISTERS = 1, 2, 5, 6, 15, 16
+MASK_WRITE, READ_WRITE = 22, 23  # not in EPEver's documents: refused as illegal functions
+LOAD_COIL = 2  # manual control of the load: 1 on, 0 off
+NIGHT_INPUT = 0x200C  # discrete input: 1 night
+INPUT_START = 0x2000
+# What the server serves: the Tracer map's input blocks, and the holding blocks a real unit answers.
+SERVED = tuple(b for b in tmap.BLOCKS if b.table == Table.INPUT) + holding.BLOCKS
 
 
 def block_data(table: Table, words: dict[tuple[Table, int], int], *, lenient: bool = False) -> list[SimData]:
     """One SimData per defined block of ``table``; addresses outside them stay invalid (exception 02). Lenient:
     one SimData from the table's first block to its last, the gaps between them reading zero."""
-    blocks = [b for b in tmap.BLOCKS if b.table == table]
+    blocks: list[Block] = [b for b in SERVED if b.table == table]
     spans = [(blocks[0].address, max(b.end for b in blocks))] if lenient else [(b.address, b.end) for b in blocks]
     return [
         SimData(address=lo, values=[words.get((table, a), 0) for a in range(lo, hi)], datatype=DataType.REGISTERS)
         for lo, hi in spans
     ]
+
+
+def set_bit(regs: list[int], start: int, address: int, on: bool) -> None:
+    """Set bit ``address`` of a bit table that pymodbus keeps 16 to a register, from register ``start``."""
+    index, mask = address // 16 - start, 1 << (address % 16)
+    regs[index] = regs[index] | mask if on else regs[index] & ~mask
 
 
 class SimulatedTracer:
@@ -112,19 +120,45 @@ class SimulatedTracer:
         self.plant.advance((now - self._last) * self.speed)
         self._last = now
 
+    def restart(self) -> None:
+        """Restart the simulated controller (settings and clock kept, coil 2 from 0x906A); connections stay up."""
+        self._tick()
+        self.plant.restart()
+
     async def _on_access(  # noqa: PLR0917 (pymodbus calls it with six positional arguments)
         self, fc: int, start: int, address: int, count: int, regs: list[int], set_values: object
     ) -> ExcCodes | None:
-        """pymodbus calls this before every access: refresh the live registers from the plant."""
-        if fc == WRITE_COIL and address == LOAD_COIL and isinstance(set_values, list) and set_values:
-            self._tick()
-            self.plant.load_on = bool(set_values[0])
+        """pymodbus calls this before every access: refresh what is read from the plant, apply what is written."""
+        self._tick()
+        values = set_values if isinstance(set_values, list) and set_values else None
+        if fc in (MASK_WRITE, READ_WRITE):
+            return ExcCodes.ILLEGAL_FUNCTION
+        if fc in (WRITE_REGISTER, WRITE_REGISTERS) and values is not None:
+            return self._write(fc, address, [int(v) for v in values])
+        if fc in (WRITE_COIL, WRITE_COILS) and values is not None and address <= LOAD_COIL < address + len(values):
+            self.plant.load_on = bool(values[LOAD_COIL - address])
+        if fc == READ_COILS or (fc in (WRITE_COIL, WRITE_COILS) and values is not None):
+            set_bit(regs, start, LOAD_COIL, self.plant.load_on)
+        if fc == READ_DISCRETE:
+            set_bit(regs, start, NIGHT_INPUT, self.plant.terminal.night)
+        if fc == Table.HOLDING:
+            for addr in range(address, address + count):
+                if addr in holding.ADDRESSES:
+                    regs[addr - start] = self.plant.settings.read(addr, self.plant.seconds)
         if fc == Table.INPUT:
-            self._tick()
             words = encode(tmap.POLL_REGISTERS, live_values(self.plant))
             for (_, addr), word in words.items():
                 regs[addr - start] = word
         return None
+
+    def _write(self, fc: int, address: int, values: list[int]) -> ExcCodes | None:
+        """A settings write: taken, or refused with the rule in the log and nothing changed."""
+        refused = self.plant.write(address, values)
+        if refused is None:
+            return None
+        log.warning("refused FC%02d write of %d register(s) at %#06x, exception %02d: %s",
+                    fc, len(values), address, refused.code, refused.rule)  # fmt: skip
+        return ExcCodes(refused.code)
 
     def _on_packet(self, sending: bool, data: bytes) -> bytes:
         """Silent (and hang) drops every reply; garbage replaces it with noise of the same length."""
@@ -143,14 +177,16 @@ class SimulatedTracer:
     def device(self) -> SimDevice:
         """The SimDevice: four separate tables, as on a real Tracer."""
         static = encode(tmap.INFO_REGISTERS, STATIC)
-        static.update({(Table.HOLDING, 0x9000 + i): v for i, v in enumerate(SETTINGS_9000)})
+        static.update({(Table.HOLDING, a): v for a, v in self.plant.settings.snapshot(self.plant.seconds).items()})
         static.update(encode(tmap.POLL_REGISTERS, live_values(self.plant)))
+        coils = [i == LOAD_COIL and self.plant.load_on for i in range(16)]
+        night = [INPUT_START + i == NIGHT_INPUT and self.plant.terminal.night for i in range(16)]
         return SimDevice(
             id=self.device_id,
             action=self._on_access,
             simdata=(
-                [SimData(address=0, values=[i == LOAD_COIL for i in range(16)], datatype=DataType.BITS)],
-                [SimData(address=0x2000, values=[False] * 16, datatype=DataType.BITS)],
+                [SimData(address=0, values=coils, datatype=DataType.BITS)],
+                [SimData(address=INPUT_START, values=night, datatype=DataType.BITS)],
                 block_data(Table.HOLDING, static, lenient=self.lenient),
                 block_data(Table.INPUT, static, lenient=self.lenient),
             ),

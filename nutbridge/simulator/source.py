@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import time
 
 from nutbridge.devices.modbus import ModbusTarget
@@ -11,6 +12,7 @@ from nutbridge.model import DeviceInfo, Reading
 from nutbridge.simulator.control import read_commands
 from nutbridge.simulator.physics import Mode, Plant
 from nutbridge.simulator.server import SimulatedTracer
+from nutbridge.simulator.settings import Settings
 from nutbridge.testmode import State
 
 HANG_CHECK = 0.05  # seconds between looks at the mode while a read hangs
@@ -22,7 +24,8 @@ class SimulatedSource:
     def __init__(self, *, speed: float = 1.0, timeout: float = 1.0, start: float | None = None) -> None:
         now = time.localtime()
         seconds = start if start is not None else now.tm_hour * 3600 + now.tm_min * 60 + now.tm_sec
-        self.plant = Plant(seconds=seconds)
+        midnight = dt.datetime.combine(dt.date.today(), dt.time())  # the controller's clock: today, local time
+        self.plant = Plant(seconds=seconds, settings=Settings(rtc_base=midnight))
         self.timeout = timeout
         self._server = SimulatedTracer(self.plant, speed=speed)
         self._tracer: TracerSource | None = None

@@ -125,3 +125,28 @@ def test_commands() -> None:
     assert plant.soc == 55
     assert apply(plant, "soc lots").startswith("bad value")
     assert "12:30" in apply(plant, "time 12:30")
+    plant.load_w = 0.0
+    assert apply(plant, "volts 11.05").endswith("11.05 V, PV 0 W, load 0 W, load terminal off (low-voltage disconnect)")
+    plant.load_on = False
+    assert apply(plant, "restart").endswith("load terminal off (low-voltage disconnect)") and plant.load_on
+    assert "LVD 11.10 V, LVR 12.60 V" in apply(plant, "settings")
+
+
+async def test_a_refused_write_is_an_exception_and_a_log_line_naming_the_rule() -> None:
+    with started() as (proc, port):
+        target = parse_modbus_url(f"tcp://127.0.0.1:{port}", "t")
+        async with TracerSource(target, timeout=0.5) as tracer:
+            await tracer.connect()
+            assert tracer.link.client is not None
+            reply = await tracer.link.client.write_registers(0x900D, [1150], device_id=1)  # LVD alone
+        assert reply.isError() and reply.exception_code == 4
+        assert proc.stdin is not None and proc.stderr is not None
+        proc.stdin.write("settings\n")
+        proc.stdin.flush()
+        lines = [proc.stderr.readline()]
+        while lines[-1] and not lines[-1].startswith("simulator:"):  # up to the answer (or EOF)
+            lines.append(proc.stderr.readline())
+    assert len(lines) == 2, lines
+    assert lines[0].startswith("WARNING nutbridge.simulator.server: refused FC16 write of 1 register(s) at 0x900d")
+    assert "the voltages 0x9003-0x900E must be written together" in lines[0]
+    assert "LVD 11.10 V" in lines[1] and "0 non-volatile writes" in lines[1]

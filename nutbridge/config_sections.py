@@ -1,5 +1,5 @@
-"""The configuration's other sections, one frozen dataclass each: monitor, nut, datalog, api, peers, node,
-pubsub, linesocket, mqtt, control and TEST mode."""
+"""The configuration's other sections, one frozen dataclass each: monitor, nut, datalog, power, api, peers,
+node, pubsub, linesocket, mqtt, control and TEST mode."""
 
 from __future__ import annotations
 
@@ -81,6 +81,22 @@ class DataLogConfig:
     # card is written once per window instead of once per poll. A crash loses at most the window; 0: each row
     # is appended and fsynced at once.
     flush_interval: float = key(DEFAULT_FLUSH_INTERVAL, **seconds(0, 3600))
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class PowerConfig:
+    """``[power]``: what decides LB besides battery.charge.low (power.py)."""
+
+    # The days of the data log the next sunrise is estimated from (the median of their PV starts; outlook.py).
+    sunrise_days: int = key(7, types=int, check=lambda v: 3 <= v <= 60, allowed="days, 3-60")
+    # LB while on battery when the expected charge at sunrise is below this (%), so the morning boot has it;
+    # off unless set. Needs the data log (datalog.folder), which the sunrise is learnt from.
+    sunrise_reserve: float | None = key(
+        types=(int, float),
+        check=lambda v: 0 < v < 100,
+        convert=lambda v, *_: float(v),
+        allowed="a percentage above 0 and below 100",
+    )
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -20,7 +20,8 @@ from typing import TYPE_CHECKING
 from nutbridge.devices.base import Source
 from nutbridge.errors import ProtocolError, Refused, SourceError
 from nutbridge.model import Reading
-from nutbridge.power import DEFAULT_CHARGE_LOW, PowerRule, PowerState, power_state
+from nutbridge.outlook import Forecaster
+from nutbridge.power import DEFAULT_CHARGE_LOW, PowerRule, PowerState, power_state, with_reserve
 from nutbridge.sinks import SinkRunner
 from nutbridge.snapshot import Comms, Snapshot, View
 
@@ -46,7 +47,9 @@ class Monitor:
 
     Each answered poll gets its power state from ``power`` (the shared rules of power.py unless a family brings
     its own), with ``charge_low`` (battery.charge.low, as the port file sets it by hand) and the previous state
-    for the hysteresis, and its ``variables`` from the view it is handed (the daemon's: NUT's).
+    for the hysteresis, and its ``variables`` from the view it is handed (the daemon's: NUT's). With an
+    ``outlook`` (a data log to learn the sunrise from), each answered poll also gets the expected charge at the
+    next sunrise, and with a ``reserve`` (%) LB when that charge would be below it (power.with_reserve).
     """
 
     def __init__(
@@ -60,6 +63,8 @@ class Monitor:
         charge_low: Callable[[], float] = lambda: DEFAULT_CHARGE_LOW,
         variables: View | None = None,
         power: PowerRule = power_state,
+        outlook: Forecaster | None = None,
+        reserve: float | None = None,
         clock: Callable[[], float] = time.monotonic,
         wall_clock: Callable[[], float] = time.time,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,  # the backoff's; a test's clock has its own
@@ -74,6 +79,8 @@ class Monitor:
         self.charge_low = charge_low
         self.variables = variables
         self.power = power
+        self.outlook = outlook
+        self.reserve = reserve
         self.clock = clock
         self.wall_clock = wall_clock
         self.sleep = sleep
@@ -206,11 +213,15 @@ class Monitor:
                 self.clock() - self._failing_since,
             )
         self.failures, self._failing_since, self.comms = 0, None, Comms.OK
-        self._power = self.power(reading, charge_low=self.charge_low(), previous=self._power)
+        outlook = None if self.outlook is None else self.outlook.update(reading, info)
+        power = self.power(reading, charge_low=self.charge_low(), previous=self._power)
+        if self.reserve is not None:
+            power = with_reserve(power, self._power, None if outlook is None else outlook.charge, self.reserve)
+        self._power = power
         variables = (
             NO_VARIABLES
             if self.variables is None
-            else MappingProxyType(dict(self.variables(reading, info, self._power)))
+            else MappingProxyType(dict(self.variables(reading, info, power, outlook)))
         )
         self._last_good = self.wall_clock()
         return Snapshot(
@@ -219,7 +230,8 @@ class Monitor:
             comms=Comms.OK,
             reading=reading,
             info=info,
-            power=self._power,
+            power=power,
+            outlook=outlook,
             variables=variables,
             last_good=self._last_good,
             failures_total=self.failures_total,

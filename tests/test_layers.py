@@ -36,6 +36,8 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
             "nutbridge.model",
             "nutbridge.early_stop",  # the signal handler the process starts with
             "nutbridge.power",  # the power state (OL/OB/LB/CHRG/DISCHRG) and its rules
+            "nutbridge.sunrise",  # the next sunrise from the PV starts of past days
+            "nutbridge.outlook",  # the expected charge at that sunrise, per poll
             "nutbridge.files",
             "nutbridge.limits",
             "nutbridge.ratelimit",

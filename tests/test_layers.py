@@ -70,7 +70,7 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
         (
             "nutbridge.nut.*",  # portfile_text, portfile, seed, driver, upsconf; sock_wire, driver_state, driver_socket
             # and driver_commands (what upscmd and upsrw reach)
-            "nutbridge.datalog.*",  # the data log, one store: format, writer, reader (the day cache), retention
+            "nutbridge.datalog.*",  # the data log: format, writer, reader (the day cache), retention, sunrise_scan
             "nutbridge.sdnotify",
             "nutbridge.printer",
             "nutbridge.simulator.history",

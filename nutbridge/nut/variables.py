@@ -12,6 +12,8 @@ battery.capacity, ups.model …): where the file sets it, that value wins, and i
 from __future__ import annotations
 
 import datetime as dt
+import functools
+import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Generic, TypeVar
@@ -78,11 +80,16 @@ def charger_status(x: Inputs[Reading, DeviceInfo]) -> str:
     return "discharging" if x.power.discharging else "resting"
 
 
+@functools.lru_cache(maxsize=4)
+def local_iso(t: float, _zone: tuple[str, str]) -> str:
+    """``t`` as local ISO 8601 with its offset; cached by time and zone (``time.tzname``): the sunrise is the
+    same for a day of polls, and formatting it is most of what the outlook costs a poll."""
+    return dt.datetime.fromtimestamp(t).astimezone().isoformat(timespec="seconds")
+
+
 def sunrise_time(x: Inputs[Reading, DeviceInfo]) -> str | None:
     """experimental.sunrise.time: the next sunrise, local ISO 8601 with the zone (in the past while it is due)."""
-    if x.outlook is None:
-        return None
-    return dt.datetime.fromtimestamp(x.outlook.sunrise).astimezone().isoformat(timespec="seconds")
+    return None if x.outlook is None else local_iso(x.outlook.sunrise, time.tzname)
 
 
 V2, A2, W1, T1, P0, P1, KWH = "{:.2f}", "{:.2f}", "{:.1f}", "{:.1f}", "{:.0f}", "{:.1f}", "{:.2f}"

@@ -69,16 +69,19 @@ def year_of_days(folder: Path, interval: float) -> None:
 
 
 SCAN = """
-import resource, sys, time
+import gc, resource, sys, time
 from pathlib import Path
 from nutbridge.datalog.sunrise_scan import described, scan
 from nutbridge.sunrise import standard_offset
-before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+def rss():
+    return next(int(l.split()[1]) for l in open("/proc/self/status") if l.startswith("VmRSS:")) / 1024
+before, resident = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, rss()
 t0, w0 = time.process_time(), time.monotonic()
 history = scan(Path(sys.argv[1]), 7, time.time(), standard_offset())
 cpu, wall = time.process_time() - t0, time.monotonic() - w0
 after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-print(f"{cpu:.3f} {wall:.3f} {(after - before) / 1024:.1f} {described(history, 7)}")
+gc.collect()
+print(f"{cpu:.3f} {wall:.3f} {(after - before) / 1024:.1f} {rss() - resident:.1f} {described(history, 7)}")
 """
 
 
@@ -96,13 +99,15 @@ def main() -> None:
         runs = []
         for _ in range(3):
             out = subprocess.run([sys.executable, "-c", SCAN, folder], capture_output=True, text=True, check=True)
-            runs.append(out.stdout.split(maxsplit=3))
+            runs.append(out.stdout.split(maxsplit=4))
         cpu = statistics.median(float(r[0]) for r in runs)
         wall = statistics.median(float(r[1]) for r in runs)
-        rss = statistics.median(float(r[2]) for r in runs)
-        said = runs[0][3].strip()
+        peak = statistics.median(float(r[2]) for r in runs)
+        kept = statistics.median(float(r[3]) for r in runs)
+        said = runs[0][4].strip()
         print(f"scan of a year of day files ({rows} rows a day, {interval:g} s apart; 8 read): CPU {cpu:.3f} s, "
-              f"wall {wall:.3f} s, peak RSS +{rss:.1f} MiB (median of 3 fresh processes); {said}")  # fmt: skip
+              f"wall {wall:.3f} s, peak RSS +{peak:.1f} MiB, RSS after it +{kept:.1f} MiB (median of 3 fresh "
+              f"processes); {said}")  # fmt: skip
     print(f"(bench process max RSS {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MiB)")
 
 

@@ -1,8 +1,9 @@
 """The data log's last days for the sunrise estimate: each day's PV start (sunrise.pv_start), read through the
 reader's day cache, at start and again when the day changes; never on a poll's path (a thread does the reading).
 
-A scan reads the day files of the last ``days`` days and today's, through a DayCache of its own that is dropped
-after it: the files are parsed once a day, and nothing of them stays in memory between scans.
+A scan reads the day files of the last ``days`` days and today's, each through a DayCache of its own that is
+dropped after it: the files are parsed once a day, one at a time (a day at a 1 s poll is some 30 MB parsed), and
+nothing of them stays in memory between scans.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from nutbridge.datalog.format import Column
+from nutbridge.datalog.format import Column, day_name
 from nutbridge.datalog.reader import DayCache
 from nutbridge.sunrise import MIN_DAYS, History, estimate, pv_start, standard_offset
 
@@ -35,15 +36,14 @@ def day_rows(cache: DayCache, name: str) -> tuple[list[float | None], list[float
 
 def scan(folder: Path, days: int, now: float, offset: int) -> History:
     """What the day files of the ``days`` days before ``now``'s local date, and of that date, say of sunrise."""
-    cache = DayCache(folder)  # the files alone: today's held rows do not matter for a PV start at dawn
     today = dt.date.fromtimestamp(now)
-    present = set(cache.names())
+    present = set(DayCache(folder).names())  # the files alone: today's held rows do not matter for a dawn
     starts: list[float] = []
     peaks: list[float] = []
     today_start = None
     for back in range(days, -1, -1):
-        name = cache.name(today - dt.timedelta(days=back))
-        found = day_rows(cache, name) if name in present else None
+        name = day_name(today - dt.timedelta(days=back))
+        found = day_rows(DayCache(folder), name) if name in present else None  # one file parsed at a time
         if found is None:
             continue
         times, powers = found

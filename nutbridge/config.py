@@ -262,6 +262,10 @@ def with_overrides(
     check_tls_key(config)
     if config.api.listen is not None and config.datalog.folder is None:
         raise ConfigError(f"{config.origin}: the API serves the data log; set datalog.folder or pass --data-dir")
+    if config.power.sunrise_reserve is not None and config.datalog.folder is None:
+        raise ConfigError(
+            f"{config.origin}: power.sunrise_reserve learns the sunrise from the data log; set datalog.folder"
+        )
     peers = config.peers
     for task, enabled in (("announce", peers.announce), ("election", peers.election)):
         if enabled and (peers.network_key is None or config.api.listen is None):

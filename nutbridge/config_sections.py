@@ -70,19 +70,6 @@ class NutConfig:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class PowerConfig:
-    """``[power]``: when the host is told to shut down, so the device's own low-voltage disconnect never cuts it
-    first (power.py LowVoltage)."""
-
-    # volts above the disconnect, for each 12 V of the battery's nominal voltage (0: only the drain's part)
-    disconnect_margin: float = key(
-        0.3, types=(int, float), check=lambda v: 0 <= v <= 3, allowed="volts per 12 V of battery, 0-3"
-    )
-    # what the host needs from LB to halted (upsmon's FINALDELAY, then the OS's shutdown)
-    shutdown_seconds: float = key(180.0, **seconds(0, 3600))
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
 class DataLogConfig:
     """``[datalog]``: one CSV per day in Solar Protocol v1's format; off unless ``folder`` is set."""
 
@@ -94,6 +81,30 @@ class DataLogConfig:
     # card is written once per window instead of once per poll. A crash loses at most the window; 0: each row
     # is appended and fsynced at once.
     flush_interval: float = key(DEFAULT_FLUSH_INTERVAL, **seconds(0, 3600))
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class PowerConfig:
+    """``[power]``: what decides LB besides battery.charge.low (power.py): the device's own low-voltage disconnect,
+    which must never cut the host first (LowVoltage), and the charge expected at sunrise (outlook.py)."""
+
+    # volts above the disconnect, for each 12 V of the battery's nominal voltage (0: only the drain's part)
+    disconnect_margin: float = key(
+        0.3, types=(int, float), check=lambda v: 0 <= v <= 3, allowed="volts per 12 V of battery, 0-3"
+    )
+    # what the host needs from LB to halted (upsmon's FINALDELAY, then the OS's shutdown)
+    shutdown_seconds: float = key(180.0, **seconds(0, 3600))
+
+    # The days of the data log the next sunrise is estimated from (the median of their PV starts; outlook.py).
+    sunrise_days: int = key(7, types=int, check=lambda v: 3 <= v <= 60, allowed="days, 3-60")
+    # LB while on battery when the expected charge at sunrise is below this (%), so the morning boot has it;
+    # off unless set. Needs the data log (datalog.folder), which the sunrise is learnt from.
+    sunrise_reserve: float | None = key(
+        types=(int, float),
+        check=lambda v: 0 < v < 100,
+        convert=lambda v, *_: float(v),
+        allowed="a percentage above 0 and below 100",
+    )
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

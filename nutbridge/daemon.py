@@ -26,13 +26,15 @@ from nutbridge.devices.load_switch import LoadSwitch
 from nutbridge.limits import raise_open_files
 from nutbridge.monitor import Monitor
 from nutbridge.nut import variables
-from nutbridge.nut.variables import first, setting_names
+from nutbridge.nut.variables import first, hand_set_number, setting_names
+from nutbridge.outlook import Forecaster, capacity_wh
 from nutbridge.power import DEFAULT_CHARGE_LOW, LowVoltage
 from nutbridge.sdnotify import Notifier, Systemd
 from nutbridge.sinks import Sink, SinkRunner
 from nutbridge.testmode import StateCycle
 
 if TYPE_CHECKING:  # the port file's and the data log's modules are imported where used: not in driver mode
+    from nutbridge.model import DeviceInfo
     from nutbridge.nut.driver import PortFileSink
     from nutbridge.nut.driver_commands import DriverSettings
     from nutbridge.nut.portfile import PortFile
@@ -184,10 +186,17 @@ async def poll(
     """The source, the monitor and the consumers: one poll (-s) or polling until stopped."""
     dialect = await port_file_dialect(config, portfile)
     stored = driver_settings(driver)
-    by_hand = hand_settings(portfile, stored, {"battery.charge.low"})
+    by_hand = hand_settings(portfile, stored, {"battery.charge.low", "battery.capacity", "battery.voltage.nominal"})
 
     def charge_low() -> float:
-        return first(variables.hand_set_number(by_hand().get("battery.charge.low")), DEFAULT_CHARGE_LOW)
+        return first(hand_set_number(by_hand().get("battery.charge.low")), DEFAULT_CHARGE_LOW)
+
+    def capacity(info: DeviceInfo) -> float | None:
+        hand = by_hand()
+        ah = first(hand_set_number(hand.get("battery.capacity")), info.battery_capacity)
+        return capacity_wh(
+            info, ah, first(hand_set_number(hand.get("battery.voltage.nominal")), info.battery_voltage_nominal)
+        )
 
     async with open_source(config, demo=demo, charge_low=charge_low) as (source, background, family):
         settings = setting_names(family.table)
@@ -196,6 +205,7 @@ async def poll(
                         notifier=notifier, driver=driver, load=switch, driver_settings=stored)  # fmt: skip
         async with consumers.started(wiring, one_shot=single) as sinks:
             runners = [SinkRunner(sink) for sink in sinks]  # each queue as its sink wants
+            forecaster = outlook(config, capacity, background) if not single else None
             monitor = Monitor(
                 source,
                 runners,
@@ -209,6 +219,8 @@ async def poll(
                 ),
                 variables=variables.view(family.table, hand_settings(portfile, stored, settings)),
                 power=family.power,
+                outlook=forecaster,
+                reserve=config.power.sunrise_reserve if forecaster is not None else None,
                 before_poll=source.advance if isinstance(source, StateCycle) else None,
                 retries=not config.test.enabled,
             )
@@ -232,6 +244,21 @@ async def poll(
                 await serve(monitor, runners, background, find(sinks, Systemd))
             log.info("stopped after %d polls", monitor.polls)
     return EX_OK
+
+
+def outlook(
+    config: Config, capacity: Callable[[DeviceInfo], float | None], background: list[Coroutine[Any, Any, None]]
+) -> Forecaster | None:
+    """The expected charge at sunrise, learnt from the data log (``[datalog] folder``; else None), and the job that
+    scans the log at start and when the day changes, added to ``background``."""
+    if config.datalog.folder is None:
+        return None
+    from nutbridge.datalog.sunrise_scan import keep_fresh
+    from nutbridge.sunrise import History
+
+    history = History()
+    background.append(keep_fresh(history, config.datalog.folder, config.power.sunrise_days))
+    return Forecaster(history, capacity)
 
 
 async def port_file_dialect(config: Config, portfile: PortFile | None) -> Dialect | None:

@@ -20,7 +20,8 @@ from typing import TYPE_CHECKING
 from nutbridge.devices.base import Source
 from nutbridge.errors import ProtocolError, Refused, SourceError
 from nutbridge.model import Reading
-from nutbridge.power import DEFAULT_CHARGE_LOW, LowVoltage, PowerRule, PowerState, power_state
+from nutbridge.outlook import Forecaster
+from nutbridge.power import DEFAULT_CHARGE_LOW, LowVoltage, PowerRule, PowerState, power_state, with_reserve
 from nutbridge.sinks import SinkRunner
 from nutbridge.snapshot import Comms, Snapshot, View
 
@@ -47,7 +48,9 @@ class Monitor:
     Each answered poll gets its power state from ``power`` (the shared rules of power.py unless a family brings
     its own), with ``charge_low`` (battery.charge.low, as the port file sets it by hand), ``low_voltage`` (how
     close to the device's own low-voltage disconnect LB comes; None: not at all) and the previous state for the
-    hysteresis, and its ``variables`` from the view it is handed (the daemon's: NUT's).
+    hysteresis, and its ``variables`` from the view it is handed (the daemon's: NUT's). With an ``outlook`` (a
+    data log to learn the sunrise from), each answered poll also gets the expected charge at the next sunrise,
+    and with a ``reserve`` (%) LB when that charge would be below it (power.with_reserve).
     """
 
     def __init__(
@@ -62,6 +65,8 @@ class Monitor:
         low_voltage: LowVoltage | None = None,
         variables: View | None = None,
         power: PowerRule = power_state,
+        outlook: Forecaster | None = None,
+        reserve: float | None = None,
         clock: Callable[[], float] = time.monotonic,
         wall_clock: Callable[[], float] = time.time,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,  # the backoff's; a test's clock has its own
@@ -77,6 +82,8 @@ class Monitor:
         self.low_voltage = low_voltage
         self.variables = variables
         self.power = power
+        self.outlook = outlook
+        self.reserve = reserve
         self.clock = clock
         self.wall_clock = wall_clock
         self.sleep = sleep
@@ -209,13 +216,17 @@ class Monitor:
                 self.clock() - self._failing_since,
             )
         self.failures, self._failing_since, self.comms = 0, None, Comms.OK
-        self._power = self.power(
+        outlook = None if self.outlook is None else self.outlook.update(reading, info)
+        power = self.power(
             reading, charge_low=self.charge_low(), previous=self._power, info=info, low_voltage=self.low_voltage
         )
+        if self.reserve is not None:
+            power = with_reserve(power, self._power, None if outlook is None else outlook.charge, self.reserve)
+        self._power = power
         variables = (
             NO_VARIABLES
             if self.variables is None
-            else MappingProxyType(dict(self.variables(reading, info, self._power)))
+            else MappingProxyType(dict(self.variables(reading, info, power, outlook)))
         )
         self._last_good = self.wall_clock()
         return Snapshot(
@@ -224,7 +235,8 @@ class Monitor:
             comms=Comms.OK,
             reading=reading,
             info=info,
-            power=self._power,
+            power=power,
+            outlook=outlook,
             variables=variables,
             last_good=self._last_good,
             failures_total=self.failures_total,

@@ -12,13 +12,17 @@ Rules (also in the README):
   the battery is close enough to the device's own low-voltage disconnect (``DeviceInfo.battery_voltage_disconnect``,
   where a charge controller cuts its load terminal) that the host could not finish its shutdown first at the
   present drain: ``LowVoltage`` says how close (README: docs/nut.md, "Before the controller cuts").
+- With a sunrise reserve (``[power] sunrise_reserve``, off by default), LB also while on battery and
+  discharging when the expected charge at the next sunrise (outlook.py) is below the reserve: the host shuts down
+  with the reserve left for the morning boot. Once raised it holds until the power is back (OL) or the expected
+  charge is ``RESERVE_CLEAR`` points above the reserve, so it never flaps. It only ever adds to the LB above.
 - CHRG while the net battery current flows in, DISCHRG while it flows out (beyond ``IDLE_CURRENT``).
 - ALARM when the device reports a fault.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Protocol
 
 from nutbridge.model import ChargeStage, DeviceInfo, Reading
@@ -27,6 +31,7 @@ DEFAULT_CHARGE_LOW = 20.0  # %: LB below this unless the port file sets battery.
 IDLE_CURRENT = 0.05  # A: below this the battery counts as idle; sensors read a few 10 mA of noise
 OB_BELOW = -0.20  # A: an OL system goes OB when the battery drains more than this
 OL_ABOVE = 0.05  # A: an OB system goes OL when PV charges the battery by more than this
+RESERVE_CLEAR = 10.0  # points: the reserve's LB clears on battery only when sunrise's charge is this far above it
 
 
 # Near empty, a 12 V lead-acid battery under a light load falls from about 11.9 V at 20 % to the 11.1 V of EPEver's
@@ -78,6 +83,7 @@ class PowerState:
     charging: bool
     discharging: bool
     alarm: bool
+    reserve: bool = False  # LB is (also) the sunrise reserve's: the charge would not last until sunrise
 
     def tokens(self) -> list[str]:
         """The ups.status words, in NUT's usual order."""
@@ -103,6 +109,15 @@ def charging(r: Reading) -> bool:
 def discharging(r: Reading) -> bool:
     """True while current flows out of the battery."""
     return r.battery_current is not None and r.battery_current < -IDLE_CURRENT
+
+
+def drain_watts(r: Reading) -> float:
+    """What the battery must carry: the load terminals, or the battery's own discharge power when larger
+    (an inverter wired straight to the battery draws past the load terminals, which then read 0 W)."""
+    battery = 0.0
+    if discharging(r) and r.battery_current is not None and r.battery_voltage:
+        battery = -r.battery_current * r.battery_voltage
+    return max(r.load_power or 0.0, battery)
 
 
 def on_line(r: Reading, previous: bool | None) -> bool:
@@ -154,3 +169,20 @@ class PowerRule(Protocol):
         info: DeviceInfo | None = None,
         low_voltage: LowVoltage | None = None,
     ) -> PowerState: ...
+
+
+def with_reserve(
+    state: PowerState, previous: PowerState | None, sunrise_charge: float | None, reserve: float
+) -> PowerState:
+    """``state`` with the sunrise reserve's LB: raised on battery while discharging when ``sunrise_charge`` (the
+    expected charge at sunrise, %, None when unknown) is below ``reserve``; held until OL or until it is
+    ``RESERVE_CLEAR`` above. A charge.low LB in ``state`` stays whatever the reserve says."""
+    if state.on_line:
+        held = False
+    elif previous is not None and previous.reserve:
+        held = sunrise_charge is None or sunrise_charge < reserve + RESERVE_CLEAR
+    else:
+        held = state.discharging and sunrise_charge is not None and sunrise_charge < reserve
+    if held == state.reserve:
+        return state
+    return replace(state, low=state.low or held, reserve=held)

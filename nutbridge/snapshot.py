@@ -8,11 +8,13 @@ from dataclasses import dataclass
 
 from nutbridge.errors import SourceError
 from nutbridge.model import DeviceInfo, Reading
+from nutbridge.outlook import Outlook
 from nutbridge.power import PowerState
 
 # A view the monitor derives from each answered poll (the NUT variables, with the port file's hand-set settings,
-# are one): the reading, what the device says about itself and the power state → names and values (None = delete).
-View = Callable[[Reading, DeviceInfo, PowerState], Mapping[str, str | None]]
+# are one): the reading, what the device says about itself, the power state and the outlook until sunrise (None:
+# unknown) → names and values (None = delete).
+View = Callable[[Reading, DeviceInfo, PowerState, Outlook | None], Mapping[str, str | None]]
 
 
 class Comms(enum.Enum):
@@ -38,6 +40,7 @@ class Snapshot:
     reading: Reading | None = None
     info: DeviceInfo | None = None
     power: PowerState | None = None
+    outlook: Outlook | None = None  # the next sunrise and the charge then (outlook.py), when known
     variables: Mapping[str, str | None]
     error: SourceError | None = None
     failures: int = 0  # failed polls in a row

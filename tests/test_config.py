@@ -111,6 +111,8 @@ def load_text(text: str) -> Config:
         ("[source]\ncoalesce = 1\n", r"source\.coalesce = 1 is not allowed"),
         ("[nut]\nversion = 'latest'\n", r"nut\.version: 'latest' is not a NUT version"),
         ("[source\nurl=", r"not valid TOML"),
+        ("[power]\nsunrise_reserve = 100\n", r"power\.sunrise_reserve = 100 is not allowed; use a percentage"),
+        ("[power]\nsunrise_days = 2\n", r"power\.sunrise_days = 2 is not allowed; use days, 3-60"),
     ],
 )
 def test_errors_name_file_key_and_what_is_allowed(tmp_path: Path, text: str, message: str) -> None:
@@ -181,6 +183,15 @@ def test_overrides_win(tmp_path: Path) -> None:
 def test_no_config_file_needed_for_a_try() -> None:
     config = with_overrides(Config(), simulate=True, port_file="./solar.dev", poll_interval=1)
     assert isinstance(config.source, SimulatorConfig) and config.monitor.poll_interval == 1
+
+
+def test_the_sunrise_reserve_needs_the_data_log_it_learns_the_sunrise_from(tmp_path: Path) -> None:
+    path = write(tmp_path, "[source]\nkind = 'simulator'\n[nut]\nport_file = 'x'\n[power]\nsunrise_reserve = 30\n")
+    with pytest.raises(ConfigError, match=r"power\.sunrise_reserve learns the sunrise from the data log"):
+        with_overrides(load(path))
+    config = with_overrides(load(path), data_dir=str(tmp_path))
+    assert config.power.sunrise_reserve == 30.0
+    assert config.power.sunrise_days == 7
 
 
 @pytest.mark.parametrize(

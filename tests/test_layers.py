@@ -36,6 +36,8 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
             "nutbridge.model",
             "nutbridge.early_stop",  # the signal handler the process starts with
             "nutbridge.power",  # the power state (OL/OB/LB/CHRG/DISCHRG) and its rules
+            "nutbridge.sunrise",  # the next sunrise from the PV starts of past days
+            "nutbridge.outlook",  # the expected charge at that sunrise, per poll
             "nutbridge.files",
             "nutbridge.limits",
             "nutbridge.ratelimit",
@@ -68,7 +70,7 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
         (
             "nutbridge.nut.*",  # portfile_text, portfile, seed, driver, upsconf; sock_wire, driver_state, driver_socket
             # and driver_commands (what upscmd and upsrw reach)
-            "nutbridge.datalog.*",  # the data log, one store: format, writer, reader (the day cache), retention
+            "nutbridge.datalog.*",  # the data log: format, writer, reader (the day cache), retention, sunrise_scan
             "nutbridge.sdnotify",
             "nutbridge.printer",
             "nutbridge.simulator.history",

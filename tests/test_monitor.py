@@ -20,10 +20,12 @@ from nutbridge.monitor import Monitor
 from nutbridge.nut.portfile import HandSettings
 from nutbridge.nut.portfile_text import parse_values
 from nutbridge.nut.variables import Var, setting_names
+from nutbridge.outlook import Forecaster, capacity_wh
 from nutbridge.simulator.physics import Mode
 from nutbridge.simulator.server import SimulatedTracer
 from nutbridge.sinks import SinkRunner, Wants
 from nutbridge.snapshot import Comms, Snapshot
+from nutbridge.sunrise import DAY, Estimate, History
 from tests.helpers.monitor import FakeSource, SwallowingSource, cycle, nut_view, sink_for
 
 
@@ -221,6 +223,33 @@ async def test_ob_ol_hysteresis_across_polls(port_file: Path) -> None:
         words.append((await monitor.poll()).variables["ups.status"].split()[0])  # type: ignore[union-attr]
     # OL holds through small draws; only a clear drain goes OB; only a clear charge comes back
     assert words == ["OL", "OL", "OL", "OL", "OL", "OB", "OB", "OL"]
+
+
+class Night(SwallowingSource):
+    """A Tracer at night: 40 % of 100 Ah × 12 V, 30 W of load (a heater on the load terminals), no sun; 20:00 UTC."""
+
+    info = DeviceInfo(mfr="test", model="night", battery_capacity=100.0, battery_voltage_nominal=12.0)
+
+    async def read(self) -> Reading:
+        self.reads += 1
+        return Reading(time=20000 * DAY + 20 * 3600.0 + self.reads, battery_charge=40.0, battery_voltage=12.2,
+                       battery_current=-2.4, pv_power=0.0, load_power=30.0)  # fmt: skip
+
+
+@pytest.mark.parametrize("reserve", [None, 30.0])
+async def test_the_sunrise_reserve_raises_lb_only_when_it_is_on(reserve: float | None) -> None:
+    history = History(estimate=Estimate(time_of_day=6 * 3600.0, days=7, offset=0), peak=100.0)
+    forecaster = Forecaster(
+        history, lambda info: capacity_wh(info, info.battery_capacity, info.battery_voltage_nominal)
+    )
+    monitor = Monitor(Night(), interval=1.0, outlook=forecaster, reserve=reserve, **nut_view())
+    snapshot = await monitor.poll()
+    # 30 W for the 10 h to 06:00 (less 1 s) = 300 Wh = 25 % of 1200 Wh: 40 − 25 = 15 % at sunrise, under 30 %
+    assert snapshot.variables["experimental.battery.charge.sunrise"] == "15"
+    assert snapshot.variables["experimental.sunrise.timer"] == str(10 * 3600 - 1)
+    assert snapshot.outlook is not None
+    status = snapshot.variables["ups.status"]
+    assert status == ("OB DISCHRG" if reserve is None else "OB LB DISCHRG")
 
 
 class Outage(FakeSource):

@@ -3,10 +3,12 @@ ups.status shows."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
+
 import pytest
 
 from nutbridge.model import ChargeStage, DeviceInfo, Reading
-from nutbridge.power import DEFAULT_CHARGE_LOW, LowVoltage, PowerState, power_state
+from nutbridge.power import DEFAULT_CHARGE_LOW, LowVoltage, PowerState, power_state, with_reserve
 from tests.helpers.readings import reading
 
 
@@ -111,3 +113,54 @@ def test_no_disconnect_no_guard() -> None:
     assert not near(10.0, -5.0, gateway)  # a device that cuts nothing at a voltage: only the charge says LB
     r = reading(pv_power=0.0, battery_voltage=10.0, battery_current=-5.0, battery_charge=60)
     assert not power_state(r, charge_low=20, previous=None).low  # and the guard is off unless asked for
+
+
+# The sunrise reserve (power.with_reserve): a reserve of 30 %, RESERVE_CLEAR (10) points to clear it on battery.
+NIGHT = {"pv_power": 0.0, "battery_current": -1.2, "battery_charge": 60}
+
+
+def reserve_steps(steps: Sequence[tuple[Mapping[str, object], float | None]], reserve: float = 30.0) -> list[str]:
+    """ups.status after each (reading's changes, expected charge at sunrise) in turn, the state carried over."""
+    previous: PowerState | None = None
+    seen = []
+    for kw, sunrise_charge in steps:
+        r = reading(**kw)
+        state = with_reserve(power_state(r, charge_low=20, previous=previous), previous, sunrise_charge, reserve)
+        seen.append(" ".join(state.tokens()))
+        previous = state
+    return seen
+
+
+def test_the_reserve_raises_lb_on_battery_when_sunrise_would_find_less() -> None:
+    assert reserve_steps([(NIGHT, 45.0), (NIGHT, 29.0)]) == ["OB DISCHRG", "OB LB DISCHRG"]
+
+
+def test_the_reserve_never_flaps_across_its_boundary() -> None:
+    # the expected charge wavers around 30 %: raised at 29.5, held at 30.5, 31, 35 and 39.9 (under 30 + 10),
+    # cleared at 40 on battery; then raised again only below 30
+    charges = [31.0, 29.5, 30.5, 29.9, 31.0, 35.0, 39.9, 40.0, 35.0, 29.0]
+    assert reserve_steps([(NIGHT, c) for c in charges]) == [
+        "OB DISCHRG",
+        *["OB LB DISCHRG"] * 6,
+        "OB DISCHRG",
+        "OB DISCHRG",
+        "OB LB DISCHRG",
+    ]
+
+
+def test_the_reserve_holds_until_the_power_is_back() -> None:
+    resting = {"pv_power": 0.0, "battery_current": 0.0, "battery_charge": 60}  # no longer discharging: still held
+    dawn = {"pv_power": 40.0, "battery_current": 1.5, "battery_charge": 60}  # PV charges it: OL
+    steps = [(NIGHT, 25.0), (resting, 25.0), (resting, None), (dawn, 25.0), (NIGHT, 25.0)]
+    assert reserve_steps(steps) == ["OB LB DISCHRG", "OB LB", "OB LB", "OL CHRG", "OB LB DISCHRG"]
+
+
+def test_the_reserve_acts_only_while_discharging_on_battery() -> None:
+    resting = {"pv_power": 0.0, "battery_current": 0.0, "battery_charge": 60}
+    sunny = {"battery_charge": 60}  # OL CHRG
+    assert reserve_steps([(resting, 10.0), (sunny, 10.0), (NIGHT, None)]) == ["OB", "OL CHRG", "OB DISCHRG"]
+
+
+def test_charge_low_still_raises_lb_whatever_the_reserve_says() -> None:
+    low = NIGHT | {"battery_charge": 15}
+    assert reserve_steps([(low, 80.0)]) == ["OB LB DISCHRG"]  # 15 % < battery.charge.low's 20 %

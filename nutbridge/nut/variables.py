@@ -11,12 +11,16 @@ battery.capacity, ups.model …): where the file sets it, that value wins, and i
 
 from __future__ import annotations
 
+import datetime as dt
+import functools
+import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Generic, TypeVar
 
 from nutbridge.model import ChargeStage, DeviceInfo, Reading
-from nutbridge.power import DEFAULT_CHARGE_LOW, PowerState, discharging
+from nutbridge.outlook import Outlook
+from nutbridge.power import DEFAULT_CHARGE_LOW, PowerState, drain_watts
 
 RUNTIME_CAP = 172800  # 2 days, as enphase-monitor: "practically unlimited"
 
@@ -43,6 +47,7 @@ class Inputs(Generic[R_co, I_co]):
     capacity: float | None  # Ah
     voltage_nominal: float | None
     by_hand: Mapping[str, str]  # every setting the port file sets by hand, for a family's own formulas
+    outlook: Outlook | None = None  # the next sunrise and the charge then (outlook.py); None: unknown
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -53,15 +58,6 @@ class Var(Generic[R_contra, I_contra]):
     value: Callable[[Inputs[R_contra, I_contra]], Value]
     fmt: str = "{}"
     setting: bool = False
-
-
-def drain_watts(r: Reading) -> float:
-    """What the battery must carry: the load terminals, or the battery's own discharge power when larger
-    (an inverter wired straight to the battery draws past the load terminals, which then read 0 W)."""
-    battery = 0.0
-    if discharging(r) and r.battery_current is not None and r.battery_voltage:
-        battery = -r.battery_current * r.battery_voltage
-    return max(r.load_power or 0.0, battery)
 
 
 def runtime(x: Inputs[Reading, DeviceInfo]) -> int | None:
@@ -84,6 +80,18 @@ def charger_status(x: Inputs[Reading, DeviceInfo]) -> str:
     return "discharging" if x.power.discharging else "resting"
 
 
+@functools.lru_cache(maxsize=4)
+def local_iso(t: float, _zone: tuple[str, str]) -> str:
+    """``t`` as local ISO 8601 with its offset; cached by time and zone (``time.tzname``): the sunrise is the
+    same for a day of polls, and formatting it is most of what the outlook costs a poll."""
+    return dt.datetime.fromtimestamp(t).astimezone().isoformat(timespec="seconds")
+
+
+def sunrise_time(x: Inputs[Reading, DeviceInfo]) -> str | None:
+    """experimental.sunrise.time: the next sunrise, local ISO 8601 with the zone (in the past while it is due)."""
+    return None if x.outlook is None else local_iso(x.outlook.sunrise, time.tzname)
+
+
 V2, A2, W1, T1, P0, P1, KWH = "{:.2f}", "{:.2f}", "{:.1f}", "{:.1f}", "{:.0f}", "{:.1f}", "{:.2f}"
 
 # Rows every battery system has; a family's table starts with these.
@@ -102,6 +110,10 @@ COMMON: tuple[Var[Reading, DeviceInfo], ...] = (
     Var(name="battery.voltage.nominal", value=lambda x: x.voltage_nominal, fmt="{:g}", setting=True),
     Var(name="battery.voltage.low", value=lambda x: x.info.battery_voltage_low, fmt=V2, setting=True),
     Var(name="battery.voltage.high", value=lambda x: x.info.battery_voltage_high, fmt=V2, setting=True),
+    # Will the battery last until sunrise? (outlook.py; none of these while the sunrise is unknown)
+    Var(name="experimental.battery.charge.sunrise", value=lambda x: x.outlook.charge if x.outlook else None, fmt=P0),
+    Var(name="experimental.sunrise.time", value=sunrise_time),
+    Var(name="experimental.sunrise.timer", value=lambda x: x.outlook.seconds if x.outlook else None, fmt="{:d}"),
 )
 
 
@@ -147,6 +159,8 @@ def evaluate(
     info: Inf,
     by_hand: Mapping[str, str],
     power: PowerState,
+    *,
+    outlook: Outlook | None = None,
 ) -> dict[str, str | None]:
     """The NUT variables of one reading and its power state (None = delete).
 
@@ -161,6 +175,7 @@ def evaluate(
         capacity=first(hand_set_number(by_hand.get("battery.capacity")), info.battery_capacity),
         voltage_nominal=first(hand_set_number(by_hand.get("battery.voltage.nominal")), info.battery_voltage_nominal),
         by_hand=by_hand,
+        outlook=outlook,
     )
     values: dict[str, str | None] = {}
     for var in table:
@@ -174,11 +189,11 @@ def evaluate(
 
 def view(
     table: Sequence[Var[R, Inf]], settings: Callable[[], Mapping[str, str]]
-) -> Callable[[R, Inf, PowerState], dict[str, str | None]]:
+) -> Callable[[R, Inf, PowerState, Outlook | None], dict[str, str | None]]:
     """The NUT view the monitor derives per poll: ``table``'s variables with the hand-set ``settings`` (read
     once per poll) applied."""
 
-    def variables(reading: R, info: Inf, power: PowerState) -> dict[str, str | None]:
-        return evaluate(table, reading, info, settings(), power)
+    def variables(reading: R, info: Inf, power: PowerState, outlook: Outlook | None) -> dict[str, str | None]:
+        return evaluate(table, reading, info, settings(), power, outlook=outlook)
 
     return variables

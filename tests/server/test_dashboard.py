@@ -23,23 +23,23 @@ from typing import Any
 
 import pytest
 
-from nutbridge.datalog.format import day_file
 from nutbridge.simulator.history import write_history
-from tests.conftest import daemon_config, need
-from tests.helpers import free_port
+from tests.conftest import need
+from tests.helpers.browser import (
+    CHROMIUM,
+    CHROMIUM_ARGS,
+    DESKTOP,
+    PHONE,
+    SCREENSHOTS,
+    Browser,
+    Daemon,
+    open_page,
+    sync_playwright,
+    until,
+    wait_for_words,
+)
 
-CHROMIUM = Path("/usr/bin/chromium")
-SCREENSHOTS = Path(__file__).resolve().parents[2] / "build" / "screenshots"
-# As the machine's notes say: without the background-networking flags Chromium keeps dialling Google's hosts
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-sync",
-                 "--disable-background-networking", "--disable-component-update"]  # fmt: skip
 DAY_SPAN = "nutbridge.charts['day-power'].scales.x.max - nutbridge.charts['day-power'].scales.x.min"
-PHONE, DESKTOP = {"width": 360, "height": 740}, {"width": 1280, "height": 900}
-
-try:
-    from playwright.sync_api import Browser, ConsoleMessage, Frame, Page, sync_playwright
-except ImportError:  # pragma: no cover - the test command installs it
-    sync_playwright = None  # type: ignore[assignment]
 
 
 @pytest.fixture(scope="module")
@@ -51,83 +51,11 @@ def browser() -> Iterator[Browser]:
         chromium.close()
 
 
-class Daemon:
-    """nutbridge on its simulator with the API (and pub/sub unless told otherwise), typed to on stdin."""
-
-    def __init__(self, folder: Path, *, poll_interval: float = 1.0, pubsub: bool = True, extra: str = "") -> None:
-        self.folder, self.port = folder, free_port()
-        # each row in the day file at once (flush_interval = 0): the tests compare the plots with the files
-        extra = f'[datalog]\nfolder = "log"\nflush_interval = 0\n[api]\nlisten = "127.0.0.1:{self.port}"\n{extra}'
-        extra += "[pubsub]\nenabled = true\n" if pubsub else ""
-        toml = daemon_config(folder, extra, poll_interval).read_text()
-        (folder / "nutbridge.toml").write_text(toml.replace("[monitor]\n", "[monitor]\nnocomms_grace = 1\n"))
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.process = subprocess.Popen([sys.executable, "-m", "nutbridge", "-c", str(folder / "nutbridge.toml")],
-                                        stdin=subprocess.PIPE, stderr=subprocess.DEVNULL)  # fmt: skip
-        deadline = time.monotonic() + 30
-        while not self.answers():
-            assert self.process.poll() is None and time.monotonic() < deadline, "the daemon did not start"
-            time.sleep(0.2)
-
-    def answers(self) -> bool:
-        try:
-            with urllib.request.urlopen(f"{self.url}/api/status", timeout=2):
-                return True
-        except (OSError, urllib.error.HTTPError):
-            return False
-
-    def type(self, command: str) -> None:
-        assert self.process.stdin is not None
-        self.process.stdin.write(f"{command}\n".encode())
-        self.process.stdin.flush()
-
-    def rows_today(self) -> int:
-        path = day_file(self.folder / "log", dt.date.today())
-        return max(0, len(path.read_text().splitlines()) - 1) if path.exists() else 0
-
-    def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.terminate()
-            self.process.communicate(timeout=15)
-
-
 @pytest.fixture
 def daemon(tmp_path: Path) -> Iterator[Daemon]:
     running = Daemon(tmp_path)
     yield running
     running.stop()
-
-
-def open_page(browser: Browser, url: str, viewport: dict[str, int], scheme: str = "light") -> tuple[Page, list[str]]:
-    """A new page at ``url``; the second item collects console errors, warnings and uncaught exceptions."""
-    page = browser.new_page(viewport=viewport, color_scheme=scheme)  # type: ignore[arg-type]
-    problems: list[str] = []
-
-    def console(message: ConsoleMessage) -> None:
-        if message.type in ("error", "warning"):
-            problems.append(f"{message.type}: {message.text}")
-
-    page.on("console", console)
-    page.on("pageerror", lambda exc: problems.append(f"uncaught: {exc}"))
-    page.goto(url)
-    return page, problems
-
-
-def words(page: Page) -> str:
-    return str(page.text_content("#nut-words") or "")
-
-
-def until(page: Page | Frame, expression: str, timeout: float = 15, arg: Any = None) -> None:
-    """Wait until ``expression`` (a function of ``arg``) is true in the page. Polled from here: playwright's own
-    wait_for_function compiles a string in the page, which the page's Content-Security-Policy rightly refuses."""
-    deadline = time.monotonic() + timeout
-    while not page.evaluate(expression, arg):
-        assert time.monotonic() < deadline, f"not within {timeout} s: {expression}"
-        page.wait_for_timeout(50)
-
-
-def wait_for_words(page: Page, text: str, timeout: float = 15) -> None:
-    until(page, "t => document.getElementById('nut-words').textContent === t", timeout, text)
 
 
 def test_the_dashboard_shows_the_flow_the_battery_and_the_plots_without_console_errors(
@@ -224,9 +152,51 @@ def test_the_day_plot_holds_every_row_of_the_day_file(browser: Browser, tmp_path
         daemon.stop()
 
 
+def published(path: Path) -> dict[str, str]:
+    """The port file's variables, as dummy-ups reads them."""
+    lines = [line.split(": ", 1) for line in path.read_text().splitlines() if ": " in line]
+    return {name: value for name, value in lines}
+
+
+SUNRISE_LINE = r"/^\d\d:\d\d, in \d+ h \d+ min: ~\d+ %$/"
+
+
+@pytest.mark.usefixtures("midday_zone")  # noon now, whenever the test runs: the sunrise is tomorrow's
+def test_the_charge_at_sunrise_reaches_nut_the_api_and_the_dashboard(browser: Browser, tmp_path: Path) -> None:
+    write_history(tmp_path / "log", interval=60)  # the simulator's last 7 days: its sun rises at 06:00 each day
+    daemon = Daemon(tmp_path)
+    try:
+        deadline = time.monotonic() + 60  # a guard against a hang, not a timing assertion
+        while "experimental.sunrise.timer" not in published(tmp_path / "solar.dev"):  # the scan runs in a thread
+            assert daemon.process.poll() is None and time.monotonic() < deadline, "no sunrise in the port file"
+            time.sleep(0.2)
+        with urllib.request.urlopen(f"{daemon.url}/api/status", timeout=5) as answer:
+            status = json.load(answer)
+        for variables in (published(tmp_path / "solar.dev"), status["variables"]):
+            sunrise = dt.datetime.fromisoformat(variables["experimental.sunrise.time"])
+            # PV passes its threshold (2 % of the day's peak, 180 W × sin: at most 3.6 W) within 5 minutes of 06:00
+            # (12/π × asin(0.02) h = 4.6 min); the rows are a minute apart, so the start is at 06:01-06:05
+            assert sunrise.date() == dt.date.today() + dt.timedelta(days=1)
+            assert dt.time(6, 1) <= sunrise.time() <= dt.time(6, 5)
+            seconds = int(variables["experimental.sunrise.timer"])
+            assert 17 * 3600 <= seconds <= 19 * 3600  # from today's noon hour
+            # the simulator's 15 W load from a 100 Ah × 12 V (1200 Wh) battery: 1.25 % an hour
+            expected = float(variables["battery.charge"]) - 1.25 * seconds / 3600
+            assert abs(float(variables["experimental.battery.charge.sunrise"]) - max(0.0, expected)) <= 1
+        page, problems = open_page(browser, daemon.url, DESKTOP)
+        wait_for_words(page, "On solar")
+        until(page, f"() => {SUNRISE_LINE}.test(document.getElementById('battery-sunrise').textContent)")
+        assert str(page.text_content("#battery-sunrise")).startswith(sunrise.strftime("%H:%M"))
+        assert problems == []
+        page.close()
+    finally:
+        daemon.stop()
+
+
 def test_night_shows_on_battery_within_two_polls_and_silence_shows_comms_lost(browser: Browser, daemon: Daemon) -> None:
     page, problems = open_page(browser, daemon.url, PHONE)
     wait_for_words(page, "On solar")
+    assert page.text_content("#battery-sunrise") == "unknown: not enough history"  # a data log of no days
     before = daemon.rows_today()
     daemon.type("night")
     wait_for_words(page, "On battery", timeout=10)

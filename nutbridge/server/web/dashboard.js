@@ -45,6 +45,17 @@
   const number = (v) => (v === null || v === undefined || v === "" ? null : Number(v));
   const batteryPower = (r) => (finite(r.battery_current) && finite(r.battery_voltage) ? r.battery_current * r.battery_voltage : null);
 
+  // the expected charge at the next sunrise (experimental.* variables; none while the data log has too few days)
+  function atSunrise(v) {
+    if (state.reading === null) return "–";
+    const at = v["experimental.sunrise.time"];
+    if (!at) return "unknown: not enough history";
+    const seconds = number(v["experimental.sunrise.timer"]);
+    const charge = number(v["experimental.battery.charge.sunrise"]);
+    const when = finite(seconds) && seconds > 0 ? `in ${duration(seconds)}` : "due now";
+    return `${String(at).slice(11, 16)}, ${when}: ${finite(charge) ? `~${Math.round(charge)} %` : "charge unknown"}`;
+  }
+
   function stale() {
     return state.lastGoodAt === null || performance.now() - state.lastGoodAt > STALE_POLLS * config.interval * 1000;
   }
@@ -149,6 +160,7 @@
     setText("battery-voltage", fixed(r.battery_voltage, "V", 2));
     setText("battery-current", fixed(r.battery_current, "A", 2));
     setText("battery-runtime", duration(number(v["battery.runtime"])));
+    setText("battery-sunrise", atSunrise(v));
     setText("ups-status", state.comms === "lost" ? "no UPS (nocomms)" : v["ups.status"] || "–");
     setText("age", state.lastGoodAt === null ? "–" : ago(performance.now() - state.lastGoodAt));
     setText("energy-in", fixed(r.energy_generated_today, "kWh", 2));

@@ -85,6 +85,9 @@ async def test_on_grid_afternoon(proxy: FakeProxy) -> None:
         "battery.voltage.nominal": None,
         "battery.voltage.low": None,
         "battery.voltage.high": None,
+        "experimental.battery.charge.sunrise": None,  # no data log to learn the sunrise from
+        "experimental.sunrise.time": None,
+        "experimental.sunrise.timer": None,
         "battery.packs": "2",
         "input.realpower": "-580.0",  # exporting
         "output.realpower": "1130.0",

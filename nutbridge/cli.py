@@ -40,7 +40,8 @@ def parser() -> argparse.ArgumentParser:
         "`nutbridge status [UPS] [--api URL] [--json]` shows a running daemon; "
         "`nutbridge setup UPS --source URL` makes a new install; `nutbridge doctor UPS [--json]` checks one; "
         "`nutbridge migrate UPS [--undo]` switches a Solar Protocol v1 node to nutbridge, and back; "
-        "`nutbridge capture [UPS] [-o OUT]` saves the device's answers, redacted, for a bug report.",
+        "`nutbridge capture [UPS] [-o OUT]` saves the device's answers, redacted, for a bug report; "
+        "`nutbridge killpower UPS [--restore] [--dry-run]` arms the power cycle ([power] cycle = true).",
     )
     p.add_argument("ups", nargs="?", metavar="UPS", help="the ups.conf section this instance feeds")
     p.add_argument("-c", dest="config", metavar="FILE", help="configuration file (TOML)")
@@ -137,29 +138,42 @@ def quiet_broken_stdout() -> None:
         os.dup2(devnull, sys.stdout.fileno())
 
 
+def subcommand(argv: list[str]) -> int | None:
+    """Run the subcommand ``argv`` names (each its own module's main, imported only then); None for none. A UPS
+    called "status" (say) is given with -c."""
+    name, rest = (argv[0], argv[1:]) if argv else ("", [])
+    if name == "status":
+        from nutbridge.status_cmd import main as status_main
+
+        return status_main(rest)
+    if name == "setup":
+        from nutbridge.setup_cmd import main as setup_main
+
+        return setup_main(rest)
+    if name == "migrate":
+        from nutbridge.migrate import main as migrate_main
+
+        return migrate_main(rest)
+    if name == "doctor":
+        from nutbridge.doctor import main as doctor_main
+
+        return doctor_main(rest)
+    if name == "capture":
+        from nutbridge.capture import main as capture_main
+
+        return capture_main(rest)
+    if name == "killpower":
+        from nutbridge.killpower_cmd import main as killpower_main
+
+        return killpower_main(rest)
+    return None
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point; returns the exit status (78 for configuration errors, so systemd stops retrying)."""
     argv = sys.argv[1:] if argv is None else argv
-    if argv[:1] == ["status"]:  # a UPS called "status" is given with -c
-        from nutbridge.status_cmd import main as status_main
-
-        return status_main(argv[1:])
-    if argv[:1] == ["setup"]:
-        from nutbridge.setup_cmd import main as setup_main
-
-        return setup_main(argv[1:])
-    if argv[:1] == ["migrate"]:
-        from nutbridge.migrate import main as migrate_main
-
-        return migrate_main(argv[1:])
-    if argv[:1] == ["doctor"]:
-        from nutbridge.doctor import main as doctor_main
-
-        return doctor_main(argv[1:])
-    if argv[:1] == ["capture"]:
-        from nutbridge.capture import main as capture_main
-
-        return capture_main(argv[1:])
+    if (status := subcommand(argv)) is not None:
+        return status
     args = parser().parse_args(argv)
     setup_logging(args.debug)
     if args.demo:
@@ -199,7 +213,8 @@ def main(argv: list[str] | None = None) -> int:
     from nutbridge.daemon import run
 
     try:
-        return asyncio.run(run(config, portfile, single=args.single, verbose=args.verbose or args.demo, demo=args.demo))
+        verbose = args.verbose or args.demo
+        return asyncio.run(run(config, portfile, single=args.single, verbose=verbose, demo=args.demo, ups=args.ups))
     except NutbridgeError as exc:
         log.error("%s", exc)
         return EX_FAIL

@@ -106,6 +106,20 @@ class PowerConfig:
         allowed="a percentage above 0 and below 100",
     )
 
+    # The power cycle (docs/nut.md "Power back by itself"): `nutbridge killpower` raises the controller's
+    # low-voltage disconnect above the battery so it cuts the load terminal, and sets its reconnect to
+    # return_voltage so it brings the host back by itself. Only right when the host runs from the load terminal.
+    cycle: bool = key(False, types=bool, allowed="true or false")
+    # volts for each 12 V of battery at which the load comes back: one only charging reaches (a resting lead-acid
+    # battery rebounds to about 12.2 V, a boot loop below that), under the boost reconnect (13.2 V by default)
+    return_voltage: float = key(
+        12.8,
+        types=(int, float),
+        check=lambda v: 12.3 <= v <= 13.5,
+        convert=lambda v, *_: float(v),
+        allowed="volts per 12 V of battery, 12.3-13.5",
+    )
+
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class ApiConfig:

@@ -54,12 +54,17 @@ def state_dir(config: Config) -> Path:
 
 @contextlib.asynccontextmanager
 async def open_source(
-    config: Config, *, demo: bool, charge_low: Callable[[], float | None] = lambda: None
+    config: Config,
+    *,
+    demo: bool,
+    charge_low: Callable[[], float | None] = lambda: None,
+    controller_record: Path | None = None,
 ) -> AsyncIterator[tuple[Source, list[Coroutine[Any, Any, None]], Family[Any]]]:
     """The configured source, the background work it brings (the simulator's stdin commands) and its family
     (registry.py), which opens it.
 
     In TEST mode the source goes through the state loop (``charge_low`` sets where lowbatt is).
+    ``controller_record``: a power cycle's record, restored by the family's open if it exists.
     """
     family, section = registry.chosen(config.source, test=config.test.enabled)
     opening = Opening(
@@ -68,6 +73,7 @@ async def open_source(
         fixtures=config.test.fixtures() if config.test.enabled else {},
         demo=demo,
         charge_low=charge_low,
+        controller_record=controller_record,
     )
     async with family.open(section, opening) as (source, background):
         yield source, background, family
@@ -146,6 +152,16 @@ async def serve_only(config: Config) -> int:
     return EX_OK
 
 
+def controller_record(ups: str | None) -> Path | None:
+    """Where a power cycle keeps the controller's settings for ``ups`` (NUT's state folder), None without one."""
+    if ups is None:
+        return None
+    from nutbridge.devices.tracer.cycle import record_file
+    from nutbridge.nut.upsconf import nut_statepath
+
+    return record_file(nut_statepath(), ups)
+
+
 async def run(
     config: Config,
     portfile: PortFile | None,
@@ -155,12 +171,16 @@ async def run(
     demo: bool,
     driver: DriverSide | None = None,
     notifier: Notifier | None = None,
+    ups: str | None = None,
 ) -> int:
     """Poll once (-s) or until SIGTERM/SIGINT, with the consumers the config turns on. ``driver``: driver mode
     (no port file; nutbridge-driver); ``notifier``: where READY goes, if not systemd's socket (a driver's parent
-    waiting for it to be ready)."""
+    waiting for it to be ready); ``ups``: the UPS this instance feeds (driver mode: the driver's), whose power
+    cycle record (devices/tracer/cycle.py) the source's open restores."""
+    ups = driver.ups if driver is not None else ups
+    record = controller_record(ups)
     if single:
-        return await poll(config, portfile, single=True, verbose=verbose, demo=demo)
+        return await poll(config, portfile, single=True, verbose=verbose, demo=demo, record=record)
     if notifier is None:
         notifier = Notifier.from_environment()  # first, so no child inherits it; -s never reads it
     try:
@@ -168,7 +188,9 @@ async def run(
             (config.api.max_connections if config.api.listen else 0)
             + (config.linesocket.max_connections if config.linesocket.listen else 0)
         )
-        return await poll(config, portfile, single=False, verbose=verbose, demo=demo, notifier=notifier, driver=driver)
+        return await poll(
+            config, portfile, single=False, verbose=verbose, demo=demo, notifier=notifier, driver=driver, record=record
+        )
     finally:
         notifier.close()
 
@@ -182,6 +204,7 @@ async def poll(
     demo: bool,
     notifier: Notifier | None = None,
     driver: DriverSide | None = None,
+    record: Path | None = None,
 ) -> int:
     """The source, the monitor and the consumers: one poll (-s) or polling until stopped."""
     dialect = await port_file_dialect(config, portfile)
@@ -198,7 +221,11 @@ async def poll(
             info, ah, first(hand_set_number(hand.get("battery.voltage.nominal")), info.battery_voltage_nominal)
         )
 
-    async with open_source(config, demo=demo, charge_low=charge_low) as (source, background, family):
+    async with open_source(config, demo=demo, charge_low=charge_low, controller_record=record) as (
+        source,
+        background,
+        family,
+    ):
         settings = setting_names(family.table)
         switch = load_switch(source)
         wiring = Wiring(config=config, portfile=portfile, dialect=dialect, settings=settings, verbose=verbose,

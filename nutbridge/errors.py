@@ -24,6 +24,7 @@ that each one defined anywhere in the package is here and under the root).
      ├── capture/take.py CaptureError               the source's device family has no capture hook
      ├── v1node.py V1Error                          a Solar Protocol v1 node's layout is not as expected
      ├── driver_cmd.py UsageError                   nutbridge-driver's flags refused (status 1, as NUT's drivers)
+     ├── devices/tracer/cycle_plan.py CycleError    the power cycle cannot be armed or restored as asked
      │   signals that never leave their module (each caught there and turned into an answer or a retry):
      ├── server/api.py Busy                         the worker threads' line is full (HTTP 503)
      ├── server/pubsub_wire.py Refused              a frame or body the hub cannot take

@@ -106,6 +106,7 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
             "nutbridge.doctor",
             "nutbridge.doctor.*",
             "nutbridge.status_cmd",
+            "nutbridge.killpower_cmd",  # the power cycle by hand or from a shutdown hook
             "nutbridge.capture",
             "nutbridge.capture.*",  # take (the family's capture hook), bundle (redacted files, the archive)
             "nutbridge.migrate",

@@ -64,6 +64,9 @@ class Opening:
     fixtures: Mapping[str, str | None] = field(default_factory=lambda: MappingProxyType({}))  # [test]'s answers
     demo: bool = False  # --demo: the simulator's fast day
     charge_low: Callable[[], float | None] = lambda: None  # battery.charge.low by hand: where TEST mode's lowbatt is
+    # The power cycle's record of the controller's settings (nutbridge-<UPS>.controller): restored at the open
+    # when it exists. None: the daemon does not know its UPS (run without one), nothing to restore.
+    controller_record: Path | None = None
 
 
 # What the daemon says when no source is configured (or a Tracer's has no URL): the default family's key and flags.

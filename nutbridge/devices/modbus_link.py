@@ -1,7 +1,8 @@
 """A Modbus link any Modbus family reads its device over: the pymodbus client made from a ModbusTarget (RTU, TCP,
-RTU over TCP), opened and closed, one planned read (a modbus_map.Request), a coil written and read back, and device
-identification (FC 0x2B); and the one place where pymodbus's and the OS's errors become ours: SourceError when
-there is no answer (or the link itself failed), ProtocolError when the answer is no answer to the request.
+RTU over TCP), opened and closed, one planned read (a modbus_map.Request), a coil written and read back, a block of
+holding registers written in one request (FC10), and device identification (FC 0x2B); and the one place where
+pymodbus's and the OS's errors become ours: SourceError when there is no answer (or the link itself failed),
+ProtocolError when the answer is no answer to the request.
 
 No answer drops the link, and so does any failed read: on a serial line that also drops whatever half frame or
 garbage a timed-out request left behind, so a late or stray answer is never taken for the next one's. Retries,
@@ -11,7 +12,7 @@ backoff and reconnects are the monitor's: the client gets no retries and no auto
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 from pymodbus import FramerType
@@ -148,6 +149,18 @@ class ModbusLink:
         if reply.isError() or not reply.bits:
             raise self._refused(reply, f"reading the {name} coil")
         return bool(reply.bits[0])
+
+    async def write(self, address: int, values: Sequence[int]) -> None:
+        """``values`` into the holding registers from ``address`` in one request (FC10: EPEver's settings are
+        checked against each other, so a block is never split). An exception reply (the controller refused it,
+        nothing changed) is a ProtocolError and keeps the link; no answer drops it."""
+        client = self._open()
+        self.requests += 1
+        at = f"{address:#06x}"
+        with self._answer(f"no answer writing {len(values)} registers at {at}", f"link failed writing at {at}"):
+            reply = await client.write_registers(address, list(values), device_id=self.device_id)
+        if reply.isError():
+            raise self._refused(reply, f"writing {len(values)} registers at {at}")
 
     async def identify(self) -> tuple[str | None, str | None, str | None]:
         """Vendor, product code and revision from Read Device Identification (FC 0x2B); None for each the device

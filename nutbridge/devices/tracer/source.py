@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
 from nutbridge.devices.modbus import ModbusTarget
@@ -156,6 +157,14 @@ class TracerSource:
             if not self.connected:
                 await self.connect()
             return await self.link.coil(LOAD_COIL, on, name="load")
+
+    @contextlib.asynccontextmanager
+    async def settings_link(self) -> AsyncIterator[ModbusLink]:
+        """The open link, for the power cycle's settings writes (cycle.py), with no poll between them."""
+        async with self._exchange:
+            if not self.link.connected:
+                await self.link.connect()
+            yield self.link
 
     async def _read_poll(self) -> dict[str, float]:
         """The poll's registers, in the reads ``coalesce`` and the probe decided."""

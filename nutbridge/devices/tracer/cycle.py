@@ -64,7 +64,8 @@ class Record:
 def read_record(path: Path) -> Record | None:
     """The record, or None when there is none; CycleError when it cannot be read or is not one of ours."""
     try:
-        data = json.loads(path.read_bytes()[:MAX_RECORD])
+        with path.open("rb") as file:
+            data = json.loads(file.read(MAX_RECORD))  # ours is a few hundred bytes; more is not a record
         return Record(str(data["ups"]), str(data["time"]), Controller.from_json(data["controller"]))
     except FileNotFoundError:
         return None

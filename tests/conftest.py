@@ -6,7 +6,6 @@ import contextlib
 import datetime as dt
 import os
 import subprocess
-import time
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
@@ -17,6 +16,7 @@ from nutbridge.devices.tracer.source import TracerSource
 from nutbridge.peers.addresses import AddressPolicy
 from nutbridge.simulator.physics import Mode, Plant
 from nutbridge.simulator.server import SimulatedTracer
+from tests.helpers.zone import local_zone
 
 IN_CI = os.environ.get("CI") == "true"
 
@@ -113,15 +113,5 @@ def midday_zone() -> Iterator[str]:
     a test of today's day file that runs just after local midnight would otherwise see a day of a few minutes.
     Etc/GMT's sign is the other way round: Etc/GMT-12 is twelve hours east of UTC."""
     east = 12 - dt.datetime.now(dt.UTC).hour  # -11 .. +12 hours, every one an Etc/GMT zone
-    zone = f"Etc/GMT{-east:+d}" if east else "Etc/GMT"
-    before = os.environ.get("TZ")
-    os.environ["TZ"] = zone
-    time.tzset()
-    try:
+    with local_zone(f"Etc/GMT{-east:+d}" if east else "Etc/GMT") as zone:
         yield zone
-    finally:
-        if before is None:
-            del os.environ["TZ"]
-        else:
-            os.environ["TZ"] = before
-        time.tzset()

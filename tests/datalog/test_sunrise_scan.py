@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
-import os
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -17,6 +15,7 @@ from nutbridge.datalog.format import HEADER, csv_line, day_file, encode
 from nutbridge.datalog.sunrise_scan import keep_fresh, scan
 from nutbridge.model import Reading
 from nutbridge.sunrise import History
+from tests.helpers.zone import local_zone
 
 BERLIN = ZoneInfo("Europe/Berlin")
 CET = 3600
@@ -26,17 +25,8 @@ TODAY = dt.date(2025, 4, 2)
 @pytest.fixture
 def berlin() -> Iterator[None]:
     """Europe/Berlin as this process's zone: the data log's cells are naive local times."""
-    before = os.environ.get("TZ")
-    os.environ["TZ"] = "Europe/Berlin"
-    time.tzset()
-    try:
+    with local_zone("Europe/Berlin"):
         yield
-    finally:
-        if before is None:
-            del os.environ["TZ"]
-        else:
-            os.environ["TZ"] = before
-        time.tzset()
 
 
 def at(day: dt.date, hh: int, mm: int) -> float:

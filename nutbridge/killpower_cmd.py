@@ -75,7 +75,8 @@ def main(argv: list[str]) -> int:
     try:
         done = asyncio.run(run(args, config, tracer))
     except TimeoutError:
-        print(f"nutbridge killpower: no answer from the Tracer within {DEADLINE:g} s; not armed", file=sys.stderr)
+        left = "not restored" if args.restore else "not armed"
+        print(f"nutbridge killpower: no answer from the Tracer within {DEADLINE:g} s; {left}", file=sys.stderr)
         return EX_FAIL
     except NutbridgeError as exc:
         print(f"nutbridge killpower: {exc}", file=sys.stderr)

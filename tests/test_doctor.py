@@ -8,6 +8,7 @@ a mounts file the test writes (NUTBRIDGE_MOUNTS), systemctl and upsc are stubs w
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import http.server
 import json
 import os
@@ -685,3 +686,19 @@ def test_a_disconnect_that_would_make_lb_all_the_time_fails(layout: Layout) -> N
 
 def test_a_device_without_a_load_terminal_skips_the_check(layout: Layout) -> None:
     assert load_terminal(layout) is None  # an Envoy, a Powerwall: nothing of the kind published
+
+
+def test_the_power_cycle_on_with_no_host_on_the_load_terminal_is_a_warning(layout: Layout) -> None:
+    manual = {"experimental.output.control": "manual", "experimental.battery.voltage.disconnect": "11.10"}
+    ctx = layout.context()
+    assert ctx.config is not None
+    ctx.config = dataclasses.replace(ctx.config, power=dataclasses.replace(ctx.config.power, cycle=True))
+    ctx.upsc_answer = UpscAnswer({"ups.status": "OL", **manual, "output.current": "0.00"}, None)
+    result = check_load_terminal(ctx)
+    assert result is not None and result.level == WARN, result
+    assert "carries 0 A" in result.message and result.fix and "cycle = false" in result.fix
+    ctx.upsc_answer = UpscAnswer({"ups.status": "OL", **manual, "output.current": "0.42"}, None)  # a Pi runs on it
+    assert (ok := check_load_terminal(ctx)) is not None and ok.level == OK, ok
+    ctx.config = dataclasses.replace(ctx.config, power=dataclasses.replace(ctx.config.power, cycle=False))
+    ctx.upsc_answer = UpscAnswer({"ups.status": "OL", **manual, "output.current": "0.00"}, None)
+    assert (off := check_load_terminal(ctx)) is not None and off.level == OK, off  # no cycle: nothing to warn of

@@ -3,7 +3,7 @@ from it must be shut down by NUT before the controller cuts it. Nothing to check
 
 from __future__ import annotations
 
-from nutbridge.doctor.context import FAIL, OK, Context, Result
+from nutbridge.doctor.context import FAIL, OK, WARN, Context, Result
 from nutbridge.power import NOMINAL_12V, LowVoltage
 
 DISCONNECT = "experimental.battery.voltage.disconnect"
@@ -11,6 +11,7 @@ CONTROL = "experimental.output.control"
 MODE_REGISTER = {"manual": 0, "light": 1, "light+timer": 2, "timer": 3}  # 0x903D, epever-load-control.md (c)
 FULL_REST_12V = 12.6  # V: a full 12 V lead-acid battery at rest; LB above it would be raised all the time
 DEFAULT_DISCONNECT_12V, DEFAULT_RECONNECT_12V = 11.10, 12.60  # EPEver's 12 V defaults (the reference's [TD])
+HOST_CURRENT = 0.05  # A: a running Pi draws 0.15 A or more from 12 V; a current sensor reads some 10 mA of noise
 
 
 def check_load_terminal(ctx: Context) -> Result | None:
@@ -54,9 +55,25 @@ def check_load_terminal(ctx: Context) -> Result | None:
             f"(reconnect) to {DEFAULT_RECONNECT_12V * scale:.2f} V, EPEver's defaults, as one block with the other "
             "voltages (battery type User); or lower [power] disconnect_margin",
         )
-    return Result(
-        name,
-        OK,
+    said = (
         f"load control {control or 'unknown'}; the controller cuts its load at {disconnect:.2f} V, NUT is told LB "
-        f"at {lb_at:.2f} V or earlier (the margin, plus {guard.shutdown_seconds:g} s of the drain at the time)",
+        f"at {lb_at:.2f} V or earlier (the margin, plus {guard.shutdown_seconds:g} s of the drain at the time)"
     )
+    load = number(values.get("output.current"))
+    if ctx.config is not None and ctx.config.power.cycle and load is not None and load < HOST_CURRENT:
+        return Result(
+            name,
+            WARN,
+            f"{said}; but [power] cycle is on and the load terminal carries {load:g} A while this host runs: as far as "
+            "upsc tells, the host is not powered from it, and the power cycle would cut the terminal without "
+            "bringing this host back",
+            f"power the host from the controller's load terminal, or set cycle = false in [power] of {ctx.config_file}",
+        )
+    return Result(name, OK, said)
+
+
+def number(text: str | None) -> float | None:
+    try:
+        return None if text is None else float(text)
+    except ValueError:
+        return None

@@ -131,21 +131,27 @@ def from_port_file(path: Path, interval: float) -> dict[str, Any]:
     }
 
 
+def nut_view(source: str, values: dict[str, str], stale_because: str | None) -> dict[str, Any]:
+    """What NUT's side says, without the API's age or the data log's sparklines: stale when ``stale_because``."""
+    return {
+        "source": source,
+        "fresh": stale_because is None,
+        "reason": stale_because,
+        "comms": "ok" if stale_because is None else "lost",
+        "age": None,
+        "variables": values,
+        "today": {"pv_watts": [], "charge_percent": []},
+    }
+
+
 def from_driver(path: Path) -> dict[str, Any]:
     """Driver mode without the API: what the driver publishes on its socket, and whether it calls it stale."""
     try:
         dump = read_driver(path, TIMEOUT)
     except WireError as exc:
         raise ValueError(str(exc)) from exc
-    return {
-        "source": str(path),
-        "fresh": not dump.stale,
-        "reason": "the driver says the data is stale: the device does not answer" if dump.stale else None,
-        "comms": "lost" if dump.stale else "ok",
-        "age": None,
-        "variables": dump.values,
-        "today": {"pv_watts": [], "charge_percent": []},
-    }
+    why = "the driver says the data is stale: the device does not answer" if dump.stale else None
+    return nut_view(str(path), dump.values, why)
 
 
 def from_upsd(ups: str, upsd: str) -> dict[str, Any]:
@@ -153,16 +159,8 @@ def from_upsd(ups: str, upsd: str) -> dict[str, Any]:
     answer = run_upsc([os.environ.get("NUTBRIDGE_UPSC") or "upsc", f"{ups}@{upsd}"], TIMEOUT)
     if answer.error is not None and answer.error != STALE:
         raise OSError(answer.error)
-    stale = answer.error == STALE
-    return {
-        "source": f"upsc {ups}@{upsd}",
-        "fresh": not stale,
-        "reason": "upsd says the data is stale" if stale else None,
-        "comms": "lost" if stale else "ok",
-        "age": None,
-        "variables": answer.values,
-        "today": {"pv_watts": [], "charge_percent": []},
-    }
+    why = "upsd says the data is stale" if answer.error == STALE else None
+    return nut_view(f"upsc {ups}@{upsd}", answer.values, why)
 
 
 def driver_section(ups: str) -> dict[str, str] | None:

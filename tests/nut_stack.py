@@ -17,7 +17,9 @@ import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from pathlib import Path
 from types import TracebackType
-from typing import IO, Self, TypeVar
+from typing import IO, Protocol, Self, TypeVar
+
+import pytest
 
 from nutbridge.nut.upsconf import find_upsdrvctl
 from nutbridge.nut.version import find_dummy_ups
@@ -57,6 +59,33 @@ def missing_programs() -> list[str]:
     if upsc_path() is None:
         missing.append("upsc")
     return missing
+
+
+def require_nut() -> None:
+    """At a NUT test module's import: skip it where NUT cannot run, but fail it in CI, where it must."""
+    reason = why_not_runnable()
+    if reason is None:
+        return
+    if os.environ.get("CI") == "true":
+        pytest.fail(f"NUT end-to-end tests cannot run in CI: {reason}", pytrace=False)
+    pytest.skip(reason, allow_module_level=True)
+
+
+def start_simulator(rig: SimulatorRig, mode: str, *, port: int = 0, soc: float | None = None) -> Simulator:
+    """Start a simulator for ``rig`` in ``mode`` (on ``port``, or a free one), stopped with the rig's closers."""
+    sim = Simulator(rig.folder, mode=mode, port=port, soc=soc, name=f"simulator{len(rig.sims) + 1}")
+    rig.sims.append(sim)
+    rig.closers.callback(sim.stop)
+    sim.start()
+    return sim
+
+
+class SimulatorRig(Protocol):
+    """A test's processes as start_simulator needs them."""
+
+    folder: Path
+    closers: contextlib.ExitStack
+    sims: list[Simulator]
 
 
 def why_not_runnable() -> str | None:

@@ -119,7 +119,8 @@ class DriverState:
     def own(self, name: str, value: str) -> list[str]:
         """Set a variable the driver keeps about itself (such as driver.state), which no poll may change: its
         SETINFO if the value changed."""
-        self.static = self.static | {name}
+        if name not in self.static:  # once: this runs at every poll
+            self.static = self.static | {name}
         if self.values.get(name) == value:
             return []
         self.values[name] = value

@@ -19,15 +19,20 @@ from pathlib import Path
 
 import pytest
 
-from tests.nut_stack import DriverModeStack, Simulator, hold, kill_pid, pid_alive, wait_for, why_not_runnable
+from tests.nut_stack import (
+    DriverModeStack,
+    Simulator,
+    hold,
+    kill_pid,
+    pid_alive,
+    require_nut,
+    start_simulator,
+    wait_for,
+)
 
 pytestmark = pytest.mark.nut
 
-_reason = why_not_runnable()
-if _reason is not None:
-    if os.environ.get("CI") == "true":
-        pytest.fail(f"NUT end-to-end tests cannot run in CI: {_reason}", pytrace=False)
-    pytest.skip(_reason, allow_module_level=True)
+require_nut()
 
 TIMEOUT = 30.0  # for anything that should take a few seconds; the machine may be busy
 SHUTDOWN_TIMEOUT = 60.0  # nocomms_grace (10 s) + DEADTIME + POLLFREQ + HOSTSYNC, with plenty of slack
@@ -47,11 +52,7 @@ class Rig:
 
     def simulator(self, mode: str, *, port: int = 0, soc: float | None = None) -> Simulator:
         """Start a simulator in ``mode`` (on ``port``, or a free one)."""
-        sim = Simulator(self.folder, mode=mode, port=port, soc=soc, name=f"simulator{len(self.sims) + 1}")
-        self.sims.append(sim)
-        self.closers.callback(sim.stop)
-        sim.start()
-        return sim
+        return start_simulator(self, mode, port=port, soc=soc)
 
     def start(self, sim: Simulator, *, grace: float | None = None, maxage: int | None = None) -> DriverModeStack:
         """upsdrvctl starts nutbridge-driver on ``sim``, then upsd; wait until upsc reads the driver."""

@@ -16,15 +16,11 @@ from pathlib import Path
 
 import pytest
 
-from tests.nut_stack import START_TIMEOUT, DriverModeStack, pid_alive, wait_for, why_not_runnable
+from tests.nut_stack import START_TIMEOUT, DriverModeStack, pid_alive, require_nut, wait_for
 
 pytestmark = pytest.mark.nut
 
-_reason = why_not_runnable()
-if _reason is not None:
-    if os.environ.get("CI") == "true":
-        pytest.fail(f"NUT end-to-end tests cannot run in CI: {_reason}", pytrace=False)
-    pytest.skip(_reason, allow_module_level=True)
+require_nut()
 
 NOT_CONNECTED = "Error: Driver not connected"
 UNIT_FOLDERS = (Path("/lib/systemd/system/nut-driver@.service"), Path("/usr/lib/systemd/system/nut-driver@.service"))

@@ -4,21 +4,16 @@ load and set battery.charge.low, which a restarted driver still has; ups.conf's 
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from tests.nut_stack import START_TIMEOUT, UPS, UPSDRVCTL, DriverModeStack, wait_for, why_not_runnable
+from tests.nut_stack import START_TIMEOUT, UPS, UPSDRVCTL, DriverModeStack, require_nut, wait_for
 
 pytestmark = pytest.mark.nut
 
-_reason = why_not_runnable()
-if _reason is not None:
-    if os.environ.get("CI") == "true":
-        pytest.fail(f"NUT end-to-end tests cannot run in CI: {_reason}", pytrace=False)
-    pytest.skip(_reason, allow_module_level=True)
+require_nut()
 
 
 @pytest.fixture

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-import os
 import shutil
 import tempfile
 import time
@@ -25,15 +24,11 @@ from nutbridge.nut.driver_socket import DriverSocket
 from nutbridge.nut.driver_state import CmdStatus, SetStatus
 from nutbridge.snapshot import Comms, Snapshot
 from tests.helpers.monitor import nut_view
-from tests.nut_stack import DriverSocketStack, kill_pid, read_pid, why_not_runnable
+from tests.nut_stack import DriverSocketStack, kill_pid, read_pid, require_nut
 
 pytestmark = pytest.mark.nut
 
-_reason = why_not_runnable()
-if _reason is not None:
-    if os.environ.get("CI") == "true":
-        pytest.fail(f"NUT end-to-end tests cannot run in CI: {_reason}", pytrace=False)
-    pytest.skip(_reason, allow_module_level=True)
+require_nut()
 
 TIMEOUT = 30.0  # for what should take a second or two; the machine may be busy
 STALE = "Error: Data stale"

@@ -24,15 +24,11 @@ from nutbridge.nut import version
 from nutbridge.nut.version import NutVersion
 from nutbridge.server.app import Sidecar, tls_context
 from tests.helpers.envoy import SERIAL, Gateway, token
-from tests.nut_stack import Nutbridge, NutStack, Simulator, hold, wait_for, why_not_runnable
+from tests.nut_stack import Nutbridge, NutStack, Simulator, hold, require_nut, start_simulator, wait_for
 
 pytestmark = pytest.mark.nut
 
-_reason = why_not_runnable()
-if _reason is not None:
-    if os.environ.get("CI") == "true":
-        pytest.fail(f"NUT end-to-end tests cannot run in CI: {_reason}", pytrace=False)
-    pytest.skip(_reason, allow_module_level=True)
+require_nut()
 
 TIMEOUT = 30.0  # for anything that should take a few seconds; the machine may be busy
 SHUTDOWN_TIMEOUT = 45.0  # upsmon: POLLFREQ + DEADTIME + HOSTSYNC + FINALDELAY, with plenty of slack
@@ -53,11 +49,7 @@ class Rig:
 
     def simulator(self, mode: str, *, port: int = 0, soc: float | None = None) -> Simulator:
         """Start a simulator in ``mode`` (on ``port``, or a free one)."""
-        sim = Simulator(self.folder, mode=mode, port=port, soc=soc, name=f"simulator{len(self.sims) + 1}")
-        self.sims.append(sim)
-        self.closers.callback(sim.stop)
-        sim.start()
-        return sim
+        return start_simulator(self, mode, port=port, soc=soc)
 
     def nutbridge(self, sim: Simulator, *, config_file: bool, grace: float | None = None) -> Nutbridge:
         """Start nutbridge on ``sim``: with command-line flags, or with a TOML file. Either way it finds its UPS
